@@ -1,0 +1,65 @@
+"""Load DICOM series from the local database as volumes (Slicer's scalar-volume plugin).
+
+Two steps, like Slicer's DICOM plugins::
+
+    loadables = examine(files)          # candidate volumes, best first
+    loaded = load(loadables[0])         # -> LoadedVolume
+    loaded = load_series(files)         # both in one call (best loadable)
+    write_nifti(loaded, "out.nii.gz")   # or write_nrrd(loaded, "out.nrrd")
+
+:func:`examine` reads headers only and splits a series that mixes several
+volumes (orientation, size, acquisition, echo, image type, temporal position)
+into :class:`Loadable` candidates, each with a ``reason`` and a ``confidence``.
+:func:`load` sorts slices along the slice normal, decodes pixels (any transfer
+syntax pydicom's pixel plugins decode) straight into one preallocated array and
+applies Rescale Slope/Intercept. Geometry problems (uneven spacing, missing
+slices, gantry tilt, mixed orientations or sizes, duplicate positions) are
+issued as :class:`~dicomstation.errors.GeometryWarning` *and* recorded in
+``LoadedVolume.warnings``. A series that cannot become a volume raises
+:class:`~dicomstation.errors.LoadError` naming the files.
+
+``LoadedVolume`` fields (stable interface)
+------------------------------------------
+volume : highdicom.Volume
+    The (first time point's) volume. ``volume.array`` is ``(slices, rows,
+    columns)``, or ``(slices, rows, columns, 3)`` for RGB (channel
+    ``RGBColorChannel``). ``volume.affine`` maps ``(slice, row, column)``
+    indices to LPS millimetres; ``volume.spacing``, ``.position``,
+    ``.direction`` give spacing, origin and direction cosines.
+series_instance_uid, study_instance_uid : str
+frame_of_reference_uid : str or None
+modality : str
+sop_instance_uids : tuple[str, ...]
+    Distinct source SOP Instance UIDs in slice order.
+sources : tuple[tuple[SliceSource, ...], ...]
+    ``sources[t][k]``: path, SOP Instance UID and frame number of slice ``k``
+    of time point ``t`` (``slice_sources`` is ``sources[0]``).
+warnings : tuple[str, ...]
+    Every GeometryWarning message issued while loading.
+time_points : tuple[highdicom.Volume, ...]
+    Every time point of a 4D or cine series (``(volume,)`` for 3D); views on
+    one array. ``time_values`` / ``time_attribute`` say how they are ordered.
+kind : LoadableKind ; name : str ; rescaled : bool
+Convenience: ``is_4d``, ``affine_lps``, ``affine_ras``, ``spacing``,
+``origin``, ``direction``, ``array_4d()``.
+"""
+
+from __future__ import annotations
+
+from dicomstation.volumes.model import (
+    LPS_TO_RAS,
+    FrameHeader,
+    Loadable,
+    LoadableKind,
+    LoadedVolume,
+    SliceSource,
+)
+
+__all__ = [
+    "LPS_TO_RAS",
+    "FrameHeader",
+    "Loadable",
+    "LoadableKind",
+    "LoadedVolume",
+    "SliceSource",
+]
