@@ -1,0 +1,317 @@
+"""The local DICOM database: files on disk + SQLite index + cached JSON headers.
+
+Layout of a database folder::
+
+    index.sqlite                     the index (WAL mode, schema in schema.py)
+    files/<study>/<series>/<sop>.dcm instances owned by the database
+    incoming/                        staging area; emptied on open (crash leftovers)
+
+Every instance is indexed atomically: its file is complete and in place before
+its row is committed, and a failed commit removes (or gives back) the file, so
+neither a crash nor a bad file leaves a half-indexed instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dicomstation.database.importer import Scanned, expand_paths, scan_files
+from dicomstation.database.ingest import Mode, insert_batch
+from dicomstation.database.matching import conditions
+from dicomstation.database.records import LEVEL_SQL, row_to_ref
+from dicomstation.database.schema import migrate
+from dicomstation.errors import DatabaseError, NotFoundError
+from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
+
+if TYPE_CHECKING:
+    from dicomstation.nodes.base import CancelToken, Ref
+
+__all__ = ["Database"]
+
+PathLike = str | os.PathLike[str]
+Progress = Callable[[ProgressEvent], None]
+
+
+class Database:
+    """A local DICOM database in one folder. Thread-safe; use :meth:`open` or :meth:`temporary`."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, *, temporary: bool = False) -> None:
+        self.root = root
+        self.temporary_db = temporary
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # -- lifecycle -----------------------------------------------------------------
+    @classmethod
+    def open(cls, path: PathLike) -> Database:
+        """Open (creating if needed) the database in folder ``path``.
+
+        Raises
+        ------
+        DatabaseError
+            If the folder or index cannot be opened.
+        """
+        root = Path(path).expanduser().resolve()
+        try:
+            (root / "files").mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(root / "incoming", ignore_errors=True)
+            (root / "incoming").mkdir()
+            conn = sqlite3.connect(root / "index.sqlite", check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn, str(root))
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseError(f"cannot open database {root}: {exc}") from exc
+        return cls(root, conn)
+
+    @classmethod
+    @contextlib.contextmanager
+    def temporary(cls) -> Iterator[Database]:
+        """A database in a new temporary folder, deleted with all its files on exit."""
+        root = Path(tempfile.mkdtemp(prefix="dicomstation-"))
+        db = cls.open(root)
+        db.temporary_db = True
+        try:
+            yield db
+        finally:
+            db.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def close(self) -> None:
+        """Close the index."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.root)!r})"
+
+    # -- import --------------------------------------------------------------------
+    def import_path(self, paths: PathLike | Iterable[PathLike], *, copy: bool = True,
+                    progress: Progress | None = None, cancel: CancelToken | None = None,
+                    workers: int | None = None) -> TransferReport:
+        """Import files and folders (recursively), like Slicer's ``importDicom``.
+
+        Parameters
+        ----------
+        paths : path or iterable of paths
+            Files and/or folders.
+        copy : bool
+            Copy files into the database (True) or index them where they are (False).
+        progress : callable, optional
+            Receives :class:`ProgressEvent` after every batch.
+        cancel : CancelToken, optional
+            Stops the import between batches; what was committed stays.
+        workers : int, optional
+            Parser processes (default: CPU count).
+
+        Returns
+        -------
+        TransferReport
+            Imported, skipped (already present) and failed files with reasons.
+            Non-DICOM and truncated files are reported, never abort the import.
+        """
+        sources = expand_paths(paths)
+        return self._ingest(sources, Mode.COPY if copy else Mode.REFERENCE, "import",
+                            progress, cancel, workers)
+
+    def add_files(self, paths: Iterable[PathLike], *, move: bool = True,
+                  progress: Progress | None = None) -> TransferReport:
+        """Index complete files written by dicomstation (fetched, received, exported).
+
+        With ``move=True`` the database takes the files over: they are moved into
+        the store, and duplicates (SOP Instance UID already present) are deleted.
+        """
+        sources = [os.fspath(p) for p in paths]
+        return self._ingest(sources, Mode.MOVE if move else Mode.COPY, "add", progress, None, 1)
+
+    def _ingest(self, sources: list[str], mode: Mode, operation: str, progress: Progress | None,
+                cancel: CancelToken | None, workers: int | None) -> TransferReport:
+        started = time.perf_counter()
+        staging = self.root / "incoming" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        ok: list[str] = []
+        skipped: list[str] = []
+        failed: dict[str, str] = {}
+        nbytes = 0
+        try:
+            stage_dir = str(staging) if mode is Mode.COPY else None
+            for batch in scan_files(sources, stage_dir, workers):
+                if cancel is not None and cancel.cancelled:
+                    break
+                result = self._insert(batch, mode)
+                ok += result.succeeded
+                skipped += result.skipped
+                failed.update(result.failed)
+                nbytes += result.bytes_transferred
+                if progress is not None:
+                    progress(ProgressEvent(operation, Phase.PROGRESS, len(ok) + len(skipped)
+                                           + len(failed), len(sources), nbytes))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        report = TransferReport(operation, tuple(ok), tuple(skipped), failed, {}, nbytes,
+                                time.perf_counter() - started)
+        if progress is not None:
+            progress(ProgressEvent(operation, Phase.DONE, len(sources), len(sources), nbytes))
+        return report
+
+    def _insert(self, batch: list[Scanned], mode: Mode) -> TransferReport:
+        with self._lock:
+            return insert_batch(self._conn, self.root / "files", batch, mode)
+
+    # -- queries -------------------------------------------------------------------
+    def iter_find(self, query: Query) -> Iterator[Ref]:
+        """Yield studies/series/instances (or patients) matching ``query``."""
+        level = Level.parse(query.level)
+        sql, order = LEVEL_SQL[level]
+        conds = conditions(level, query.filters, query.fuzzy)
+        where = [c.sql for c in conds]
+        params: list[object] = [p for c in conds for p in c.params]
+        if query.study_uid and level in (Level.SERIES, Level.IMAGE):
+            where.append("st.study_uid = ?")
+            params.append(query.study_uid)
+        if query.series_uid and level is Level.IMAGE:
+            where.append("se.series_uid = ?")
+            params.append(query.series_uid)
+        text = sql + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order}"
+        text += " LIMIT ? OFFSET ?"
+        params += [-1 if query.limit is None else query.limit, query.offset]
+        with self._lock:
+            rows = self._conn.execute(text, params).fetchall()
+        for row in rows:
+            yield row_to_ref(row, level)
+
+    def find(self, query: Query) -> list[Ref]:
+        """All matches of :meth:`iter_find`."""
+        return list(self.iter_find(query))
+
+    def has_instances(self, uids: Iterable[str]) -> set[str]:
+        """Return the subset of SOP Instance UIDs already in the database."""
+        wanted = list(uids)
+        present: set[str] = set()
+        with self._lock:
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", part)
+                present.update(r[0] for r in rows)
+        return present
+
+    def _paths(self, where: str, params: Sequence[object]) -> list[Path]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT i.path FROM instances i JOIN series se ON se.series_uid = i.series_uid"
+                f" WHERE {where} ORDER BY se.series_number, i.instance_number, i.sop_uid",
+                params).fetchall()
+        return [Path(r[0]) for r in rows]
+
+    def series_files(self, series_uid: str) -> list[Path]:
+        """Files of a series, by instance number. Raises NotFoundError if unknown."""
+        found = self._paths("se.series_uid = ?", (series_uid,))
+        if not found:
+            raise NotFoundError(f"series {series_uid} is not in the database {self.root}")
+        return found
+
+    def study_files(self, study_uid: str) -> list[Path]:
+        """Files of a study. Raises NotFoundError if unknown."""
+        found = self._paths("se.study_uid = ?", (study_uid,))
+        if not found:
+            raise NotFoundError(f"study {study_uid} is not in the database {self.root}")
+        return found
+
+    def instance_path(self, sop_uid: str) -> Path:
+        """The file of one instance. Raises NotFoundError if unknown."""
+        found = self._paths("i.sop_uid = ?", (sop_uid,))
+        if not found:
+            raise NotFoundError(f"instance {sop_uid} is not in the database {self.root}")
+        return found[0]
+
+    def level_of(self, uid: str) -> Level:
+        """Whether ``uid`` is a study, series or instance here. Raises NotFoundError."""
+        with self._lock:
+            for level, table, column in ((Level.STUDY, "studies", "study_uid"),
+                                         (Level.SERIES, "series", "series_uid"),
+                                         (Level.IMAGE, "instances", "sop_uid")):
+                sql = f"SELECT 1 FROM {table} WHERE {column} = ?"
+                if self._conn.execute(sql, (uid,)).fetchone():
+                    return level
+        raise NotFoundError(f"{uid} is not in the database {self.root}")
+
+    def files_of(self, uid: str) -> list[Path]:
+        """Files of a study, series or instance UID."""
+        level = self.level_of(uid)
+        if level is Level.STUDY:
+            return self.study_files(uid)
+        if level is Level.SERIES:
+            return self.series_files(uid)
+        return [self.instance_path(uid)]
+
+    # -- metadata ------------------------------------------------------------------
+    def metadata(self, study_uid: str, series_uid: str | None = None) -> list[Mapping[str, Any]]:
+        """DICOM JSON headers (no bulk data) of every instance of a study or series.
+
+        Headers are made from the files on first request and cached in the index.
+        """
+        from dicomstation.database.headers import load_headers
+
+        where = "se.study_uid = ?" + (" AND se.series_uid = ?" if series_uid else "")
+        params = (study_uid, series_uid) if series_uid else (study_uid,)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
+                f" ON se.series_uid = i.series_uid WHERE {where}"
+                " ORDER BY se.series_number, i.instance_number", params).fetchall()
+        if not rows:
+            raise NotFoundError(f"{series_uid or study_uid} is not in the database {self.root}")
+        headers, fresh = load_headers(rows)
+        if fresh:
+            with self._lock:
+                self._conn.executemany(
+                    "UPDATE instances SET header_json = ? WHERE sop_uid = ?", fresh)
+        return headers
+
+    # -- delete --------------------------------------------------------------------
+    def delete(self, uid: str) -> int:
+        """Delete a study, series or instance (rows, and files the database owns).
+
+        Returns the number of instances removed.
+        """
+        level = self.level_of(uid)
+        column = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid",
+                  Level.IMAGE: "i.sop_uid"}[level]
+        from dicomstation.database.ingest import delete_rows
+
+        with self._lock:
+            count, owned = delete_rows(self._conn, level, column, uid)
+        for path in owned:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+                path.parent.parent.rmdir()
+        return count
+
+    def load(self, series_uid: str) -> Any:
+        """Load a series as a volume (see :func:`dicomstation.volumes.load_series`)."""
+        from dicomstation.volumes import load_series  # volumes build on the database
+
+        return load_series(self.series_files(series_uid))

@@ -1,0 +1,117 @@
+"""Parallel parsing of files to import: scan headers, stage copies, report failures.
+
+Workers (processes, so parsing uses every core) read each file once, scan its
+header (:mod:`.scanner`) and, when copying, write the bytes to a staging file
+under ``<root>/incoming``. The database process then moves staged files into
+place and inserts the rows in batched transactions (:mod:`.database`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dicomstation.database.scanner import scan_bytes
+from dicomstation.errors import InvalidDicomError
+
+__all__ = ["Scanned", "expand_paths", "scan_files"]
+
+_PARALLEL_THRESHOLD = 64
+_CHUNK = 32
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """One file's outcome: fields on success, else ``error`` names what was wrong."""
+
+    source: str
+    fields: dict[str, Any] | None
+    transfer_syntax: str = ""
+    size: int = 0
+    staged: str | None = None
+    error: str | None = None
+
+
+def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Return every regular file under the given files and folders, sorted per folder."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    found: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                found.extend(os.path.join(folder, name) for name in sorted(files))
+        elif path.exists():
+            found.append(str(path))
+        else:
+            found.append(str(path))  # reported as missing by the scan
+    return found
+
+
+def _scan_one(source: str, staging: str | None) -> Scanned:
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return Scanned(source, None, error=f"{source}: cannot read ({exc.strerror or exc})")
+    try:
+        result = scan_bytes(data, source)
+    except InvalidDicomError as exc:
+        return Scanned(source, None, error=str(exc))
+    staged = None
+    if staging is not None:
+        staged = os.path.join(staging, f"{uuid.uuid4().hex}.part")
+        try:
+            with open(staged, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            _unlink(staged)
+            return Scanned(source, None, error=f"{source}: cannot stage copy ({exc})")
+    return Scanned(source, result.fields, result.transfer_syntax, len(data), staged)
+
+
+def _scan_chunk(sources: list[str], staging: str | None) -> list[Scanned]:
+    return [_scan_one(source, staging) for source in sources]
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _executor(workers: int) -> Executor:
+    # forkserver: safe when the caller has threads (web server, progress bars).
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def scan_files(sources: list[str], staging: str | None, workers: int | None = None
+               ) -> Iterator[list[Scanned]]:
+    """Scan ``sources`` (in parallel when many), yielding results chunk by chunk, in order.
+
+    Parameters
+    ----------
+    sources : list of str
+        Files to scan.
+    staging : str or None
+        Folder for staged copies, or None to only scan (import by reference).
+    workers : int, optional
+        Process count; default: CPU count. Small imports run in this process.
+    """
+    chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
+    count = workers or os.cpu_count() or 1
+    if count <= 1 or len(sources) < _PARALLEL_THRESHOLD:
+        for chunk in chunks:
+            yield _scan_chunk(chunk, staging)
+        return
+    with _executor(count) as pool:
+        yield from pool.map(_scan_chunk, chunks, [staging] * len(chunks))

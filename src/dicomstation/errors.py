@@ -1,0 +1,155 @@
+"""The one exception tree of dicomstation.
+
+Every error raised on purpose by the package derives from :class:`DicomStationError`.
+Errors from backends (httpx, pynetdicom, sqlite3, pydicom) are translated in one
+place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
+``database/database.py``) so callers only ever catch what is drawn here::
+
+    DicomStationError
+    ├── ConfigError                 settings file, unknown server, bad option
+    ├── InvalidDicomError           a file that is not (complete) DICOM; names the file
+    ├── NotFoundError               a UID that is not in the database or on the server
+    ├── DatabaseError               the local database cannot do what was asked
+    ├── NodeError                   a remote server failed; names server, operation, UID
+    │   ├── ConnectionFailedError   refused, reset, dropped mid-transfer, timed out
+    │   ├── AuthenticationError     401/403, association rejected for the calling AE
+    │   ├── RemoteStatusError       HTTP 4xx/5xx or DIMSE Failure status
+    │   ├── ProtocolError           malformed multipart, wrong content type, truncated part
+    │   └── AssociationError        DIMSE association rejected or aborted
+    ├── CancelledError              the user cancelled a transfer
+    ├── LoadError                   a series cannot become a volume; names the files
+    ├── ProcessingError             a processing step got input it cannot handle
+    └── ExportError                 a result cannot become a valid DICOM record
+
+Warnings that do not stop the work (uneven slice spacing, gantry tilt...) are
+:class:`GeometryWarning` instances, issued with :func:`warnings.warn` and also
+returned on the loaded object so nothing is silent.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AssociationError",
+    "AuthenticationError",
+    "CancelledError",
+    "ConfigError",
+    "ConnectionFailedError",
+    "DatabaseError",
+    "DicomStationError",
+    "ExportError",
+    "GeometryWarning",
+    "InvalidDicomError",
+    "LoadError",
+    "NodeError",
+    "NotFoundError",
+    "ProcessingError",
+    "ProtocolError",
+    "RemoteStatusError",
+]
+
+
+class DicomStationError(Exception):
+    """Root of every error dicomstation raises on purpose."""
+
+
+class ConfigError(DicomStationError):
+    """Settings are missing, malformed, or name an unknown server."""
+
+
+class InvalidDicomError(DicomStationError):
+    """A file is not DICOM, or is truncated.
+
+    Parameters
+    ----------
+    path : str
+        The offending file.
+    reason : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class NotFoundError(DicomStationError):
+    """A UID (or other key) that does not exist where it was looked for."""
+
+
+class DatabaseError(DicomStationError):
+    """The local database cannot complete an operation."""
+
+
+class NodeError(DicomStationError):
+    """A remote DICOM node failed.
+
+    Parameters
+    ----------
+    message : str
+        What happened.
+    server : str
+        Name (or URL / AE title) of the server.
+    operation : str
+        The operation, with the standard's name (``QIDO-RS``, ``C-FIND``...).
+    uid : str or None
+        The UID concerned, when there is one.
+    status : int or None
+        HTTP or DIMSE status, when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str,
+        operation: str,
+        uid: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        where = f"{operation} on {server}" + (f" for {uid}" if uid else "")
+        super().__init__(f"{where}: {message}")
+        self.server = server
+        self.operation = operation
+        self.uid = uid
+        self.status = status
+
+
+class ConnectionFailedError(NodeError):
+    """The connection was refused, reset, dropped or timed out (retryable)."""
+
+
+class AuthenticationError(NodeError):
+    """The server refused our credentials or calling AE title."""
+
+
+class RemoteStatusError(NodeError):
+    """The server answered with an error status (HTTP 4xx/5xx, DIMSE Failure)."""
+
+
+class ProtocolError(NodeError):
+    """The server's answer does not follow the protocol (multipart, content type...)."""
+
+
+class AssociationError(NodeError):
+    """A DIMSE association was rejected or aborted."""
+
+
+class CancelledError(DicomStationError):
+    """The user cancelled the operation; nothing half-done was kept."""
+
+
+class LoadError(DicomStationError):
+    """A series cannot be loaded as a volume."""
+
+
+class ProcessingError(DicomStationError):
+    """A processing step got input it cannot handle."""
+
+
+class ExportError(DicomStationError):
+    """A result cannot be exported as a valid DICOM record."""
+
+
+class GeometryWarning(UserWarning):
+    """A geometry problem that does not stop loading (uneven spacing, tilt...)."""
