@@ -1,0 +1,188 @@
+"""What every exporter shares: options, the source series, UIDs, writing and importing.
+
+Exported objects are new instances in the *source's study* (patient and study
+attributes are taken from the source), with new Series and SOP Instance UIDs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from dicomstation.errors import ExportError, InvalidDicomError, LoadError
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
+    from dicomstation.models import TransferReport
+
+__all__ = [
+    "ExportOptions",
+    "SourceSeries",
+    "apply_options",
+    "import_into",
+    "new_uid",
+    "write_datasets",
+]
+
+SOFTWARE_VERSION = "dicomstation 0.1"
+
+
+def new_uid() -> str:
+    """Return a new UID (highdicom's UID generator, under its registered root)."""
+    return str(hd.UID())
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Options common to every exported object (Slicer's DICOM export dialog).
+
+    Parameters
+    ----------
+    series_description : str or None
+        SeriesDescription; each exporter has a sensible default.
+    series_number : int or None
+        SeriesNumber; by default the source's series number plus an offset.
+    institution_name, institution_address, institutional_department_name : str or None
+        Institution tags written on the new object.
+    manufacturer, manufacturer_model_name, device_serial_number : str
+        Equipment that made the object (this software).
+    content_creator_name : str or None
+        Person who made the result (DICOM PN, ``FAMILY^GIVEN``).
+    """
+
+    series_description: str | None = None
+    series_number: int | None = None
+    institution_name: str | None = None
+    institution_address: str | None = None
+    institutional_department_name: str | None = None
+    manufacturer: str = "dicomstation"
+    manufacturer_model_name: str = "dicomstation"
+    device_serial_number: str = "1"
+    software_versions: str = SOFTWARE_VERSION
+    content_creator_name: str | None = None
+
+    def number(self, source: Dataset, offset: int) -> int:
+        """The series number to use: the option, or the source's plus ``offset``."""
+        if self.series_number is not None:
+            return self.series_number
+        base = source.get("SeriesNumber")
+        return (int(base) if base not in (None, "") else 0) + offset
+
+    def description(self, default: str) -> str:
+        """The series description to use (truncated to the LO limit of 64)."""
+        return (self.series_description or default)[:64]
+
+
+def apply_options(ds: Dataset, options: ExportOptions) -> None:
+    """Write the institution tags of ``options`` onto ``ds`` (General Equipment module)."""
+    for keyword in ("institution_name", "institution_address", "institutional_department_name"):
+        value = getattr(options, keyword)
+        if value:
+            setattr(ds, "".join(part.title() for part in keyword.split("_")), value)
+
+
+@dataclass(frozen=True)
+class SourceSeries:
+    """A source image series: its datasets (with pixels) and their volume.
+
+    Attributes
+    ----------
+    datasets : tuple of pydicom.Dataset
+        The series' instances, in file order.
+    volume : highdicom.Volume
+        The series as a volume (modality LUT applied: HU for CT).
+    paths : tuple of Path
+        Where the datasets were read from (empty when built in memory).
+    """
+
+    datasets: tuple[Dataset, ...]
+    volume: hd.Volume
+    paths: tuple[Path, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_datasets(cls, datasets: Sequence[Dataset]) -> SourceSeries:
+        """Build from in-memory datasets (raises LoadError when not a volume)."""
+        if not datasets:
+            raise LoadError("no source datasets given")
+        try:
+            volume = hd.get_volume_from_series(list(datasets))
+        except (ValueError, RuntimeError, AttributeError, KeyError) as exc:
+            uid = datasets[0].get("SeriesInstanceUID", "?")
+            raise LoadError(f"series {uid} cannot be loaded as a volume: {exc}") from exc
+        return cls(datasets=tuple(datasets), volume=volume)
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path | str]) -> SourceSeries:
+        """Read the files of one series (single-frame images or one multi-frame image)."""
+        files = tuple(Path(p) for p in paths)
+        datasets = []
+        for path in files:
+            try:
+                datasets.append(pydicom.dcmread(path))
+            except (pydicom.errors.InvalidDicomError, OSError, EOFError) as exc:
+                raise InvalidDicomError(str(path), str(exc)) from exc
+        series = cls.from_datasets(datasets)
+        return cls(datasets=series.datasets, volume=series.volume, paths=files)
+
+    @property
+    def first(self) -> Dataset:
+        """The first dataset: the template for patient, study and equipment attributes."""
+        return self.datasets[0]
+
+    @property
+    def series_uid(self) -> str:
+        """SeriesInstanceUID of the source."""
+        return str(self.first.SeriesInstanceUID)
+
+    @property
+    def modality(self) -> str:
+        """Modality of the source (``CT``, ``MR``...)."""
+        return str(self.first.get("Modality", ""))
+
+    def check_geometry(self, volume: hd.Volume, what: str) -> None:
+        """Raise ExportError unless ``volume`` is in the source's frame of reference."""
+        source_for = self.volume.frame_of_reference_uid
+        if volume.frame_of_reference_uid not in (None, source_for):
+            raise ExportError(
+                f"{what} is in frame of reference {volume.frame_of_reference_uid}, "
+                f"not that of series {self.series_uid} ({source_for})"
+            )
+        if not np.all(np.isfinite(volume.affine)):
+            raise ExportError(f"{what} has a non-finite affine")
+
+
+def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
+    """Save each dataset as ``<SOPInstanceUID>.dcm`` under ``folder`` (DICOM file format).
+
+    Raises
+    ------
+    ExportError
+        When a dataset cannot be encoded; files already written are removed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for ds in datasets:
+        path = folder / f"{ds.SOPInstanceUID}.dcm"
+        try:
+            ds.save_as(path, enforce_file_format=True)
+        except (ValueError, TypeError, AttributeError, OSError) as exc:
+            for done in [*written, path]:
+                done.unlink(missing_ok=True)
+            raise ExportError(f"cannot write {ds.SOPInstanceUID}: {exc}") from exc
+        written.append(path)
+    return written
+
+
+def import_into(db: Database, datasets: Sequence[Dataset]) -> TransferReport:
+    """Write ``datasets`` to a temporary folder and move them into the local database."""
+    with tempfile.TemporaryDirectory(prefix="dicomstation-export-") as tmp:
+        paths = write_datasets(datasets, Path(tmp))
+        return db.add_files(paths, move=True)

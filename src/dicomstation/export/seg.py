@@ -1,0 +1,248 @@
+"""Segmentations as DICOM SEG (highdicom), and SEG read back as label maps.
+
+A segment carries its label, coded category and type (from SNOMED CT, as
+DICOM CID 7150/7151 expect), a display colour and the algorithm that made it.
+Non-overlapping segments are encoded from one label map; overlapping ones as
+stacked masks. The SEG is BINARY, references every source image, and its
+frames are placed by highdicom from the masks' geometry.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from dicomstation.errors import ExportError
+from dicomstation.export.common import (
+    ExportOptions,
+    SourceSeries,
+    apply_options,
+    new_uid,
+)
+
+__all__ = [
+    "PALETTE",
+    "Algorithm",
+    "Segment",
+    "build_seg",
+    "read_seg_labelmap",
+    "read_seg_masks",
+]
+
+# Distinct display colours (Slicer's GenericAnatomyColors first entries).
+PALETTE = (
+    (128, 174, 128),
+    (241, 214, 145),
+    (177, 122, 101),
+    (111, 184, 210),
+    (216, 101, 79),
+    (221, 130, 101),
+    (144, 238, 144),
+    (192, 104, 88),
+)
+
+
+class Algorithm(enum.StrEnum):
+    """How a segment was made (SegmentAlgorithmType)."""
+
+    AUTOMATIC = "AUTOMATIC"
+    SEMIAUTOMATIC = "SEMIAUTOMATIC"
+    MANUAL = "MANUAL"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment to export.
+
+    Parameters
+    ----------
+    label : str
+        SegmentLabel.
+    mask : highdicom.Volume
+        Boolean mask in the source series' frame of reference.
+    category, property_type : pydicom.sr.coding.Code
+        Segmented property category and type (SNOMED CT by default: Tissue).
+    color : tuple of 3 int or None
+        Display colour (RGB 0-255); taken from :data:`PALETTE` when None.
+    algorithm : Algorithm
+        How it was made.
+    algorithm_name : str
+        Name of the algorithm (for AUTOMATIC / SEMIAUTOMATIC).
+    """
+
+    label: str
+    mask: hd.Volume
+    category: Code = codes.SCT.Tissue
+    property_type: Code = codes.SCT.Tissue
+    color: tuple[int, int, int] | None = None
+    algorithm: Algorithm = Algorithm.SEMIAUTOMATIC
+    algorithm_name: str = "dicomstation threshold"
+
+
+def _description(
+    number: int, segment: Segment, options: ExportOptions
+) -> hd.seg.SegmentDescription:
+    algorithm = Algorithm(segment.algorithm)
+    identification = None
+    if algorithm is not Algorithm.MANUAL:
+        identification = hd.AlgorithmIdentificationSequence(
+            name=segment.algorithm_name[:64],
+            family=codes.cid7162.ArtificialIntelligence
+            if "model" in segment.algorithm_name.lower()
+            else codes.DCM.ImageProcessing,
+            version=options.software_versions[:64],
+        )
+    rgb = segment.color or PALETTE[(number - 1) % len(PALETTE)]
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=segment.label[:64],
+        segmented_property_category=segment.category,
+        segmented_property_type=segment.property_type,
+        algorithm_type=algorithm.value,
+        algorithm_identification=identification,
+        tracking_uid=new_uid(),
+        tracking_id=f"{segment.label[:56]} #{number}",
+        display_color=hd.color.CIELabColor.from_rgb(*rgb),
+    )
+
+
+def _pixel_volume(source: SourceSeries, segments: Sequence[Segment]) -> hd.Volume:
+    """One label map when segments do not overlap, else stacked masks (SegmentNumber channel)."""
+    first = segments[0].mask
+    for number, segment in enumerate(segments, start=1):
+        source.check_geometry(segment.mask, f"segment {number} ({segment.label})")
+        if not segment.mask.geometry_equal(first) or segment.mask.array.ndim != 3:
+            raise ExportError(f"segment {number} ({segment.label}) has another geometry")
+    masks = [np.asarray(s.mask.array, dtype=bool) for s in segments]
+    counts = np.zeros(first.spatial_shape, dtype=np.uint8)
+    for mask in masks:
+        counts += mask
+    if int(counts.max(initial=0)) <= 1:
+        dtype = np.uint8 if len(segments) < 256 else np.uint16
+        labels = np.zeros(first.spatial_shape, dtype=dtype)
+        for number, mask in enumerate(masks, start=1):
+            labels[mask] = number
+        return first.with_array(labels)
+    stacked = np.stack(masks, axis=-1).astype(np.uint8)
+    return first.with_array(stacked, channels={"SegmentNumber": list(range(1, len(masks) + 1))})
+
+
+def build_seg(
+    source: SourceSeries,
+    segments: Sequence[Segment],
+    options: ExportOptions | None = None,
+    *,
+    workers: int = 0,
+) -> hd.seg.Segmentation:
+    """Build a DICOM SEG of ``segments`` over ``source``.
+
+    Parameters
+    ----------
+    source : SourceSeries
+        The segmented image series (patient, study and frame of reference come from it).
+    segments : sequence of Segment
+        Segment n (1-based) is ``segments[n - 1]``.
+    options : ExportOptions, optional
+        Series description/number, institution tags.
+    workers : int
+        Frame-encoding worker processes (highdicom); 0 encodes in this process.
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+        A pydicom Dataset: save it, or import it with :func:`import_into`.
+
+    Raises
+    ------
+    ExportError
+        No segment, empty masks, or masks outside the source's frame of reference.
+    """
+    options = options or ExportOptions()
+    if not segments:
+        raise ExportError("a segmentation needs at least one segment")
+    pixels = _pixel_volume(source, segments)
+    if not np.any(pixels.array):
+        raise ExportError(f"every segment is empty; nothing to export for {source.series_uid}")
+    descriptions = [_description(n, s, options) for n, s in enumerate(segments, start=1)]
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=list(source.datasets),
+            pixel_array=pixels,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=new_uid(),
+            series_number=options.number(source.first, 200),
+            sop_instance_uid=new_uid(),
+            instance_number=1,
+            manufacturer=options.manufacturer,
+            manufacturer_model_name=options.manufacturer_model_name,
+            software_versions=options.software_versions,
+            device_serial_number=options.device_serial_number,
+            content_description="Segmentation"[:64],
+            content_creator_name=options.content_creator_name,
+            content_label="SEGMENTATION",
+            series_description=options.description("Segmentation"),
+            workers=workers,
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ExportError(f"cannot build SEG for series {source.series_uid}: {exc}") from exc
+    apply_options(seg, options)
+    return seg
+
+
+def _as_seg(dataset: Dataset) -> hd.seg.Segmentation:
+    if isinstance(dataset, hd.seg.Segmentation):
+        return dataset
+    try:
+        return hd.seg.Segmentation.from_dataset(dataset, copy=False)
+    except (ValueError, AttributeError, KeyError) as exc:
+        uid = dataset.get("SOPInstanceUID", "?")
+        raise ExportError(f"{uid} is not a readable DICOM SEG: {exc}") from exc
+
+
+def read_seg_labelmap(dataset: Dataset, reference: hd.Volume) -> hd.Volume:
+    """Read a SEG as an integer label map aligned voxel-for-voxel with ``reference``.
+
+    Parameters
+    ----------
+    dataset : pydicom.Dataset
+        A Segmentation Storage instance (from any writer: highdicom, dcmqi...).
+    reference : highdicom.Volume
+        The volume of the segmented series; the result has its geometry.
+
+    Raises
+    ------
+    ExportError
+        When segments overlap (use :func:`read_seg_masks`) or the SEG does not
+        lie on the reference's voxel grid.
+    """
+    seg = _as_seg(dataset)
+    try:
+        volume = seg.get_volume(combine_segments=True, dtype=np.uint16)
+        return volume.match_geometry(reference)
+    except (ValueError, RuntimeError) as exc:
+        raise ExportError(
+            f"SEG {seg.SOPInstanceUID} cannot be aligned as a label map: {exc}"
+        ) from exc
+
+
+def read_seg_masks(dataset: Dataset, reference: hd.Volume) -> dict[int, hd.Volume]:
+    """Read each segment of a SEG as a boolean mask aligned with ``reference`` (may overlap)."""
+    seg = _as_seg(dataset)
+    out = {}
+    for number in seg.segment_numbers:
+        try:
+            volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
+            out[int(number)] = volume.match_geometry(reference).astype(bool)
+        except (ValueError, RuntimeError) as exc:
+            raise ExportError(
+                f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"
+            ) from exc
+    return out
