@@ -1,0 +1,151 @@
+"""Segment statistics as a TID 1500 Measurement Report (Comprehensive 3D SR, highdicom).
+
+Each segment becomes one "Volumetric ROI measurements" group (TID 1411) that
+references the segment in the SEG (and, through it, the source series), with
+Volume (mL) and Mean / Minimum / Maximum / Standard Deviation of intensity.
+The SEG and the source images are listed as evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+
+from dicomstation.errors import ExportError
+from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
+from dicomstation.processing.stats import SegmentStatistics
+
+__all__ = ["build_sr", "intensity_unit", "read_sr_measurements"]
+
+MILLILITER = Code("mL", "UCUM", "milliliter")
+HOUNSFIELD = Code("[hnsf'U]", "UCUM", "Hounsfield unit")
+NO_UNITS = Code("1", "UCUM", "no units")
+_PROCEDURES = {
+    "CT": codes.cid100.CTUnspecifiedBodyRegion,
+    "MR": codes.cid100.MRIUnspecifiedBodyRegion,
+    "PT": codes.cid100.PETUnspecifiedBodyRegion,
+    "NM": codes.cid100.NMUnspecifiedBodyRegion,
+}
+
+
+def intensity_unit(modality: str) -> Code:
+    """The UCUM unit of intensities for a modality (HU for CT, no units otherwise)."""
+    return HOUNSFIELD if modality == "CT" else NO_UNITS
+
+
+def _measurements(stat: SegmentStatistics, unit: Code) -> list[hd.sr.Measurement]:
+    values = [
+        (codes.SCT.Volume, stat.volume_ml, MILLILITER),
+        (codes.SCT.Mean, stat.mean, unit),
+        (codes.SCT.Minimum, stat.minimum, unit),
+        (codes.SCT.Maximum, stat.maximum, unit),
+        (codes.SCT.StandardDeviation, stat.std, unit),
+    ]
+    return [
+        hd.sr.Measurement(name=name, value=float(value), unit=u)
+        for name, value, u in values
+        if math.isfinite(value)
+    ]
+
+
+def _group(
+    seg: hd.seg.Segmentation, stat: SegmentStatistics, unit: Code, options: ExportOptions
+) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    try:
+        description = seg.get_segment_description(stat.segment_number)
+    except (KeyError, IndexError) as exc:
+        raise ExportError(f"SEG has no segment {stat.segment_number}") from exc
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=new_uid(), identifier=f"{stat.label[:56]} #{stat.segment_number}"
+        ),
+        referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, stat.segment_number),
+        finding_type=description.segmented_property_type,
+        finding_category=description.segmented_property_category,
+        algorithm_id=hd.sr.AlgorithmIdentification(
+            name="dicomstation segment statistics", version=options.software_versions[:64]
+        ),
+        measurements=_measurements(stat, unit),
+    )
+
+
+def build_sr(
+    seg: hd.seg.Segmentation,
+    source: SourceSeries,
+    statistics: Sequence[SegmentStatistics],
+    options: ExportOptions | None = None,
+) -> hd.sr.Comprehensive3DSR:
+    """Build a TID 1500 SR of ``statistics`` for the segments of ``seg``.
+
+    Parameters
+    ----------
+    seg : highdicom.seg.Segmentation
+        The SEG the statistics were computed from (see :func:`build_seg`).
+    source : SourceSeries
+        The segmented images (evidence and observation subject).
+    statistics : sequence of SegmentStatistics
+        One per reported segment (``segment_number`` must exist in ``seg``).
+    options : ExportOptions, optional
+        Series description/number, institution tags.
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+    """
+    options = options or ExportOptions()
+    if not statistics:
+        raise ExportError("a measurement report needs at least one segment's statistics")
+    unit = intensity_unit(source.modality)
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=new_uid(), name=options.manufacturer_model_name[:64]
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=_PROCEDURES.get(source.modality, codes.cid100.ImagingProcedure),
+        imaging_measurements=[_group(seg, s, unit, options) for s in statistics],
+    )
+    try:
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=[seg, *source.datasets],
+            content=report,
+            series_instance_uid=new_uid(),
+            series_number=options.number(source.first, 300),
+            sop_instance_uid=new_uid(),
+            instance_number=1,
+            manufacturer=options.manufacturer,
+            institution_name=options.institution_name,
+            institutional_department_name=options.institutional_department_name,
+            is_complete=True,
+            series_description=options.description("Segment statistics"),
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ExportError(f"cannot build SR for SEG {seg.SOPInstanceUID}: {exc}") from exc
+    apply_options(sr, options)
+    return sr
+
+
+def read_sr_measurements(dataset: Dataset) -> dict[str, dict[str, float]]:
+    """Read back a TID 1500 SR: ``{tracking identifier: {measurement meaning: value}}``.
+
+    Works on SRs from any writer (highdicom, dcmqi...) that use TID 1411 groups.
+    """
+    try:
+        sr = hd.sr.Comprehensive3DSR.from_dataset(dataset, copy=False)
+        content: Any = sr.content  # a MeasurementReport for TID 1500 documents
+        groups = content.get_volumetric_roi_measurement_groups()
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ExportError(f"{dataset.SOPInstanceUID} is not a readable TID 1500 SR: {exc}") from exc
+    out: dict[str, dict[str, float]] = {}
+    for group in groups:
+        key = str(group.tracking_identifier)
+        out[key] = {m.name.meaning: float(m.value) for m in group.get_measurements()}
+    return out
