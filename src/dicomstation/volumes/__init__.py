@@ -46,6 +46,9 @@ Convenience: ``is_4d``, ``affine_lps``, ``affine_ras``, ``spacing``,
 
 from __future__ import annotations
 
+from dicomstation.volumes.examine import examine
+from dicomstation.volumes.io import write_nifti, write_nrrd, write_volume
+from dicomstation.volumes.load import load, load_series
 from dicomstation.volumes.model import (
     LPS_TO_RAS,
     FrameHeader,
@@ -62,4 +65,10 @@ __all__ = [
     "LoadableKind",
     "LoadedVolume",
     "SliceSource",
+    "examine",
+    "load",
+    "load_series",
+    "write_nifti",
+    "write_nrrd",
+    "write_volume",
 ]

@@ -91,7 +91,13 @@ def _frames_of(path: Path, ds: Dataset, syntax: str, has_pixels: bool) -> list[F
         shared = _first(ds, "SharedFunctionalGroupsSequence")
         per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
         return [
-            FrameHeader(**{**base, **_functional_fields(shared, _item(per_frame, i)), **_src(ds, path, i, n)})
+            FrameHeader(
+                **{
+                    **base,
+                    **_functional_fields(shared, _item(per_frame, i)),
+                    **_src(ds, path, i, n),
+                }
+            )
             for i in range(n)
         ]
     classic = _classic_fields(ds)
@@ -182,7 +188,9 @@ def _functional_fields(shared: Dataset | None, frame: Dataset | None) -> dict[st
         or 0.0,
         "echo_time": _float_or_none(get("MREchoSequence", "EffectiveEchoTime")),
         "temporal_position": _int_or_none(get("FrameContentSequence", "TemporalPositionIndex")),
-        "trigger_time": _float_or_none(get("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")),
+        "trigger_time": _float_or_none(
+            get("CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
+        ),
         "image_type": tuple(str(v) for v in (frame_type or ()))
         + ((str(complex_part),) if complex_part else ()),
         "stack_position": _int_or_none(stack),

@@ -93,6 +93,7 @@ class FrameHeader:
     instance_number: int | None = None
     acquisition_number: int | None = None
     echo_number: int | None = None
+    echo_time: float | None = None
     temporal_position: int | None = None
     trigger_time: float | None = None
     acquisition_time: str = ""
@@ -121,6 +122,8 @@ class Loadable:
         0..1; the highest-confidence loadable is the one to load by default.
     warnings : tuple of str
         Problems found while examining (also warned again when loading).
+    time_attribute : str or None
+        For ``TIME_SERIES``: the attribute that orders the time points.
     """
 
     name: str
@@ -129,6 +132,7 @@ class Loadable:
     reason: str
     confidence: float
     warnings: tuple[str, ...] = ()
+    time_attribute: str | None = None
 
     @property
     def files(self) -> tuple[Path, ...]:

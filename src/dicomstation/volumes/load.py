@@ -1,0 +1,208 @@
+"""Turn a :class:`Loadable` into a :class:`LoadedVolume` (Slicer's ``load``)."""
+
+from __future__ import annotations
+
+import os
+import warnings as warnings_module
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+
+from dicomstation.errors import GeometryWarning, LoadError
+from dicomstation.volumes.examine import examine, position_key, time_getter
+from dicomstation.volumes.geometry import sort_along_normal, stack_geometry
+from dicomstation.volumes.model import FrameHeader, Loadable, LoadableKind, LoadedVolume
+from dicomstation.volumes.pixels import Placement, decode_into, output_dtype
+
+__all__ = ["load", "load_series"]
+
+Grid = list[list[FrameHeader]]
+
+
+def load_series(
+    files: Iterable[str | os.PathLike[str]], *, correct_tilt: bool = False
+) -> LoadedVolume:
+    """Load the best loadable of ``files`` (see :func:`examine` and :func:`load`).
+
+    Parameters
+    ----------
+    files : iterable of path-like
+        The files of one series (any order).
+    correct_tilt : bool
+        Resample gantry-tilted slices onto an orthogonal grid.
+
+    Returns
+    -------
+    LoadedVolume
+
+    Raises
+    ------
+    LoadError
+        When no volume can be made, naming the files.
+    """
+    files = list(files)
+    loadables = examine(files)
+    if not loadables:
+        raise LoadError(
+            f"no loadable image among {len(files)} file(s): {[str(f) for f in files[:5]]}"
+        )
+    return load(loadables[0], correct_tilt=correct_tilt)
+
+
+def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
+    """Load one loadable: sort, check geometry, decode, rescale.
+
+    Every geometry problem is issued as a :class:`GeometryWarning` and recorded
+    in ``LoadedVolume.warnings``.
+
+    Parameters
+    ----------
+    loadable : Loadable
+        A candidate from :func:`examine`.
+    correct_tilt : bool
+        Resample gantry-tilted slices so the orthogonal affine is exact.
+
+    Returns
+    -------
+    LoadedVolume
+
+    Raises
+    ------
+    LoadError
+        When a file cannot be decoded (corrupt, unsupported transfer syntax...).
+    """
+    grid, time_values, notes = _layout(loadable)
+    geometry = stack_geometry(grid[0])
+    messages = [*loadable.warnings, *notes, *geometry.warnings]
+    dtype, rescaled = output_dtype(loadable.frames)
+    if geometry.tilt_shifts is not None and correct_tilt:
+        dtype = np.dtype(np.float32)
+    f0 = grid[0][0]
+    shape: tuple[int, ...] = (len(grid), len(grid[0]), f0.rows, f0.columns)
+    if f0.samples_per_pixel > 1:
+        shape = (*shape, f0.samples_per_pixel)
+    array = np.empty(shape, dtype=dtype)
+    decode_into(
+        array, [Placement(f, (t, k)) for t, row in enumerate(grid) for k, f in enumerate(row)]
+    )
+    if geometry.tilt_shifts is not None and correct_tilt:
+        _resample_tilt(array, geometry.tilt_shifts)
+        messages.append("tilt corrected: slices resampled (linear) onto the orthogonal grid")
+    for message in messages:
+        warnings_module.warn(message, GeometryWarning, stacklevel=2)
+    channels: dict[Any, Sequence[Any]] | None = (
+        {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if f0.samples_per_pixel == 3 else None
+    )
+    volumes = tuple(
+        hd.Volume(
+            array[t], geometry.affine, "PATIENT", f0.frame_of_reference_uid, channels=channels
+        )
+        for t in range(len(grid))
+    )
+    return LoadedVolume(
+        volume=volumes[0],
+        series_instance_uid=f0.series_instance_uid,
+        study_instance_uid=f0.study_instance_uid,
+        frame_of_reference_uid=f0.frame_of_reference_uid,
+        modality=f0.modality,
+        sop_instance_uids=tuple(dict.fromkeys(f.source.sop_instance_uid for r in grid for f in r)),
+        sources=tuple(tuple(f.source for f in row) for row in grid),
+        warnings=tuple(messages),
+        time_points=volumes,
+        time_values=time_values,
+        time_attribute=_time_attribute(loadable),
+        kind=loadable.kind,
+        name=loadable.name,
+        rescaled=rescaled,
+    )
+
+
+def _time_attribute(loadable: Loadable) -> str | None:
+    if loadable.kind is LoadableKind.CINE and loadable.time_attribute is None:
+        return "FrameTime" if loadable.frames[0].frame_time_ms else "FrameNumber"
+    return loadable.time_attribute
+
+
+def _layout(loadable: Loadable) -> tuple[Grid, tuple[float, ...], list[str]]:
+    """Arrange frames as ``grid[time][slice]``; return time values and notes."""
+    frames = list(loadable.frames)
+    if loadable.kind is LoadableKind.TIME_SERIES and loadable.time_attribute:
+        return _time_grid(frames, loadable.time_attribute)
+    if loadable.kind is LoadableKind.CINE:
+        if loadable.time_attribute:
+            getter = time_getter(loadable.time_attribute)
+            ordered = sorted(frames, key=lambda f: _sortable(getter(f)))
+            return (
+                [[f] for f in ordered],
+                tuple(_as_float(getter(f), i) for i, f in enumerate(ordered)),
+                [],
+            )
+        ordered = sorted(frames, key=lambda f: f.source.frame_number or 0)
+        dt = ordered[0].frame_time_ms
+        return (
+            [[f] for f in ordered],
+            tuple(float(i) * (dt or 1.0) for i in range(len(ordered))),
+            [],
+        )
+    ordered = sort_along_normal(frames)
+    kept, dropped = _drop_duplicates(ordered)
+    notes = []
+    if dropped:
+        names = sorted({f.source.path.name for f in dropped})
+        notes.append(f"duplicate positions: {len(dropped)} frame(s) dropped ({names[:5]})")
+    return [kept], (0.0,), notes
+
+
+def _drop_duplicates(frames: Sequence[FrameHeader]) -> tuple[list[FrameHeader], list[FrameHeader]]:
+    if frames[0].position is None:
+        return list(frames), []
+    kept: list[FrameHeader] = []
+    dropped: list[FrameHeader] = []
+    seen: set[tuple[float, ...] | None] = set()
+    for frame in frames:
+        key = position_key(frame)
+        (dropped if key in seen else kept).append(frame)
+        seen.add(key)
+    return kept, dropped
+
+
+def _time_grid(
+    frames: list[FrameHeader], keyword: str
+) -> tuple[Grid, tuple[float, ...], list[str]]:
+    """4D: one list per time point, each sorted along the normal."""
+    getter = time_getter(keyword)
+    by_position: dict[tuple[float, ...] | None, list[FrameHeader]] = {}
+    for frame in sort_along_normal(frames):
+        by_position.setdefault(position_key(frame), []).append(frame)
+    columns = [sorted(group, key=lambda f: _sortable(getter(f))) for group in by_position.values()]
+    n_times = len(columns[0])
+    grid = [[column[t] for column in columns] for t in range(n_times)]
+    values = tuple(_as_float(getter(f), i) for i, f in enumerate(columns[0]))
+    return grid, values, []
+
+
+def _sortable(value: object) -> tuple[int, float | str]:
+    if isinstance(value, int | float):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def _as_float(value: object, default: int) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float(default)
+
+
+def _resample_tilt(array: npt.NDArray[np.generic], shifts: npt.NDArray[np.float64]) -> None:
+    """Shift every slice in-plane so a tilted stack lies on the orthogonal grid."""
+    from scipy import ndimage
+
+    for t in range(array.shape[0]):
+        for k in range(array.shape[1]):
+            shift = (float(shifts[k, 0]), float(shifts[k, 1])) + (0.0,) * (array.ndim - 4)
+            plane = array[t, k]
+            array[t, k] = ndimage.shift(plane, shift, order=1, mode="nearest")
