@@ -17,6 +17,7 @@ __all__ = [
     "InstanceRef",
     "Level",
     "PatientRef",
+    "Phase",
     "ProgressEvent",
     "Query",
     "SeriesRef",

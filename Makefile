@@ -1,0 +1,46 @@
+# dicomstation: `make demo` and `make test` do all set-up on a fresh Debian machine.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PYTHON    ?= python3
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Real peers used by tests and benchmarks (Debian packages).
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv system-deps lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dev,bench]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: venv
+	$(VENV)/bin/dicomstation demo
+
+test: venv system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+bench: venv system-deps
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) test-artifacts .pytest_cache .mypy_cache .ruff_cache
