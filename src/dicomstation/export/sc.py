@@ -18,6 +18,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
@@ -187,6 +188,7 @@ def build_sc(
             manufacturer=options.manufacturer,
             patient_orientation=rendering.orientation if known else ("L", "P"),
             series_description=options.description(description),
+            transfer_syntax_uid=ExplicitVRLittleEndian,
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"cannot build Secondary Capture for {source.series_uid}: {exc}") from exc
