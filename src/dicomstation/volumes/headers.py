@@ -23,6 +23,7 @@ from dicomstation.volumes.model import FrameHeader, SliceSource
 
 __all__ = ["read_headers"]
 
+_NATIVE_LE = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 
 
@@ -69,23 +70,29 @@ def _read_one(path: Path) -> list[FrameHeader] | str:
     try:
         with path.open("rb") as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
-            has_pixels = fh.read(4) in _PIXEL_TAGS
+            offset = fh.tell()
+            tag = fh.read(4)
     except (OSError, PydicomInvalidDicomError, EOFError, ValueError, KeyError) as exc:
         return f"not readable as DICOM ({exc})"
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     if "Rows" not in ds or "Columns" not in ds:
         return "not an image (no Rows/Columns)"
+    has_pixels = tag in _PIXEL_TAGS
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         has_pixels = True  # the stream is inflated: the position test above does not apply
+    native = syntax in _NATIVE_LE and tag == _PIXEL_TAGS[0]
     try:
-        return _frames_of(path, ds, syntax, has_pixels)
+        return _frames_of(path, ds, syntax, has_pixels, offset if native else None)
     except (AttributeError, IndexError, TypeError, ValueError) as exc:
         return f"malformed image header ({exc})"
 
 
-def _frames_of(path: Path, ds: Dataset, syntax: str, has_pixels: bool) -> list[FrameHeader]:
+def _frames_of(
+    path: Path, ds: Dataset, syntax: str, has_pixels: bool, pixel_offset: int | None
+) -> list[FrameHeader]:
     """Build the FrameHeaders of one dataset."""
     base = _base_fields(path, ds, syntax, has_pixels)
+    base["pixel_offset"] = pixel_offset
     n = int(ds.get("NumberOfFrames", 1) or 1)
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         shared = _first(ds, "SharedFunctionalGroupsSequence")

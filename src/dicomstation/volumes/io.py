@@ -13,8 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nibabel
-import nrrd
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +21,6 @@ from dicomstation.volumes.model import LPS_TO_RAS, LoadedVolume
 
 __all__ = ["write_nifti", "write_nrrd", "write_volume"]
 
-nib: Any = nibabel  # nibabel is untyped
 _RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 
@@ -63,6 +60,9 @@ def write_nifti(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The written file.
     """
+    import nibabel  # imported here: loading volumes does not need it
+
+    nib: Any = nibabel  # nibabel is untyped
     out = Path(path)
     data = _data(loaded)
     if data.ndim == 5:  # RGB: NIfTI's RGB24 datatype
@@ -94,6 +94,8 @@ def write_nrrd(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The written file.
     """
+    import nrrd  # imported here: loading volumes does not need it
+
     out = Path(path)
     data = _data(loaded)
     affine = _file_axes_affine(loaded)

@@ -15,7 +15,12 @@ from dicomstation.errors import GeometryWarning, LoadError
 from dicomstation.volumes.examine import examine, position_key, time_getter
 from dicomstation.volumes.geometry import sort_along_normal, stack_geometry
 from dicomstation.volumes.model import FrameHeader, Loadable, LoadableKind, LoadedVolume
-from dicomstation.volumes.pixels import Placement, decode_into, output_dtype
+from dicomstation.volumes.pixels import (
+    Placement,
+    apply_integer_intercepts,
+    decode_into,
+    output_dtype,
+)
 
 __all__ = ["load", "load_series"]
 
@@ -77,30 +82,20 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
     grid, time_values, notes = _layout(loadable)
     geometry = stack_geometry(grid[0])
     messages = [*loadable.warnings, *notes, *geometry.warnings]
-    dtype, rescaled = output_dtype(loadable.frames)
-    if geometry.tilt_shifts is not None and correct_tilt:
-        dtype = np.dtype(np.float32)
-    f0 = grid[0][0]
-    shape: tuple[int, ...] = (len(grid), len(grid[0]), f0.rows, f0.columns)
-    if f0.samples_per_pixel > 1:
-        shape = (*shape, f0.samples_per_pixel)
-    array = np.empty(shape, dtype=dtype)
-    decode_into(
-        array, [Placement(f, (t, k)) for t, row in enumerate(grid) for k, f in enumerate(row)]
-    )
-    if geometry.tilt_shifts is not None and correct_tilt:
-        _resample_tilt(array, geometry.tilt_shifts)
+    tilt = geometry.tilt_shifts if correct_tilt else None
+    array, rescaled = _decode(grid, loadable.frames, float_output=tilt is not None)
+    if tilt is not None:
+        _resample_tilt(array, tilt)
         messages.append("tilt corrected: slices resampled (linear) onto the orthogonal grid")
     for message in messages:
         warnings_module.warn(message, GeometryWarning, stacklevel=2)
+    f0 = grid[0][0]
     channels: dict[Any, Sequence[Any]] | None = (
         {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if f0.samples_per_pixel == 3 else None
     )
     volumes = tuple(
-        hd.Volume(
-            array[t], geometry.affine, "PATIENT", f0.frame_of_reference_uid, channels=channels
-        )
-        for t in range(len(grid))
+        hd.Volume(v, geometry.affine, "PATIENT", f0.frame_of_reference_uid, channels=channels)
+        for v in array
     )
     return LoadedVolume(
         volume=volumes[0],
@@ -118,6 +113,23 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
         name=loadable.name,
         rescaled=rescaled,
     )
+
+
+def _decode(
+    grid: Grid, frames: Sequence[FrameHeader], *, float_output: bool
+) -> tuple[npt.NDArray[np.generic], bool]:
+    """Preallocate ``(time, slice, row, column[, sample])`` and decode every frame into it."""
+    dtype, rescaled = output_dtype(frames)
+    if float_output:
+        dtype = np.dtype(np.float32)
+    f0 = grid[0][0]
+    shape: tuple[int, ...] = (len(grid), len(grid[0]), f0.rows, f0.columns)
+    if f0.samples_per_pixel > 1:
+        shape = (*shape, f0.samples_per_pixel)
+    array = np.empty(shape, dtype=dtype)
+    placements = [Placement(f, (t, k)) for t, row in enumerate(grid) for k, f in enumerate(row)]
+    decode_into(array, placements)
+    return apply_integer_intercepts(array, placements), rescaled
 
 
 def _time_attribute(loadable: Loadable) -> str | None:

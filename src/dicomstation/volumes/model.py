@@ -101,6 +101,8 @@ class FrameHeader:
     frame_time_ms: float | None = None
     has_pixel_data: bool = True
     stack_position: int | None = None
+    pixel_offset: int | None = None
+    """File offset of the Pixel Data element (native little-endian syntaxes only)."""
     extra: tuple[tuple[str, str], ...] = field(default=())
 
 

@@ -4,11 +4,16 @@ Decoding uses :mod:`pydicom.pixels` (its plugins handle JPEG baseline/lossless,
 JPEG-LS, JPEG 2000 and RLE via pylibjpeg / pyjpegls). Files are decoded in a
 thread pool; each worker writes its frames into its own slices of the output,
 so memory stays at one output array plus one frame per worker.
+
+Integer rescaling (slope 1, integer intercept: CT) decodes the stored values
+in their own dtype and adds the intercept in place afterwards, widening only
+when the actual values need it; any other slope gives float32.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +27,10 @@ from pydicom.pixels.utils import iter_pixels, pixel_array
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader
 
-__all__ = ["Placement", "decode_into", "output_dtype"]
+__all__ = ["Placement", "apply_integer_intercepts", "decode_into", "output_dtype"]
+
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
 @dataclass(frozen=True)
@@ -33,39 +41,38 @@ class Placement:
     index: tuple[int, ...]
 
 
-def output_dtype(frames: Sequence[FrameHeader]) -> tuple[np.dtype[np.generic], bool]:
-    """Smallest dtype holding every rescaled value; and whether rescaling changes values.
+def _stored_dtype(frame: FrameHeader) -> np.dtype[np.generic] | None:
+    if frame.bits_allocated not in (8, 16, 32):
+        return None
+    return np.dtype(f"<{'i' if frame.pixel_representation else 'u'}{frame.bits_allocated // 8}")
 
-    Integer when every slope is 1 and every intercept an integer (as Slicer
-    does), float32 otherwise; uint8 for 8-bit colour.
+
+def output_dtype(frames: Sequence[FrameHeader]) -> tuple[np.dtype[np.generic], bool]:
+    """Dtype to decode into, and whether the values are rescaled.
+
+    Colour: uint8/uint16. Slope 1 with integer intercepts: the stored dtype
+    (the intercept is added by :func:`apply_integer_intercepts`). Otherwise
+    float32, rescaled while decoding.
     """
     f0 = frames[0]
     rescaled = any(f.rescale_slope != 1.0 or f.rescale_intercept != 0.0 for f in frames)
     if f0.samples_per_pixel > 1:
         return np.dtype(np.uint8 if f0.bits_allocated <= 8 else np.uint16), False
-    if any(f.rescale_slope != 1.0 or not float(f.rescale_intercept).is_integer() for f in frames):
-        return np.dtype(np.float32), rescaled
-    low, high = 0, 0
-    for f in frames:
-        bits = min(f.bits_stored, f.bits_allocated)
-        lo, hi = (
-            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            if f.pixel_representation
-            else (0, 2**bits - 1)
-        )
-        low = min(low, lo + int(f.rescale_intercept))
-        high = max(high, hi + int(f.rescale_intercept))
-    for dtype in (np.uint8, np.int16, np.uint16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= low and high <= info.max:
-            return np.dtype(dtype), rescaled
-    return np.dtype(np.float64), rescaled
+    stored = {_stored_dtype(f) for f in frames}
+    integer = all(
+        f.rescale_slope == 1.0 and float(f.rescale_intercept).is_integer() for f in frames
+    )
+    if integer and len(stored) == 1 and None not in stored:
+        dtype = stored.pop()
+        assert dtype is not None
+        return dtype, rescaled
+    return np.dtype(np.float32), rescaled
 
 
 def decode_into(
     out: npt.NDArray[np.generic], placements: Sequence[Placement], max_workers: int | None = None
 ) -> None:
-    """Decode every placed frame into ``out``.
+    """Decode every placed frame into ``out`` (float outputs are rescaled here).
 
     Raises
     ------
@@ -80,17 +87,17 @@ def decode_into(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         errors = [e for e in pool.map(lambda item: _decode_file(out, *item), by_file.items()) if e]
     if errors:
-        listed = "; ".join(errors[:5]) + (
-            f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        )
-        raise LoadError(f"cannot decode {len(errors)} file(s): {listed}")
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise LoadError(f"cannot decode {len(errors)} file(s): {'; '.join(errors[:5])}{more}")
 
 
 def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placement]) -> str:
     """Decode one file's frames into ``out``; return an error message or ''."""
     try:
-        if placed[0].frame.number_of_frames == 1 and placed[0].frame.source.frame_number is None:
-            _store(out, placed[0], pixel_array(path))
+        first = placed[0]
+        if first.frame.number_of_frames == 1 and first.frame.source.frame_number is None:
+            if not _read_native(path, first.frame, out[first.index]):
+                _store(out, first, pixel_array(path))
             return ""
         by_index = {(p.frame.source.frame_number or 1) - 1: p for p in placed}
         indices = sorted(by_index)
@@ -103,17 +110,87 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
     return ""
 
 
+def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) -> bool:
+    """Read uncompressed little-endian pixels straight into ``dest``; False if not applicable.
+
+    Hand-written instead of ``pydicom.pixels.pixel_array`` for speed and memory:
+    it reads the bytes into the output slice (no temporary frame array, no
+    second header parse). Cases needing pydicom's processing (signed values
+    with unused high bits, colour, odd bit depths) return False.
+    """
+    stored = _stored_dtype(frame)
+    if (
+        frame.pixel_offset is None
+        or frame.samples_per_pixel != 1
+        or stored != dest.dtype
+        or (frame.pixel_representation and frame.bits_stored != frame.bits_allocated)
+        or not dest.flags.c_contiguous
+    ):
+        return False
+    with path.open("rb") as fh:
+        fh.seek(frame.pixel_offset + 4)
+        if frame.transfer_syntax_uid == _EXPLICIT_LE:
+            vr = fh.read(2)
+            length = (
+                struct.unpack("<2xI", fh.read(6))[0]
+                if vr in _LONG_VRS
+                else struct.unpack("<H", fh.read(2))[0]
+            )
+        else:
+            length = struct.unpack("<I", fh.read(4))[0]
+        if length == 0xFFFFFFFF or length < dest.nbytes:
+            return False
+        got = fh.readinto(memoryview(dest).cast("B"))  # type: ignore[arg-type]
+    if got != dest.nbytes:
+        raise LoadError(f"truncated pixel data ({got} of {dest.nbytes} bytes)")
+    return True
+
+
 def _store(
     out: npt.NDArray[np.generic], placement: Placement, frame: npt.NDArray[np.generic]
 ) -> None:
-    """Write one decoded frame into its slice, rescaled."""
+    """Write one decoded frame into its slice (rescaled when the output is float)."""
     dest = out[placement.index]
     if frame.shape != dest.shape:
         raise LoadError(f"frame shape {frame.shape} differs from the volume's {dest.shape}")
-    slope, intercept = placement.frame.rescale_slope, placement.frame.rescale_intercept
-    if slope == 1.0:
+    if dest.dtype.kind != "f":
         np.copyto(dest, frame, casting="unsafe")
-    else:
-        np.multiply(frame, slope, out=dest, casting="unsafe")
+        return
+    slope, intercept = placement.frame.rescale_slope, placement.frame.rescale_intercept
+    np.multiply(frame, slope, out=dest, casting="unsafe")
     if intercept != 0.0:
         dest += dest.dtype.type(intercept)
+
+
+def apply_integer_intercepts(
+    out: npt.NDArray[np.generic], placements: Sequence[Placement]
+) -> npt.NDArray[np.generic]:
+    """Add integer intercepts to an integer array, in place unless values need a wider dtype."""
+    if out.dtype.kind == "f":
+        return out
+    shifts = {p.index: int(p.frame.rescale_intercept) for p in placements}
+    if not any(shifts.values()):
+        return out
+    low = min(int(out[i].min()) + c for i, c in shifts.items())
+    high = max(int(out[i].max()) + c for i, c in shifts.items())
+    target = next(
+        np.dtype(t)
+        for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64)
+        if np.iinfo(t).min <= low
+        and high <= np.iinfo(t).max
+        and np.dtype(t).itemsize >= out.dtype.itemsize
+    )
+    if target.itemsize == out.dtype.itemsize:
+        # Same width: the stored values are in range of the target, so reinterpret in place.
+        out = out.view(target) if _fits(out, target) else out.astype(target)
+    else:
+        out = out.astype(target)
+    for index, shift in shifts.items():
+        if shift:
+            out[index] += target.type(shift)
+    return out
+
+
+def _fits(out: npt.NDArray[np.generic], target: np.dtype[np.generic]) -> bool:
+    info = np.iinfo(target)  # type: ignore[type-var]
+    return bool(info.min <= int(out.min()) and int(out.max()) <= info.max)

@@ -1,0 +1,184 @@
+"""Benchmark: load a synthetic 300-slice 512x512 CT series.
+
+dicomstation (``load_series``) vs SimpleITK's ImageSeriesReader vs dcm2niix,
+each in its own subprocess (page cache warmed first), reporting load seconds
+(inside the process, imports excluded), wall seconds of the whole process, and
+peak RSS (``ru_maxrss``), plus the ratio of peak RSS to the volume's size.
+
+Run: ``.venv/bin/python benchmarks/bench_volumes.py [--slices 300] [--size 512]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_series(folder: Path, slices: int, size: int) -> int:
+    """Write a CT series (int16 stored, intercept -1024); return the volume's bytes."""
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    disk = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 2.5) ** 2).astype(np.int16)
+    for k in range(slices):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(str(folder / f"{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.Modality, ds.PatientName, ds.PatientID = "CT", "Bench^Volume", "BENCH"
+        ds.InstanceNumber = slices - k  # files out of order on purpose
+        ds.ImagePositionPatient = [-250.0, -250.0, -0.75 * k]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.PixelSpacing = [0.9765625, 0.9765625]
+        ds.SliceThickness = 0.75
+        ds.Rows = ds.Columns = size
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
+        noise = rng.integers(0, 50, (size, size), dtype=np.int16)
+        ds.PixelData = (disk * (1000 + k) + noise).astype(np.int16).tobytes()
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+    return slices * size * size * 2
+
+
+_PY_CODE = {
+    "dicomstation": """
+import dicomstation.volumes as dv
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t = time.perf_counter(); v = dv.load_series(files); dt = time.perf_counter() - t
+shape = v.volume.array.shape
+""",
+    "SimpleITK": """
+import SimpleITK as sitk
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t = time.perf_counter()
+r = sitk.ImageSeriesReader()
+r.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder))
+img = r.Execute(); dt = time.perf_counter() - t
+shape = img.GetSize()
+""",
+}
+
+_PRELUDE = """
+import glob, json, os, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+folder = sys.argv[1]; files = sorted(glob.glob(os.path.join(folder, "*.dcm")))
+"""
+
+_EPILOGUE = """
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"load_s": dt, "rss": rss, "base": base, "shape": list(shape)}))
+"""
+
+
+def run_python(tool: str, folder: Path) -> dict[str, float]:
+    """Run one Python loader in a fresh interpreter; parse its JSON line."""
+    code = _PRELUDE + _PY_CODE[tool] + _EPILOGUE
+    env_path = str(ROOT / "src")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+    )
+    wall = time.perf_counter() - start
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def run_dcm2niix(folder: Path, out: Path) -> dict[str, float] | None:
+    """Run dcm2niix (uncompressed NIfTI out) under a tiny Python wrapper for its peak RSS."""
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        return None
+    code = (
+        "import resource, subprocess, sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+        "dt = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+        "print(json.dumps({'load_s': dt, 'rss': rss}))\n"
+    )
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, exe, "-z", "n", "-b", "n", "-o", str(out), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def main() -> None:
+    """Build the series, run every loader, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per tool; best is kept")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_volumes_") as tmp:
+        folder, out = Path(tmp) / "series", Path(tmp) / "nifti"
+        folder.mkdir()
+        out.mkdir()
+        nbytes = make_series(folder, args.slices, args.size)
+        for f in folder.iterdir():  # warm the page cache for every tool alike
+            f.read_bytes()
+        results: dict[str, dict[str, float] | None] = {}
+        for tool in ("dicomstation", "SimpleITK"):
+            runs = [run_python(tool, folder) for _ in range(args.repeat)]
+            results[tool] = min(runs, key=lambda r: r["load_s"])
+        runs_d = [run_dcm2niix(folder, out) for _ in range(args.repeat)]
+        results["dcm2niix"] = (
+            None if runs_d[0] is None else min((r for r in runs_d if r), key=lambda r: r["load_s"])
+        )
+    _print_table(results, nbytes, args)
+
+
+def _print_table(results: dict[str, dict[str, float] | None], nbytes: int, args: object) -> None:
+    mb = nbytes / 2**20
+    print(f"\nseries: {args.slices} slices x {args.size}x{args.size} int16 = {mb:.0f} MiB")  # type: ignore[attr-defined]
+    base = results["dicomstation"]
+    assert base is not None
+    print(
+        f"{'tool':<14}{'load s':>9}{'wall s':>9}{'peak RSS MiB':>14}{'RSS/volume':>12}"
+        f"{'(RSS-imports)/volume':>22}{'time vs ds':>12}"
+    )
+    for tool, r in results.items():
+        if r is None:
+            print(f"{tool:<14}  not installed (apt-get install dcm2niix)")
+            continue
+        rss = r["rss"] / 2**20
+        extra = (r["rss"] - r.get("base", 0)) / 2**20
+        print(
+            f"{tool:<14}{r['load_s']:>9.3f}{r['wall_s']:>9.2f}{rss:>14.0f}{rss / mb:>12.2f}"
+            f"{extra / mb:>22.2f}{r['load_s'] / base['load_s']:>11.2f}x"
+        )
+    print(
+        "load s: examine+load (dicomstation), file-name scan+Execute (SimpleITK), the whole "
+        "run including the uncompressed NIfTI write (dcm2niix); RSS-imports: peak RSS minus "
+        "RSS after imports; 'time vs ds' > 1 means slower than dicomstation"
+    )
+
+
+if __name__ == "__main__":
+    main()
