@@ -1,9 +1,111 @@
-"""CLI commands (to be filled in by the owning area)."""
+"""``dicomstation load``: a series (database UID, folder or file) -> volume -> NIfTI/NRRD."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from dicomstation.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    open_database,
+    print_json,
+)
+from dicomstation.errors import ConfigError, GeometryWarning, LoadError
+from dicomstation.volumes import Loadable, LoadedVolume, examine, load, write_volume
+
+
+def _files_of(target: str, db_path: Path | None) -> list[Path]:
+    """Files named by ``target``: an existing file/folder, else a series UID in the database."""
+    path = Path(target)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        if not files:
+            raise LoadError(f"{path}: folder holds no files")
+        return files
+    db = open_database(db_path)
+    try:
+        return db.series_files(target)
+    finally:
+        db.close()
+
+
+def _loadables_table(loadables: list[Loadable]) -> Table:
+    table = Table()
+    for title in ("#", "Name", "Kind", "Frames", "Confidence", "Reason", "Warnings"):
+        table.add_column(title, overflow="fold")
+    for i, ld in enumerate(loadables):
+        table.add_row(
+            str(i),
+            ld.name,
+            ld.kind.value,
+            str(len(ld.frames)),
+            f"{ld.confidence:.2f}",
+            ld.reason,
+            "; ".join(ld.warnings),
+        )
+    return table
+
+
+def _summary(loaded: LoadedVolume, out: Path | None) -> dict[str, object]:
+    return {
+        "name": loaded.name,
+        "kind": loaded.kind.value,
+        "series_instance_uid": loaded.series_instance_uid,
+        "shape": list(loaded.volume.array.shape),
+        "time_points": len(loaded.time_points),
+        "dtype": str(loaded.volume.array.dtype),
+        "spacing": [round(s, 6) for s in loaded.spacing],
+        "origin_lps": [round(p, 6) for p in loaded.origin],
+        "warnings": list(loaded.warnings),
+        "output": str(out) if out else None,
+    }
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add ``load`` to the app."""
+
+    @app.command("load")
+    @handle_errors
+    def load_cmd(
+        target: Annotated[str, typer.Argument(help="Series UID in the local database, or a path.")],
+        to: Annotated[
+            Path | None, typer.Option("--to", help="Write .nii, .nii.gz or .nrrd.")
+        ] = None,
+        index: Annotated[int, typer.Option("--index", help="Which loadable (see --list).")] = 0,
+        list_only: Annotated[bool, typer.Option("--list", help="Only list loadables.")] = False,
+        correct_tilt: Annotated[
+            bool, typer.Option("--correct-tilt", help="Resample gantry-tilted slices.")
+        ] = False,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Load a series as a volume (Slicer-style loadables) and optionally write it out."""
+        loadables = examine(_files_of(target, db))
+        if list_only:
+            console.print(_loadables_table(loadables))
+            return
+        if not 0 <= index < len(loadables):
+            raise ConfigError(f"--index {index}: there are {len(loadables)} loadable(s)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GeometryWarning)  # printed below from .warnings
+            loaded = load(loadables[index], correct_tilt=correct_tilt)
+        out = write_volume(loaded, to) if to is not None else None
+        if as_json:
+            print_json(_summary(loaded, out))
+            return
+        for message in loaded.warnings:
+            err_console.print(Text(f"warning: {message}", style="yellow"))
+        for key, value in _summary(loaded, out).items():
+            if key != "warnings":
+                console.print(f"{key}: {value}")
