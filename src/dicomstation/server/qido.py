@@ -1,0 +1,153 @@
+"""QIDO-RS (PS3.18 10.6) over the local database: studies, series and instances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydicom.datadict import keyword_for_tag
+
+from dicomstation.database.matching import COLUMNS
+from dicomstation.dicomjson import tag_hex
+from dicomstation.errors import DatabaseError, NotFoundError
+from dicomstation.models import Level, Query
+from dicomstation.server.context import ServerContext
+from dicomstation.server.uids import check_uid, check_uid_list
+
+__all__ = ["DICOM_JSON", "parse_query", "qido_router"]
+
+DICOM_JSON = "application/dicom+json"
+_CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
+_UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
+
+
+def _keyword(name: str) -> str:
+    if len(name) == 8 and all(c in "0123456789abcdefABCDEF" for c in name):
+        found = keyword_for_tag(int(name, 16))
+        if not found:
+            raise HTTPException(400, f"unknown attribute tag {name!r}")
+        return str(found)
+    try:
+        tag_hex(name)
+    except KeyError:
+        raise HTTPException(400, f"unknown attribute {name!r}") from None
+    return name
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int | None) -> int | None:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise HTTPException(400, f"{name} must be a non-negative integer, not {text!r}")
+    return value
+
+
+def _include_fields(request: Request) -> tuple[str, ...]:
+    fields: list[str] = []
+    for raw in request.query_params.getlist("includefield"):
+        for item in raw.split(","):
+            item = item.strip()
+            if item:
+                fields.append("all" if item.lower() == "all" else _keyword(item))
+    return tuple(fields)
+
+
+def parse_query(request: Request, level: Level, study_uid: str | None = None,
+                series_uid: str | None = None) -> Query:
+    """Turn QIDO-RS query parameters into a :class:`Query`, validating every value.
+
+    Raises
+    ------
+    fastapi.HTTPException
+        400 for unknown attributes, attributes the index cannot match, bad UIDs or paging.
+    """
+    params = request.query_params
+    filters: dict[str, str] = {}
+    for name in params:
+        if name.lower() in _CONTROL:
+            continue
+        keyword = _keyword(name)
+        if keyword not in COLUMNS:
+            known = ", ".join(sorted(COLUMNS))
+            raise HTTPException(400, f"cannot match on {keyword}; supported: {known}")
+        value = params[name]
+        filters[keyword] = check_uid_list(value, keyword) if keyword in _UID_KEYS else value
+    return Query(
+        level=level, filters=filters, study_uid=study_uid, series_uid=series_uid,
+        include_fields=_include_fields(request),
+        fuzzy=params.get("fuzzymatching", "false").lower() == "true",
+        limit=_int_param(params, "limit", None), offset=_int_param(params, "offset", 0) or 0)
+
+
+def _extra(ctx: ServerContext, obj: Mapping[str, Any], level: Level,
+           fields: tuple[str, ...]) -> dict[str, Any]:
+    """Attributes asked by includefield that the index row lacks, from a cached header."""
+    wanted = None if "all" in fields else {tag_hex(f) for f in fields} - set(obj)
+    if wanted is not None and not wanted:
+        return {}
+    study = obj.get("0020000D", {}).get("Value", [""])[0]
+    series = obj.get("0020000E", {}).get("Value", [None])[0] if level is not Level.STUDY else None
+    try:
+        headers = ctx.db.metadata(study, series)
+    except NotFoundError:
+        return {}
+    header = headers[0]
+    if level is Level.IMAGE:
+        sop = obj.get("00080018", {}).get("Value", [""])[0]
+        header = next((h for h in headers if h.get("00080018", {}).get("Value") == [sop]), header)
+    return {k: v for k, v in header.items()
+            if (wanted is None or k in wanted) and k not in obj and not k.startswith("0002")}
+
+
+def _run(ctx: ServerContext, query: Query) -> JSONResponse:
+    try:
+        refs = ctx.db.find(query)
+    except DatabaseError as exc:
+        raise HTTPException(400, str(exc)) from None
+    results = []
+    for ref in refs:
+        obj = dict(ref.json)
+        if query.include_fields:
+            obj.update(_extra(ctx, obj, query.level, query.include_fields))
+        results.append(dict(sorted(obj.items())))
+    return JSONResponse(results, media_type=DICOM_JSON)
+
+
+def qido_router(ctx: ServerContext) -> APIRouter:
+    """Routes for QIDO-RS searches."""
+    router = APIRouter()
+
+    @router.get("/studies")
+    def search_studies(request: Request) -> JSONResponse:
+        return _run(ctx, parse_query(request, Level.STUDY))
+
+    @router.get("/series")
+    def search_all_series(request: Request) -> JSONResponse:
+        return _run(ctx, parse_query(request, Level.SERIES))
+
+    @router.get("/studies/{study}/series")
+    def search_series(study: str, request: Request) -> JSONResponse:
+        return _run(ctx, parse_query(request, Level.SERIES, check_uid(study, "StudyInstanceUID")))
+
+    @router.get("/instances")
+    def search_all_instances(request: Request) -> JSONResponse:
+        return _run(ctx, parse_query(request, Level.IMAGE))
+
+    @router.get("/studies/{study}/instances")
+    def search_study_instances(study: str, request: Request) -> JSONResponse:
+        return _run(ctx, parse_query(request, Level.IMAGE, check_uid(study, "StudyInstanceUID")))
+
+    @router.get("/studies/{study}/series/{series}/instances")
+    def search_instances(study: str, series: str, request: Request) -> JSONResponse:
+        query = parse_query(request, Level.IMAGE, check_uid(study, "StudyInstanceUID"),
+                            check_uid(series, "SeriesInstanceUID"))
+        return _run(ctx, query)
+
+    return router

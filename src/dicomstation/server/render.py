@@ -1,0 +1,133 @@
+"""Rendered images and thumbnails (PS3.18 10.4.1.1.7): JPEG or PNG made by pydicom + Pillow."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from fastapi import APIRouter, HTTPException, Request, Response
+from PIL import Image
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+from pydicom.pixels.utils import pixel_array
+
+from dicomstation.server.accept import parse_accept
+from dicomstation.server.context import ServerContext
+from dicomstation.server.lookup import instance_refs, one_instance
+
+__all__ = ["parse_window", "render_file", "render_router", "to_uint8"]
+
+THUMBNAIL = 128
+
+
+def parse_window(text: str | None) -> tuple[float, float] | None:
+    """Parse ``window=center,width[,function]`` (400,40 style) into (center, width)."""
+    if not text:
+        return None
+    pieces = text.split(",")
+    try:
+        center, width = float(pieces[0]), float(pieces[1])
+    except (ValueError, IndexError):
+        raise HTTPException(400, f"invalid window {text!r}: use center,width") from None
+    if width <= 0:
+        raise HTTPException(400, f"invalid window {text!r}: width must be positive")
+    return center, width
+
+
+def to_uint8(values: npt.NDArray[np.float64], window: tuple[float, float] | None
+             ) -> npt.NDArray[np.uint8]:
+    """Map values to 0-255 through a linear window, or min/max when no window is given."""
+    if window is None:
+        low, high = float(np.min(values)), float(np.max(values))
+    else:
+        low, high = window[0] - window[1] / 2, window[0] + window[1] / 2
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.clip((values - low) * scale, 0, 255).astype(np.uint8)
+
+
+def render_file(path: Path, frame: int = 0, window: tuple[float, float] | None = None,
+                size: int | None = None, fmt: str = "JPEG") -> bytes:
+    """Render one frame of an instance file to JPEG/PNG bytes (grey or RGB)."""
+    ds = pydicom.dcmread(path)
+    if "PixelData" not in ds:
+        raise HTTPException(404, f"instance {ds.SOPInstanceUID} has no pixel data")
+    count = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if not 0 <= frame < count:
+        raise HTTPException(404, f"frame {frame + 1} does not exist (the instance has {count})")
+    arr = pixel_array(ds, index=frame if count > 1 else None)
+    if getattr(ds, "SamplesPerPixel", 1) == 1:
+        values = apply_modality_lut(arr, ds).astype(np.float64)
+        if window is None and "WindowCenter" in ds:
+            values = np.asarray(apply_voi_lut(values, ds), dtype=np.float64)
+        image = Image.fromarray(to_uint8(values, window))
+        if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+            image = Image.eval(image, lambda v: 255 - v)
+    else:
+        image = Image.fromarray(arr if arr.dtype == np.uint8 else to_uint8(arr, None))
+    if size:
+        image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _format(request: Request) -> tuple[str, str]:
+    for item in parse_accept(request.headers.get("accept"), "image/jpeg"):
+        if item.media_type in ("image/jpeg", "image/*", "*/*"):
+            return "JPEG", "image/jpeg"
+        if item.media_type == "image/png":
+            return "PNG", "image/png"
+    raise HTTPException(406, "rendered images are available as image/jpeg or image/png")
+
+
+def _viewport(request: Request, default: int | None) -> int | None:
+    text = request.query_params.get("viewport")
+    if not text:
+        return default
+    try:
+        return max(1, min(4096, max(int(v) for v in text.split(",")[:2])))
+    except ValueError:
+        raise HTTPException(400, f"invalid viewport {text!r}: use width,height") from None
+
+
+def _render(ctx: ServerContext, request: Request, study: str, series: str | None, sop: str | None,
+            frame: int, thumbnail: bool) -> Response:
+    refs = instance_refs(ctx, study, series, sop)
+    if sop is None:
+        refs = refs[len(refs) // 2 :]  # middle instance represents a series/study
+    fmt, media = _format(request)
+    size = _viewport(request, THUMBNAIL if thumbnail else None)
+    window = parse_window(request.query_params.get("window"))
+    path = ctx.db.instance_path(refs[0].sop_instance_uid)
+    return Response(render_file(path, frame, window, size, fmt), media_type=media)
+
+
+def render_router(ctx: ServerContext) -> APIRouter:
+    """Routes for rendered images and thumbnails."""
+    router = APIRouter()
+    base = "/studies/{study}/series/{series}/instances/{sop}"
+
+    @router.get(base + "/rendered")
+    def rendered(study: str, series: str, sop: str, request: Request) -> Response:
+        return _render(ctx, request, study, series, sop, 0, False)
+
+    @router.get(base + "/frames/{frame}/rendered")
+    def rendered_frame(study: str, series: str, sop: str, frame: int, request: Request) -> Response:
+        one_instance(ctx, study, series, sop)
+        return _render(ctx, request, study, series, sop, frame - 1, False)
+
+    @router.get(base + "/thumbnail")
+    def instance_thumbnail(study: str, series: str, sop: str, request: Request) -> Response:
+        return _render(ctx, request, study, series, sop, 0, True)
+
+    @router.get("/studies/{study}/series/{series}/thumbnail")
+    def series_thumbnail(study: str, series: str, request: Request) -> Response:
+        return _render(ctx, request, study, series, None, 0, True)
+
+    @router.get("/studies/{study}/thumbnail")
+    def study_thumbnail(study: str, request: Request) -> Response:
+        return _render(ctx, request, study, None, None, 0, True)
+
+    return router
