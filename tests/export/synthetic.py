@@ -42,10 +42,9 @@ def phantom(slices: int = 20, rows: int = 64, columns: int = 64, spheres: int = 
     hu[np.broadcast_to(cylinder, hu.shape)] = 0.0
     for fz, fy, fx, fr, value in SPHERES[:spheres]:
         radius = fr * min(rows, columns)
-        inside = (
-            (z - fz * slices) ** 2 * 4 + (y - fy * rows) ** 2 + (x - fx * columns) ** 2
-            <= radius**2
-        )
+        inside = (z - fz * slices) ** 2 * 4 + (y - fy * rows) ** 2 + (
+            x - fx * columns
+        ) ** 2 <= radius**2
         hu[inside] = value
     return Phantom(hu=hu, pixel_spacing=0.75, slice_spacing=2.0)
 

@@ -22,6 +22,7 @@ from dicomstation.errors import ExportError, InvalidDicomError, LoadError
 if TYPE_CHECKING:
     from dicomstation.database import Database
     from dicomstation.models import TransferReport
+    from dicomstation.volumes import LoadedVolume
 
 __all__ = [
     "ExportOptions",
@@ -120,17 +121,29 @@ class SourceSeries:
         return cls(datasets=tuple(datasets), volume=volume)
 
     @classmethod
-    def from_files(cls, paths: Iterable[Path | str]) -> SourceSeries:
-        """Read the files of one series (single-frame images or one multi-frame image)."""
-        files = tuple(Path(p) for p in paths)
+    def from_loaded(cls, loaded: LoadedVolume) -> SourceSeries:
+        """Build from a volume loaded by :func:`dicomstation.volumes.load_series`.
+
+        The source datasets are the headers (no pixel data) of the instances of
+        the loaded volume (its first time point for a 4D series).
+        """
+        if loaded.volume.number_of_channel_dimensions != 0:
+            raise ExportError(f"series {loaded.series_instance_uid} is not a scalar volume")
+        files = tuple(dict.fromkeys(source.path for source in loaded.slice_sources))
         datasets = []
         for path in files:
             try:
-                datasets.append(pydicom.dcmread(path))
+                datasets.append(pydicom.dcmread(path, stop_before_pixels=True))
             except (pydicom.errors.InvalidDicomError, OSError, EOFError) as exc:
                 raise InvalidDicomError(str(path), str(exc)) from exc
-        series = cls.from_datasets(datasets)
-        return cls(datasets=series.datasets, volume=series.volume, paths=files)
+        return cls(datasets=tuple(datasets), volume=loaded.volume, paths=files)
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path | str]) -> SourceSeries:
+        """Load the files of one series (:func:`dicomstation.volumes.load_series`)."""
+        from dicomstation.volumes import load_series
+
+        return cls.from_loaded(load_series(list(paths)))
 
     @property
     def first(self) -> Dataset:

@@ -240,7 +240,8 @@ def read_seg_masks(dataset: Dataset, reference: hd.Volume) -> dict[int, hd.Volum
     for number in seg.segment_numbers:
         try:
             volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
-            out[int(number)] = volume.match_geometry(reference).astype(bool)
+            aligned = volume.match_geometry(reference)
+            out[int(number)] = aligned.with_array(np.asarray(aligned.array) > 0)
         except (ValueError, RuntimeError) as exc:
             raise ExportError(
                 f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"

@@ -1,0 +1,150 @@
+"""DICOM SEG and TID 1500 SR: validity (dciodvfy), round trip, geometry against the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.sr.codedict import codes
+
+from dicomstation import processing as P
+from dicomstation.errors import ExportError
+from dicomstation.export import (
+    ExportOptions,
+    Segment,
+    SourceSeries,
+    build_seg,
+    build_sr,
+    read_seg_labelmap,
+    read_seg_masks,
+    read_sr_measurements,
+)
+from tests.export.conftest import assert_valid
+
+OPTIONS = ExportOptions(
+    series_description="Spheres",
+    series_number=901,
+    institution_name="Test Hospital",
+    institutional_department_name="Radiology",
+)
+
+
+def _segments(ct: SourceSeries) -> list[Segment]:
+    bright = P.keep_largest_island(P.threshold(ct.volume, 250, 350))
+    mid = P.threshold(ct.volume, 100, 200)
+    return [
+        Segment("Bright sphere", bright, codes.SCT.Tissue, codes.SCT.Bone, color=(241, 214, 145)),
+        Segment("Middle sphere", mid, codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion),
+    ]
+
+
+def test_seg_is_valid_and_round_trips(ct: SourceSeries, tmp_path: Path) -> None:
+    segments = _segments(ct)
+    seg = build_seg(ct, segments, OPTIONS)
+    (path,) = assert_valid([seg], tmp_path)
+    back = hd.seg.segread(path)
+    assert back.SeriesDescription == "Spheres" and back.SeriesNumber == 901
+    assert back.InstitutionName == "Test Hospital"
+    assert back.InstitutionalDepartmentName == "Radiology"
+    for keyword in ("StudyInstanceUID", "PatientID", "PatientName", "FrameOfReferenceUID"):
+        assert back.get(keyword) == ct.first.get(keyword), keyword
+    assert back.SeriesInstanceUID != ct.series_uid
+    desc = back.get_segment_description(2)
+    assert desc.segment_label == "Middle sphere"
+    assert desc.segmented_property_type == codes.SCT.Lesion
+    assert desc.segmented_property_category == codes.SCT.MorphologicallyAbnormalStructure
+    lab = back.get_segment_description(1).RecommendedDisplayCIELabValue
+    assert hd.color.CIELabColor.from_dicom_value(lab).to_rgb() == pytest.approx(
+        (241, 214, 145), abs=1
+    )
+    labels = read_seg_labelmap(pydicom.dcmread(path), ct.volume)
+    assert labels.geometry_equal(ct.volume)
+    for number, segment in enumerate(segments, start=1):
+        assert np.array_equal(labels.array == number, segment.mask.array)
+
+
+def test_seg_frames_reference_their_source_images(ct: SourceSeries, tmp_path: Path) -> None:
+    seg = build_seg(ct, _segments(ct))
+    (path,) = assert_valid([seg], tmp_path)
+    back = hd.seg.segread(path)
+    by_uid = {ds.SOPInstanceUID: ds for ds in ct.datasets}
+    (series,) = back.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == ct.series_uid
+    assert {i.ReferencedSOPInstanceUID for i in series.ReferencedInstanceSequence} == set(by_uid)
+    for frame in back.PerFrameFunctionalGroupsSequence:
+        position = frame.PlanePositionSequence[0].ImagePositionPatient
+        (source,) = frame.DerivationImageSequence[0].SourceImageSequence
+        image = by_uid[source.ReferencedSOPInstanceUID]
+        assert np.allclose(
+            [float(v) for v in position], [float(v) for v in image.ImagePositionPatient]
+        )
+    shared = back.SharedFunctionalGroupsSequence[0]
+    assert np.allclose(shared.PixelMeasuresSequence[0].PixelSpacing, ct.first.PixelSpacing)
+
+
+def test_overlapping_segments_are_stacked(ct: SourceSeries, tmp_path: Path) -> None:
+    water_and_more = P.threshold(ct.volume, -10, 1000)
+    bright = P.threshold(ct.volume, 250, 350)
+    seg = build_seg(ct, [Segment("Body", water_and_more), Segment("Bright", bright)])
+    (path,) = assert_valid([seg], tmp_path)
+    masks = read_seg_masks(pydicom.dcmread(path), ct.volume)
+    assert np.array_equal(masks[1].array, water_and_more.array)
+    assert np.array_equal(masks[2].array, bright.array)
+    with pytest.raises(ExportError, match="label map"):
+        read_seg_labelmap(pydicom.dcmread(path), ct.volume)
+
+
+def test_seg_rejects_empty_or_foreign_masks(ct: SourceSeries) -> None:
+    empty = ct.volume.with_array(np.zeros(ct.volume.spatial_shape, dtype=bool))
+    with pytest.raises(ExportError, match="empty"):
+        build_seg(ct, [Segment("Nothing", empty)])
+    with pytest.raises(ExportError):
+        build_seg(ct, [])
+    foreign = hd.Volume(
+        np.ones((2, 2, 2), dtype=bool), np.eye(4), "PATIENT", frame_of_reference_uid="1.2.3"
+    )
+    with pytest.raises(ExportError, match="frame of reference"):
+        build_seg(ct, [Segment("Elsewhere", foreign)])
+
+
+def test_sr_is_valid_and_holds_the_statistics(ct: SourceSeries, tmp_path: Path) -> None:
+    segments = _segments(ct)
+    seg = build_seg(ct, segments)
+    stats = P.segment_statistics(
+        ct.volume, {n: s.mask for n, s in enumerate(segments, 1)}, {1: "Bright", 2: "Middle"}
+    )
+    sr = build_sr(seg, ct, stats, OPTIONS)
+    (path,) = assert_valid([sr], tmp_path)
+    back = pydicom.dcmread(path)
+    assert back.StudyInstanceUID == ct.first.StudyInstanceUID
+    assert back.InstitutionName == "Test Hospital"
+    values = read_sr_measurements(back)
+    assert values["Bright #1"]["Mean"] == pytest.approx(300.0)
+    assert values["Middle #2"]["Volume"] == pytest.approx(stats[1].volume_ml)
+    assert values["Middle #2"]["Standard Deviation"] == pytest.approx(0.0)
+    evidence = {
+        item.ReferencedSOPInstanceUID
+        for study in back.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    assert seg.SOPInstanceUID in evidence
+    assert {ds.SOPInstanceUID for ds in ct.datasets} <= evidence
+    report = hd.sr.Comprehensive3DSR.from_dataset(back)
+    groups = report.content.get_volumetric_roi_measurement_groups()
+    assert groups[0].referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+    unit = groups[0].get_measurements(name=codes.SCT.Mean)[0].unit
+    assert unit.value == "[hnsf'U]"
+
+
+def test_sr_rejects_unknown_segments(ct: SourceSeries) -> None:
+    segments = _segments(ct)
+    seg = build_seg(ct, segments[:1])
+    stats = P.segment_statistics(ct.volume, {5: segments[0].mask})
+    with pytest.raises(ExportError):
+        build_sr(seg, ct, stats)
+    with pytest.raises(ExportError):
+        build_sr(seg, ct, [])
