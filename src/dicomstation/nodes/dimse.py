@@ -1,0 +1,258 @@
+"""DIMSE node (pynetdicom): C-ECHO, C-FIND, C-GET/C-MOVE and C-STORE behind :class:`DicomNode`.
+
+The CLI, web UI and transfer code use it exactly like the DICOMweb node:
+
+>>> node = open_node(DimseServer("pacs", "ORTHANC", "127.0.0.1", 4242))
+>>> studies = node.find(Query(Level.STUDY, {"PatientName": "DOE^*"}))
+>>> node.retrieve(studies[0].study_uid, into=db)
+
+Module map: ``dimse_assoc`` (associations), ``dimse_query`` (C-FIND),
+``dimse_retrieve`` (C-GET/C-MOVE), ``dimse_receive`` (raw storage into the
+database), ``dimse_store`` (C-STORE SCU), ``dimse_errors`` (the one error mapping),
+``listener`` (storage SCP).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pynetdicom import build_context
+
+from dicomstation.config import DimseServer, LocalNodeConfig
+from dicomstation.errors import CancelledError, ProtocolError, RemoteStatusError
+from dicomstation.models import InstanceRef, Level, Query, TransferReport
+from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
+from dicomstation.nodes.dimse_assoc import open_association
+from dicomstation.nodes.dimse_errors import check_status
+from dicomstation.nodes.dimse_query import (
+    METADATA_KEYS,
+    VERIFICATION,
+    QueryRoot,
+    build_identifier,
+    iter_identifiers,
+    model_uid,
+    to_json,
+    to_ref,
+)
+from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_retrieve import (
+    RetrieveMethod,
+    plan_request,
+    retrieve_get,
+    retrieve_move,
+    storage_classes,
+    wait_external,
+)
+from dicomstation.nodes.dimse_store import send_files
+from dicomstation.nodes.listener import StorageListener
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
+
+__all__ = ["DimseNode", "QueryRoot", "RetrieveMethod"]
+
+
+class DimseNode:
+    """A DIMSE peer (PACS, Orthanc, dcmqrscp...) as a :class:`DicomNode`.
+
+    Parameters
+    ----------
+    server : DimseServer
+        Called AE title, host, port, our calling AE title, timeout, and the
+        C-MOVE destination (when set, retrieves use C-MOVE).
+    local : LocalNodeConfig
+        Our listener's AE title/host/port for C-MOVE.
+    root : QueryRoot or str
+        Study Root (default) or Patient Root information model.
+    method : RetrieveMethod or str, optional
+        Force C-GET or C-MOVE (default: C-MOVE if ``server.move_destination``
+        is set, else C-GET).
+    listener : StorageListener, optional
+        A running listener of this process to receive C-MOVE stores.
+    """
+
+    def __init__(self, server: DimseServer, *, local: LocalNodeConfig | None = None,
+                 root: QueryRoot | str = QueryRoot.STUDY,
+                 method: RetrieveMethod | str | None = None,
+                 listener: StorageListener | None = None) -> None:
+        self.server = server
+        self.name = server.name
+        self.local = local or LocalNodeConfig()
+        self.root = QueryRoot(root)
+        if method is None:
+            method = RetrieveMethod.MOVE if server.move_destination else RetrieveMethod.GET
+        self.method = RetrieveMethod(method)
+        self.listener = listener
+
+    @classmethod
+    def from_config(cls, server: DimseServer, *, local: LocalNodeConfig | None = None
+                    ) -> DimseNode:
+        """The node for a configured DIMSE server."""
+        return cls(server, local=local)
+
+    def __repr__(self) -> str:
+        s = self.server
+        return f"DimseNode({s.name!r}, {s.ae_title}@{s.host}:{s.port}, {self.method.value})"
+
+    # -- C-ECHO ------------------------------------------------------------------------
+    def echo(self) -> float:
+        """C-ECHO; return the seconds taken (association included).
+
+        Raises
+        ------
+        ConnectionFailedError, AssociationError, AuthenticationError, RemoteStatusError
+        """
+        started = time.perf_counter()
+        with open_association(self.server, [build_context(VERIFICATION)], "C-ECHO") as assoc:
+            status = assoc.send_c_echo()
+            check_status(status, server=self.name, operation="C-ECHO",
+                         timeout=self.server.timeout)
+        return time.perf_counter() - started
+
+    # -- C-FIND ------------------------------------------------------------------------
+    def _identifiers(self, query: Query, extra: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+        level = Level.parse(query.level)
+        identifier = build_identifier(query, extra)
+        model = model_uid(self.root, "C-FIND", level)
+        uid = query.series_uid or query.study_uid
+        with open_association(self.server, [build_context(model)], "C-FIND") as assoc:
+            skipped = yielded = 0
+            for found in iter_identifiers(assoc, identifier, model, server=self.name, uid=uid,
+                                          timeout=self.server.timeout):
+                if skipped < query.offset:
+                    skipped += 1
+                    continue
+                yield to_json(found, server=self.name)
+                yielded += 1
+                if query.limit is not None and yielded >= query.limit:
+                    break
+
+    def iter_find(self, query: Query) -> Iterator[Ref]:
+        """Yield matches as C-FIND responses arrive (patient/study/series/instance level).
+
+        ``limit``/``offset`` are applied here (DIMSE has no paging); stopping early
+        sends C-CANCEL.
+        """
+        level = Level.parse(query.level)
+        for obj in self._identifiers(query):
+            yield to_ref(level, obj)
+
+    def find(self, query: Query) -> list[Ref]:
+        """All matches of :meth:`iter_find`."""
+        return list(self.iter_find(query))
+
+    def metadata(self, study_uid: str, series_uid: str | None = None) -> list[Mapping[str, Any]]:
+        """Instance headers from a C-FIND at IMAGE level (no files are transferred).
+
+        Only the attributes the peer returns for the requested keys are present
+        (a C-FIND cannot ask for "everything").
+        """
+        query = Query(Level.IMAGE, study_uid=study_uid, series_uid=series_uid)
+        return list(self._identifiers(query, METADATA_KEYS))
+
+    # -- C-GET / C-MOVE ------------------------------------------------------------------
+    def _listing(self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
+                 ) -> list[InstanceRef] | None:
+        filters = {}
+        if series_uids:
+            filters["SeriesInstanceUID"] = "\\".join(series_uids)
+        if sop_uids:
+            filters["SOPInstanceUID"] = "\\".join(sop_uids)
+        query = Query(Level.IMAGE, filters, study_uid=study_uid)
+        extra = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
+        try:
+            objs = list(self._identifiers(query, extra))
+        except (RemoteStatusError, ProtocolError):
+            return None  # cannot list instances: retrieve everything, skip on arrival
+        return [InstanceRef.from_json(o) for o in objs]
+
+    def retrieve(
+        self,
+        study_uid: str,
+        series_uids: Sequence[str] = (),
+        sop_uids: Sequence[str] = (),
+        *,
+        into: Database,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TransferReport:
+        """Retrieve a study, some of its series, or some instances into ``into``.
+
+        Uses C-GET, or C-MOVE to our storage listener (see ``method``). Instances
+        ``into`` already has are skipped without being transferred.
+
+        Returns
+        -------
+        TransferReport
+            ``succeeded``/``skipped``/``failed`` are SOP Instance UIDs.
+
+        Raises
+        ------
+        ConnectionFailedError, AssociationError, AuthenticationError, RemoteStatusError
+            On association failures, timeouts and Failure statuses.
+        CancelledError
+            When ``cancel`` is set; complete instances received so far are kept.
+        """
+        started = time.perf_counter()
+        listing = self._listing(study_uid, series_uids, sop_uids)
+        wanted = [r.sop_instance_uid for r in listing] if listing is not None else list(sop_uids)
+        present = into.has_instances(wanted)
+        patient_id = ""
+        if self.root is QueryRoot.PATIENT and listing:
+            patient_id = str(listing[0].json.get("00100020", {}).get("Value", [""])[0])
+        requests = plan_request(study_uid, series_uids, sop_uids, listing, present, patient_id)
+        expected = [uid for r in requests for uid in r.expected]
+        receiver = Receiver(into, operation=self.method.value, progress=progress,
+                            expected=len(expected) or None)
+        external = False
+        try:
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError(f"{self.method.value} from {self.name} cancelled")
+            if requests and self.method is RetrieveMethod.GET:
+                retrieve_get(self.server, requests, storage_classes(listing), receiver,
+                             self.root, study_uid, cancel)
+            elif requests:
+                external = not retrieve_move(self.server, self.local, requests, into, receiver,
+                                             self.root, study_uid, cancel, self.listener)
+        finally:
+            got = receiver.finish()
+        return self._merge(got, present, expected, into if external else None, started)
+
+    def _merge(self, got: TransferReport, present: set[str], expected: Sequence[str],
+               external_db: Database | None, started: float) -> TransferReport:
+        succeeded = list(got.succeeded)
+        if external_db is not None:  # stores went to another listener: look in the database
+            succeeded = sorted(wait_external(external_db, expected, self.server.timeout))
+        done = set(succeeded) | set(got.skipped) | set(got.failed)
+        failed = dict(got.failed)
+        for uid in expected:
+            if uid not in done:
+                failed[uid] = f"not received from {self.name}"
+        return TransferReport(self.method.value, tuple(succeeded),
+                              tuple(sorted(present)) + got.skipped, failed, got.warnings,
+                              got.bytes_transferred, time.perf_counter() - started)
+
+    # -- C-STORE -------------------------------------------------------------------------
+    def store(self, files: Iterable[Path], *, progress: ProgressCallback | None = None,
+              cancel: CancelToken | None = None) -> TransferReport:
+        """C-STORE files (one association for many; streamed from disk as encoded).
+
+        Returns
+        -------
+        TransferReport
+            ``succeeded``/``failed`` by SOP Instance UID (unreadable files by path).
+        """
+        return send_files(self.server, files, progress=progress, cancel=cancel)
+
+    def store_uids(self, db: Database, uids: Iterable[str], *,
+                   progress: ProgressCallback | None = None,
+                   cancel: CancelToken | None = None) -> TransferReport:
+        """C-STORE studies, series or instances of the local database by UID."""
+        files = [path for uid in uids for path in db.files_of(uid)]
+        return self.store(files, progress=progress, cancel=cancel)
+
+    def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own association."""

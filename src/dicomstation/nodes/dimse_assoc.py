@@ -1,0 +1,144 @@
+"""Associations with a DIMSE peer: one application entity, timeouts, contexts, clean exit.
+
+pynetdicom reports a failed association by returning an object that is not
+established; :func:`open_association` turns that into a typed error (through
+:mod:`dicomstation.nodes.dimse_errors`) and always releases or aborts on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, _config, build_context, build_role
+from pynetdicom.presentation import PresentationContext
+
+from dicomstation.config import DimseServer
+from dicomstation.nodes.dimse_errors import association_error
+
+__all__ = [
+    "MAX_CONTEXTS",
+    "RECEIVE_TRANSFER_SYNTAXES",
+    "open_association",
+    "receive_contexts",
+]
+
+# pynetdicom re-encodes a dataset given as a path (dcmread + encode) unless this
+# process-wide switch is on; with it, ``send_c_store(path)`` streams the file's
+# encoded bytes in PDU-sized chunks and requires an exactly matching accepted
+# context, which is what we propose (see dimse_store.py). Only dicomstation's DIMSE
+# code uses pynetdicom in this process, so setting it once here is safe.
+_config.STORE_SEND_CHUNKED_DATASET = True
+# Identifiers of every C-FIND are logged at INFO by default: keep them out of logs.
+_config.LOG_RESPONSE_IDENTIFIERS = False
+_config.LOG_REQUEST_IDENTIFIERS = False
+
+#: An association may carry at most 128 presentation contexts (PS3.8 9.3.2.2).
+MAX_CONTEXTS = 128
+#: Our maximum receive PDU: large PDUs mean fewer round trips through pynetdicom's reactor.
+MAX_PDU = 4 * 1024 * 1024
+
+#: Transfer syntaxes we accept for received instances: we store what the peer has,
+#: compressed or not, without asking it to transcode.
+RECEIVE_TRANSFER_SYNTAXES: tuple[UID, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+)
+
+
+def make_ae(ae_title: str, timeout: float) -> AE:
+    """An application entity with our AE title, timeouts and a large receive PDU."""
+    ae = AE(ae_title=ae_title)
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    ae.maximum_pdu_size = MAX_PDU
+    return ae
+
+
+def receive_contexts(sop_classes: Iterable[str]) -> list[PresentationContext]:
+    """Storage contexts (all receive transfer syntaxes) for the given SOP classes."""
+    syntaxes: list[str | UID] = list(RECEIVE_TRANSFER_SYNTAXES)
+    return [build_context(uid, syntaxes) for uid in sop_classes]
+
+
+@contextlib.contextmanager
+def open_association(
+    server: DimseServer,
+    contexts: Sequence[PresentationContext],
+    operation: str,
+    *,
+    scp_roles: Sequence[str] = (),
+    handlers: Sequence[tuple[Any, Callable[..., Any]]] = (),
+    ae: AE | None = None,
+) -> Iterator[Any]:
+    """Open an association, yield it, then release it (abort if the body raised).
+
+    Parameters
+    ----------
+    server : DimseServer
+        The peer.
+    contexts : sequence of PresentationContext
+        What to propose (at most 128).
+    operation : str
+        For error messages (``"C-FIND"``...).
+    scp_roles : sequence of str
+        SOP classes for which we take the SCP role (C-GET storage sub-operations).
+    handlers : sequence of (event, handler)
+        pynetdicom event handlers bound to this association.
+
+    Raises
+    ------
+    ConnectionFailedError, AssociationError, AuthenticationError
+        When the association cannot be established.
+    """
+    if len(contexts) > MAX_CONTEXTS:
+        raise AssertionError(f"{len(contexts)} presentation contexts > {MAX_CONTEXTS}")
+    ae = ae or make_ae(server.calling_ae, server.timeout)
+    ae.requested_contexts = list(contexts)
+    roles: list[Any] = [build_role(uid, scp_role=True) for uid in scp_roles]
+    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title,
+                         ext_neg=roles or None, evt_handlers=list(handlers) or None)
+    if not assoc.is_established:
+        raise association_error(assoc, server=server.name, operation=operation,
+                                timeout=server.timeout)
+    try:
+        yield assoc
+    except BaseException:
+        if assoc.is_established:
+            assoc.abort()
+        raise
+    else:
+        if assoc.is_established:
+            assoc.release()
+    finally:
+        ae.shutdown()

@@ -1,0 +1,195 @@
+"""C-GET and C-MOVE into the local database.
+
+Both start from the instance list (C-FIND at IMAGE level) so that what the
+database already has is skipped before anything is transferred: when nothing is
+present the whole study/series is requested at once, otherwise only the missing
+instances are requested (IMAGE level, UID lists). Received datasets go through a
+:class:`~dicomstation.nodes.dimse_receive.Receiver` (raw bytes, indexed in batches).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context, evt
+from pynetdicom.presentation import StoragePresentationContexts
+
+from dicomstation.config import DimseServer, LocalNodeConfig
+from dicomstation.errors import CancelledError, ConfigError
+from dicomstation.models import InstanceRef, ProgressEvent
+from dicomstation.nodes.base import CancelToken
+from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association, receive_contexts
+from dicomstation.nodes.dimse_errors import StatusCategory, check_status, status_category
+from dicomstation.nodes.dimse_query import QueryRoot, model_uid
+from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.listener import StorageListener
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
+
+__all__ = ["Request", "RetrieveMethod", "plan_request", "retrieve_get", "retrieve_move"]
+
+Progress = Callable[[ProgressEvent], None]
+_UID_LIST_CHUNK = 400
+_EXTERNAL_WAIT = 30.0
+
+
+class RetrieveMethod(enum.StrEnum):
+    """How instances are pulled from a DIMSE peer."""
+
+    GET = "C-GET"
+    MOVE = "C-MOVE"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One C-GET/C-MOVE identifier to send, and what it should bring."""
+
+    identifier: Dataset
+    expected: tuple[str, ...]
+
+
+def _identifier(level: str, study_uid: str, series: Sequence[str] = (),
+                sops: Sequence[str] = (), patient_id: str = "") -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    if patient_id:
+        ds.PatientID = patient_id
+    ds.StudyInstanceUID = study_uid
+    if series:
+        ds.SeriesInstanceUID = "\\".join(series)
+    if sops:
+        ds.SOPInstanceUID = "\\".join(sops)
+    return ds
+
+
+def plan_request(study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str],
+                 listing: Sequence[InstanceRef] | None, present: set[str],
+                 patient_id: str = "") -> list[Request]:
+    """The identifiers to send: whole study/series when nothing is present, else the gaps."""
+    if listing is None:  # the peer could not list instances: ask for everything
+        if sop_uids:
+            return [Request(_identifier("IMAGE", study_uid, series_uids, sop_uids, patient_id),
+                            tuple(sop_uids))]
+        level = "SERIES" if series_uids else "STUDY"
+        return [Request(_identifier(level, study_uid, series_uids, (), patient_id), ())]
+    missing = [r for r in listing if r.sop_instance_uid not in present]
+    if not missing:
+        return []
+    if not present and not sop_uids:
+        level = "SERIES" if series_uids else "STUDY"
+        return [Request(_identifier(level, study_uid, series_uids, (), patient_id),
+                        tuple(r.sop_instance_uid for r in missing))]
+    requests = []
+    by_series: dict[str, list[str]] = {}
+    for ref in missing:
+        by_series.setdefault(ref.series_uid, []).append(ref.sop_instance_uid)
+    for series_uid, uids in by_series.items():
+        for i in range(0, len(uids), _UID_LIST_CHUNK):
+            chunk = uids[i : i + _UID_LIST_CHUNK]
+            requests.append(Request(_identifier("IMAGE", study_uid, [series_uid], chunk,
+                                                patient_id), tuple(chunk)))
+    return requests
+
+
+def storage_classes(listing: Sequence[InstanceRef] | None) -> list[str]:
+    """SOP classes to accept for C-GET: those listed, else the common storage classes."""
+    limit = MAX_CONTEXTS - 1  # one context for the Get information model
+    if listing:
+        classes = list(dict.fromkeys(r.sop_class_uid for r in listing if r.sop_class_uid))
+        if classes:
+            return classes[:limit]
+    return [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:limit]
+
+
+def _run(assoc: Any, responses: Any, model: Any, *, server: DimseServer, operation: str,
+         uid: str, receiver: Receiver, cancel: CancelToken | None) -> None:
+    """Consume C-GET/C-MOVE responses; record failed sub-operations; map the final status."""
+    cancelled = False
+    for status, identifier in responses:
+        if cancel is not None and cancel.cancelled and not cancelled and assoc.is_established:
+            assoc.send_c_cancel(1, query_model=model)
+            cancelled = True
+        code = int(status.Status) if "Status" in status else None
+        if code is not None and status_category(code, operation) is StatusCategory.PENDING:
+            continue
+        failed_uids = identifier.get("FailedSOPInstanceUIDList", "") if identifier else ""
+        for sop in [failed_uids] if isinstance(failed_uids, str) else failed_uids:
+            if sop:
+                receiver.add_failure(str(sop), f"{server.name} reported the {operation} "
+                                               "sub-operation failed")
+        if cancelled:
+            raise CancelledError(f"{operation} from {server.name} for {uid} cancelled")
+        outcome = check_status(status, server=server.name, operation=operation, uid=uid,
+                               timeout=server.timeout)
+        if outcome.warning:
+            receiver.add_warning(uid, outcome.warning)
+
+
+def retrieve_get(server: DimseServer, requests: Sequence[Request], classes: Sequence[str],
+                 receiver: Receiver, root: QueryRoot, uid: str,
+                 cancel: CancelToken | None) -> None:
+    """Run C-GET requests on one association; stores come back on the same association."""
+    model = model_uid(root, "C-GET", _level_of(requests))
+    contexts = [build_context(model), *receive_contexts(classes)]
+    handlers = [(evt.EVT_C_STORE, receiver.handle)]
+    with open_association(server, contexts, "C-GET", scp_roles=classes,
+                          handlers=handlers) as assoc:
+        for request in requests:
+            responses = assoc.send_c_get(request.identifier, model)
+            _run(assoc, responses, model, server=server, operation="C-GET", uid=uid,
+                 receiver=receiver, cancel=cancel)
+
+
+def retrieve_move(server: DimseServer, local: LocalNodeConfig, requests: Sequence[Request],
+                  into: Database, receiver: Receiver, root: QueryRoot, uid: str,
+                  cancel: CancelToken | None, listener: StorageListener | None = None) -> bool:
+    """Run C-MOVE requests; return True if ``receiver`` saw the stores.
+
+    A listener feeding ``receiver`` is started on ``local`` for the duration of the
+    move, unless a running ``listener`` is given or the port is already taken (a
+    running ``dicomstation listen``). Then another receiver indexes the stores and
+    False is returned: the caller checks arrival in the database.
+    """
+    model = model_uid(root, "C-MOVE", _level_of(requests))
+    destination = server.move_destination or local.ae_title
+    own: StorageListener | None = None
+    if listener is None:
+        own = StorageListener.from_config(into, local, timeout=server.timeout,
+                                          receiver=receiver, operation="C-MOVE")
+        try:
+            own.start()
+        except ConfigError:
+            own = None  # the port is taken: a running listener receives for us
+    try:
+        with open_association(server, [build_context(model)], "C-MOVE") as assoc:
+            for request in requests:
+                responses = assoc.send_c_move(request.identifier, destination, model)
+                _run(assoc, responses, model, server=server, operation="C-MOVE", uid=uid,
+                     receiver=receiver, cancel=cancel)
+    finally:
+        if own is not None:
+            own.stop()
+    return own is not None
+
+
+def wait_external(into: Database, expected: Sequence[str], timeout: float = _EXTERNAL_WAIT
+                  ) -> set[str]:
+    """Wait until an external listener has indexed ``expected``; return those present."""
+    deadline = time.monotonic() + timeout
+    present = into.has_instances(expected)
+    while len(present) < len(set(expected)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        present = into.has_instances(expected)
+    return present
+
+
+def _level_of(requests: Sequence[Request]) -> Any:
+    from dicomstation.models import Level
+
+    return Level.parse(str(requests[0].identifier.QueryRetrieveLevel)) if requests else Level.STUDY

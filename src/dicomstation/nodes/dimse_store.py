@@ -1,0 +1,201 @@
+"""C-STORE SCU: many instances over one association, streamed from disk as encoded.
+
+Presentation contexts are built from what is sent: each file's SOP class and
+transfer syntax are read from its File Meta Information (no pixel decoding), and
+one context is proposed per distinct (SOP class, transfer syntax) pair, plus an
+uncompressed fallback per SOP class. Files whose exact context is accepted are
+sent with ``send_c_store(path)`` which, with ``STORE_SEND_CHUNKED_DATASET``
+(set in :mod:`dimse_assoc`), streams the file's bytes without decoding or
+re-encoding them. More than 128 contexts are split over several associations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from pydicom.filereader import dcmread, read_file_meta_info
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import build_context
+from pynetdicom.presentation import PresentationContext
+
+from dicomstation.config import DimseServer
+from dicomstation.errors import (
+    AssociationError,
+    CancelledError,
+    ConnectionFailedError,
+    RemoteStatusError,
+)
+from dicomstation.models import Phase, ProgressEvent, TransferReport
+from dicomstation.nodes.base import CancelToken
+from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
+from dicomstation.nodes.dimse_errors import aborted, check_status
+
+__all__ = ["Outgoing", "scan_outgoing", "send_files"]
+
+Progress = Callable[[ProgressEvent], None]
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_FALLBACK_TS: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One file to send, described by its File Meta Information."""
+
+    path: Path
+    sop_class: str
+    sop_uid: str
+    transfer_syntax: str
+    size: int
+
+
+def scan_outgoing(paths: Iterable[Path]) -> tuple[list[Outgoing], dict[str, str]]:
+    """Read SOP class, SOP instance and transfer syntax of each file's header.
+
+    Returns the sendable files and, for the others, ``{path: reason}``.
+    """
+    items: list[Outgoing] = []
+    failed: dict[str, str] = {}
+    for raw in paths:
+        path = Path(raw)
+        try:
+            meta = read_file_meta_info(path)
+            items.append(Outgoing(path, str(meta.MediaStorageSOPClassUID),
+                                  str(meta.MediaStorageSOPInstanceUID),
+                                  str(meta.TransferSyntaxUID), path.stat().st_size))
+        except (OSError, PydicomInvalidDicomError, AttributeError, ValueError) as exc:
+            failed[str(path)] = f"not a DICOM file with complete File Meta Information: {exc}"
+    return items, failed
+
+
+def _contexts_for(items: Sequence[Outgoing]) -> list[PresentationContext]:
+    pairs = dict.fromkeys((i.sop_class, i.transfer_syntax) for i in items)
+    contexts = [build_context(sop, [ts]) for sop, ts in pairs]
+    contexts += [build_context(sop, _FALLBACK_TS) for sop in dict.fromkeys(s for s, _ in pairs)]
+    return contexts
+
+
+def _groups(items: Sequence[Outgoing]) -> list[list[Outgoing]]:
+    """Split ``items`` so no association needs more than 128 contexts (order kept)."""
+    groups: list[list[Outgoing]] = []
+    current: list[Outgoing] = []
+    for item in items:
+        if current and len(_contexts_for([*current, item])) > MAX_CONTEXTS:
+            groups.append(current)
+            current = []
+        current.append(item)
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass
+class _SendState:
+    server: DimseServer
+    total: int
+    progress: Progress | None
+    cancel: CancelToken | None
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+    nbytes: int = 0
+
+    def emit(self, phase: Phase, uid: str | None, message: str = "") -> None:
+        if self.progress is not None:
+            done = len(self.succeeded) + len(self.failed)
+            self.progress(ProgressEvent("C-STORE", phase, done, self.total, self.nbytes, uid,
+                                        message))
+
+
+def _accepted(assoc: Any) -> set[tuple[str, str]]:
+    return {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+            for cx in assoc.accepted_contexts}
+
+
+def _send_one(assoc: Any, item: Outgoing, accepted: set[tuple[str, str]], msg_id: int,
+              state: _SendState) -> None:
+    if (item.sop_class, item.transfer_syntax) in accepted:
+        status = assoc.send_c_store(item.path, msg_id=msg_id)
+    elif item.transfer_syntax in _UNCOMPRESSED and any(
+            (item.sop_class, str(ts)) in accepted for ts in _FALLBACK_TS):
+        # the peer refused this uncompressed encoding: pynetdicom converts VR/endianness
+        status = assoc.send_c_store(dcmread(item.path), msg_id=msg_id)
+        state.warnings[item.sop_uid] = "sent in another uncompressed transfer syntax"
+    else:
+        state.failed[item.sop_uid] = (
+            f"{state.server.name} accepted no presentation context for SOP class "
+            f"{item.sop_class} in transfer syntax {item.transfer_syntax} ({item.path})")
+        return
+    if not status and not assoc.is_established and assoc.is_aborted:
+        raise aborted(server=state.server.name, operation="C-STORE", uid=item.sop_uid)
+    outcome = check_status(status, server=state.server.name, operation="C-STORE",
+                           uid=item.sop_uid, timeout=state.server.timeout)
+    if outcome.warning:
+        state.warnings[item.sop_uid] = outcome.warning
+    state.succeeded.append(item.sop_uid)
+    state.nbytes += item.size
+
+
+def _send_group(group: list[Outgoing], state: _SendState) -> list[Outgoing]:
+    """Send a group over one association; return what is left if the association died."""
+    with open_association(state.server, _contexts_for(group), "C-STORE") as assoc:
+        accepted = _accepted(assoc)
+        for index, item in enumerate(group):
+            if state.cancel is not None and state.cancel.cancelled:
+                raise CancelledError(f"C-STORE to {state.server.name} cancelled after "
+                                     f"{len(state.succeeded)} of {state.total} instances")
+            try:
+                _send_one(assoc, item, accepted, index % 65535 + 1, state)
+            except RemoteStatusError as exc:
+                state.failed[item.sop_uid] = str(exc)
+            except (ConnectionFailedError, AssociationError):
+                if not assoc.is_established:
+                    return group[index:]
+                raise
+            state.emit(Phase.PROGRESS, item.sop_uid)
+    return []
+
+
+def _send_with_retries(group: list[Outgoing], state: _SendState) -> None:
+    """Send a group; if the association dies mid-way, resend the rest on a new one."""
+    left = group
+    for attempt in range(_RETRIES + 1):
+        try:
+            left = _send_group(left, state)
+        except (ConnectionFailedError, AssociationError):
+            if attempt == _RETRIES or not state.succeeded:
+                raise
+            done = set(state.succeeded) | set(state.failed)
+            left = [item for item in left if item.sop_uid not in done]
+        if not left:
+            return
+    for item in left:
+        state.failed[item.sop_uid] = "association lost; retries exhausted"
+
+
+def send_files(server: DimseServer, paths: Iterable[Path], *, progress: Progress | None = None,
+               cancel: CancelToken | None = None) -> TransferReport:
+    """C-STORE every file to ``server``; per-instance failures go into the report.
+
+    Raises
+    ------
+    ConnectionFailedError, AssociationError, AuthenticationError
+        When no association can be made (or it keeps dying after retries).
+    CancelledError
+        When ``cancel`` is set; instances already sent stay sent.
+    """
+    started = time.perf_counter()
+    items, unreadable = scan_outgoing(paths)
+    state = _SendState(server, len(items) + len(unreadable), progress, cancel)
+    state.failed.update(unreadable)
+    state.emit(Phase.STARTED, None)
+    for group in _groups(items):
+        _send_with_retries(group, state)
+    state.emit(Phase.DONE, None)
+    return TransferReport("C-STORE", tuple(state.succeeded), (), state.failed, state.warnings,
+                          state.nbytes, time.perf_counter() - started)
