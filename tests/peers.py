@@ -36,8 +36,16 @@ def bindlocal_library(build_dir: Path) -> Path:
     if not out.exists():
         build_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(HERE / "peers_src" / "bindlocal.c"),
-             "-ldl"],
+            [
+                "cc",
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-o",
+                str(out),
+                str(HERE / "peers_src" / "bindlocal.c"),
+                "-ldl",
+            ],
             check=True,
         )
     return out

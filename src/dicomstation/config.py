@@ -48,7 +48,7 @@ class Secret:
     __str__ = __repr__
 
 
-class Protocol(str, enum.Enum):
+class Protocol(enum.StrEnum):
     """How a server is reached."""
 
     DICOMWEB = "dicomweb"

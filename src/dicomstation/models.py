@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-class Level(str, enum.Enum):
+class Level(enum.StrEnum):
     """Query/Retrieve level, named as in the standard (QueryRetrieveLevel)."""
 
     PATIENT = "PATIENT"
@@ -40,8 +40,13 @@ class Level(str, enum.Enum):
         if isinstance(value, Level):
             return value
         text = value.strip().upper()
-        aliases = {"STUDIES": "STUDY", "INSTANCE": "IMAGE", "INSTANCES": "IMAGE",
-                   "PATIENTS": "PATIENT", "IMAGES": "IMAGE"}
+        aliases = {
+            "STUDIES": "STUDY",
+            "INSTANCE": "IMAGE",
+            "INSTANCES": "IMAGE",
+            "PATIENTS": "PATIENT",
+            "IMAGES": "IMAGE",
+        }
         try:
             return cls(aliases.get(text, text))
         except ValueError:
@@ -195,7 +200,7 @@ class InstanceRef:
         )
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     """Where a long operation is."""
 
     STARTED = "started"

@@ -98,16 +98,24 @@ def _server_from_table(name: str, table: dict[str, Any]) -> ServerConfig:
     try:
         if protocol == "dicomweb":
             return DicomWebServer(
-                name=name, url=str(table["url"]).rstrip("/"), credentials=_credentials(table),
+                name=name,
+                url=str(table["url"]).rstrip("/"),
+                credentials=_credentials(table),
                 verify_tls=bool(table.get("verify_tls", True)),
                 ca_bundle=str(table.get("ca_bundle", "")),
-                timeout=float(table.get("timeout", 60.0)), proxy=str(table.get("proxy", "")))
+                timeout=float(table.get("timeout", 60.0)),
+                proxy=str(table.get("proxy", "")),
+            )
         if protocol == "dimse":
             return DimseServer(
-                name=name, ae_title=str(table["ae_title"]), host=str(table["host"]),
-                port=int(table["port"]), calling_ae=str(table.get("calling_ae", "DICOMSTATION")),
+                name=name,
+                ae_title=str(table["ae_title"]),
+                host=str(table["host"]),
+                port=int(table["port"]),
+                calling_ae=str(table.get("calling_ae", "DICOMSTATION")),
                 timeout=float(table.get("timeout", 30.0)),
-                move_destination=str(table.get("move_destination", "")))
+                move_destination=str(table.get("move_destination", "")),
+            )
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"server {name!r} in {settings_path()}: bad or missing {exc}") from None
     raise ConfigError(f"server {name!r}: unknown protocol {protocol!r} (dicomweb or dimse)")
@@ -115,17 +123,27 @@ def _server_from_table(name: str, table: dict[str, Any]) -> ServerConfig:
 
 def _server_table(server: ServerConfig) -> dict[str, Any]:
     if isinstance(server, DicomWebServer):
-        table: dict[str, Any] = {"protocol": "dicomweb", "url": server.url,
-                                 "verify_tls": server.verify_tls, "timeout": server.timeout}
+        table: dict[str, Any] = {
+            "protocol": "dicomweb",
+            "url": server.url,
+            "verify_tls": server.verify_tls,
+            "timeout": server.timeout,
+        }
         if server.ca_bundle:
             table["ca_bundle"] = server.ca_bundle
         if server.proxy:
             table["proxy"] = server.proxy
         table.update(_credentials_table(server.credentials))
         return table
-    return {"protocol": "dimse", "ae_title": server.ae_title, "host": server.host,
-            "port": server.port, "calling_ae": server.calling_ae, "timeout": server.timeout,
-            **({"move_destination": server.move_destination} if server.move_destination else {})}
+    return {
+        "protocol": "dimse",
+        "ae_title": server.ae_title,
+        "host": server.host,
+        "port": server.port,
+        "calling_ae": server.calling_ae,
+        "timeout": server.timeout,
+        **({"move_destination": server.move_destination} if server.move_destination else {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -152,9 +170,11 @@ class Settings:
         return cls(
             servers=servers,
             credentials=_credentials(data.get("auth", {})),
-            local=LocalNodeConfig(ae_title=str(local.get("ae_title", "DICOMSTATION")),
-                                  port=int(local.get("port", 11112)),
-                                  host=str(local.get("host", "127.0.0.1"))),
+            local=LocalNodeConfig(
+                ae_title=str(local.get("ae_title", "DICOMSTATION")),
+                port=int(local.get("port", 11112)),
+                host=str(local.get("host", "127.0.0.1")),
+            ),
             database=str(local.get("database", "")),
         )
 
@@ -162,12 +182,18 @@ class Settings:
         """Write the file atomically with mode 0600; return its path."""
         path = path or settings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        local: dict[str, Any] = {"ae_title": self.local.ae_title, "port": self.local.port,
-                                 "host": self.local.host}
+        local: dict[str, Any] = {
+            "ae_title": self.local.ae_title,
+            "port": self.local.port,
+            "host": self.local.host,
+        }
         if self.database:
             local["database"] = self.database
-        data = {"auth": _credentials_table(self.credentials), "local": local,
-                "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())}}
+        data = {
+            "auth": _credentials_table(self.credentials),
+            "local": local,
+            "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())},
+        }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
         try:
             os.fchmod(fd, 0o600)

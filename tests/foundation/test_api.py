@@ -8,13 +8,42 @@ import dicomstation
 from dicomstation import errors
 
 PUBLIC = {
-    "AssociationError", "AuthenticationError", "CancelToken", "CancelledError", "ConfigError",
-    "ConnectionFailedError", "Credentials", "Database", "DatabaseError", "DicomNode",
-    "DicomStationError", "DicomWebServer", "DimseServer", "ExportError", "GeometryWarning",
-    "InstanceRef", "InvalidDicomError", "Level", "LoadError", "LocalNodeConfig", "NodeError",
-    "NotFoundError", "PatientRef", "Phase", "ProcessingError", "ProgressEvent", "ProtocolError",
-    "Query", "RemoteStatusError", "Secret", "SeriesRef", "Settings", "StudyRef",
-    "TransferReport", "__version__", "open_node",
+    "AssociationError",
+    "AuthenticationError",
+    "CancelToken",
+    "CancelledError",
+    "ConfigError",
+    "ConnectionFailedError",
+    "Credentials",
+    "Database",
+    "DatabaseError",
+    "DicomNode",
+    "DicomStationError",
+    "DicomWebServer",
+    "DimseServer",
+    "ExportError",
+    "GeometryWarning",
+    "InstanceRef",
+    "InvalidDicomError",
+    "Level",
+    "LoadError",
+    "LocalNodeConfig",
+    "NodeError",
+    "NotFoundError",
+    "PatientRef",
+    "Phase",
+    "ProcessingError",
+    "ProgressEvent",
+    "ProtocolError",
+    "Query",
+    "RemoteStatusError",
+    "Secret",
+    "SeriesRef",
+    "Settings",
+    "StudyRef",
+    "TransferReport",
+    "__version__",
+    "open_node",
 }
 
 
@@ -25,15 +54,19 @@ def test_public_api_is_exactly_the_curated_list() -> None:
 
 
 def test_every_error_has_the_one_root() -> None:
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
-               if issubclass(c, Exception) and c.__module__ == errors.__name__]
+    classes = [
+        c
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, Exception) and c.__module__ == errors.__name__
+    ]
     assert len(classes) >= 15
     for cls in classes:
         assert issubclass(cls, errors.DicomStationError) or cls is errors.GeometryWarning
 
 
 def test_node_error_names_server_operation_and_uid() -> None:
-    error = errors.RemoteStatusError("500 Internal Server Error", server="pacs",
-                                     operation="WADO-RS", uid="1.2.3", status=500)
+    error = errors.RemoteStatusError(
+        "500 Internal Server Error", server="pacs", operation="WADO-RS", uid="1.2.3", status=500
+    )
     assert str(error) == "WADO-RS on pacs for 1.2.3: 500 Internal Server Error"
     assert error.status == 500

@@ -29,8 +29,10 @@ def _pydicom_readable(paths: list[Path]) -> set[str]:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:
             continue
-        if all(k in ds for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
-                                 "SOPClassUID")):
+        if all(
+            k in ds
+            for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+        ):
             uids.add(str(ds.SOPInstanceUID))
     return uids
 
@@ -51,14 +53,25 @@ def test_import_pydicom_files_reports_bad_files_and_dedupes(pydicom_files: Path)
             path = db.instance_path(ref.sop_instance_uid)
             assert path.is_relative_to(db.root / "files")
             assert scan_bytes(path.read_bytes(), str(path)).fields["SOPInstanceUID"] == (
-                ref.sop_instance_uid)
+                ref.sop_instance_uid
+            )
 
 
 def test_scanner_agrees_with_pydicom_on_shared_data(shared_data: Path) -> None:
     """The fast scanner reads the same index values as pydicom on every real file."""
     checked = 0
-    keys = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientName",
-            "PatientID", "StudyDate", "Modality", "InstanceNumber", "Rows", "Columns")
+    keys = (
+        "SOPInstanceUID",
+        "SeriesInstanceUID",
+        "StudyInstanceUID",
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "Modality",
+        "InstanceNumber",
+        "Rows",
+        "Columns",
+    )
     for path in sorted(p for p in shared_data.rglob("*") if p.is_file()):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -99,10 +112,12 @@ def test_character_sets_are_decoded(pydicom_files: Path) -> None:
 
 def test_matching_wildcards_ranges_uid_lists_fuzzy(tmp_path: Path) -> None:
     uids = []
-    for i, (name, date) in enumerate([("DOE^JOHN", "20200105"), ("DOE^JANE", "20210610"),
-                                      ("SMITH^ANNA", "20220101")]):
-        paths = write_ct_series(tmp_path / str(i), 2, size=8, patient_name=name,
-                                patient_id=f"P{i}", study_date=date)
+    for i, (name, date) in enumerate(
+        [("DOE^JOHN", "20200105"), ("DOE^JANE", "20210610"), ("SMITH^ANNA", "20220101")]
+    ):
+        paths = write_ct_series(
+            tmp_path / str(i), 2, size=8, patient_name=name, patient_id=f"P{i}", study_date=date
+        )
         uids.append(pydicom.dcmread(paths[0]).StudyInstanceUID)
     with Database.temporary() as db:
         db.import_path(tmp_path)
@@ -190,8 +205,11 @@ db.import_path(sys.argv[2], workers=1)
 def test_killed_import_leaves_no_half_indexed_instance(tmp_path: Path) -> None:
     write_ct_series(tmp_path / "src", 400, size=64)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "db"),
-                             str(tmp_path / "src")], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "db"), str(tmp_path / "src")],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None
     proc.stdout.readline()
     conn = sqlite3.connect(tmp_path / "db" / "index.sqlite")

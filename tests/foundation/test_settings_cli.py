@@ -55,15 +55,20 @@ def test_malformed_settings_name_the_file(env: Path) -> None:
 
 def test_cli_auth_and_servers_never_print_secrets(env: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["auth", "set", "--user", "bob", "--password-stdin"],
-                           input=SECRET + "\n")
+    result = runner.invoke(
+        app, ["auth", "set", "--user", "bob", "--password-stdin"], input=SECRET + "\n"
+    )
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
-    result = runner.invoke(app, ["server", "add", "web", "--url", "http://127.0.0.1:1/dw/",
-                                 "--token-stdin"], input="tok-" + SECRET + "\n")
+    result = runner.invoke(
+        app,
+        ["server", "add", "web", "--url", "http://127.0.0.1:1/dw/", "--token-stdin"],
+        input="tok-" + SECRET + "\n",
+    )
     assert result.exit_code == 0, result.output
-    runner.invoke(app, ["server", "add", "old", "--ae", "PACS", "--host", "127.0.0.1",
-                        "--port", "11112"])
+    runner.invoke(
+        app, ["server", "add", "old", "--ae", "PACS", "--host", "127.0.0.1", "--port", "11112"]
+    )
     listed = runner.invoke(app, ["server", "list", "--json"])
     assert SECRET not in listed.output
     rows = {r["name"]: r for r in json.loads(listed.output)}
@@ -84,14 +89,15 @@ def test_cli_db_import_ls_show_rm(env: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["db", "import", str(env / "src"), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["imported"] == 3
     assert any("notes.txt: not a DICOM file" in v for v in summary["failed"].values())
     listed = json.loads(runner.invoke(app, ["db", "ls", "--PatientName", "cli*", "--json"]).output)
     assert len(listed) == 1
     study_uid = listed[0]["0020000D"]["Value"][0]
-    series = json.loads(runner.invoke(app, ["db", "ls", "--level", "series", "--study",
-                                            study_uid, "--json"]).output)
+    series = json.loads(
+        runner.invoke(app, ["db", "ls", "--level", "series", "--study", study_uid, "--json"]).output
+    )
     assert series[0]["00201209"]["Value"] == [3]
     shown = json.loads(runner.invoke(app, ["db", "show", series[0]["0020000E"]["Value"][0]]).output)
     assert len(shown) == 3

@@ -77,17 +77,35 @@ def print_json(data: Any) -> None:
 
 
 _COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {
-    PatientRef: (("Patient ID", "patient_id"), ("Name", "patient_name"),
-                 ("Birth date", "birth_date"), ("Sex", "sex")),
-    StudyRef: (("Patient", "patient_name"), ("Patient ID", "patient_id"), ("Date", "study_date"),
-               ("Description", "description"), ("Modalities", "modalities"),
-               ("Series", "num_series"), ("Instances", "num_instances"),
-               ("Study UID", "study_uid")),
-    SeriesRef: (("#", "series_number"), ("Modality", "modality"),
-                ("Description", "description"), ("Instances", "num_instances"),
-                ("Series UID", "series_uid")),
-    InstanceRef: (("#", "instance_number"), ("Frames", "number_of_frames"),
-                  ("SOP class", "sop_class_uid"), ("SOP instance UID", "sop_instance_uid")),
+    PatientRef: (
+        ("Patient ID", "patient_id"),
+        ("Name", "patient_name"),
+        ("Birth date", "birth_date"),
+        ("Sex", "sex"),
+    ),
+    StudyRef: (
+        ("Patient", "patient_name"),
+        ("Patient ID", "patient_id"),
+        ("Date", "study_date"),
+        ("Description", "description"),
+        ("Modalities", "modalities"),
+        ("Series", "num_series"),
+        ("Instances", "num_instances"),
+        ("Study UID", "study_uid"),
+    ),
+    SeriesRef: (
+        ("#", "series_number"),
+        ("Modality", "modality"),
+        ("Description", "description"),
+        ("Instances", "num_instances"),
+        ("Series UID", "series_uid"),
+    ),
+    InstanceRef: (
+        ("#", "instance_number"),
+        ("Frames", "number_of_frames"),
+        ("SOP class", "sop_class_uid"),
+        ("SOP instance UID", "sop_instance_uid"),
+    ),
 }
 
 
@@ -127,16 +145,19 @@ class _RateColumn(ProgressColumn):
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
     """A rich progress bar (instances, MB, MB/s); yields the callback to pass to nodes."""
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total} instances"), _RateColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} instances"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(description, total=None, mb=0.0)
         started = time.perf_counter()
 
         def update(event: ProgressEvent) -> None:
-            bar.update(task, completed=event.done, total=event.total,
-                       mb=event.bytes_done / 1e6)
+            bar.update(task, completed=event.done, total=event.total, mb=event.bytes_done / 1e6)
 
         yield update
         bar.update(task, description=f"{description} ({time.perf_counter() - started:.1f}s)")

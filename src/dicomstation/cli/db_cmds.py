@@ -28,22 +28,29 @@ db_app = typer.Typer(help="The local DICOM database.", no_args_is_help=True)
 def db_import(
     paths: Annotated[list[Path], typer.Argument(help="Files and/or folders (recursive).")],
     db: DbOption = None,
-    no_copy: Annotated[bool, typer.Option("--no-copy", help="Index files where they are.")
-                       ] = False,
+    no_copy: Annotated[bool, typer.Option("--no-copy", help="Index files where they are.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import DICOM files; non-DICOM and truncated files are reported and skipped."""
     with open_database(db) as database, progress_bar("import") as progress:
         report = database.import_path(paths, copy=not no_copy, progress=progress)
     if as_json:
-        print_json({"imported": len(report.succeeded), "skipped": len(report.skipped),
-                    "failed": dict(report.failed), "seconds": report.seconds})
+        print_json(
+            {
+                "imported": len(report.succeeded),
+                "skipped": len(report.skipped),
+                "failed": dict(report.failed),
+                "seconds": report.seconds,
+            }
+        )
         return
     for reason in report.failed.values():
         err_console.print(f"[yellow]skipped[/] {reason}")
     rate = len(report.succeeded) / report.seconds if report.seconds else 0.0
-    console.print(f"imported {len(report.succeeded)}, already present {len(report.skipped)}, "
-                  f"not imported {len(report.failed)} ({report.seconds:.1f}s, {rate:.0f} files/s)")
+    console.print(
+        f"imported {len(report.succeeded)}, already present {len(report.skipped)}, "
+        f"not imported {len(report.failed)} ({report.seconds:.1f}s, {rate:.0f} files/s)"
+    )
 
 
 @db_app.command("ls")
@@ -54,11 +61,11 @@ def db_ls(
     patient_id: Annotated[str, typer.Option("--PatientID")] = "",
     study_date: Annotated[str, typer.Option("--StudyDate", help="e.g. 20200101-20201231")] = "",
     modality: Annotated[str, typer.Option("--Modality")] = "",
-    study: Annotated[str, typer.Option("--study", help="Study UID (series/instance level).")
-                     ] = "",
+    study: Annotated[str, typer.Option("--study", help="Study UID (series/instance level).")] = "",
     series: Annotated[str, typer.Option("--series", help="Series UID (instance level).")] = "",
-    filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE, repeatable.")
-                       ] = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="KEY=VALUE, repeatable.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many results.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -70,8 +77,13 @@ def db_ls(
     for item in filters or []:
         key, _, value = item.partition("=")
         keys[key.strip()] = value
-    query = Query(parsed, {k: v for k, v in keys.items() if v}, study_uid=study or None,
-                  series_uid=series or None, limit=limit)
+    query = Query(
+        parsed,
+        {k: v for k, v in keys.items() if v},
+        study_uid=study or None,
+        series_uid=series or None,
+        limit=limit,
+    )
     with open_database(db) as database:
         print_refs(database.find(query), as_json)
 
@@ -91,8 +103,11 @@ def db_show(uid: str, db: DbOption = None) -> None:
             ref = database.find(Query(Level.IMAGE, {"SOPInstanceUID": uid}))[0]
             study_uid = ref.json["0020000D"]["Value"][0]
             series_uid = ref.json["0020000E"]["Value"][0]
-            headers = [h for h in database.metadata(study_uid, series_uid)
-                       if h.get("00080018", {}).get("Value", [""])[0] == uid]
+            headers = [
+                h
+                for h in database.metadata(study_uid, series_uid)
+                if h.get("00080018", {}).get("Value", [""])[0] == uid
+            ]
     print_json(headers)
 
 

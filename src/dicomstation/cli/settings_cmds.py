@@ -16,8 +16,9 @@ from dicomstation.nodes import open_node
 from dicomstation.settings import Settings
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
-auth_app = typer.Typer(help="Global DICOMweb credentials (used by servers without their own).",
-                       no_args_is_help=True)
+auth_app = typer.Typer(
+    help="Global DICOMweb credentials (used by servers without their own).", no_args_is_help=True
+)
 
 
 def _read_secret(from_stdin: bool, what: str) -> Secret:
@@ -39,11 +40,13 @@ def server_add(
     port: Annotated[int, typer.Option(help="Port (DIMSE).")] = 104,
     calling_ae: Annotated[str, typer.Option(help="Our AE title (DIMSE).")] = "DICOMSTATION",
     username: Annotated[str, typer.Option("--user", help="Basic auth user for this server.")] = "",
-    password_stdin: Annotated[bool, typer.Option(help="Read this server's password from stdin."
-                                                 )] = False,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read this server's password from stdin.")
+    ] = False,
     token_stdin: Annotated[bool, typer.Option(help="Read a bearer token from stdin.")] = False,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Disable TLS verification.")
-                         ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Disable TLS verification.")
+    ] = False,
     ca_bundle: Annotated[str, typer.Option(help="CA bundle for TLS verification.")] = "",
 ) -> None:
     """Add or replace a server: ``--url`` for DICOMweb, ``--ae/--host/--port`` for DIMSE."""
@@ -51,14 +54,22 @@ def server_add(
     if url and ae_title:
         raise ConfigError("give either --url (DICOMweb) or --ae/--host/--port (DIMSE), not both")
     if url:
-        creds = Credentials(username=username, password=_read_secret(password_stdin, "password"),
-                            token=_read_secret(token_stdin, "token"))
+        creds = Credentials(
+            username=username,
+            password=_read_secret(password_stdin, "password"),
+            token=_read_secret(token_stdin, "token"),
+        )
         server: DicomWebServer | DimseServer = DicomWebServer(
-            name=name, url=url.rstrip("/"), credentials=creds, verify_tls=not no_verify,
-            ca_bundle=ca_bundle)
+            name=name,
+            url=url.rstrip("/"),
+            credentials=creds,
+            verify_tls=not no_verify,
+            ca_bundle=ca_bundle,
+        )
     elif ae_title and host:
-        server = DimseServer(name=name, ae_title=ae_title, host=host, port=port,
-                             calling_ae=calling_ae)
+        server = DimseServer(
+            name=name, ae_title=ae_title, host=host, port=port, calling_ae=calling_ae
+        )
     else:
         raise ConfigError("a server needs --url, or --ae and --host (and --port)")
     path = settings.with_server(server).save()
@@ -74,14 +85,30 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     for name in sorted(settings.servers):
         s = settings.servers[name]
         if isinstance(s, DicomWebServer):
-            auth = "token" if s.credentials.token else (
-                f"user {s.credentials.username}" if s.credentials.username else "global")
-            rows.append({"name": name, "protocol": "dicomweb", "address": s.url, "auth": auth,
-                         "tls_verify": s.verify_tls})
+            auth = (
+                "token"
+                if s.credentials.token
+                else (f"user {s.credentials.username}" if s.credentials.username else "global")
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "protocol": "dicomweb",
+                    "address": s.url,
+                    "auth": auth,
+                    "tls_verify": s.verify_tls,
+                }
+            )
         else:
-            rows.append({"name": name, "protocol": "dimse",
-                         "address": f"{s.ae_title}@{s.host}:{s.port}",
-                         "auth": f"calling AE {s.calling_ae}", "tls_verify": None})
+            rows.append(
+                {
+                    "name": name,
+                    "protocol": "dimse",
+                    "address": f"{s.ae_title}@{s.host}:{s.port}",
+                    "auth": f"calling AE {s.calling_ae}",
+                    "tls_verify": None,
+                }
+            )
     if as_json:
         print_json(rows)
         return
@@ -143,9 +170,11 @@ def auth_clear() -> None:
 def auth_show() -> None:
     """Show which global credentials are set (never their values)."""
     creds = Settings.load().credentials
-    console.print(f"user: {creds.username or '(none)'}; password: "
-                  f"{'set' if creds.password else 'not set'}; token: "
-                  f"{'set' if creds.token else 'not set'}")
+    console.print(
+        f"user: {creds.username or '(none)'}; password: "
+        f"{'set' if creds.password else 'not set'}; token: "
+        f"{'set' if creds.token else 'not set'}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -66,8 +66,9 @@ class Database:
             (root / "files").mkdir(parents=True, exist_ok=True)
             shutil.rmtree(root / "incoming", ignore_errors=True)
             (root / "incoming").mkdir()
-            conn = sqlite3.connect(root / "index.sqlite", check_same_thread=False,
-                                   isolation_level=None, timeout=30)
+            conn = sqlite3.connect(
+                root / "index.sqlite", check_same_thread=False, isolation_level=None, timeout=30
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -105,9 +106,15 @@ class Database:
         return f"Database({str(self.root)!r})"
 
     # -- import --------------------------------------------------------------------
-    def import_path(self, paths: PathLike | Iterable[PathLike], *, copy: bool = True,
-                    progress: Progress | None = None, cancel: CancelToken | None = None,
-                    workers: int | None = None) -> TransferReport:
+    def import_path(
+        self,
+        paths: PathLike | Iterable[PathLike],
+        *,
+        copy: bool = True,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+        workers: int | None = None,
+    ) -> TransferReport:
         """Import files and folders (recursively), like Slicer's ``importDicom``.
 
         Parameters
@@ -130,11 +137,13 @@ class Database:
             Non-DICOM and truncated files are reported, never abort the import.
         """
         sources = expand_paths(paths)
-        return self._ingest(sources, Mode.COPY if copy else Mode.REFERENCE, "import",
-                            progress, cancel, workers)
+        return self._ingest(
+            sources, Mode.COPY if copy else Mode.REFERENCE, "import", progress, cancel, workers
+        )
 
-    def add_files(self, paths: Iterable[PathLike], *, move: bool = True,
-                  progress: Progress | None = None) -> TransferReport:
+    def add_files(
+        self, paths: Iterable[PathLike], *, move: bool = True, progress: Progress | None = None
+    ) -> TransferReport:
         """Index complete files written by dicomstation (fetched, received, exported).
 
         With ``move=True`` the database takes the files over: they are moved into
@@ -143,8 +152,15 @@ class Database:
         sources = [os.fspath(p) for p in paths]
         return self._ingest(sources, Mode.MOVE if move else Mode.COPY, "add", progress, None, 1)
 
-    def _ingest(self, sources: list[str], mode: Mode, operation: str, progress: Progress | None,
-                cancel: CancelToken | None, workers: int | None) -> TransferReport:
+    def _ingest(
+        self,
+        sources: list[str],
+        mode: Mode,
+        operation: str,
+        progress: Progress | None,
+        cancel: CancelToken | None,
+        workers: int | None,
+    ) -> TransferReport:
         started = time.perf_counter()
         staging = self.root / "incoming" / uuid.uuid4().hex
         staging.mkdir(parents=True)
@@ -163,12 +179,20 @@ class Database:
                 failed.update(result.failed)
                 nbytes += result.bytes_transferred
                 if progress is not None:
-                    progress(ProgressEvent(operation, Phase.PROGRESS, len(ok) + len(skipped)
-                                           + len(failed), len(sources), nbytes))
+                    progress(
+                        ProgressEvent(
+                            operation,
+                            Phase.PROGRESS,
+                            len(ok) + len(skipped) + len(failed),
+                            len(sources),
+                            nbytes,
+                        )
+                    )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        report = TransferReport(operation, tuple(ok), tuple(skipped), failed, {}, nbytes,
-                                time.perf_counter() - started)
+        report = TransferReport(
+            operation, tuple(ok), tuple(skipped), failed, {}, nbytes, time.perf_counter() - started
+        )
         if progress is not None:
             progress(ProgressEvent(operation, Phase.DONE, len(sources), len(sources), nbytes))
         return report
@@ -212,7 +236,8 @@ class Database:
                 part = wanted[i : i + 500]
                 marks = ",".join("?" * len(part))
                 rows = self._conn.execute(
-                    f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", part)
+                    f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", part
+                )
                 present.update(r[0] for r in rows)
         return present
 
@@ -221,7 +246,8 @@ class Database:
             rows = self._conn.execute(
                 "SELECT i.path FROM instances i JOIN series se ON se.series_uid = i.series_uid"
                 f" WHERE {where} ORDER BY se.series_number, i.instance_number, i.sop_uid",
-                params).fetchall()
+                params,
+            ).fetchall()
         return [Path(r[0]) for r in rows]
 
     def series_files(self, series_uid: str) -> list[Path]:
@@ -248,9 +274,11 @@ class Database:
     def level_of(self, uid: str) -> Level:
         """Whether ``uid`` is a study, series or instance here. Raises NotFoundError."""
         with self._lock:
-            for level, table, column in ((Level.STUDY, "studies", "study_uid"),
-                                         (Level.SERIES, "series", "series_uid"),
-                                         (Level.IMAGE, "instances", "sop_uid")):
+            for level, table, column in (
+                (Level.STUDY, "studies", "study_uid"),
+                (Level.SERIES, "series", "series_uid"),
+                (Level.IMAGE, "instances", "sop_uid"),
+            ):
                 sql = f"SELECT 1 FROM {table} WHERE {column} = ?"
                 if self._conn.execute(sql, (uid,)).fetchone():
                     return level
@@ -279,14 +307,17 @@ class Database:
             rows = self._conn.execute(
                 "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
                 f" ON se.series_uid = i.series_uid WHERE {where}"
-                " ORDER BY se.series_number, i.instance_number", params).fetchall()
+                " ORDER BY se.series_number, i.instance_number",
+                params,
+            ).fetchall()
         if not rows:
             raise NotFoundError(f"{series_uid or study_uid} is not in the database {self.root}")
         headers, fresh = load_headers(rows)
         if fresh:
             with self._lock:
                 self._conn.executemany(
-                    "UPDATE instances SET header_json = ? WHERE sop_uid = ?", fresh)
+                    "UPDATE instances SET header_json = ? WHERE sop_uid = ?", fresh
+                )
         return headers
 
     # -- delete --------------------------------------------------------------------
@@ -296,8 +327,11 @@ class Database:
         Returns the number of instances removed.
         """
         level = self.level_of(uid)
-        column = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid",
-                  Level.IMAGE: "i.sop_uid"}[level]
+        column = {
+            Level.STUDY: "se.study_uid",
+            Level.SERIES: "se.series_uid",
+            Level.IMAGE: "i.sop_uid",
+        }[level]
         from dicomstation.database.ingest import delete_rows
 
         with self._lock:

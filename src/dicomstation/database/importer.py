@@ -8,8 +8,12 @@ place and inserts the rows in batched transactions (:mod:`.database`).
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import multiprocessing
 import os
+import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -56,25 +60,27 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
 
 
 def _scan_one(source: str, staging: str | None) -> Scanned:
+    # mmap: the scanner touches only the header pages and skips pixel data by offset.
     try:
         with open(source, "rb") as handle:
-            data = handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                return Scanned(source, None, error=f"{source}: empty file")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                result = scan_bytes(data, source)
     except OSError as exc:
         return Scanned(source, None, error=f"{source}: cannot read ({exc.strerror or exc})")
-    try:
-        result = scan_bytes(data, source)
     except InvalidDicomError as exc:
         return Scanned(source, None, error=str(exc))
     staged = None
     if staging is not None:
         staged = os.path.join(staging, f"{uuid.uuid4().hex}.part")
         try:
-            with open(staged, "wb") as out:
-                out.write(data)
+            shutil.copyfile(source, staged)  # kernel-side copy (copy_file_range/sendfile)
         except OSError as exc:
             _unlink(staged)
             return Scanned(source, None, error=f"{source}: cannot stage copy ({exc})")
-    return Scanned(source, result.fields, result.transfer_syntax, len(data), staged)
+    return Scanned(source, result.fields, result.transfer_syntax, size, staged)
 
 
 def _scan_chunk(sources: list[str], staging: str | None) -> list[Scanned]:
@@ -82,20 +88,21 @@ def _scan_chunk(sources: list[str], staging: str | None) -> list[Scanned]:
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _executor(workers: int) -> Executor:
-    # forkserver: safe when the caller has threads (web server, progress bars).
-    context = multiprocessing.get_context("forkserver")
+    # fork is cheap (modules already imported) but unsafe once other threads exist
+    # (a web server, a progress bar's refresh thread): then use forkserver.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
-def scan_files(sources: list[str], staging: str | None, workers: int | None = None
-               ) -> Iterator[list[Scanned]]:
+def scan_files(
+    sources: list[str], staging: str | None, workers: int | None = None
+) -> Iterator[list[Scanned]]:
     """Scan ``sources`` (in parallel when many), yielding results chunk by chunk, in order.
 
     Parameters

@@ -29,8 +29,11 @@ class Mode(enum.Enum):
 
 
 def _target(files: Path, fields: dict[str, object]) -> Path:
-    return files / str(fields["StudyInstanceUID"]) / str(fields["SeriesInstanceUID"]) / (
-        f"{fields['SOPInstanceUID']}.dcm"
+    return (
+        files
+        / str(fields["StudyInstanceUID"])
+        / str(fields["SeriesInstanceUID"])
+        / (f"{fields['SOPInstanceUID']}.dcm")
     )
 
 
@@ -66,37 +69,74 @@ def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> No
     conn.execute(
         "INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date, sex)"
         " VALUES (?, ?, ?, ?)",
-        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", ""), g("PatientSex", "")))
+        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", ""), g("PatientSex", "")),
+    )
     key = conn.execute(
         "SELECT patient_key FROM patients WHERE patient_id = ? AND patient_name = ?"
         " AND birth_date = ?",
-        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", ""))).fetchone()[0]
+        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", "")),
+    ).fetchone()[0]
     conn.execute(
         "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (f["StudyInstanceUID"], key, g("StudyDate", ""), g("StudyTime", ""),
-         g("AccessionNumber", ""), g("StudyDescription", ""), g("ReferringPhysicianName", ""),
-         g("StudyID", ""), time.time()))
+        (
+            f["StudyInstanceUID"],
+            key,
+            g("StudyDate", ""),
+            g("StudyTime", ""),
+            g("AccessionNumber", ""),
+            g("StudyDescription", ""),
+            g("ReferringPhysicianName", ""),
+            g("StudyID", ""),
+            time.time(),
+        ),
+    )
     conn.execute(
         "INSERT OR IGNORE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (f["SeriesInstanceUID"], f["StudyInstanceUID"], g("Modality", ""), g("SeriesNumber"),
-         g("SeriesDescription", ""), g("BodyPartExamined", ""), g("SeriesDate", ""),
-         g("FrameOfReferenceUID", "")))
+        (
+            f["SeriesInstanceUID"],
+            f["StudyInstanceUID"],
+            g("Modality", ""),
+            g("SeriesNumber"),
+            g("SeriesDescription", ""),
+            g("BodyPartExamined", ""),
+            g("SeriesDate", ""),
+            g("FrameOfReferenceUID", ""),
+        ),
+    )
     conn.execute(
         "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        (f["SOPInstanceUID"], f["SeriesInstanceUID"], f["SOPClassUID"], g("InstanceNumber"),
-         g("NumberOfFrames"), g("Rows"), g("Columns"), str(path), item.size, item.transfer_syntax,
-         0 if mode is Mode.REFERENCE else 1))
+        (
+            f["SOPInstanceUID"],
+            f["SeriesInstanceUID"],
+            f["SOPClassUID"],
+            g("InstanceNumber"),
+            g("NumberOfFrames"),
+            g("Rows"),
+            g("Columns"),
+            str(path),
+            item.size,
+            item.transfer_syntax,
+            0 if mode is Mode.REFERENCE else 1,
+        ),
+    )
 
 
-def insert_batch(conn: sqlite3.Connection, files: Path, batch: list[Scanned],
-                 mode: Mode) -> TransferReport:
+def insert_batch(
+    conn: sqlite3.Connection, files: Path, batch: list[Scanned], mode: Mode
+) -> TransferReport:
     """Place and index one batch in a single transaction; report per source file."""
     failed = {s.source: s.error or "unknown error" for s in batch if s.fields is None}
     good = [s for s in batch if s.fields is not None]
     uids = [str(s.fields["SOPInstanceUID"]) for s in good if s.fields]
     marks = ",".join("?" * len(uids))
-    present = {r[0] for r in conn.execute(
-        f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", uids)} if uids else set()
+    present = (
+        {
+            r[0]
+            for r in conn.execute(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", uids)
+        }
+        if uids
+        else set()
+    )
     placed: list[tuple[Scanned, Path]] = []
     skipped: list[str] = []
     try:
@@ -123,16 +163,24 @@ def insert_batch(conn: sqlite3.Connection, files: Path, batch: list[Scanned],
     except BaseException:
         _undo(placed, mode)
         raise
-    return TransferReport("import", tuple(s.source for s, _ in placed), tuple(skipped), failed,
-                          bytes_transferred=sum(s.size for s, _ in placed))
+    return TransferReport(
+        "import",
+        tuple(s.source for s, _ in placed),
+        tuple(skipped),
+        failed,
+        bytes_transferred=sum(s.size for s, _ in placed),
+    )
 
 
-def delete_rows(conn: sqlite3.Connection, level: Level, column: str, uid: str
-                ) -> tuple[int, list[Path]]:
+def delete_rows(
+    conn: sqlite3.Connection, level: Level, column: str, uid: str
+) -> tuple[int, list[Path]]:
     """Delete the instances under ``uid`` and empty parents; return count and owned files."""
     rows = conn.execute(
         "SELECT i.sop_uid, i.path, i.owned FROM instances i JOIN series se"
-        f" ON se.series_uid = i.series_uid WHERE {column} = ?", (uid,)).fetchall()
+        f" ON se.series_uid = i.series_uid WHERE {column} = ?",
+        (uid,),
+    ).fetchall()
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany("DELETE FROM instances WHERE sop_uid = ?", [(r[0],) for r in rows])
@@ -140,12 +188,16 @@ def delete_rows(conn: sqlite3.Connection, level: Level, column: str, uid: str
             conn.execute("DELETE FROM studies WHERE study_uid = ?", (uid,))
         elif level is Level.SERIES:
             conn.execute("DELETE FROM series WHERE series_uid = ?", (uid,))
-        conn.execute("DELETE FROM series WHERE series_uid NOT IN"
-                     " (SELECT DISTINCT series_uid FROM instances)")
-        conn.execute("DELETE FROM studies WHERE study_uid NOT IN"
-                     " (SELECT DISTINCT study_uid FROM series)")
-        conn.execute("DELETE FROM patients WHERE patient_key NOT IN"
-                     " (SELECT DISTINCT patient_key FROM studies)")
+        conn.execute(
+            "DELETE FROM series WHERE series_uid NOT IN (SELECT DISTINCT series_uid FROM instances)"
+        )
+        conn.execute(
+            "DELETE FROM studies WHERE study_uid NOT IN (SELECT DISTINCT study_uid FROM series)"
+        )
+        conn.execute(
+            "DELETE FROM patients WHERE patient_key NOT IN"
+            " (SELECT DISTINCT patient_key FROM studies)"
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -11,7 +11,8 @@ __all__ = ["LEVEL_SQL", "row_to_ref"]
 
 _PATIENT_COLS = "p.patient_id, p.patient_name, p.birth_date, p.sex"
 _STUDY_COLS = (
-    "st.study_uid, st.study_date, st.study_time, st.accession_number, st.description AS study_description,"
+    "st.study_uid, st.study_date, st.study_time, st.accession_number,"
+    " st.description AS study_description,"
     " st.referring_physician, st.study_id"
 )
 _STUDY_COUNTS = (
@@ -22,7 +23,8 @@ _STUDY_COUNTS = (
     "  WHERE m.study_uid = st.study_uid) AS modalities"
 )
 _SERIES_COLS = (
-    "se.series_uid, se.modality, se.series_number, se.description AS series_description, se.body_part,"
+    "se.series_uid, se.modality, se.series_number, se.description AS series_description,"
+    " se.body_part,"
     " se.series_date, se.frame_of_reference_uid"
 )
 _FROM_STUDY = "studies st JOIN patients p ON p.patient_key = st.patient_key"

@@ -14,6 +14,7 @@ pydicom, and text decoding always uses pydicom's character-set handling.
 from __future__ import annotations
 
 import io
+import mmap
 import re
 import struct
 import warnings
@@ -27,6 +28,8 @@ from pydicom.errors import InvalidDicomError as PydicomInvalid
 from dicomstation.errors import InvalidDicomError
 
 __all__ = ["INDEX_FIELDS", "ScanResult", "scan_bytes"]
+
+Data = bytes | mmap.mmap
 
 # tag -> (keyword, kind); kind: "uid", "text", "pn", "us", "is"
 INDEX_FIELDS: dict[int, tuple[str, str]] = {
@@ -56,8 +59,9 @@ INDEX_FIELDS: dict[int, tuple[str, str]] = {
     0x00280010: ("Rows", "us"),
     0x00280011: ("Columns", "us"),
 }
-_LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC",
-                       b"UR", b"SV", b"UV"})
+_LONG_VRS = frozenset(
+    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
+)
 _SLOW_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -73,73 +77,74 @@ class ScanResult:
     transfer_syntax: str
 
 
-class _Truncated(Exception):
+class _TruncatedError(Exception):
     pass
 
 
-class _NeedsPydicom(Exception):
+class _NeedsPydicomError(Exception):
     pass
 
 
-def _tag(data: bytes, pos: int) -> int:
+def _tag(data: Data, pos: int) -> int:
     group, element = struct.unpack_from("<HH", data, pos)
     return int((group << 16) | element)
 
 
-def _skip_items(data: bytes, pos: int, end: int) -> int:
+def _skip_items(data: Data, pos: int, end: int) -> int:
     """Skip the items of an undefined-length sequence; return the offset after it."""
     while True:
         if pos + 8 > end:
-            raise _Truncated
+            raise _TruncatedError
         tag = _tag(data, pos)
         length = struct.unpack_from("<I", data, pos + 4)[0]
         pos += 8
         if tag == _SEQ_END:
             return pos
         if tag != _ITEM:
-            raise _NeedsPydicom
+            raise _NeedsPydicomError
         if length == _UNDEFINED:
             pos = _walk(data, pos, end, None, stop_tag=_ITEM_END)
         else:
             pos += length
             if pos > end:
-                raise _Truncated
+                raise _TruncatedError
 
 
-def _walk(data: bytes, pos: int, end: int, found: dict[int, bytes] | None,
-          stop_tag: int | None = None) -> int:
+def _walk(
+    data: Data, pos: int, end: int, found: dict[int, bytes] | None, stop_tag: int | None = None
+) -> int:
     """Walk explicit VR LE elements from ``pos``; collect wanted top-level raw values."""
     while pos < end:
         if pos + 8 > end:
-            raise _Truncated
+            raise _TruncatedError
         tag = _tag(data, pos)
         if tag == stop_tag:
             return pos + 8
         if tag >> 16 == 0xFFFE:
-            raise _NeedsPydicom
+            raise _NeedsPydicomError
         vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             if pos + 12 > end:
-                raise _Truncated
+                raise _TruncatedError
             length = struct.unpack_from("<I", data, pos + 8)[0]
             pos += 12
         elif vr.isalpha() and vr.isupper():
             length = struct.unpack_from("<H", data, pos + 6)[0]
             pos += 8
         else:
-            raise _NeedsPydicom
+            raise _NeedsPydicomError
         if length == _UNDEFINED:
             if vr == b"UN":
-                raise _NeedsPydicom  # implicit VR inside: let pydicom do it
+                raise _NeedsPydicomError  # implicit VR inside: let pydicom do it
             pos = _skip_items(data, pos, end)
             continue
         if pos + length > end:
-            raise _Truncated
+            raise _TruncatedError
         if found is not None and tag in INDEX_FIELDS:
             found[tag] = data[pos : pos + length]
         pos += length
     if stop_tag is not None:
-        raise _Truncated
+        raise _TruncatedError
     return pos
 
 
@@ -149,7 +154,7 @@ def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
     text = raw.rstrip(b"\x00 ").lstrip(b" ")
     if kind == "uid":
         return text.decode("ascii", "replace")
-    decoded = decode_bytes(text, encodings, {"^", "="} if kind == "pn" else set())
+    decoded = decode_bytes(text, encodings, {0x5E, 0x3D} if kind == "pn" else set())
     if kind == "is":
         try:
             return int(float(decoded)) if decoded.strip() else None
@@ -158,13 +163,13 @@ def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
     return decoded.split("=")[0] if kind == "pn" else decoded
 
 
-def _fast(data: bytes) -> ScanResult:
+def _fast(data: Data) -> ScanResult:
     if data[128:132] != b"DICM":
-        raise _NeedsPydicom
+        raise _NeedsPydicomError
     meta: dict[int, bytes] = {}
     group_length = _tag(data, 132) == 0x00020000 and struct.unpack_from("<I", data, 140)[0]
     if not group_length:
-        raise _NeedsPydicom
+        raise _NeedsPydicomError
     meta_end = 144 + group_length
     pos = 132
     while pos < meta_end:
@@ -178,23 +183,24 @@ def _fast(data: bytes) -> ScanResult:
         pos += length
     syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii", "replace")
     if not syntax or syntax in _SLOW_SYNTAXES or pos != meta_end:
-        raise _NeedsPydicom
+        raise _NeedsPydicomError
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data), found)
     charset = found.get(0x00080005, b"").rstrip(b"\x00 ").decode("ascii", "replace")
-    encodings = pydicom.charset.convert_encodings(charset.split("\\")) if charset else [
-        default_encoding
-    ]
-    fields = {INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings)
-              for t, raw in found.items()}
+    encodings = (
+        pydicom.charset.convert_encodings(charset.split("\\")) if charset else [default_encoding]
+    )
+    fields = {
+        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings) for t, raw in found.items()
+    }
     return ScanResult(fields, syntax)
 
 
-def _slow(data: bytes, name: str) -> ScanResult:
+def _slow(data: Data, name: str) -> ScanResult:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True)
         except (PydicomInvalid, EOFError, OSError, ValueError, struct.error) as exc:
             raise InvalidDicomError(name, f"not DICOM ({exc})") from None
     if any("End of file" in str(w.message) or "delimiter" in str(w.message) for w in caught):
@@ -204,8 +210,11 @@ def _slow(data: bytes, name: str) -> ScanResult:
         last = elements[max(elements)]
         value = getattr(last, "value", None)
         length = getattr(last, "length", None)
-        if isinstance(value, bytes) and isinstance(length, int) and length != _UNDEFINED and (
-            len(value) < length
+        if (
+            isinstance(value, bytes)
+            and isinstance(length, int)
+            and length != _UNDEFINED
+            and (len(value) < length)
         ):
             raise InvalidDicomError(name, "truncated DICOM file")
     fields: dict[str, Any] = {}
@@ -228,7 +237,7 @@ def _slow(data: bytes, name: str) -> ScanResult:
     return ScanResult(fields, syntax or "1.2.840.10008.1.2")
 
 
-def scan_bytes(data: bytes, name: str) -> ScanResult:
+def scan_bytes(data: Data, name: str) -> ScanResult:
     """Return the index fields of a DICOM file's bytes.
 
     Parameters
@@ -246,9 +255,9 @@ def scan_bytes(data: bytes, name: str) -> ScanResult:
     """
     try:
         result = _fast(data)
-    except _Truncated:
+    except _TruncatedError:
         raise InvalidDicomError(name, "truncated DICOM file") from None
-    except (_NeedsPydicom, struct.error, IndexError):
+    except (_NeedsPydicomError, struct.error, IndexError):
         try:
             result = _slow(data, name)
         except InvalidDicomError:
