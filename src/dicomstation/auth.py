@@ -1,0 +1,211 @@
+"""Authentication for DICOMweb servers, as httpx.Auth flows, and the HTTP client factory.
+
+* :class:`BasicAuth` — user/password (per server, or the global credentials of the
+  settings, which :meth:`~dicomstation.settings.Settings.server` applies).
+* :class:`BearerAuth` — a static bearer token.
+* :class:`OAuth2ClientCredentials` — tokens from an OAuth2 token endpoint
+  (client-credentials grant), fetched lazily, refreshed before expiry and once
+  more when the server answers 401.
+
+Secrets stay wrapped in :class:`~dicomstation.config.Secret` until the moment a
+header is built; no ``repr``, log line or error message shows them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Generator
+from urllib.parse import urlsplit
+
+import httpx
+
+from dicomstation.config import Credentials, DicomWebServer, Secret
+from dicomstation.errors import AuthenticationError, ConfigError
+
+__all__ = ["BasicAuth", "BearerAuth", "OAuth2ClientCredentials", "auth_for", "http_client"]
+
+Flow = Generator[httpx.Request, httpx.Response, None]
+
+
+class BasicAuth(httpx.Auth):
+    """HTTP Basic authentication with a hidden password."""
+
+    def __init__(self, username: str, password: Secret) -> None:
+        self.username = username
+        self._password = password
+
+    def auth_flow(self, request: httpx.Request) -> Flow:
+        """Add the ``Authorization: Basic`` header."""
+        raw = f"{self.username}:{self._password.reveal()}".encode()
+        request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(username={self.username!r}, password=Secret('********'))"
+
+
+class BearerAuth(httpx.Auth):
+    """A static bearer token."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Flow:
+        """Add the ``Authorization: Bearer`` header."""
+        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(token=Secret('********'))"
+
+
+def _replayable(request: httpx.Request) -> bool:
+    """A request can be sent again only if its body is not a consumed stream."""
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """OAuth2 client-credentials grant (RFC 6749 4.4) with token caching and refresh.
+
+    The token request goes through the same client (same TLS, proxy and timeouts).
+    The client authenticates to the token endpoint with HTTP Basic
+    (``client_secret_basic``). Thread-safe: concurrent requests share one token.
+
+    Parameters
+    ----------
+    token_url : str
+        The token endpoint.
+    client_id : str
+        The client identifier.
+    client_secret : Secret
+        The client secret.
+    scope : str
+        Space-separated scopes ('' for none).
+    leeway : float
+        Seconds before expiry at which the token is renewed.
+    clock : callable
+        Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, token_url: str, client_id: str, client_secret: Secret, scope: str = "",
+                 *, leeway: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self._secret = client_secret
+        self.scope = scope
+        self.leeway = leeway
+        self._clock = clock
+        self._token: Secret | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self.token_requests = 0
+
+    def __repr__(self) -> str:
+        return (f"OAuth2ClientCredentials(token_url={self.token_url!r}, "
+                f"client_id={self.client_id!r}, client_secret=Secret('********'))")
+
+    def _token_request(self) -> httpx.Request:
+        data = {"grant_type": "client_credentials"}
+        if self.scope:
+            data["scope"] = self.scope
+        raw = f"{self.client_id}:{self._secret.reveal()}".encode()
+        headers = {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii"),
+                   "Accept": "application/json"}
+        return httpx.Request("POST", self.token_url, data=data, headers=headers)
+
+    def _fail(self, message: str, status: int | None = None) -> AuthenticationError:
+        host = urlsplit(self.token_url).hostname or self.token_url
+        return AuthenticationError(message, server=host, operation="OAuth2 token request",
+                                   status=status)
+
+    def _accept(self, response: httpx.Response) -> None:
+        response.read()
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            data = {}
+        if response.status_code != 200 or not isinstance(data, dict):
+            error = data.get("error", "") if isinstance(data, dict) else ""
+            raise self._fail(f"token endpoint answered HTTP {response.status_code}"
+                             + (f" ({error})" if error else ""), response.status_code)
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise self._fail("token endpoint answer has no access_token")
+        try:
+            lifetime = float(data.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._token = Secret(token)
+        self._expires = self._clock() + lifetime
+        self.token_requests += 1
+
+    def _valid(self) -> bool:
+        return self._token is not None and self._clock() < self._expires - self.leeway
+
+    def _fetch(self, stale: Secret | None) -> Generator[httpx.Request, httpx.Response, Secret]:
+        """Get a token, renewing it when missing, expiring, or equal to ``stale``."""
+        with self._lock:
+            if not self._valid() or (stale is not None and self._token == stale):
+                try:
+                    response = yield self._token_request()
+                except httpx.HTTPError as exc:
+                    raise self._fail(f"cannot reach the token endpoint ({type(exc).__name__})"
+                                     ) from None
+                self._accept(response)
+            assert self._token is not None
+            return self._token
+
+    def sync_auth_flow(self, request: httpx.Request) -> Flow:
+        """Authorise ``request``; on 401, renew the token once and resend if possible."""
+        token = yield from self._fetch(None)
+        request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        response = yield request
+        if response.status_code == 401 and _replayable(request):
+            token = yield from self._fetch(token)
+            request.headers["Authorization"] = f"Bearer {token.reveal()}"
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        """Not supported: dicomstation's DICOMweb client is synchronous (threads)."""
+        raise NotImplementedError("OAuth2ClientCredentials works with httpx.Client only")
+        yield request  # pragma: no cover
+
+
+def auth_for(credentials: Credentials) -> httpx.Auth | None:
+    """The auth flow for configured credentials (token, then OAuth2, then Basic)."""
+    if credentials.token:
+        return BearerAuth(credentials.token)
+    if credentials.token_url and credentials.client_id:
+        return OAuth2ClientCredentials(credentials.token_url, credentials.client_id,
+                                       credentials.client_secret, credentials.scope)
+    if credentials.username:
+        return BasicAuth(credentials.username, credentials.password)
+    return None
+
+
+def _verify(server: DicomWebServer) -> ssl.SSLContext | bool:
+    if not server.verify_tls:
+        return False
+    if server.ca_bundle:
+        try:
+            return ssl.create_default_context(cafile=server.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"server {server.name!r}: cannot load CA bundle "
+                              f"{server.ca_bundle}: {exc}") from None
+    return True
+
+
+def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client:
+    """An httpx.Client for ``server``: auth, TLS verification / CA bundle, proxy, timeouts.
+
+    ``connections`` bounds the connection pool (at least the transfer concurrency).
+    """
+    timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.Client(auth=auth_for(server.credentials), verify=_verify(server),
+                        proxy=server.proxy or None, timeout=timeout, limits=limits,
+                        follow_redirects=True, trust_env=not server.proxy)

@@ -1,0 +1,299 @@
+"""Streaming multipart/related (RFC 2046 / PS3.18 8.7) parser and writer.
+
+The parser reads an iterable of byte chunks (e.g. ``response.iter_bytes()``) and
+yields :class:`Part` objects whose bodies are themselves streamed: memory stays
+bounded by the chunk size whatever the size of a part or of the whole message.
+Every byte is scanned a bounded number of times (the buffer never holds more than
+one chunk plus the delimiter length), so parsing is linear in the message size,
+unlike parsers that re-scan a growing buffer.
+
+The writer turns parts (headers + chunk iterators, or files read lazily) into a
+byte generator suitable for a streamed HTTP request body. A generator can only be
+consumed once, so callers that may retry build a new one per attempt.
+
+Both are protocol-agnostic and reused by the DICOMweb server (``server/``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from dicomstation.errors import ProtocolError
+
+__all__ = [
+    "Part",
+    "boundary_of",
+    "close_delimiter",
+    "file_parts",
+    "iter_multipart",
+    "iter_parts",
+    "multipart_content_type",
+    "new_boundary",
+    "parse_content_type",
+    "part_head",
+]
+
+CRLF = b"\r\n"
+_MAX_HEADER_BYTES = 64 * 1024
+_CHUNK = 1024 * 1024
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type into its lower-cased media type and parameters.
+
+    Quoted parameter values may contain ``;`` and ``=`` (as in
+    ``type="application/octet-stream; transfer-syntax=..."``); quotes are removed.
+    Parameter names are lower-cased, values kept as sent.
+    """
+    fields: list[str] = []
+    current: list[str] = []
+    quoted = False
+    escaped = False
+    for char in value:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    params: dict[str, str] = {}
+    for item in fields[1:]:
+        name, sep, val = item.partition("=")
+        if sep:
+            params[name.strip().lower()] = val.strip()
+    return fields[0].strip().lower(), params
+
+
+def boundary_of(content_type: str) -> str:
+    """Return the boundary of a ``multipart/*`` Content-Type.
+
+    Raises
+    ------
+    ValueError
+        If the type is not multipart or has no boundary.
+    """
+    media, params = parse_content_type(content_type)
+    if not media.startswith("multipart/"):
+        raise ValueError(f"expected a multipart content type, got {content_type!r}")
+    boundary = params.get("boundary", "")
+    if not boundary or len(boundary) > 200:
+        raise ValueError(f"multipart content type without a valid boundary: {content_type!r}")
+    return boundary
+
+
+def new_boundary() -> str:
+    """A random boundary (never found in DICOM data by chance)."""
+    return f"dicomstation-{uuid.uuid4().hex}"
+
+
+def multipart_content_type(boundary: str, part_type: str = "application/dicom") -> str:
+    """The Content-Type header of a multipart/related message."""
+    return f'multipart/related; type="{part_type}"; boundary={boundary}'
+
+
+class Part:
+    """One part of a multipart message: headers and a body streamed on demand.
+
+    The body must be consumed (:meth:`chunks` or :meth:`read`) before the next
+    part is requested; whatever is left unread is skipped.
+    """
+
+    def __init__(self, headers: Mapping[str, str], body: Iterator[bytes]) -> None:
+        self.headers = dict(headers)
+        self._body = body
+
+    @property
+    def content_type(self) -> str:
+        """The part's media type, lower-cased, without parameters ('' if absent)."""
+        return parse_content_type(self.headers.get("content-type", ""))[0]
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body in chunks as it arrives."""
+        yield from self._body
+
+    def read(self) -> bytes:
+        """The whole body (for small parts: JSON, frames, rendered images)."""
+        return b"".join(self._body)
+
+
+class _Parser:
+    """The state machine behind :func:`iter_parts` (one instance per message).
+
+    ``_buf[_pos:]`` is the unread data; slicing happens only when a chunk is
+    appended or a body piece is yielded, so each byte is copied O(1) times.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], boundary: str, error: ProtocolError) -> None:
+        self._source = iter(chunks)
+        self._delim = CRLF + b"--" + boundary.encode("latin-1")
+        self._buf = CRLF  # so a delimiter at the very start matches like any other
+        self._pos = 0
+        self._error = error
+
+    def _fail(self, message: str) -> ProtocolError:
+        err = self._error
+        return ProtocolError(message, server=err.server, operation=err.operation, uid=err.uid)
+
+    def _more(self) -> bool:
+        for chunk in self._source:
+            if chunk:
+                self._buf = self._buf[self._pos:] + chunk
+                self._pos = 0
+                return True
+        return False
+
+    def _unread(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _find_delimiter(self) -> bool:
+        """Skip the preamble; False when the message ends without any boundary."""
+        keep = len(self._delim) - 1
+        while True:
+            found = self._buf.find(self._delim, self._pos)
+            if found >= 0:
+                self._pos = found + len(self._delim)
+                return True
+            self._pos = max(self._pos, len(self._buf) - keep)
+            if not self._more():
+                return False
+
+    def _after_delimiter(self) -> bool:
+        """Consume the rest of a boundary line; return True for the close delimiter."""
+        while self._unread() < 2 and self._more():
+            pass
+        if self._buf[self._pos:self._pos + 2] == b"--":
+            return True
+        while (end := self._buf.find(CRLF, self._pos)) < 0:
+            if self._unread() > 1024 or not self._more():
+                raise self._fail("truncated or malformed boundary line")
+        if self._buf[self._pos:end].strip(b" \t"):
+            raise self._fail("garbage after a multipart boundary")
+        self._pos = end + 2
+        return False
+
+    def _headers(self) -> dict[str, str]:
+        while True:
+            if self._buf.startswith(CRLF, self._pos):
+                self._pos += 2
+                return {}
+            end = self._buf.find(CRLF + CRLF, self._pos)
+            if end >= 0:
+                break
+            if self._unread() > _MAX_HEADER_BYTES or not self._more():
+                raise self._fail("truncated part headers")
+        block = self._buf[self._pos:end]
+        self._pos = end + 4
+        headers: dict[str, str] = {}
+        for line in block.decode("latin-1").split("\r\n"):
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise self._fail(f"malformed part header line {line[:80]!r}")
+            headers[name.strip().lower()] = value.strip()
+        return headers
+
+    def body(self) -> Iterator[bytes]:
+        """Yield a part's body up to (not including) the next delimiter."""
+        keep = len(self._delim) - 1
+        while True:
+            found = self._buf.find(self._delim, self._pos)
+            if found >= 0:
+                if found > self._pos:
+                    yield self._buf[self._pos:found]
+                self._pos = found + len(self._delim)
+                return
+            if self._unread() > keep:
+                cut = len(self._buf) - keep
+                yield self._buf[self._pos:cut]
+                self._pos = cut
+            if not self._more():
+                raise self._fail("message truncated inside a part (no closing boundary)")
+
+    def parts(self) -> Iterator[Part]:
+        if not self._find_delimiter():
+            raise self._fail("no multipart boundary found in the body")
+        while not self._after_delimiter():
+            headers = self._headers()
+            body = self.body()
+            yield Part(headers, body)
+            for _ in body:  # skip what the consumer did not read
+                pass
+        # The epilogue after the close delimiter is ignored, as RFC 2046 says.
+
+
+def iter_parts(
+    chunks: Iterable[bytes],
+    boundary: str,
+    *,
+    server: str = "stream",
+    operation: str = "multipart/related",
+    uid: str | None = None,
+) -> Iterator[Part]:
+    """Parse a multipart message from byte chunks, yielding parts as they arrive.
+
+    Parameters
+    ----------
+    chunks : iterable of bytes
+        The message body, in chunks of any size.
+    boundary : str
+        The boundary from the Content-Type (see :func:`boundary_of`).
+    server, operation, uid : str
+        Named in the :class:`~dicomstation.errors.ProtocolError` raised on bad input.
+
+    Raises
+    ------
+    ProtocolError
+        When no boundary is found, a header block is malformed, or the message
+        ends before the close delimiter (a truncated part is never yielded whole).
+    """
+    error = ProtocolError("", server=server, operation=operation, uid=uid)
+    return _Parser(chunks, boundary, error).parts()
+
+
+def part_head(boundary: str, headers: Mapping[str, str]) -> bytes:
+    """The delimiter line and header block that open one part."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return b"--" + boundary.encode("latin-1") + CRLF + head.encode("latin-1") + CRLF
+
+
+def close_delimiter(boundary: str) -> bytes:
+    """The close delimiter that ends the message (after each part's trailing CRLF)."""
+    return b"--" + boundary.encode("latin-1") + b"--" + CRLF
+
+
+def iter_multipart(
+    parts: Iterable[tuple[Mapping[str, str], Iterable[bytes]]], boundary: str
+) -> Iterator[bytes]:
+    """Serialise parts (headers, body chunks) to multipart bytes, lazily.
+
+    The length of the result is ``sum(len(part_head) + body + 2) + len(close_delimiter)``,
+    which lets a sender announce a Content-Length without building the body.
+    """
+    for headers, body in parts:
+        yield part_head(boundary, headers)
+        yield from body
+        yield CRLF
+    yield close_delimiter(boundary)
+
+
+def _file_chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(chunk_size):
+            yield block
+
+
+def file_parts(
+    paths: Iterable[Path], content_type: str = "application/dicom", chunk_size: int = _CHUNK
+) -> Iterator[tuple[Mapping[str, str], Iterator[bytes]]]:
+    """Parts for :func:`iter_multipart` that read each file lazily, chunk by chunk."""
+    for path in paths:
+        headers = {"Content-Type": content_type, "Content-Length": str(path.stat().st_size)}
+        yield headers, _file_chunks(Path(path), chunk_size)

@@ -1,0 +1,236 @@
+"""WADO-RS (PS3.18 10.4) retrieve into the local database, streamed and concurrent.
+
+One :class:`Target` is one request: a whole series, or one instance. A target's
+response is parsed as it arrives (:func:`~dicomstation.nodes.multipart.iter_parts`)
+and each part is written in chunks to a temporary file under
+``db.root/incoming``; complete files are indexed with ``db.add_files(move=True)``
+in small batches, so an interrupted transfer keeps every complete instance (the
+next run skips them) and never indexes a partial one. A retried series whose
+first instances already arrived continues instance by instance (resume).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+from pydicom.errors import InvalidDicomError as PydicomInvalid
+from pydicom.filereader import read_file_meta_info
+
+from dicomstation.errors import AuthenticationError, CancelledError, NodeError, ProtocolError
+from dicomstation.nodes.http_errors import check_status, is_retryable, translate
+from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
+from dicomstation.transfer import RetryPolicy, TransferTracker, check_cancel, with_retries
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
+    from dicomstation.nodes.base import CancelToken
+
+__all__ = ["DICOM_ACCEPTS", "AcceptNegotiator", "Target", "WadoFetcher", "read_parts"]
+
+#: Accept headers tried in order: any transfer syntax (no transcoding, fastest), then
+#: the server's default (for servers that refuse ``transfer-syntax=*``).
+DICOM_ACCEPTS = (
+    'multipart/related; type="application/dicom"; transfer-syntax=*',
+    'multipart/related; type="application/dicom"',
+)
+_REFUSED = frozenset({400, 406, 415})
+_COMMIT_FILES = 32
+_COMMIT_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """One WADO-RS request: a series (``sop_uid`` None) or one instance."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str | None = None
+    expected: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        """Resource path relative to the DICOMweb root."""
+        path = f"studies/{self.study_uid}/series/{self.series_uid}"
+        return path + (f"/instances/{self.sop_uid}" if self.sop_uid else "")
+
+    @property
+    def uid(self) -> str:
+        """The most specific UID, for messages and reports."""
+        return self.sop_uid or self.series_uid
+
+
+class AcceptNegotiator:
+    """Remembers which Accept header a server takes (thread-safe)."""
+
+    def __init__(self, accepts: Sequence[str] = DICOM_ACCEPTS) -> None:
+        self._accepts = tuple(accepts)
+        self._index = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> str:
+        """The Accept header to send now."""
+        return self._accepts[self._index]
+
+    def refused(self, accept: str) -> bool:
+        """Record that ``accept`` was refused; True if another one is left to try."""
+        with self._lock:
+            if self._accepts[self._index] == accept and self._index + 1 < len(self._accepts):
+                self._index += 1
+            return self._accepts[self._index] != accept
+
+
+def read_parts(response: httpx.Response, *, server: str, operation: str, uid: str | None,
+               chunk_size: int) -> Iterator[Part]:
+    """Parts of a streamed multipart/related response; ProtocolError if it is not one."""
+    content_type = response.headers.get("content-type", "")
+    try:
+        boundary = boundary_of(content_type)
+    except ValueError:
+        raise ProtocolError(f"expected a multipart/related answer, got {content_type or 'none'!r}",
+                            server=server, operation=operation, uid=uid) from None
+    return iter_parts(response.iter_bytes(chunk_size), boundary, server=server,
+                      operation=operation, uid=uid)
+
+
+def _sop_uid(path: Path) -> str:
+    try:
+        return str(read_file_meta_info(path).get("MediaStorageSOPInstanceUID", "")) or path.name
+    except (PydicomInvalid, OSError, ValueError, EOFError):
+        return path.name
+
+
+class WadoFetcher:
+    """Fetch :class:`Target` s of one retrieve into ``db``, recording in ``tracker``."""
+
+    def __init__(self, client: httpx.Client, base_url: str, server: str, db: Database,
+                 tracker: TransferTracker, *, negotiator: AcceptNegotiator, policy: RetryPolicy,
+                 cancel: CancelToken | None = None, chunk_size: int = 1 << 20) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.server = server
+        self.db = db
+        self.tracker = tracker
+        self.negotiator = negotiator
+        self.policy = policy
+        self.cancel = cancel
+        self.chunk_size = chunk_size
+        self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self._commit_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Remove the staging folder (only incomplete leftovers can remain in it)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    # -- one target, with retries and resume ---------------------------------------
+    def fetch(self, target: Target) -> None:
+        """Fetch one target; failures after retries are recorded, not raised.
+
+        Raises
+        ------
+        AuthenticationError, CancelledError
+            These stop the whole retrieve.
+        """
+        try:
+            with_retries(lambda: self._attempt(target), policy=self.policy,
+                         retryable=is_retryable, cancel=self.cancel)
+        except (AuthenticationError, CancelledError):
+            raise
+        except NodeError as exc:
+            missing = self._missing(target) if target.expected else [target.uid]
+            for uid in missing or [target.uid]:
+                self.tracker.fail(uid, str(exc))
+
+    def _missing(self, target: Target) -> list[str]:
+        present = self.db.has_instances(target.expected)
+        return [uid for uid in target.expected if uid not in present]
+
+    def _attempt(self, target: Target) -> None:
+        if target.sop_uid is None and target.expected:
+            missing = self._missing(target)
+            if not missing:
+                return
+            if len(missing) < len(target.expected):  # resume: only what is still missing
+                for sop in missing:
+                    self._request(Target(target.study_uid, target.series_uid, sop, (sop,)))
+                return
+        self._request(target)
+
+    # -- one request ------------------------------------------------------------------
+    def _request(self, target: Target) -> None:
+        while True:
+            accept = self.negotiator.current
+            try:
+                with self.client.stream("GET", f"{self.base_url}/{target.path}",
+                                        headers={"Accept": accept}) as response:
+                    if response.status_code in _REFUSED and self.negotiator.refused(accept):
+                        continue  # try the next Accept header
+                    check_status(response, server=self.server, operation="WADO-RS",
+                                 uid=target.uid)
+                    self._receive(response, target)
+                    return
+            except httpx.HTTPError as exc:
+                raise translate(exc, server=self.server, operation="WADO-RS",
+                                uid=target.uid) from exc
+
+    def _receive(self, response: httpx.Response, target: Target) -> None:
+        done: list[Path] = []
+        last_commit = time.monotonic()
+        try:
+            for part in read_parts(response, server=self.server, operation="WADO-RS",
+                                   uid=target.uid, chunk_size=self.chunk_size):
+                done.append(self._write_part(part, target))
+                if len(done) >= _COMMIT_FILES or time.monotonic() - last_commit > _COMMIT_SECONDS:
+                    self._commit(done)
+                    done, last_commit = [], time.monotonic()
+        finally:
+            self._commit(done)  # complete instances are kept even when the stream broke
+
+    def _write_part(self, part: Part, target: Target) -> Path:
+        if part.content_type not in ("application/dicom", ""):
+            raise ProtocolError(f"part of type {part.content_type!r}, expected application/dicom",
+                                server=self.server, operation="WADO-RS", uid=target.uid)
+        fd, name = tempfile.mkstemp(dir=self.staging, suffix=".part")
+        path = Path(name)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in part.chunks():
+                    check_cancel(self.cancel, "fetch")
+                    out.write(chunk)
+                    size += len(chunk)
+                    self.tracker.add_bytes(len(chunk))
+            declared = part.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) != size:
+                raise ProtocolError(f"part truncated: {size} of {declared} bytes",
+                                    server=self.server, operation="WADO-RS", uid=target.uid)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    def _commit(self, paths: list[Path]) -> None:
+        if not paths:
+            return
+        uids = {str(p): _sop_uid(p) for p in paths}
+        with self._commit_lock:
+            report = self.db.add_files(paths, move=True)
+        self.tracker.succeed(uids.get(p, p) for p in report.succeeded)
+        if report.skipped:
+            self.tracker.skip((uids.get(p, p) for p in report.skipped), "already present")
+        for source, reason in report.failed.items():
+            self.tracker.fail(uids.get(source, source), f"{self.server} sent an invalid "
+                              "instance: " + reason.replace(source, "").strip(": "))
+        for path in paths:
+            path.unlink(missing_ok=True)
