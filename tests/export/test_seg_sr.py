@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 
-from dicomstation import processing as P
+from dicomstation import processing as proc
 from dicomstation.errors import ExportError
 from dicomstation.export import (
     ExportOptions,
@@ -33,8 +33,8 @@ OPTIONS = ExportOptions(
 
 
 def _segments(ct: SourceSeries) -> list[Segment]:
-    bright = P.keep_largest_island(P.threshold(ct.volume, 250, 350))
-    mid = P.threshold(ct.volume, 100, 200)
+    bright = proc.keep_largest_island(proc.threshold(ct.volume, 250, 350))
+    mid = proc.threshold(ct.volume, 100, 200)
     return [
         Segment("Bright sphere", bright, codes.SCT.Tissue, codes.SCT.Bone, color=(241, 214, 145)),
         Segment("Middle sphere", mid, codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion),
@@ -86,8 +86,8 @@ def test_seg_frames_reference_their_source_images(ct: SourceSeries, tmp_path: Pa
 
 
 def test_overlapping_segments_are_stacked(ct: SourceSeries, tmp_path: Path) -> None:
-    water_and_more = P.threshold(ct.volume, -10, 1000)
-    bright = P.threshold(ct.volume, 250, 350)
+    water_and_more = proc.threshold(ct.volume, -10, 1000)
+    bright = proc.threshold(ct.volume, 250, 350)
     seg = build_seg(ct, [Segment("Body", water_and_more), Segment("Bright", bright)])
     (path,) = assert_valid([seg], tmp_path)
     masks = read_seg_masks(pydicom.dcmread(path), ct.volume)
@@ -113,7 +113,7 @@ def test_seg_rejects_empty_or_foreign_masks(ct: SourceSeries) -> None:
 def test_sr_is_valid_and_holds_the_statistics(ct: SourceSeries, tmp_path: Path) -> None:
     segments = _segments(ct)
     seg = build_seg(ct, segments)
-    stats = P.segment_statistics(
+    stats = proc.segment_statistics(
         ct.volume, {n: s.mask for n, s in enumerate(segments, 1)}, {1: "Bright", 2: "Middle"}
     )
     sr = build_sr(seg, ct, stats, OPTIONS)
@@ -143,7 +143,7 @@ def test_sr_is_valid_and_holds_the_statistics(ct: SourceSeries, tmp_path: Path) 
 def test_sr_rejects_unknown_segments(ct: SourceSeries) -> None:
     segments = _segments(ct)
     seg = build_seg(ct, segments[:1])
-    stats = P.segment_statistics(ct.volume, {5: segments[0].mask})
+    stats = proc.segment_statistics(ct.volume, {5: segments[0].mask})
     with pytest.raises(ExportError):
         build_sr(seg, ct, stats)
     with pytest.raises(ExportError):

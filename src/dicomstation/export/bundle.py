@@ -272,7 +272,11 @@ def build_bundle(
     pydicom.Dataset
         A highdicom ``SCImage`` carrying the bundle.
     """
+    if not scene.volumes:
+        raise ExportError("a scene bundle needs at least one volume")
     names = {v.name: v for v in scene.volumes}
+    if len(names) != len(scene.volumes):
+        raise ExportError("scene volume names must be unique")
     view = scene.view
     if view.background is not None and view.background not in names:
         raise ExportError(f"view background {view.background!r} is not a scene volume")
