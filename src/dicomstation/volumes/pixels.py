@@ -175,7 +175,7 @@ def apply_integer_intercepts(
     high = max(int(out[i].max()) + c for i, c in shifts.items())
     target = next(
         np.dtype(t)
-        for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64)
+        for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64)
         if np.iinfo(t).min <= low
         and high <= np.iinfo(t).max
         and np.dtype(t).itemsize >= out.dtype.itemsize
