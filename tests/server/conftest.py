@@ -53,7 +53,8 @@ def client(server: RunningServer) -> DICOMwebClient:
 def empty_server() -> Iterator[tuple[Database, RunningServer]]:
     """A fresh empty database and its server, for STOW-RS tests."""
     with Database.temporary() as db:
-        running = start_in_thread(create_app(db, ServerOptions(port=0, max_request_bytes=2_000_000)))
+        options = ServerOptions(port=0, max_request_bytes=2_000_000)
+        running = start_in_thread(create_app(db, options))
         try:
             yield db, running
         finally:

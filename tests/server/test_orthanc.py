@@ -1,4 +1,4 @@
-"""Orthanc's DICOMweb client plugin stores into our server (STOW-RS) and reads it back (QIDO/WADO)."""
+"""Orthanc's DICOMweb client plugin stores into our server (STOW-RS) and reads it back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""STOW-RS into the local database: good stores, partial failures, and bad requests storing nothing."""
+"""STOW-RS into the local database: stores, partial failures, bad requests storing nothing."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ def test_explicit_le_request_transcodes_jpeg2000(server: RunningServer,
     assert b"1.2.840.10008.1.2.1\x00" in response.content or b"1.2.840.10008.1.2.1" in (
         response.content)
     refused = httpx.get(f"{server.url}/dicom-web/studies/{study}/series/{series}", headers={
-        "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80'})
+        "Accept": 'multipart/related; type="application/dicom"; '
+                  "transfer-syntax=1.2.840.10008.1.2.4.80"})
     assert refused.status_code == 406
     assert J2K in refused.json()["detail"]
 
@@ -95,7 +96,8 @@ def test_rendered_and_thumbnail_images(server: RunningServer, seeded_db: Databas
                                        kind: str) -> None:
     study, series = _series(seeded_db, "CT", 4)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
-    base = f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop.sop_instance_uid}"
+    base = (f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
+            f"{sop.sop_instance_uid}")
     response = httpx.get(f"{base}/{kind}", headers={"Accept": "image/png"},
                          params={"window": "40,400"})
     assert response.status_code == 200
@@ -113,7 +115,8 @@ def test_rendered_and_thumbnail_images(server: RunningServer, seeded_db: Databas
 def test_rgb_multiframe_rendered_frame(server: RunningServer, seeded_db: Database) -> None:
     study, series = _series(seeded_db, "OT", 1)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
-    base = f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop.sop_instance_uid}"
+    base = (f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
+            f"{sop.sop_instance_uid}")
     assert httpx.get(f"{base}/frames/2/rendered").status_code == 200
     missing = httpx.get(f"{base}/frames/3/rendered")
     assert missing.status_code == 404
