@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dicomstation.database.ingest import Mode, insert_batch
 from dicomstation.database.importer import Scanned
+from dicomstation.database.ingest import Mode, insert_batch
 from dicomstation.database.matching import conditions
 from dicomstation.database.schema import migrate
 from dicomstation.models import Level
