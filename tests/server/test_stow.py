@@ -99,7 +99,7 @@ def test_single_application_dicom_body(empty_server: Served, pydicom_files: Path
         (None, 'multipart/related; type="application/dicom"; boundary=xyzzy', 400, "truncated"),
         (b"garbage without boundary", 'multipart/related; type="application/dicom"; boundary=xyzzy',
          400, "malformed"),
-        (b"x", 'multipart/related; type="application/dicom"', 400, "no boundary"),
+        (b"x", 'multipart/related; type="application/dicom"', 400, "valid boundary"),
         (b"x", "application/json", 415, "multipart/related"),
         (b"x", 'multipart/related; type="application/dicom+xml"; boundary=b', 415, "dicom+xml"),
         (b"--xyzzy--\r\n", 'multipart/related; type="application/dicom"; boundary=xyzzy', 400,

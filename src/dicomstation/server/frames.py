@@ -16,10 +16,10 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.pixels.utils import pixel_array
 
+from dicomstation.nodes.multipart import iter_multipart, multipart_content_type, new_boundary
 from dicomstation.server.accept import Acceptable, parse_accept
 from dicomstation.server.context import ServerContext
 from dicomstation.server.lookup import one_instance
-from dicomstation.server.multipart import Part, multipart_content_type, new_boundary, stream_parts
 
 __all__ = ["frames_router", "parse_frame_list", "syntax_media_type"]
 
@@ -88,8 +88,8 @@ def frames_response(path: str, numbers_text: str, accept_header: str | None) -> 
     encoded = media != OCTET and _keep_encapsulated(accept, media)
     part_type = f"{media}; transfer-syntax={syntax}" if encoded else OCTET
     boundary = new_boundary()
-    parts = (Part(part_type, data=data) for data in _frames(ds, numbers, encoded))
-    return StreamingResponse(stream_parts(parts, boundary),
+    parts = (({"Content-Type": part_type}, [data]) for data in _frames(ds, numbers, encoded))
+    return StreamingResponse(iter_multipart(parts, boundary),
                              media_type=multipart_content_type(boundary, part_type.split(";")[0]))
 
 
@@ -114,8 +114,8 @@ def frames_router(ctx: ServerContext) -> APIRouter:
         if key not in ds or not isinstance(ds[key].value, bytes):
             raise HTTPException(404, f"instance {sop} has no bulk data at {tag}")
         boundary = new_boundary()
-        part = Part(OCTET, data=ds[key].value)
-        return StreamingResponse(stream_parts([part], boundary),
+        part = ({"Content-Type": OCTET}, [ds[key].value])
+        return StreamingResponse(iter_multipart([part], boundary),
                                  media_type=multipart_content_type(boundary, OCTET))
 
     return router

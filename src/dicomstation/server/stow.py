@@ -1,26 +1,28 @@
 """STOW-RS (PS3.18 10.5) into the local database.
 
-The request body is streamed through python-multipart's parser into one temp
-file per part under ``<db>/incoming``; nothing is indexed until the whole body
-has arrived and parsed, so a malformed, truncated or oversized request stores
-nothing. Complete parts are then checked and handed to ``db.add_files``, and
-the answer lists every instance as stored or failed (FailedSOPSequence).
+The request body is streamed through :func:`dicomstation.nodes.multipart.iter_parts`
+(the same streaming parser the DICOMweb client uses) into one temp file per part
+under ``<db>/incoming``; nothing is indexed until the whole body has arrived and
+parsed, so a malformed, truncated or oversized request stores nothing. Complete
+parts are then checked and handed to ``db.add_files``, and the answer lists every
+instance as stored or failed (FailedSOPSequence).
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
+from dicomstation.errors import ProtocolError
+from dicomstation.nodes.multipart import iter_parts, parse_content_type
 from dicomstation.server.context import ServerContext
 from dicomstation.server.qido import DICOM_JSON
 from dicomstation.server.stow_check import PartResult, check_parts
@@ -28,53 +30,24 @@ from dicomstation.server.uids import check_uid
 
 __all__ = ["stow_router"]
 
-
-@dataclass
-class _Sink:
-    """Collects parts to files; enforces the part count."""
-
-    folder: Path
-    max_parts: int
-    files: list[Path]
-    current: BinaryIO | None = None
-    ended: bool = False
-
-    def begin(self) -> None:
-        if len(self.files) >= self.max_parts:
-            raise HTTPException(413, f"too many parts (limit {self.max_parts} per request)")
-        path = self.folder / f"part-{len(self.files):06d}.dcm"
-        self.files.append(path)
-        self.current = path.open("wb")
-
-    def data(self, data: bytes, start: int, end: int) -> None:
-        if self.current is not None:
-            self.current.write(data[start:end])
-
-    def end(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-
-    def finish(self) -> None:
-        self.ended = True
+_OPERATION = "STOW-RS request"
 
 
-def _boundary(request: Request) -> bytes | None:
+def _boundary(content_type: str) -> str | None:
     """The multipart boundary, or None for a single ``application/dicom`` body."""
-    raw = request.headers.get("content-type", "")
-    ctype, params = parse_options_header(raw)
-    if ctype == b"application/dicom":
+    media, params = parse_content_type(content_type)
+    if media == "application/dicom":
         return None
-    if ctype != b"multipart/related":
-        raise HTTPException(415, f"STOW-RS needs multipart/related; type=\"application/dicom\", "
-                                 f"not {raw or 'no content type'!r}")
-    part_type = params.get(b"type", b"application/dicom").lower()
-    if part_type != b"application/dicom":
-        raise HTTPException(415, f"unsupported part type {part_type.decode()!r}: only "
+    if media != "multipart/related":
+        raise HTTPException(415, 'STOW-RS needs multipart/related; type="application/dicom", '
+                                 f"not {content_type or 'no content type'!r}")
+    part_type = params.get("type", "application/dicom").strip('"').lower()
+    if part_type != "application/dicom":
+        raise HTTPException(415, f"unsupported part type {part_type!r}: only "
                                  "application/dicom (binary DICOM) is accepted")
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise HTTPException(400, "malformed multipart: no boundary in Content-Type")
+    boundary = params.get("boundary", "").strip('"')
+    if not boundary or len(boundary) > 200:
+        raise HTTPException(400, "malformed multipart: no valid boundary in Content-Type")
     return boundary
 
 
@@ -84,37 +57,48 @@ def _check_length(request: Request, limit: int) -> None:
         raise HTTPException(413, f"request of {int(length)} bytes exceeds the limit of {limit}")
 
 
-async def receive(request: Request, folder: Path, limit: int, max_parts: int) -> list[Path]:
-    """Stream the body into part files; raise 4xx for oversized or malformed bodies."""
-    _check_length(request, limit)
-    boundary = _boundary(request)
-    sink = _Sink(folder, max_parts, [])
-    parser = None
-    if boundary is not None:
-        callbacks: Any = {"on_part_begin": sink.begin, "on_part_data": sink.data,
-                          "on_part_end": sink.end, "on_end": sink.finish}
-        parser = MultipartParser(boundary, callbacks)
-    else:
-        sink.begin()
+def _sync_chunks(stream: AsyncIterator[bytes], limit: int) -> Iterator[bytes]:
+    """The request body, pulled from the event loop into this worker thread, size-checked."""
+
+    async def pull() -> bytes | None:
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return None
+
     total = 0
+    while (chunk := anyio.from_thread.run(pull)) is not None:
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(413, f"request exceeds the limit of {limit} bytes")
+        yield chunk
+
+
+def _write(path: Path, chunks: Iterator[bytes]) -> None:
+    with path.open("wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
+def receive(chunks: Iterator[bytes], boundary: str | None, folder: Path,
+            max_parts: int) -> list[Path]:
+    """Write each part of the body to its own file; 4xx for malformed bodies or too many parts."""
+    files: list[Path] = []
+    if boundary is None:
+        files.append(folder / "part-000000.dcm")
+        _write(files[0], chunks)
+        return files
     try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise HTTPException(413, f"request exceeds the limit of {limit} bytes")
-            if parser is not None:
-                parser.write(chunk)
-            else:
-                sink.data(chunk, 0, len(chunk))
-    except MultipartParseError as exc:
+        for part in iter_parts(chunks, boundary, server="client", operation=_OPERATION):
+            if len(files) >= max_parts:
+                raise HTTPException(413, f"too many parts (limit {max_parts} per request)")
+            files.append(folder / f"part-{len(files):06d}.dcm")
+            _write(files[-1], part.chunks())
+    except ProtocolError as exc:
         raise HTTPException(400, f"malformed multipart body: {exc}") from None
-    finally:
-        sink.end()
-    if parser is not None and not sink.ended:
-        raise HTTPException(400, "malformed multipart body: truncated (no closing boundary)")
-    if not sink.files:
+    if not files:
         raise HTTPException(400, "the request contains no DICOM part")
-    return sink.files
+    return files
 
 
 def _sequence(items: list[PartResult], failed: bool) -> dict[str, Any]:
@@ -152,12 +136,18 @@ async def store(ctx: ServerContext, request: Request, study: str | None) -> JSON
     """Receive, check and index the instances of one STOW-RS request."""
     if study is not None:
         check_uid(study, "StudyInstanceUID")
+    _check_length(request, ctx.options.max_request_bytes)
+    boundary = _boundary(request.headers.get("content-type", ""))
     folder = ctx.db.root / "incoming" / f"stow-{uuid.uuid4().hex}"
     folder.mkdir(parents=True)
+
+    def work() -> list[PartResult]:
+        chunks = _sync_chunks(request.stream(), ctx.options.max_request_bytes)
+        files = receive(chunks, boundary, folder, ctx.options.max_parts)
+        return check_parts(ctx, request, files, study)
+
     try:
-        files = await receive(request, folder, ctx.options.max_request_bytes,
-                              ctx.options.max_parts)
-        results = await run_in_threadpool(check_parts, ctx, request, files, study)
+        results = await run_in_threadpool(work)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return _answer(results, ctx.study_url(request, study) if study else None)

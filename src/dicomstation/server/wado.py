@@ -8,7 +8,7 @@ other specific transfer syntax the files are not in is refused with 406.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,21 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomstation.models import InstanceRef
+from dicomstation.nodes.multipart import (
+    file_parts,
+    iter_multipart,
+    multipart_content_type,
+    new_boundary,
+)
 from dicomstation.server.accept import EXPLICIT_LE, Acceptable, parse_accept
 from dicomstation.server.context import ServerContext
 from dicomstation.server.lookup import instance_refs, transfer_syntax
-from dicomstation.server.multipart import Part, multipart_content_type, new_boundary, stream_parts
 from dicomstation.server.qido import DICOM_JSON
 
 __all__ = ["choose_syntax", "wado_router"]
 
 DICOM = "application/dicom"
+PartSpec = tuple[Mapping[str, str], Iterable[bytes]]
 
 
 def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
@@ -54,14 +60,17 @@ def _transcoded(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _parts(ctx: ServerContext, refs: list[InstanceRef], syntax: str | None) -> Iterator[Part]:
+def _parts(ctx: ServerContext, refs: list[InstanceRef], syntax: str | None) -> Iterator[PartSpec]:
     for ref in refs:
         path = ctx.db.instance_path(ref.sop_instance_uid)
         stored = transfer_syntax(ref)
         if syntax is None or stored == syntax:
-            yield Part(f"{DICOM}; transfer-syntax={stored}" if stored else DICOM, path=path)
+            kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
+            yield from file_parts([path], kind)
         else:
-            yield Part(f"{DICOM}; transfer-syntax={syntax}", data=_transcoded(path))
+            data = _transcoded(path)
+            yield {"Content-Type": f"{DICOM}; transfer-syntax={syntax}",
+                   "Content-Length": str(len(data))}, [data]
 
 
 def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> StreamingResponse:
@@ -69,7 +78,7 @@ def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> S
     stored = {transfer_syntax(r) for r in refs} - {""}
     syntax = choose_syntax(parse_accept(request.headers.get("accept"), DICOM), stored)
     boundary = new_boundary()
-    return StreamingResponse(stream_parts(_parts(ctx, refs, syntax), boundary),
+    return StreamingResponse(iter_multipart(_parts(ctx, refs, syntax), boundary),
                              media_type=multipart_content_type(boundary, DICOM))
 
 
