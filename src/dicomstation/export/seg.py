@@ -207,15 +207,54 @@ def _as_seg(dataset: Dataset) -> hd.seg.Segmentation:
         raise ExportError(f"{uid} is not a readable DICOM SEG: {exc}") from exc
 
 
-def read_seg_labelmap(dataset: Dataset, reference: hd.Volume) -> hd.Volume:
-    """Read a SEG as an integer label map aligned voxel-for-voxel with ``reference``.
+def read_seg_masks(
+    dataset: Dataset, reference: hd.Volume, *, threshold: float = 0.5
+) -> dict[int, hd.Volume]:
+    """Read each segment of a SEG as a boolean mask aligned with ``reference``.
 
     Parameters
     ----------
     dataset : pydicom.Dataset
-        A Segmentation Storage instance (from any writer: highdicom, dcmqi...).
+        A Segmentation Storage instance from any writer (highdicom, dcmqi...),
+        BINARY or FRACTIONAL (fractional values are compared with ``threshold``).
     reference : highdicom.Volume
-        The volume of the segmented series; the result has its geometry.
+        The volume of the segmented series; every mask has its geometry.
+
+    Returns
+    -------
+    dict of int to highdicom.Volume
+        Masks by segment number (segments may overlap).
+
+    Raises
+    ------
+    ExportError
+        When a segment does not lie on the reference's voxel grid, or part of
+        it falls outside the reference volume.
+    """
+    seg = _as_seg(dataset)
+    out = {}
+    for number in seg.segment_numbers:
+        try:
+            volume = seg.get_volume(segment_numbers=[number], combine_segments=False)
+            mask = volume.squeeze_channel()
+            mask = mask.with_array(np.asarray(mask.array) > threshold)
+            aligned = mask.match_geometry(reference)
+        except (ValueError, RuntimeError) as exc:
+            raise ExportError(
+                f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"
+            ) from exc
+        if int(np.count_nonzero(aligned.array)) != int(np.count_nonzero(mask.array)):
+            raise ExportError(
+                f"segment {number} of SEG {seg.SOPInstanceUID} extends outside the reference volume"
+            )
+        out[int(number)] = aligned
+    return out
+
+
+def read_seg_labelmap(dataset: Dataset, reference: hd.Volume) -> hd.Volume:
+    """Read a SEG as an integer label map aligned voxel-for-voxel with ``reference``.
+
+    Each voxel holds the number of the segment it belongs to (0 for none).
 
     Raises
     ------
@@ -223,27 +262,12 @@ def read_seg_labelmap(dataset: Dataset, reference: hd.Volume) -> hd.Volume:
         When segments overlap (use :func:`read_seg_masks`) or the SEG does not
         lie on the reference's voxel grid.
     """
-    seg = _as_seg(dataset)
-    try:
-        volume = seg.get_volume(combine_segments=True, dtype=np.uint16)
-        return volume.match_geometry(reference)
-    except (ValueError, RuntimeError) as exc:
-        raise ExportError(
-            f"SEG {seg.SOPInstanceUID} cannot be aligned as a label map: {exc}"
-        ) from exc
-
-
-def read_seg_masks(dataset: Dataset, reference: hd.Volume) -> dict[int, hd.Volume]:
-    """Read each segment of a SEG as a boolean mask aligned with ``reference`` (may overlap)."""
-    seg = _as_seg(dataset)
-    out = {}
-    for number in seg.segment_numbers:
-        try:
-            volume = seg.get_volume(segment_numbers=[number], combine_segments=True, dtype=np.uint8)
-            aligned = volume.match_geometry(reference)
-            out[int(number)] = aligned.with_array(np.asarray(aligned.array) > 0)
-        except (ValueError, RuntimeError) as exc:
-            raise ExportError(
-                f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"
-            ) from exc
-    return out
+    masks = read_seg_masks(dataset, reference)
+    labels = np.zeros(reference.spatial_shape, dtype=np.uint16)
+    for number, mask in masks.items():
+        inside = np.asarray(mask.array, dtype=bool)
+        if np.any(labels[inside]):
+            uid = dataset.get("SOPInstanceUID", "?")
+            raise ExportError(f"segments of SEG {uid} overlap: not a label map (read the masks)")
+        labels[inside] = number
+    return reference.with_array(labels)

@@ -133,19 +133,48 @@ def build_sr(
     return sr
 
 
-def read_sr_measurements(dataset: Dataset) -> dict[str, dict[str, float]]:
-    """Read back a TID 1500 SR: ``{tracking identifier: {measurement meaning: value}}``.
+_SR_CLASSES: dict[str, Any] = {
+    "1.2.840.10008.5.1.4.1.1.88.34": hd.sr.Comprehensive3DSR,
+    "1.2.840.10008.5.1.4.1.1.88.33": hd.sr.ComprehensiveSR,
+    "1.2.840.10008.5.1.4.1.1.88.22": hd.sr.EnhancedSR,
+}
 
-    Works on SRs from any writer (highdicom, dcmqi...) that use TID 1411 groups.
+
+def read_sr_measurements(dataset: Dataset) -> dict[str, dict[str, float]]:
+    """Read back the measurements of a TID 1500 SR from any writer (highdicom, dcmqi...).
+
+    Returns
+    -------
+    dict
+        ``{tracking identifier: {measurement name: value}}`` for every
+        volumetric, planar and image-level measurement group; a derivation
+        (dcmqi writes Mean/Maximum... as derivations of one concept) is added
+        to the name in parentheses.
     """
+    uid = dataset.get("SOPInstanceUID", "?")
+    kind = _SR_CLASSES.get(str(dataset.get("SOPClassUID", "")))
+    if kind is None:
+        raise ExportError(f"{uid} is not an Enhanced / Comprehensive (3D) SR document")
     try:
-        sr = hd.sr.Comprehensive3DSR.from_dataset(dataset, copy=False)
-        content: Any = sr.content  # a MeasurementReport for TID 1500 documents
-        groups = content.get_volumetric_roi_measurement_groups()
+        content: Any = kind.from_dataset(dataset, copy=False).content
+        groups = [
+            *content.get_volumetric_roi_measurement_groups(),
+            *content.get_planar_roi_measurement_groups(),
+            *content.get_image_measurement_groups(),
+        ]
     except (ValueError, AttributeError, TypeError) as exc:
-        raise ExportError(f"{dataset.SOPInstanceUID} is not a readable TID 1500 SR: {exc}") from exc
+        raise ExportError(f"{uid} is not a readable TID 1500 SR: {exc}") from exc
     out: dict[str, dict[str, float]] = {}
-    for group in groups:
-        key = str(group.tracking_identifier)
-        out[key] = {m.name.meaning: float(m.value) for m in group.get_measurements()}
+    for n, group in enumerate(groups, start=1):
+        key = str(group.tracking_identifier or f"group {n}")
+        out.setdefault(key, {}).update(
+            {_measurement_name(m): float(m.value) for m in group.get_measurements()}
+        )
     return out
+
+
+def _measurement_name(measurement: Any) -> str:
+    """``"Mean"``, or ``"SUVbw (Maximum)"`` when a derivation qualifies the concept."""
+    derivation = getattr(measurement, "derivation", None)
+    name = str(measurement.name.meaning)
+    return f"{name} ({derivation.meaning})" if derivation is not None else name
