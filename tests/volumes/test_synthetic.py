@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import SimpleITK as sitk
+import SimpleITK as sitk  # noqa: N813
 
 from dicomstation.errors import GeometryWarning
 from dicomstation.volumes import LoadableKind, examine, load, load_series

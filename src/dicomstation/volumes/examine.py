@@ -29,6 +29,7 @@ _TIME_KEYS: tuple[tuple[str, Callable[[FrameHeader], Hashable]], ...] = (
     ("TriggerTime", lambda f: f.trigger_time),
     ("AcquisitionNumber", lambda f: f.acquisition_number),
     ("AcquisitionTime", lambda f: f.acquisition_time or None),
+    ("FrameNumber", lambda f: f.source.frame_number),
     ("InstanceNumber", lambda f: f.instance_number),
 )
 

@@ -56,7 +56,7 @@ def output_dtype(frames: Sequence[FrameHeader]) -> tuple[np.dtype[np.generic], b
     """
     f0 = frames[0]
     rescaled = any(f.rescale_slope != 1.0 or f.rescale_intercept != 0.0 for f in frames)
-    if f0.samples_per_pixel > 1:
+    if f0.samples_per_pixel > 1:  # colour: Rescale Slope/Intercept do not apply
         return np.dtype(np.uint8 if f0.bits_allocated <= 8 else np.uint16), False
     stored = {_stored_dtype(f) for f in frames}
     integer = all(
@@ -166,8 +166,8 @@ def apply_integer_intercepts(
     out: npt.NDArray[np.generic], placements: Sequence[Placement]
 ) -> npt.NDArray[np.generic]:
     """Add integer intercepts to an integer array, in place unless values need a wider dtype."""
-    if out.dtype.kind == "f":
-        return out
+    if out.dtype.kind == "f" or placements[0].frame.samples_per_pixel > 1:
+        return out  # float: rescaled while decoding; colour: never rescaled
     shifts = {p.index: int(p.frame.rescale_intercept) for p in placements}
     if not any(shifts.values()):
         return out
