@@ -54,6 +54,44 @@ def _measurements(stat: SegmentStatistics, unit: Code) -> list[hd.sr.Measurement
     ]
 
 
+def _segment_of(frame: Dataset, shared: Dataset) -> int | None:
+    holder = frame if "SegmentIdentificationSequence" in frame else shared
+    if "SegmentIdentificationSequence" not in holder:
+        return None
+    return int(holder.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+
+
+def _referenced_segment(seg: hd.seg.Segmentation, number: int) -> hd.sr.ReferencedSegment:
+    """The SR reference to one segment and the source images of its frames.
+
+    highdicom's ``ReferencedSegment.from_segmentation`` expects the Segment
+    Identification in every frame; a one-segment SEG holds it in the shared
+    functional groups, so the frames are gathered here from either place.
+    """
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    sources: dict[str, hd.sr.SourceImageForSegmentation] = {}
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        if _segment_of(frame, shared) != number:
+            continue
+        for derivation in frame.get("DerivationImageSequence", []):
+            for image in derivation.get("SourceImageSequence", []):
+                uid = str(image.ReferencedSOPInstanceUID)
+                sources.setdefault(
+                    uid, hd.sr.SourceImageForSegmentation(str(image.ReferencedSOPClassUID), uid)
+                )
+    if sources:
+        return hd.sr.ReferencedSegment(
+            seg.SOPClassUID, seg.SOPInstanceUID, number, source_images=list(sources.values())
+        )
+    series = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    return hd.sr.ReferencedSegment(
+        seg.SOPClassUID,
+        seg.SOPInstanceUID,
+        number,
+        source_series=hd.sr.SourceSeriesForSegmentation(series),
+    )
+
+
 def _group(
     seg: hd.seg.Segmentation, stat: SegmentStatistics, unit: Code, options: ExportOptions
 ) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
@@ -65,7 +103,7 @@ def _group(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=new_uid(), identifier=f"{stat.label[:56]} #{stat.segment_number}"
         ),
-        referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, stat.segment_number),
+        referenced_segment=_referenced_segment(seg, stat.segment_number),
         finding_type=description.segmented_property_type,
         finding_category=description.segmented_property_category,
         algorithm_id=hd.sr.AlgorithmIdentification(
