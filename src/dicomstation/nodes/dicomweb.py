@@ -28,7 +28,14 @@ from dicomstation.errors import ProtocolError, RemoteStatusError
 from dicomstation.models import InstanceRef, Level, Query, TransferReport
 from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
-from dicomstation.nodes.qido import Page, iter_matches, query_params, query_path, ref_from_json
+from dicomstation.nodes.qido import (
+    Page,
+    encode_query,
+    iter_matches,
+    query_params,
+    query_path,
+    ref_from_json,
+)
 from dicomstation.nodes.stow import StowSender, batches, outgoing
 from dicomstation.nodes.wado import (
     DICOM_ACCEPTS,
@@ -110,7 +117,8 @@ class DicomWebNode:
         """GET with retries; the response is read and has a 2xx status."""
         def attempt() -> httpx.Response:
             try:
-                response = self.client.get(f"{self.url}/{path}", params=tuple(params or ()),
+                query = "?" + encode_query(params) if params else ""
+                response = self.client.get(f"{self.url}/{path}{query}",
                                            headers={"Accept": accept})
             except httpx.HTTPError as exc:
                 raise translate(exc, server=self.name, operation=operation, uid=uid) from exc

@@ -40,20 +40,13 @@ _MAX_HEADER_BYTES = 64 * 1024
 _CHUNK = 1024 * 1024
 
 
-def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
-    """Split a Content-Type into its lower-cased media type and parameters.
-
-    Quoted parameter values may contain ``;`` and ``=`` (as in
-    ``type="application/octet-stream; transfer-syntax=..."``); quotes are removed.
-    Parameter names are lower-cased, values kept as sent.
-    """
+def _split_params(value: str) -> list[str]:
+    """Split on ``;`` outside quoted strings (quotes and escapes are kept)."""
     fields: list[str] = []
     current: list[str] = []
-    quoted = False
-    escaped = False
+    quoted = escaped = False
     for char in value:
         if escaped:
-            current.append(char)
             escaped = False
         elif char == "\\" and quoted:
             escaped = True
@@ -62,14 +55,41 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
         elif char == ";" and not quoted:
             fields.append("".join(current))
             current = []
-        else:
-            current.append(char)
+            continue
+        current.append(char)
     fields.append("".join(current))
+    return fields
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        inner = value[1:-1]
+        out: list[str] = []
+        escaped = False
+        for char in inner:
+            if char == "\\" and not escaped:
+                escaped = True
+                continue
+            out.append(char)
+            escaped = False
+        return "".join(out)
+    return value
+
+
+def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type into its lower-cased media type and parameters.
+
+    Quoted parameter values may contain ``;`` and ``=`` (as in
+    ``type="application/octet-stream; transfer-syntax=..."``); quotes are removed.
+    Parameter names are lower-cased, values kept as sent.
+    """
+    fields = _split_params(value)
     params: dict[str, str] = {}
     for item in fields[1:]:
         name, sep, val = item.partition("=")
         if sep:
-            params[name.strip().lower()] = val.strip()
+            params[name.strip().lower()] = _unquote(val)
     return fields[0].strip().lower(), params
 
 

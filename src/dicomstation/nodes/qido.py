@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from pydicom.datadict import dictionary_VR
 
@@ -28,6 +29,7 @@ from dicomstation.models import InstanceRef, Level, Query, SeriesRef, StudyRef
 __all__ = [
     "Page",
     "QidoWarning",
+    "encode_query",
     "iter_matches",
     "query_params",
     "query_path",
@@ -123,6 +125,16 @@ def query_params(query: Query, limit: int | None, offset: int) -> list[tuple[str
     if offset:
         params.append(("offset", str(offset)))
     return params
+
+
+def encode_query(params: Sequence[tuple[str, str]]) -> str:
+    """Percent-encode query parameters, leaving matching characters (``* ? ^ ,``) as they are.
+
+    Some servers (Orthanc's DICOMweb plugin 1.7) do not percent-decode query
+    values, so ``PatientName=DOE%5E%2A`` would match nothing; RFC 3986 lets
+    these characters appear literally in a query.
+    """
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='*?^,.-_~:/')}" for k, v in params)
 
 
 def _identity(level: Level, obj: Json) -> str:
