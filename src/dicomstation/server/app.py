@@ -16,9 +16,15 @@ from fastapi.responses import JSONResponse
 
 from dicomstation.database import Database
 from dicomstation.errors import (
+    CancelledError,
+    ConfigError,
     DicomStationError,
+    ExportError,
     InvalidDicomError,
+    LoadError,
+    NodeError,
     NotFoundError,
+    ProcessingError,
 )
 from dicomstation.server.context import ServerContext
 from dicomstation.server.frames import frames_router
@@ -43,10 +49,17 @@ def dicomweb_router(ctx: ServerContext) -> APIRouter:
 
 
 def _status(exc: DicomStationError) -> int:
+    """HTTP status for an error of the package (one place, every error class mapped)."""
     if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, InvalidDicomError):
+    if isinstance(exc, InvalidDicomError | ConfigError):
         return 400
+    if isinstance(exc, LoadError | ProcessingError | ExportError):
+        return 422
+    if isinstance(exc, CancelledError):
+        return 409
+    if isinstance(exc, NodeError):
+        return 502  # the remote server failed; the message names it
     return 500
 
 

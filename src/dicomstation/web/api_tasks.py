@@ -1,0 +1,127 @@
+"""UI API: fetch/send jobs with progress and cancel, local delete, the viewer and export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException, Request, Response
+
+from dicomstation.export import ExportOptions
+from dicomstation.server.render import parse_window
+from dicomstation.server.uids import check_uid
+from dicomstation.web.viewer import PRESETS
+from dicomstation.web.workstation import Workstation
+
+__all__ = ["tasks_router"]
+
+_EXPORT_TAGS = ("series_description", "institution_name", "content_creator_name")
+
+
+def _items(body: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    items = []
+    for item in body.get("items", []):
+        study = check_uid(str(item.get("study", "")), "StudyInstanceUID")
+        series = [check_uid(str(s), "SeriesInstanceUID") for s in item.get("series", [])]
+        items.append((study, series))
+    if not items:
+        raise HTTPException(400, "nothing selected to fetch")
+    return items
+
+
+def _export_options(body: dict[str, Any]) -> ExportOptions:
+    tags = {k: str(body[k]).strip() for k in _EXPORT_TAGS if str(body.get(k) or "").strip()}
+    number = body.get("series_number")
+    try:
+        return ExportOptions(series_number=int(number) if number not in (None, "") else None,
+                             **tags)
+    except ValueError:
+        raise HTTPException(400, f"series number must be an integer, not {number!r}") from None
+
+
+def _job_or_404(ws: Workstation, job_id: str) -> Any:
+    job = ws.jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+def tasks_router(ws: Workstation) -> APIRouter:
+    """Routes under ``/api`` for jobs, local data and the viewer."""
+    router = APIRouter()
+
+    @router.post("/fetch")
+    def fetch(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return ws.fetch(str(body.get("server", "")), _items(body)).as_json()
+
+    @router.post("/send")
+    def send(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        uids = [check_uid(str(u), "UID") for u in body.get("uids", [])]
+        if not uids:
+            raise HTTPException(400, "nothing selected to send")
+        return ws.send(str(body.get("server", "")), uids).as_json()
+
+    @router.get("/jobs")
+    def jobs() -> list[dict[str, Any]]:
+        return ws.jobs.all()
+
+    @router.get("/jobs/{job_id}")
+    def job(job_id: str) -> dict[str, Any]:
+        return dict(_job_or_404(ws, job_id).as_json())
+
+    @router.post("/jobs/{job_id}/cancel")
+    def cancel(job_id: str) -> dict[str, Any]:
+        found = _job_or_404(ws, job_id)
+        found.cancel.cancel()
+        return dict(found.as_json())
+
+    @router.delete("/local/{uid}")
+    def delete(uid: str) -> dict[str, Any]:
+        return {"deleted": uid, "instances": ws.delete(check_uid(uid, "UID"))}
+
+    @router.get("/presets")
+    def presets() -> dict[str, list[float]]:
+        return {k: list(v) for k, v in PRESETS.items()}
+
+    @router.post("/volumes")
+    def load(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        series = check_uid(str(body.get("series_uid", "")), "SeriesInstanceUID")
+        return ws.viewer.load(series).info()
+
+    @router.get("/volumes/{volume_id}")
+    def info(volume_id: str) -> dict[str, Any]:
+        return ws.viewer.get(volume_id).info()
+
+    @router.get("/volumes/{volume_id}/render")
+    def render(volume_id: str, request: Request) -> Response:
+        params = request.query_params
+        index = params.get("index")
+        png = ws.viewer.render(
+            volume_id, params.get("view", "axial"),
+            int(index) if index and index.lstrip("-").isdigit() else None,
+            parse_window(params.get("window")), params.get("mip") == "1",
+            params.get("overlay", "1") == "1")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @router.post("/volumes/{volume_id}/segment")
+    def segment(volume_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        try:
+            low, high = float(body.get("low", 0)), float(body.get("high", 0))
+            seeds = [tuple(float(v) for v in s) for s in body.get("seeds", [])]
+        except (TypeError, ValueError):
+            raise HTTPException(400, "low/high must be numbers and seeds [slice,row,col]") from None
+        if any(len(s) != 3 for s in seeds):
+            raise HTTPException(400, "each seed is [slice, row, column]")
+        return ws.viewer.segment(volume_id, str(body.get("method", "threshold")), low, high,
+                                 [(s[0], s[1], s[2]) for s in seeds])
+
+    @router.post("/volumes/{volume_id}/export")
+    def export(volume_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        window = parse_window(body.get("window"))
+        index = body.get("index")
+        uids = ws.viewer.export(volume_id, str(body.get("kind", "SEG")).upper(),
+                                _export_options(body), view=str(body.get("view", "axial")),
+                                index=int(index) if index not in (None, "") else None,
+                                window=window)
+        return {"series": uids}
+
+    return router

@@ -1,0 +1,45 @@
+"""The web UI app: static page, JSON API for it, and DICOMweb over the local database.
+
+``dicomstation ui`` serves this app with uvicorn; everything (JavaScript, CSS)
+is in ``web/static`` and nothing is loaded from a CDN, so it works offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from dicomstation.server import ServerContext, ServerOptions, dicomweb_router, install_security
+from dicomstation.web.api_browse import browse_router
+from dicomstation.web.api_tasks import tasks_router
+from dicomstation.web.workstation import Workstation
+
+__all__ = ["STATIC", "create_ui_app"]
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_ui_app(ws: Workstation, options: ServerOptions | None = None) -> FastAPI:
+    """The UI, its API under ``/api`` and DICOMweb under ``options.prefix``.
+
+    Raises
+    ------
+    ConfigError
+        When the options are unsafe (bound beyond loopback without auth).
+    """
+    options = options or ServerOptions()
+    app = FastAPI(title="dicomstation", docs_url=None, redoc_url=None)
+    install_security(app, options)
+    app.include_router(dicomweb_router(ServerContext(ws.db, options)), prefix=options.prefix)
+    app.include_router(browse_router(ws), prefix="/api")
+    app.include_router(tasks_router(ws), prefix="/api")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    return app

@@ -1,0 +1,195 @@
+"""What the web UI and the demo do, independent of HTTP: servers, browse, fetch, send.
+
+Every remote operation goes through :func:`dicomstation.nodes.open_node`, so a
+server's protocol (DICOMweb or DIMSE) never matters here; the local database is
+the pseudo-server ``"local"``. Settings are re-read on every call and written with
+:class:`~dicomstation.settings.Settings` (0600, atomic); secrets never leave this
+module except as ``"set"`` / ``"not set"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret, ServerConfig
+from dicomstation.database import Database
+from dicomstation.errors import ConfigError
+from dicomstation.models import Level, ProgressEvent, Query, TransferReport
+from dicomstation.nodes import DicomNode, open_node
+from dicomstation.nodes.base import CancelToken
+from dicomstation.nodes.local import LocalNode
+from dicomstation.settings import Settings
+from dicomstation.web.jobs import Job, JobRegistry
+from dicomstation.web.viewer import Viewer
+
+__all__ = ["LOCAL", "Workstation", "public_server", "ref_json"]
+
+LOCAL = "local"
+_SECRETS = ("password", "token", "client_secret")
+
+
+def ref_json(ref: Any) -> dict[str, Any]:
+    """A ref's fields as JSON (the raw DICOM JSON left out)."""
+    data = {k: v for k, v in asdict(ref).items() if k != "json"}
+    data["level"] = type(ref).__name__.removesuffix("Ref").lower()
+    return data
+
+
+def _state(secret: Secret) -> str:
+    return "set" if secret else "not set"
+
+
+def public_server(server: ServerConfig) -> dict[str, Any]:
+    """A server's settings for the browser: secrets only as "set" / "not set"."""
+    if isinstance(server, DimseServer):
+        return {"name": server.name, "protocol": "dimse", "ae_title": server.ae_title,
+                "host": server.host, "port": server.port, "calling_ae": server.calling_ae}
+    creds = server.credentials
+    return {"name": server.name, "protocol": "dicomweb", "url": server.url,
+            "verify_tls": server.verify_tls, "username": creds.username,
+            "password": _state(creds.password), "token": _state(creds.token),
+            "client_secret": _state(creds.client_secret)}
+
+
+def _merge_credentials(old: Credentials, body: Mapping[str, Any]) -> Credentials:
+    """New credentials from a form: empty secret fields keep the stored secret."""
+    clear = set(body.get("clear", ()))
+    values: dict[str, Any] = {"username": str(body.get("username", old.username))}
+    for key in _SECRETS:
+        text = str(body.get(key) or "")
+        values[key] = Secret("") if key in clear else Secret(text) if text else getattr(old, key)
+    return replace(old, **values)
+
+
+def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | None) -> ServerConfig:
+    """Build a server configuration from the settings form (ConfigError when incomplete)."""
+    protocol = body.get("protocol", "dicomweb")
+    try:
+        if protocol == "dimse":
+            return DimseServer(name=name, ae_title=str(body["ae_title"]), host=str(body["host"]),
+                               port=int(body["port"]),
+                               calling_ae=str(body.get("calling_ae") or "DICOMSTATION"))
+        url = str(body["url"]).rstrip("/")
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"server {name!r}: missing or bad field {exc}") from None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"server {name!r}: the URL must start with http:// or https://")
+    creds = old.credentials if isinstance(old, DicomWebServer) else Credentials()
+    return DicomWebServer(name=name, url=url, credentials=_merge_credentials(creds, body),
+                          verify_tls=bool(body.get("verify_tls", True)))
+
+
+@dataclass
+class Workstation:
+    """The state behind one UI: the database, the settings file, jobs and loaded volumes."""
+
+    db: Database
+    settings_path: Path
+    jobs: JobRegistry = field(default_factory=JobRegistry)
+    viewer: Viewer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.viewer = Viewer(self.db)
+
+    # -- settings ----------------------------------------------------------------------
+    def settings(self) -> Settings:
+        """The settings as saved now."""
+        return Settings.load(self.settings_path)
+
+    def servers(self) -> list[dict[str, Any]]:
+        """Every configured server (secrets masked), plus the local database."""
+        settings = self.settings()
+        listed = [public_server(settings.server(n)) for n in sorted(settings.servers)]
+        return [{"name": LOCAL, "protocol": "local", "url": str(self.db.root)}, *listed]
+
+    def save_server(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Add or change a server; secrets left empty in the form are kept."""
+        if not name or name == LOCAL or "/" in name:
+            raise ConfigError(f"invalid server name {name!r}")
+        settings = self.settings()
+        server = server_from_form(name, body, settings.servers.get(name))
+        settings.with_server(server).save(self.settings_path)
+        return public_server(server)
+
+    def delete_server(self, name: str) -> None:
+        """Forget a server."""
+        self.settings().without_server(name).save(self.settings_path)
+
+    def auth(self) -> dict[str, str]:
+        """Global DICOMweb credentials, masked."""
+        creds = self.settings().credentials
+        return {"username": creds.username, "password": _state(creds.password),
+                "token": _state(creds.token)}
+
+    def save_auth(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """Change the global credentials (empty secrets kept)."""
+        settings = self.settings()
+        settings.with_credentials(_merge_credentials(settings.credentials, body)).save(
+            self.settings_path)
+        return self.auth()
+
+    # -- browse ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def node(self, name: str) -> Iterator[DicomNode]:
+        """The node for a server name (``local`` is the database); closed afterwards."""
+        settings = self.settings()
+        node = LocalNode(self.db) if name == LOCAL else open_node(
+            settings.server(name), local=settings.local)
+        try:
+            yield node
+        finally:
+            node.close()
+
+    def query(self, name: str, query: Query) -> list[dict[str, Any]]:
+        """Studies, series or instances matching ``query`` on a server."""
+        with self.node(name) as node:
+            return [ref_json(r) for r in node.find(query)]
+
+    def metadata(self, name: str, study: str, series: str | None) -> list[Mapping[str, Any]]:
+        """Headers of a series (or study) without fetching its files."""
+        with self.node(name) as node:
+            return node.metadata(study, series)
+
+    def thumbnail(self, name: str, study: str, series: str) -> bytes | None:
+        """A JPEG thumbnail of a series when the server can render one, else None."""
+        with self.node(name) as node:
+            rendered = getattr(node, "rendered", None)
+            if rendered is None:
+                return None
+            data: bytes = rendered(study, series, thumbnail=True, media_type="image/jpeg")
+            return data
+
+    # -- transfer ----------------------------------------------------------------------
+    def fetch(self, name: str, items: Sequence[tuple[str, Sequence[str]]]) -> Job:
+        """Start fetching studies / series (study UID, series UIDs) into the database."""
+        def work(progress: Callable[[ProgressEvent], None], cancel: CancelToken
+                 ) -> list[TransferReport]:
+            with self.node(name) as node:
+                return [node.retrieve(study, tuple(series), into=self.db, progress=progress,
+                                      cancel=cancel) for study, series in items]
+
+        count = sum(max(1, len(s)) for _study, s in items)
+        return self.jobs.start(f"fetch {count} item(s) from {name}", work)
+
+    def send(self, name: str, uids: Sequence[str]) -> Job:
+        """Start sending local studies / series / instances to a server."""
+        files = [f for uid in uids for f in self.db.files_of(uid)]
+
+        def work(progress: Callable[[ProgressEvent], None], cancel: CancelToken
+                 ) -> list[TransferReport]:
+            with self.node(name) as node:
+                return [node.store(files, progress=progress, cancel=cancel)]
+
+        return self.jobs.start(f"send {len(files)} instance(s) to {name}", work)
+
+    def delete(self, uid: str) -> int:
+        """Delete a study, series or instance from the local database."""
+        return self.db.delete(uid)
+
+    def series_of(self, study: str) -> list[dict[str, Any]]:
+        """Local series of a study (for the viewer's series picker)."""
+        return [ref_json(r) for r in self.db.find(Query(Level.SERIES, study_uid=study))]
