@@ -158,3 +158,16 @@ def test_intercept_that_overflows_int16_widens(tmp_path: Path) -> None:
     loaded = load_series(files)
     assert loaded.volume.array.dtype == np.int32
     np.testing.assert_array_equal(loaded.volume.array, expected_array(3) + 70000)
+
+
+def test_folder_input_and_ambiguous_choice_is_warned(tmp_path: Path) -> None:
+    uid = pydicom.uid.generate_uid()
+    for echo in (1, 2):
+        make_series(
+            tmp_path / "nested", n=4, series_uid=uid, prefix=f"e{echo}", extra={"EchoNumbers": echo}
+        )
+    assert len(examine([tmp_path])) == 2
+    with pytest.warns(GeometryWarning, match="hold 2 loadables"):
+        loaded = load_series([tmp_path])
+    assert loaded.volume.array.shape == (4, 12, 10)
+    assert any("hold 2 loadables" in w for w in loaded.warnings)

@@ -40,7 +40,8 @@ def examine(files: Iterable[str | os.PathLike[str]]) -> list[Loadable]:
     Parameters
     ----------
     files : iterable of path-like
-        DICOM files, in any order (several series are allowed).
+        DICOM files or folders (searched recursively), in any order; several
+        series are allowed.
 
     Returns
     -------

@@ -33,7 +33,7 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
     Parameters
     ----------
     files : iterable of path-like
-        DICOM files (any order).
+        DICOM files (any order); folders are searched recursively.
 
     Returns
     -------
@@ -47,7 +47,9 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
     LoadError
         When no file at all holds an image.
     """
-    paths = [Path(f) for f in files]
+    paths: list[Path] = []
+    for f in map(Path, files):
+        paths.extend(sorted(p for p in f.rglob("*") if p.is_file()) if f.is_dir() else [f])
     if not paths:
         raise LoadError("no files to load")
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings as warnings_module
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import highdicom as hd
@@ -35,7 +36,7 @@ def load_series(
     Parameters
     ----------
     files : iterable of path-like
-        The files of one series (any order).
+        The files (or folder) of one series, in any order.
     correct_tilt : bool
         Resample gantry-tilted slices onto an orthogonal grid.
 
@@ -54,7 +55,15 @@ def load_series(
         raise LoadError(
             f"no loadable image among {len(files)} file(s): {[str(f) for f in files[:5]]}"
         )
-    return load(loadables[0], correct_tilt=correct_tilt)
+    best = loadables[0]
+    if len(loadables) > 1:
+        others = ", ".join(f"{ld.name!r} ({ld.confidence:.2f})" for ld in loadables[1:4])
+        note = (
+            f"the files hold {len(loadables)} loadables; loaded {best.name!r} "
+            f"({best.confidence:.2f}); others: {others} (use examine() and load())"
+        )
+        best = replace(best, warnings=(*best.warnings, note))
+    return load(best, correct_tilt=correct_tilt)
 
 
 def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
@@ -86,6 +95,7 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
     array, rescaled = _decode(grid, loadable.frames, float_output=tilt is not None)
     if tilt is not None:
         _resample_tilt(array, tilt)
+        messages = [m.split(";")[0] if "tilt" in m else m for m in messages]
         messages.append("tilt corrected: slices resampled (linear) onto the orthogonal grid")
     for message in messages:
         warnings_module.warn(message, GeometryWarning, stacklevel=2)
