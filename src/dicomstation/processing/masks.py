@@ -68,6 +68,10 @@ class Seed:
             raise ProcessingError(f"seed {text!r} is not three numbers x,y,z") from None
         return cls(x, y, z, patient)
 
+    def __str__(self) -> str:
+        where = f"{self.x:g},{self.y:g},{self.z:g}"
+        return f"seed at LPS {where} mm" if self.patient else f"seed at voxel {where}"
+
     def index(self, volume: hd.Volume) -> tuple[int, int, int]:
         """Return the (slice, row, column) array index of this seed in ``volume``."""
         if self.patient:
@@ -78,7 +82,7 @@ class Seed:
             index = (round(self.z), round(self.y), round(self.x))
         shape = volume.spatial_shape
         if not all(0 <= i < n for i, n in zip(index, shape, strict=True)):
-            raise ProcessingError(f"seed {self} lies outside the volume (shape {shape})")
+            raise ProcessingError(f"{self} lies outside the volume (shape {shape})")
         return (index[0], index[1], index[2])
 
 
@@ -133,7 +137,7 @@ def region_grow(volume: hd.Volume, seeds: Sequence[Seed], low: float, high: floa
     for seed in seeds:
         label = int(labels[seed.index(volume)])
         if label == 0:
-            raise ProcessingError(f"seed {seed} has a value outside [{low}, {high}]")
+            raise ProcessingError(f"{seed} has a value outside [{low:g}, {high:g}]")
         keep.add(label)
     return _mask(volume, np.isin(labels, sorted(keep)))
 
