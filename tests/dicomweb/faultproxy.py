@@ -26,6 +26,7 @@ class Faults:
     """What the proxy does wrong; fields apply to requests whose path contains ``match``."""
 
     match: str = ""
+    accept: str = ""  # and whose Accept header contains this (e.g. "multipart" for WADO-RS)
     statuses: list[int] = field(default_factory=list)  # answered (then popped) before forwarding
     strip_offset: bool = False
     refuse_any_ts: bool = False
@@ -52,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = [q for q in parts.query.split("&") if q]
         accept = self.headers.get("accept", "")
-        applies = faults.match in parts.path
+        applies = faults.match in parts.path and faults.accept in accept
         with faults.lock:
             faults.requests.append(f"{self.command} {self.path} | {accept}")
             status = faults.statuses.pop(0) if applies and faults.statuses else None

@@ -99,7 +99,9 @@ def read_parts(response: httpx.Response, *, server: str, operation: str, uid: st
     except ValueError:
         raise ProtocolError(f"expected a multipart/related answer, got {content_type or 'none'!r}",
                             server=server, operation=operation, uid=uid) from None
-    return iter_parts(response.iter_bytes(chunk_size), boundary, server=server,
+    # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
+    del chunk_size
+    return iter_parts(response.iter_bytes(), boundary, server=server,
                       operation=operation, uid=uid)
 
 
