@@ -1,0 +1,433 @@
+// dicomstation UI: plain JavaScript, no framework, no CDN. Data is inserted with
+// textContent only (never innerHTML), so DICOM values cannot inject markup.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const state = {
+  server: "local", offset: 0, limit: 25, more: false, filters: {},
+  selected: new Map(),         // study uid -> Set of series uids (empty: whole study)
+  volume: null, seeds: [], exported: [], servers: [],
+};
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "text") node.textContent = v;
+    else node[k] = v;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function status(text, error = false) {
+  const box = $("#status");
+  box.textContent = text;
+  box.className = error ? "error" : "";
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    headers: options.body ? {"Content-Type": "application/json"} : {}, ...options,
+  });
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+    status(`${response.status}: ${detail}`, true);
+    throw new Error(detail);
+  }
+  return response.json();
+}
+
+const post = (path, body, method = "POST") => api(path, {method, body: JSON.stringify(body)});
+const enc = encodeURIComponent;
+
+// ---------------------------------------------------------------- tabs
+function showTab(name) {
+  document.querySelectorAll(".tab").forEach(t => t.classList.toggle("active", t.dataset.tab === name));
+  document.querySelectorAll(".panel").forEach(p => p.classList.toggle("active", p.id === name));
+  if (name === "local") queryLocal();
+  if (name === "settings") loadSettings();
+}
+document.querySelectorAll(".tab").forEach(t => t.addEventListener("click", () => showTab(t.dataset.tab)));
+
+// ---------------------------------------------------------------- servers
+async function loadServers() {
+  state.servers = await api("/api/servers");
+  for (const select of [$("#server-select"), $("#send-server")]) {
+    const current = select.value;
+    select.replaceChildren(...state.servers.map(s => el("option", {value: s.name, text: `${s.name} (${s.protocol})`})));
+    if (current) select.value = current;
+  }
+  const preferred = state.servers.find(s => s.name !== "local");
+  if (!$("#server-select").dataset.touched && preferred) $("#server-select").value = preferred.name;
+  updateSendProtocol();
+}
+$("#server-select").addEventListener("change", e => { e.target.dataset.touched = "1"; });
+
+// ---------------------------------------------------------------- browse
+function studyFilters(form) {
+  const data = new FormData(form);
+  const filters = {};
+  for (const key of ["PatientName", "PatientID", "ModalitiesInStudy", "StudyDescription", "AccessionNumber"]) {
+    const value = (data.get(key) || "").trim();
+    if (value) filters[key] = value;
+  }
+  const from = (data.get("date_from") || "").replaceAll("-", "");
+  const to = (data.get("date_to") || "").replaceAll("-", "");
+  if (from || to) filters.StudyDate = `${from}-${to}`;
+  return filters;
+}
+
+async function queryStudies() {
+  const params = new URLSearchParams({...state.filters, limit: state.limit, offset: state.offset});
+  status(`querying ${state.server}…`);
+  const page = await api(`/api/servers/${enc(state.server)}/studies?${params}`);
+  state.more = page.more;
+  renderStudies(page.items);
+  $("#page-label").textContent = page.items.length
+    ? `${state.offset + 1}–${state.offset + page.items.length}` : "no studies";
+  $("#prev-page").disabled = state.offset === 0;
+  $("#next-page").disabled = !state.more;
+  status(`${page.items.length} studies on ${state.server}`);
+}
+
+function cells(values) { return values.map(v => el("td", {text: v ?? ""})); }
+
+function renderStudies(items) {
+  const body = $("#study-table tbody");
+  body.replaceChildren(...items.map(study => {
+    const box = el("input", {type: "checkbox", checked: state.selected.has(study.study_uid),
+      onchange: e => { toggleStudy(study.study_uid, e.target.checked); e.stopPropagation(); }});
+    const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openStudy(study, row)},
+      el("td", {}, box), ...cells([study.patient_name, study.patient_id, study.study_date,
+        (study.modalities || []).join(","), study.description, study.accession_number,
+        study.num_series, study.num_instances]));
+    return row;
+  }));
+}
+
+function toggleStudy(uid, on) {
+  if (on) state.selected.set(uid, state.selected.get(uid) || new Set());
+  else state.selected.delete(uid);
+  $("#fetch-button").disabled = state.selected.size === 0;
+}
+
+async function openStudy(study, row) {
+  document.querySelectorAll("#study-table tr.current").forEach(r => r.classList.remove("current"));
+  row.classList.add("current");
+  const series = await api(`/api/servers/${enc(state.server)}/studies/${enc(study.study_uid)}/series`);
+  $("#series-list").replaceChildren(...series.map(s => seriesCard(state.server, s, {
+    select: on => {
+      const set = state.selected.get(study.study_uid) || new Set();
+      if (on) set.add(s.series_uid); else set.delete(s.series_uid);
+      if (set.size) state.selected.set(study.study_uid, set); else state.selected.delete(study.study_uid);
+      $("#fetch-button").disabled = state.selected.size === 0;
+    },
+  })));
+}
+
+function seriesCard(server, s, actions) {
+  const thumb = el("img", {alt: "thumbnail", loading: "lazy",
+    src: `/api/servers/${enc(server)}/studies/${enc(s.study_uid)}/series/${enc(s.series_uid)}/thumbnail`});
+  thumb.addEventListener("error", () => thumb.classList.add("missing"));
+  const card = el("div", {className: "series-card", dataset: {uid: s.series_uid}},
+    thumb, el("div", {className: "caption",
+      text: `#${s.series_number ?? ""} ${s.modality} ${s.description || "(no description)"} · ${s.num_instances ?? "?"} images`}));
+  card.addEventListener("click", () => showMetadata(server, s));
+  const bar = el("div", {className: "actions"});
+  if (actions.select) bar.append(el("label", {}, el("input", {type: "checkbox", className: "series-select",
+    onclick: e => e.stopPropagation(), onchange: e => actions.select(e.target.checked)}), " fetch"));
+  if (actions.view) bar.append(el("button", {text: "View", className: "view-button",
+    onclick: e => { e.stopPropagation(); actions.view(); }}));
+  if (actions.remove) bar.append(el("button", {text: "Delete", className: "delete-button",
+    onclick: e => { e.stopPropagation(); actions.remove(); }}));
+  card.append(bar);
+  return card;
+}
+
+async function showMetadata(server, s) {
+  status("reading metadata (no pixel data is fetched)…");
+  const headers = await api(`/api/servers/${enc(server)}/studies/${enc(s.study_uid)}/series/${enc(s.series_uid)}/metadata`);
+  $("#metadata-title").textContent = `${s.description || s.series_uid} · ${headers.length} instances`;
+  const first = headers[0] || {};
+  const rows = Object.entries(first).sort().map(([tag, elem]) => {
+    let value = "";
+    if (elem.Value) value = elem.Value.map(v => typeof v === "object" ? (v.Alphabetic ?? JSON.stringify(v)) : v).join("\\");
+    else if (elem.BulkDataURI) value = "(bulk data)";
+    return el("tr", {dataset: {tag}}, ...cells([`(${tag.slice(0, 4)},${tag.slice(4)})`, elem.vr, String(value).slice(0, 200)]));
+  });
+  $("#metadata-table tbody").replaceChildren(...rows);
+  filterMetadata();
+  status(`metadata of ${headers.length} instances`);
+}
+
+function filterMetadata() {
+  const needle = $("#metadata-filter").value.toLowerCase();
+  document.querySelectorAll("#metadata-table tr").forEach(r => {
+    r.hidden = needle && !r.textContent.toLowerCase().includes(needle);
+  });
+}
+$("#metadata-filter").addEventListener("input", filterMetadata);
+
+$("#browse-filters").addEventListener("submit", e => {
+  e.preventDefault();
+  state.server = $("#server-select").value;
+  state.filters = studyFilters(e.target);
+  state.offset = 0;
+  state.selected.clear();
+  $("#fetch-button").disabled = true;
+  queryStudies();
+});
+$("#prev-page").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); queryStudies(); });
+$("#next-page").addEventListener("click", () => { state.offset += state.limit; queryStudies(); });
+
+// ---------------------------------------------------------------- jobs
+$("#fetch-button").addEventListener("click", async () => {
+  const items = [...state.selected].map(([study, series]) => ({study, series: [...series]}));
+  const job = await post("/api/fetch", {server: state.server, items});
+  watchJob(job);
+});
+
+function jobRow(job) {
+  let row = document.getElementById(`job-${job.id}`);
+  if (!row) {
+    row = el("div", {className: "job", id: `job-${job.id}`},
+      el("span", {className: "title"}), el("progress", {max: 1, value: 0}),
+      el("span", {className: "detail"}),
+      el("button", {text: "Cancel", className: "cancel", onclick: () => post(`/api/jobs/${job.id}/cancel`, {})}));
+    $("#jobs").prepend(row);
+  }
+  return row;
+}
+
+function renderJob(job) {
+  const row = jobRow(job);
+  row.dataset.state = job.state;
+  $(".title", row).textContent = job.title;
+  const bar = $("progress", row);
+  bar.max = job.total || Math.max(job.done, 1);
+  bar.value = job.done;
+  const mb = (job.bytes / 1e6).toFixed(1);
+  const failures = job.reports.flatMap(r => Object.entries(r.failed)).slice(0, 3)
+    .map(([k, v]) => `${k}: ${v}`).join("; ");
+  $(".detail", row).textContent = `${job.state} · ${job.done}/${job.total ?? "?"} · ${mb} MB · ${job.seconds}s ${job.message} ${failures}`;
+  $(".cancel", row).disabled = job.state !== "running";
+}
+
+async function watchJob(job) {
+  renderJob(job);
+  while (job.state === "running") {
+    await new Promise(r => setTimeout(r, 300));
+    job = await api(`/api/jobs/${job.id}`);
+    renderJob(job);
+  }
+  status(`${job.title}: ${job.state}`, job.state === "failed");
+  return job;
+}
+
+// ---------------------------------------------------------------- local database
+async function queryLocal() {
+  const form = $("#local-filters");
+  const params = new URLSearchParams({...studyFilters(form), limit: 200});
+  const page = await api(`/api/servers/local/studies?${params}`);
+  $("#local-study-table tbody").replaceChildren(...page.items.map(study => {
+    const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openLocalStudy(study)},
+      ...cells([study.patient_name, study.patient_id, study.study_date, (study.modalities || []).join(","),
+        study.description, study.num_series, study.num_instances]),
+      el("td", {}, el("button", {text: "Delete", className: "delete-study",
+        onclick: e => { e.stopPropagation(); removeLocal(study.study_uid, `study of ${study.patient_name}`); }})));
+    return row;
+  }));
+}
+$("#local-filters").addEventListener("submit", e => { e.preventDefault(); queryLocal(); });
+
+async function openLocalStudy(study) {
+  const series = await api(`/api/servers/local/studies/${enc(study.study_uid)}/series`);
+  $("#local-series-list").replaceChildren(...series.map(s => seriesCard("local", s, {
+    view: () => loadVolume(s),
+    remove: () => removeLocal(s.series_uid, `series ${s.description || s.series_uid}`).then(() => openLocalStudy(study)),
+  })));
+}
+
+async function removeLocal(uid, what) {
+  if (!confirm(`Delete ${what} from the local database?`)) return;
+  const result = await api(`/api/local/${enc(uid)}`, {method: "DELETE"});
+  status(`deleted ${result.instances} instances`);
+  $("#local-series-list").replaceChildren();
+  queryLocal();
+}
+
+// ---------------------------------------------------------------- viewer
+const VIEWS = ["axial", "coronal", "sagittal"];
+
+async function loadVolume(series) {
+  status(`loading ${series.description || series.series_uid}…`);
+  const info = await post("/api/volumes", {series_uid: series.series_uid});
+  state.volume = info;
+  state.seeds = [];
+  state.exported = [];
+  state.source = series;
+  $("#viewer-empty").hidden = true;
+  $("#viewer-body").hidden = false;
+  $("#volume-title").textContent = `${info.modality} ${series.description || ""} ${info.shape.axial}×${info.shape.coronal}×${info.shape.sagittal}`;
+  for (const view of VIEWS) {
+    const slider = $(`#slider-${view}`);
+    slider.max = info.shape[view] - 1;
+    slider.value = Math.floor(info.shape[view] / 2);
+  }
+  const preset = info.modality === "CT" ? "brain" : "";
+  $("#preset").value = preset;
+  applyPreset();
+  $("#seed-list").textContent = "none";
+  showTab("viewer");
+  status(info.warnings.length ? `loaded with warnings: ${info.warnings.join("; ")}` : "volume loaded");
+}
+
+function windowParam() {
+  const c = $("#wl-center").value, w = $("#wl-width").value;
+  return c !== "" && w !== "" && Number(w) > 0 ? `${c},${w}` : "";
+}
+
+function renderViews() {
+  if (!state.volume) return;
+  for (const view of VIEWS) {
+    const params = new URLSearchParams({view, index: $(`#slider-${view}`).value,
+      mip: $("#mip").checked ? "1" : "0", overlay: $("#overlay").checked ? "1" : "0", t: Date.now()});
+    const w = windowParam();
+    if (w) params.set("window", w);
+    $(`#view-${view}`).src = `/api/volumes/${state.volume.id}/render?${params}`;
+    $(`#${view}-label`).textContent = $("#mip").checked ? "MIP" : `${Number($(`#slider-${view}`).value) + 1}/${state.volume.shape[view]}`;
+  }
+}
+
+async function loadPresets() {
+  const presets = await api("/api/presets");
+  for (const [name, [c, w]] of Object.entries(presets)) {
+    $("#preset").append(el("option", {value: name, text: `CT ${name} (${c}/${w})`, dataset: {c, w}}));
+  }
+}
+
+function applyPreset() {
+  const option = $("#preset").selectedOptions[0];
+  if (option && option.value) {
+    $("#wl-center").value = option.dataset.c;
+    $("#wl-width").value = option.dataset.w;
+  } else if (state.volume) {
+    const [lo, hi] = state.volume.range;
+    $("#wl-center").value = Math.round((lo + hi) / 2);
+    $("#wl-width").value = Math.max(1, Math.round(hi - lo));
+  }
+  renderViews();
+}
+
+$("#preset").addEventListener("change", applyPreset);
+for (const id of ["#wl-center", "#wl-width"]) $(id).addEventListener("change", () => { $("#preset").value = ""; renderViews(); });
+for (const id of ["#mip", "#overlay"]) $(id).addEventListener("change", renderViews);
+for (const view of VIEWS) {
+  $(`#slider-${view}`).addEventListener("input", renderViews);
+  $(`#view-${view}`).addEventListener("wheel", e => {
+    e.preventDefault();
+    const slider = $(`#slider-${view}`);
+    slider.value = Number(slider.value) + (e.deltaY > 0 ? 1 : -1);
+    renderViews();
+  });
+}
+
+$("#view-axial").addEventListener("click", e => {
+  if (!state.volume) return;
+  const img = e.target;
+  const row = Math.floor(e.offsetY / img.clientHeight * state.volume.shape.coronal);
+  const col = Math.floor(e.offsetX / img.clientWidth * state.volume.shape.sagittal);
+  state.seeds.push([Number($("#slider-axial").value), row, col]);
+  $("#seed-list").textContent = state.seeds.map(s => `(${s.join(",")})`).join(" ");
+});
+$("#clear-seeds").addEventListener("click", () => { state.seeds = []; $("#seed-list").textContent = "none"; });
+
+async function segment(method) {
+  const body = {method, low: Number($("#seg-low").value), high: Number($("#seg-high").value), seeds: state.seeds};
+  const result = await post(`/api/volumes/${state.volume.id}/segment`, body);
+  $("#seg-result").textContent = `${result.voxels} voxels · ${result.volume_ml} ml`;
+  status(`segmented (${method})`);
+  renderViews();
+}
+$("#threshold-button").addEventListener("click", () => segment("threshold"));
+$("#grow-button").addEventListener("click", () => segment("region_grow"));
+
+$("#export-open").addEventListener("click", () => $("#export-dialog").showModal());
+$("#export-dialog").addEventListener("close", async () => {
+  if ($("#export-dialog").returnValue !== "ok") return;
+  const body = Object.fromEntries(new FormData($("#export-form")));
+  body.index = $("#slider-axial").value;
+  body.window = windowParam();
+  const result = await post(`/api/volumes/${state.volume.id}/export`, body);
+  state.exported.push(...result.series);
+  $("#export-result").textContent = `exported ${body.kind}: ${result.series.join(", ")}`;
+  status(`exported ${body.kind} into the local database`);
+});
+
+function updateSendProtocol() {
+  const server = state.servers.find(s => s.name === $("#send-server").value);
+  $("#send-protocol").textContent = server ? `protocol: ${server.protocol === "dimse" ? "DIMSE C-STORE" : server.protocol === "local" ? "local copy" : "DICOMweb STOW-RS"}` : "";
+}
+$("#send-server").addEventListener("change", updateSendProtocol);
+$("#send-open").addEventListener("click", () => { updateSendProtocol(); $("#send-dialog").showModal(); });
+$("#send-dialog").addEventListener("close", async () => {
+  if ($("#send-dialog").returnValue !== "ok") return;
+  const uids = [...state.exported];
+  if ($("#send-source").checked) uids.push(state.volume.series_uid);
+  if (!uids.length) { status("nothing to send: export something first", true); return; }
+  const job = await post("/api/send", {server: $("#send-server").value, uids});
+  showTab("browse");
+  const done = await watchJob(job);
+  $("#export-result").textContent = `send: ${done.state}`;
+});
+
+// ---------------------------------------------------------------- settings
+async function loadSettings() {
+  await loadServers();
+  $("#server-table tbody").replaceChildren(...state.servers.filter(s => s.protocol !== "local").map(s =>
+    el("tr", {dataset: {name: s.name}}, ...cells([s.name, s.protocol,
+      s.protocol === "dimse" ? `${s.ae_title}@${s.host}:${s.port}` : s.url,
+      s.username || "", s.password || "", s.token || ""]),
+      el("td", {}, el("button", {text: "Edit", onclick: () => editServer(s)}),
+        el("button", {text: "Remove", onclick: async () => {
+          await api(`/api/servers/${enc(s.name)}`, {method: "DELETE"}); loadSettings(); }})))));
+  const auth = await api("/api/auth");
+  $("#auth-form").username.value = auth.username;
+  $("#auth-state").textContent = `password: ${auth.password}`;
+}
+
+function editServer(s) {
+  const form = $("#server-form");
+  for (const key of ["name", "protocol", "url", "username", "ae_title", "host", "port"]) {
+    if (form[key]) form[key].value = s[key] ?? "";
+  }
+  form.password.value = "";
+  form.token.value = "";
+}
+
+$("#server-form").addEventListener("submit", async e => {
+  e.preventDefault();
+  const body = Object.fromEntries(new FormData(e.target));
+  const name = body.name;
+  delete body.name;
+  await post(`/api/servers/${enc(name)}`, body, "PUT");
+  e.target.password.value = "";
+  e.target.token.value = "";
+  status(`saved server ${name}`);
+  loadSettings();
+});
+
+$("#auth-form").addEventListener("submit", async e => {
+  e.preventDefault();
+  await post("/api/auth", Object.fromEntries(new FormData(e.target)), "PUT");
+  e.target.password.value = "";
+  status("saved credentials");
+  loadSettings();
+});
+
+// ---------------------------------------------------------------- start
+loadServers().then(() => { state.server = $("#server-select").value; });
+loadPresets();
