@@ -74,10 +74,15 @@ class DimseNode:
         A running listener of this process to receive C-MOVE stores.
     """
 
-    def __init__(self, server: DimseServer, *, local: LocalNodeConfig | None = None,
-                 root: QueryRoot | str = QueryRoot.STUDY,
-                 method: RetrieveMethod | str | None = None,
-                 listener: StorageListener | None = None) -> None:
+    def __init__(
+        self,
+        server: DimseServer,
+        *,
+        local: LocalNodeConfig | None = None,
+        root: QueryRoot | str = QueryRoot.STUDY,
+        method: RetrieveMethod | str | None = None,
+        listener: StorageListener | None = None,
+    ) -> None:
         self.server = server
         self.name = server.name
         self.local = local or LocalNodeConfig()
@@ -88,8 +93,7 @@ class DimseNode:
         self.listener = listener
 
     @classmethod
-    def from_config(cls, server: DimseServer, *, local: LocalNodeConfig | None = None
-                    ) -> DimseNode:
+    def from_config(cls, server: DimseServer, *, local: LocalNodeConfig | None = None) -> DimseNode:
         """The node for a configured DIMSE server."""
         return cls(server, local=local)
 
@@ -108,8 +112,7 @@ class DimseNode:
         started = time.perf_counter()
         with open_association(self.server, [build_context(VERIFICATION)], "C-ECHO") as assoc:
             status = assoc.send_c_echo()
-            check_status(status, server=self.name, operation="C-ECHO",
-                         timeout=self.server.timeout)
+            check_status(status, server=self.name, operation="C-ECHO", timeout=self.server.timeout)
         return time.perf_counter() - started
 
     # -- C-FIND ------------------------------------------------------------------------
@@ -120,8 +123,9 @@ class DimseNode:
         uid = query.series_uid or query.study_uid
         with open_association(self.server, [build_context(model)], "C-FIND") as assoc:
             skipped = yielded = 0
-            for found in iter_identifiers(assoc, identifier, model, server=self.name, uid=uid,
-                                          timeout=self.server.timeout):
+            for found in iter_identifiers(
+                assoc, identifier, model, server=self.name, uid=uid, timeout=self.server.timeout
+            ):
                 if skipped < query.offset:
                     skipped += 1
                     continue
@@ -154,8 +158,9 @@ class DimseNode:
         return list(self._identifiers(query, METADATA_KEYS))
 
     # -- C-GET / C-MOVE ------------------------------------------------------------------
-    def _listing(self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
-                 ) -> list[InstanceRef] | None:
+    def _listing(
+        self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
+    ) -> list[InstanceRef] | None:
         filters = {}
         if series_uids:
             filters["SeriesInstanceUID"] = "\\".join(series_uids)
@@ -205,24 +210,47 @@ class DimseNode:
             patient_id = str(listing[0].json.get("00100020", {}).get("Value", [""])[0])
         requests = plan_request(study_uid, series_uids, sop_uids, listing, present, patient_id)
         expected = [uid for r in requests for uid in r.expected]
-        receiver = Receiver(into, operation=self.method.value, progress=progress,
-                            expected=len(expected) or None)
+        receiver = Receiver(
+            into, operation=self.method.value, progress=progress, expected=len(expected) or None
+        )
         external = False
         try:
             if cancel is not None and cancel.cancelled:
                 raise CancelledError(f"{self.method.value} from {self.name} cancelled")
             if requests and self.method is RetrieveMethod.GET:
-                retrieve_get(self.server, requests, storage_classes(listing), receiver,
-                             self.root, study_uid, cancel)
+                retrieve_get(
+                    self.server,
+                    requests,
+                    storage_classes(listing),
+                    receiver,
+                    self.root,
+                    study_uid,
+                    cancel,
+                )
             elif requests:
-                external = not retrieve_move(self.server, self.local, requests, into, receiver,
-                                             self.root, study_uid, cancel, self.listener)
+                external = not retrieve_move(
+                    self.server,
+                    self.local,
+                    requests,
+                    into,
+                    receiver,
+                    self.root,
+                    study_uid,
+                    cancel,
+                    self.listener,
+                )
         finally:
             got = receiver.finish()
         return self._merge(got, present, expected, into if external else None, started)
 
-    def _merge(self, got: TransferReport, present: set[str], expected: Sequence[str],
-               external_db: Database | None, started: float) -> TransferReport:
+    def _merge(
+        self,
+        got: TransferReport,
+        present: set[str],
+        expected: Sequence[str],
+        external_db: Database | None,
+        started: float,
+    ) -> TransferReport:
         succeeded = list(got.succeeded)
         if external_db is not None:  # stores went to another listener: look in the database
             succeeded = sorted(wait_external(external_db, expected, self.server.timeout))
@@ -231,13 +259,24 @@ class DimseNode:
         for uid in expected:
             if uid not in done:
                 failed[uid] = f"not received from {self.name}"
-        return TransferReport(self.method.value, tuple(succeeded),
-                              tuple(sorted(present)) + got.skipped, failed, got.warnings,
-                              got.bytes_transferred, time.perf_counter() - started)
+        return TransferReport(
+            self.method.value,
+            tuple(succeeded),
+            tuple(sorted(present)) + got.skipped,
+            failed,
+            got.warnings,
+            got.bytes_transferred,
+            time.perf_counter() - started,
+        )
 
     # -- C-STORE -------------------------------------------------------------------------
-    def store(self, files: Iterable[Path], *, progress: ProgressCallback | None = None,
-              cancel: CancelToken | None = None) -> TransferReport:
+    def store(
+        self,
+        files: Iterable[Path],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TransferReport:
         """C-STORE files (one association for many; streamed from disk as encoded).
 
         Returns
@@ -247,9 +286,14 @@ class DimseNode:
         """
         return send_files(self.server, files, progress=progress, cancel=cancel)
 
-    def store_uids(self, db: Database, uids: Iterable[str], *,
-                   progress: ProgressCallback | None = None,
-                   cancel: CancelToken | None = None) -> TransferReport:
+    def store_uids(
+        self,
+        db: Database,
+        uids: Iterable[str],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TransferReport:
         """C-STORE studies, series or instances of the local database by UID."""
         files = [path for uid in uids for path in db.files_of(uid)]
         return self.store(files, progress=progress, cancel=cancel)

@@ -126,19 +126,24 @@ def status_error(
     if category in (StatusCategory.SUCCESS, StatusCategory.WARNING, StatusCategory.PENDING):
         return None
     if category is StatusCategory.CANCEL:
-        return CancelledError(f"{operation} on {server}" + (f" for {uid}" if uid else "")
-                              + f": cancelled ({text})")
+        return CancelledError(
+            f"{operation} on {server}" + (f" for {uid}" if uid else "") + f": cancelled ({text})"
+        )
     if category is StatusCategory.UNKNOWN:
-        return ProtocolError(f"unknown status {text}", server=server, operation=operation,
-                             uid=uid, status=code)
+        return ProtocolError(
+            f"unknown status {text}", server=server, operation=operation, uid=uid, status=code
+        )
     if code == _NOT_AUTHORISED:
-        return AuthenticationError(text, server=server, operation=operation, uid=uid,
-                                   status=code)
+        return AuthenticationError(text, server=server, operation=operation, uid=uid, status=code)
     return RemoteStatusError(text, server=server, operation=operation, uid=uid, status=code)
 
 
 def check_status(
-    status: Dataset | None, *, server: str, operation: str, uid: str | None = None,
+    status: Dataset | None,
+    *,
+    server: str,
+    operation: str,
+    uid: str | None = None,
     timeout: float | None = None,
 ) -> Outcome:
     """Map a returned status dataset: raise on failure, return the outcome otherwise.
@@ -148,49 +153,69 @@ def check_status(
     """
     if status is None or "Status" not in status:
         waited = f" within {timeout:g}s" if timeout else ""
-        raise ConnectionFailedError(f"no response{waited} (timeout or connection lost)",
-                                    server=server, operation=operation, uid=uid)
+        raise ConnectionFailedError(
+            f"no response{waited} (timeout or connection lost)",
+            server=server,
+            operation=operation,
+            uid=uid,
+        )
     code = int(status.Status)
-    error = status_error(code, server=server, operation=operation, uid=uid,
-                         comment=_comment(status))
+    error = status_error(
+        code, server=server, operation=operation, uid=uid, comment=_comment(status)
+    )
     if error is not None:
         raise error
     category = status_category(code, operation)
-    return Outcome(code, category, describe(code, operation) + _comment(status)
-                   if category is StatusCategory.WARNING else "")
+    return Outcome(
+        code,
+        category,
+        describe(code, operation) + _comment(status) if category is StatusCategory.WARNING else "",
+    )
 
 
 def missing_identifier(*, server: str, operation: str, uid: str | None = None) -> ProtocolError:
     """A Pending response that carries no (decodable) identifier: never dropped silently."""
-    return ProtocolError("pending response without a decodable identifier",
-                         server=server, operation=operation, uid=uid)
+    return ProtocolError(
+        "pending response without a decodable identifier",
+        server=server,
+        operation=operation,
+        uid=uid,
+    )
 
 
-def association_error(assoc: Any, *, server: str, operation: str,
-                      timeout: float | None = None) -> NodeError:
+def association_error(
+    assoc: Any, *, server: str, operation: str, timeout: float | None = None
+) -> NodeError:
     """The error for an association that could not be established or was lost."""
     primitive = getattr(getattr(assoc, "acceptor", None), "primitive", None)
     if getattr(assoc, "is_rejected", False) and primitive is not None:
         source = int(getattr(primitive, "result_source", 0) or 0)
         reason = int(getattr(primitive, "diagnostic", 0) or 0)
-        text = (f"association rejected ({primitive.result_str}, {primitive.source_str}: "
-                f"{primitive.reason_str})")
+        text = (
+            f"association rejected ({primitive.result_str}, {primitive.source_str}: "
+            f"{primitive.reason_str})"
+        )
         if (source, reason) in _AUTH_REJECTIONS:
             return AuthenticationError(text, server=server, operation=operation)
         return AssociationError(text, server=server, operation=operation)
     if primitive is None:
         waited = f" within {timeout:g}s" if timeout else ""
-        return ConnectionFailedError(f"no association{waited} (connection refused, "
-                                     "unreachable or no answer)", server=server,
-                                     operation=operation)
+        return ConnectionFailedError(
+            f"no association{waited} (connection refused, unreachable or no answer)",
+            server=server,
+            operation=operation,
+        )
     if getattr(assoc, "is_established", False) is False and getattr(primitive, "result", 1) == 0:
-        return AssociationError("association aborted: the peer accepted none of the "
-                                "proposed presentation contexts", server=server,
-                                operation=operation)
+        return AssociationError(
+            "association aborted: the peer accepted none of the proposed presentation contexts",
+            server=server,
+            operation=operation,
+        )
     return AssociationError("association aborted", server=server, operation=operation)
 
 
 def aborted(*, server: str, operation: str, uid: str | None = None) -> AssociationError:
     """The association was aborted (by the peer or the network) during an operation."""
-    return AssociationError("association aborted during the operation", server=server,
-                            operation=operation, uid=uid)
+    return AssociationError(
+        "association aborted during the operation", server=server, operation=operation, uid=uid
+    )

@@ -66,42 +66,131 @@ _MODELS: dict[tuple[QueryRoot, str], UID] = {
 }
 
 RETURN_KEYS: dict[Level, tuple[str, ...]] = {
-    Level.PATIENT: ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
-                    "NumberOfPatientRelatedStudies"),
-    Level.STUDY: ("StudyInstanceUID", "PatientID", "PatientName", "PatientBirthDate",
-                  "PatientSex", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
-                  "StudyDescription", "ReferringPhysicianName", "ModalitiesInStudy",
-                  "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
-    Level.SERIES: ("SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesNumber",
-                   "SeriesDescription", "SeriesDate", "SeriesTime", "BodyPartExamined",
-                   "NumberOfSeriesRelatedInstances"),
-    Level.IMAGE: ("SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID",
-                  "InstanceNumber", "NumberOfFrames"),
+    Level.PATIENT: (
+        "PatientID",
+        "PatientName",
+        "PatientBirthDate",
+        "PatientSex",
+        "NumberOfPatientRelatedStudies",
+    ),
+    Level.STUDY: (
+        "StudyInstanceUID",
+        "PatientID",
+        "PatientName",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDescription",
+        "ReferringPhysicianName",
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+    ),
+    Level.SERIES: (
+        "SeriesInstanceUID",
+        "StudyInstanceUID",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "SeriesDate",
+        "SeriesTime",
+        "BodyPartExamined",
+        "NumberOfSeriesRelatedInstances",
+    ),
+    Level.IMAGE: (
+        "SOPInstanceUID",
+        "SOPClassUID",
+        "SeriesInstanceUID",
+        "StudyInstanceUID",
+        "InstanceNumber",
+        "NumberOfFrames",
+    ),
 }
 #: Extra keys asked for with ``include_fields=("all",)`` (DIMSE cannot ask for "all").
 _ALL_EXTRA: dict[Level, tuple[str, ...]] = {
     Level.PATIENT: ("OtherPatientIDs", "PatientComments"),
-    Level.STUDY: ("InstitutionName", "StudyComments", "OtherPatientIDs", "PatientAge",
-                  "SOPClassesInStudy", "PatientComments", "IssuerOfPatientID"),
-    Level.SERIES: ("SeriesDescription", "ProtocolName", "Manufacturer",
-                   "PerformedProcedureStepStartDate", "Laterality", "StationName",
-                   "PatientID", "PatientName", "StudyDate"),
-    Level.IMAGE: ("Rows", "Columns", "AcquisitionNumber", "ContentDate", "ContentTime",
-                  "ImageType", "TransferSyntaxUID"),
+    Level.STUDY: (
+        "InstitutionName",
+        "StudyComments",
+        "OtherPatientIDs",
+        "PatientAge",
+        "SOPClassesInStudy",
+        "PatientComments",
+        "IssuerOfPatientID",
+    ),
+    Level.SERIES: (
+        "SeriesDescription",
+        "ProtocolName",
+        "Manufacturer",
+        "PerformedProcedureStepStartDate",
+        "Laterality",
+        "StationName",
+        "PatientID",
+        "PatientName",
+        "StudyDate",
+    ),
+    Level.IMAGE: (
+        "Rows",
+        "Columns",
+        "AcquisitionNumber",
+        "ContentDate",
+        "ContentTime",
+        "ImageType",
+        "TransferSyntaxUID",
+    ),
 }
 #: Instance-level keys used by :meth:`DimseNode.metadata` (headers without bulk data).
 METADATA_KEYS: tuple[str, ...] = (
-    *RETURN_KEYS[Level.IMAGE], "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
-    "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber", "StudyID", "Modality",
-    "SeriesNumber", "SeriesDescription", "Rows", "Columns", "BitsAllocated", "BitsStored",
-    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation", "ImageType",
-    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
-    "SliceLocation", "FrameOfReferenceUID", "RescaleSlope", "RescaleIntercept",
-    "WindowCenter", "WindowWidth", "AcquisitionNumber", "ContentDate", "ContentTime",
-    "Manufacturer", "BodyPartExamined",
+    *RETURN_KEYS[Level.IMAGE],
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyDescription",
+    "AccessionNumber",
+    "StudyID",
+    "Modality",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "ImageType",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "SliceThickness",
+    "SliceLocation",
+    "FrameOfReferenceUID",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "AcquisitionNumber",
+    "ContentDate",
+    "ContentTime",
+    "Manufacturer",
+    "BodyPartExamined",
 )
-_NUMERIC = {"US": int, "UL": int, "SS": int, "SL": int, "UV": int, "SV": int,
-            "FL": float, "FD": float}
+_NUMERIC = {
+    "US": int,
+    "UL": int,
+    "SS": int,
+    "SL": int,
+    "UV": int,
+    "SV": int,
+    "FL": float,
+    "FD": float,
+}
 _HEX_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
 
 
@@ -116,8 +205,10 @@ def _keyword(key: str) -> str:
         if keyword:
             return str(keyword)
     if tag_for_keyword(key) is None:
-        raise ConfigError(f"unknown DICOM attribute {key!r} in query (use a keyword such as "
-                          "PatientName, or an 8-digit tag)")
+        raise ConfigError(
+            f"unknown DICOM attribute {key!r} in query (use a keyword such as "
+            "PatientName, or an 8-digit tag)"
+        )
     return key
 
 
@@ -178,21 +269,32 @@ def to_json(identifier: Dataset, *, server: str) -> dict[str, Any]:
     try:
         return dict(identifier.to_json_dict())
     except Exception as exc:  # pydicom raises many types on malformed values
-        raise ProtocolError(f"cannot decode a C-FIND identifier: {exc}", server=server,
-                            operation="C-FIND") from exc
+        raise ProtocolError(
+            f"cannot decode a C-FIND identifier: {exc}", server=server, operation="C-FIND"
+        ) from exc
 
 
 def to_ref(level: Level, obj: Mapping[str, Any]) -> Ref:
     """The typed ref for one result at ``level``."""
     builders: dict[Level, Callable[[Mapping[str, Any]], Ref]] = {
-        Level.PATIENT: PatientRef.from_json, Level.STUDY: StudyRef.from_json,
-        Level.SERIES: SeriesRef.from_json, Level.IMAGE: InstanceRef.from_json}
+        Level.PATIENT: PatientRef.from_json,
+        Level.STUDY: StudyRef.from_json,
+        Level.SERIES: SeriesRef.from_json,
+        Level.IMAGE: InstanceRef.from_json,
+    }
     return builders[level](obj)
 
 
-def iter_identifiers(assoc: Any, identifier: Dataset, model: UID, *, server: str,
-                     uid: str | None, timeout: float,
-                     cancel: CancelToken | None = None) -> Iterator[Dataset]:
+def iter_identifiers(
+    assoc: Any,
+    identifier: Dataset,
+    model: UID,
+    *,
+    server: str,
+    uid: str | None,
+    timeout: float,
+    cancel: CancelToken | None = None,
+) -> Iterator[Dataset]:
     """Yield each Pending identifier of a C-FIND; map the final status.
 
     If the consumer stops early (or ``cancel`` is set) a C-CANCEL is sent and the

@@ -69,8 +69,14 @@ class Receiver:
         Total announced, for progress bars.
     """
 
-    def __init__(self, db: Database, *, operation: str = "C-STORE",
-                 progress: Progress | None = None, expected: int | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        operation: str = "C-STORE",
+        progress: Progress | None = None,
+        expected: int | None = None,
+    ) -> None:
         self.db = db
         self.operation = operation
         self.progress = progress
@@ -81,8 +87,9 @@ class Receiver:
         self._queue: queue.Queue[Path | None] = queue.Queue()
         self._dir = db.root / "incoming" / f"recv-{uuid.uuid4().hex}"
         self._started = time.perf_counter()
-        self._thread = threading.Thread(target=self._index_loop, name="dicomstation-indexer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._index_loop, name="dicomstation-indexer", daemon=True
+        )
         self._thread.start()
 
     # -- receiving (pynetdicom threads) ---------------------------------------------
@@ -149,8 +156,11 @@ class Receiver:
 
     def _emit(self, phase: Phase, done: int, uid: str | None, message: str = "") -> None:
         if self.progress is not None:
-            self.progress(ProgressEvent(self.operation, phase, done, self.expected,
-                                        self._tally.nbytes, uid, message))
+            self.progress(
+                ProgressEvent(
+                    self.operation, phase, done, self.expected, self._tally.nbytes, uid, message
+                )
+            )
 
     # -- indexing (one background thread) -------------------------------------------
     def _index_loop(self) -> None:
@@ -202,9 +212,15 @@ class Receiver:
         """What was received so far (call :meth:`wait` first for a complete picture)."""
         with self._lock:
             tally = self._tally
-            return TransferReport(self.operation, tuple(tally.succeeded), tuple(tally.skipped),
-                                  dict(tally.failed), dict(tally.warnings), tally.nbytes,
-                                  time.perf_counter() - self._started)
+            return TransferReport(
+                self.operation,
+                tuple(tally.succeeded),
+                tuple(tally.skipped),
+                dict(tally.failed),
+                dict(tally.warnings),
+                tally.nbytes,
+                time.perf_counter() - self._started,
+            )
 
     def add_failure(self, uid: str, reason: str) -> None:
         """Record a failure reported by the peer (e.g. a failed C-GET sub-operation)."""

@@ -54,8 +54,13 @@ class Request:
     expected: tuple[str, ...]
 
 
-def _identifier(level: str, study_uid: str, series: Sequence[str] = (),
-                sops: Sequence[str] = (), patient_id: str = "") -> Dataset:
+def _identifier(
+    level: str,
+    study_uid: str,
+    series: Sequence[str] = (),
+    sops: Sequence[str] = (),
+    patient_id: str = "",
+) -> Dataset:
     ds = Dataset()
     ds.QueryRetrieveLevel = level
     if patient_id:
@@ -68,14 +73,23 @@ def _identifier(level: str, study_uid: str, series: Sequence[str] = (),
     return ds
 
 
-def plan_request(study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str],
-                 listing: Sequence[InstanceRef] | None, present: set[str],
-                 patient_id: str = "") -> list[Request]:
+def plan_request(
+    study_uid: str,
+    series_uids: Sequence[str],
+    sop_uids: Sequence[str],
+    listing: Sequence[InstanceRef] | None,
+    present: set[str],
+    patient_id: str = "",
+) -> list[Request]:
     """The identifiers to send: whole study/series when nothing is present, else the gaps."""
     if listing is None:  # the peer could not list instances: ask for everything
         if sop_uids:
-            return [Request(_identifier("IMAGE", study_uid, series_uids, sop_uids, patient_id),
-                            tuple(sop_uids))]
+            return [
+                Request(
+                    _identifier("IMAGE", study_uid, series_uids, sop_uids, patient_id),
+                    tuple(sop_uids),
+                )
+            ]
         level = "SERIES" if series_uids else "STUDY"
         return [Request(_identifier(level, study_uid, series_uids, (), patient_id), ())]
     missing = [r for r in listing if r.sop_instance_uid not in present]
@@ -83,8 +97,12 @@ def plan_request(study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[
         return []
     if not present and not sop_uids:
         level = "SERIES" if series_uids else "STUDY"
-        return [Request(_identifier(level, study_uid, series_uids, (), patient_id),
-                        tuple(r.sop_instance_uid for r in missing))]
+        return [
+            Request(
+                _identifier(level, study_uid, series_uids, (), patient_id),
+                tuple(r.sop_instance_uid for r in missing),
+            )
+        ]
     requests = []
     by_series: dict[str, list[str]] = {}
     for ref in missing:
@@ -92,8 +110,11 @@ def plan_request(study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[
     for series_uid, uids in by_series.items():
         for i in range(0, len(uids), _UID_LIST_CHUNK):
             chunk = uids[i : i + _UID_LIST_CHUNK]
-            requests.append(Request(_identifier("IMAGE", study_uid, [series_uid], chunk,
-                                                patient_id), tuple(chunk)))
+            requests.append(
+                Request(
+                    _identifier("IMAGE", study_uid, [series_uid], chunk, patient_id), tuple(chunk)
+                )
+            )
     return requests
 
 
@@ -107,8 +128,17 @@ def storage_classes(listing: Sequence[InstanceRef] | None) -> list[str]:
     return [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:limit]
 
 
-def _run(assoc: Any, responses: Any, model: Any, *, server: DimseServer, operation: str,
-         uid: str, receiver: Receiver, cancel: CancelToken | None) -> None:
+def _run(
+    assoc: Any,
+    responses: Any,
+    model: Any,
+    *,
+    server: DimseServer,
+    operation: str,
+    uid: str,
+    receiver: Receiver,
+    cancel: CancelToken | None,
+) -> None:
     """Consume C-GET/C-MOVE responses; record failed sub-operations; map the final status."""
     cancelled = False
     for status, identifier in responses:
@@ -121,34 +151,57 @@ def _run(assoc: Any, responses: Any, model: Any, *, server: DimseServer, operati
         failed_uids = identifier.get("FailedSOPInstanceUIDList", "") if identifier else ""
         for sop in [failed_uids] if isinstance(failed_uids, str) else failed_uids:
             if sop:
-                receiver.add_failure(str(sop), f"{server.name} reported the {operation} "
-                                               "sub-operation failed")
+                receiver.add_failure(
+                    str(sop), f"{server.name} reported the {operation} sub-operation failed"
+                )
         if cancelled:
             raise CancelledError(f"{operation} from {server.name} for {uid} cancelled")
-        outcome = check_status(status, server=server.name, operation=operation, uid=uid,
-                               timeout=server.timeout)
+        outcome = check_status(
+            status, server=server.name, operation=operation, uid=uid, timeout=server.timeout
+        )
         if outcome.warning:
             receiver.add_warning(uid, outcome.warning)
 
 
-def retrieve_get(server: DimseServer, requests: Sequence[Request], classes: Sequence[str],
-                 receiver: Receiver, root: QueryRoot, uid: str,
-                 cancel: CancelToken | None) -> None:
+def retrieve_get(
+    server: DimseServer,
+    requests: Sequence[Request],
+    classes: Sequence[str],
+    receiver: Receiver,
+    root: QueryRoot,
+    uid: str,
+    cancel: CancelToken | None,
+) -> None:
     """Run C-GET requests on one association; stores come back on the same association."""
     model = model_uid(root, "C-GET", _level_of(requests))
     contexts = [build_context(model), *receive_contexts(classes)]
     handlers = [(evt.EVT_C_STORE, receiver.handle)]
-    with open_association(server, contexts, "C-GET", scp_roles=classes,
-                          handlers=handlers) as assoc:
+    with open_association(server, contexts, "C-GET", scp_roles=classes, handlers=handlers) as assoc:
         for request in requests:
             responses = assoc.send_c_get(request.identifier, model)
-            _run(assoc, responses, model, server=server, operation="C-GET", uid=uid,
-                 receiver=receiver, cancel=cancel)
+            _run(
+                assoc,
+                responses,
+                model,
+                server=server,
+                operation="C-GET",
+                uid=uid,
+                receiver=receiver,
+                cancel=cancel,
+            )
 
 
-def retrieve_move(server: DimseServer, local: LocalNodeConfig, requests: Sequence[Request],
-                  into: Database, receiver: Receiver, root: QueryRoot, uid: str,
-                  cancel: CancelToken | None, listener: StorageListener | None = None) -> bool:
+def retrieve_move(
+    server: DimseServer,
+    local: LocalNodeConfig,
+    requests: Sequence[Request],
+    into: Database,
+    receiver: Receiver,
+    root: QueryRoot,
+    uid: str,
+    cancel: CancelToken | None,
+    listener: StorageListener | None = None,
+) -> bool:
     """Run C-MOVE requests; return True if ``receiver`` saw the stores.
 
     A listener feeding ``receiver`` is started on ``local`` for the duration of the
@@ -160,8 +213,9 @@ def retrieve_move(server: DimseServer, local: LocalNodeConfig, requests: Sequenc
     destination = server.move_destination or local.ae_title
     own: StorageListener | None = None
     if listener is None:
-        own = StorageListener.from_config(into, local, timeout=server.timeout,
-                                          receiver=receiver, operation="C-MOVE")
+        own = StorageListener.from_config(
+            into, local, timeout=server.timeout, receiver=receiver, operation="C-MOVE"
+        )
         try:
             own.start()
         except ConfigError:
@@ -170,16 +224,25 @@ def retrieve_move(server: DimseServer, local: LocalNodeConfig, requests: Sequenc
         with open_association(server, [build_context(model)], "C-MOVE") as assoc:
             for request in requests:
                 responses = assoc.send_c_move(request.identifier, destination, model)
-                _run(assoc, responses, model, server=server, operation="C-MOVE", uid=uid,
-                     receiver=receiver, cancel=cancel)
+                _run(
+                    assoc,
+                    responses,
+                    model,
+                    server=server,
+                    operation="C-MOVE",
+                    uid=uid,
+                    receiver=receiver,
+                    cancel=cancel,
+                )
     finally:
         if own is not None:
             own.stop()
     return own is not None
 
 
-def wait_external(into: Database, expected: Sequence[str], timeout: float = _EXTERNAL_WAIT
-                  ) -> set[str]:
+def wait_external(
+    into: Database, expected: Sequence[str], timeout: float = _EXTERNAL_WAIT
+) -> set[str]:
     """Wait until an external listener has indexed ``expected``; return those present."""
     deadline = time.monotonic() + timeout
     present = into.has_instances(expected)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
-from pydicom.filereader import dcmread, read_file_meta_info
+from pydicom.filereader import dcmread
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
+from pynetdicom.dsutils import split_dataset
 from pynetdicom.presentation import PresentationContext
 
 from dicomstation.config import DimseServer
@@ -34,6 +35,7 @@ from dicomstation.models import Phase, ProgressEvent, TransferReport
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status
+from dicomstation.nodes.dimse_fastsend import fast_path_available, paused, send_file
 
 __all__ = ["Outgoing", "scan_outgoing", "send_files"]
 
@@ -52,6 +54,7 @@ class Outgoing:
     sop_uid: str
     transfer_syntax: str
     size: int
+    offset: int = 0
 
 
 def scan_outgoing(paths: Iterable[Path]) -> tuple[list[Outgoing], dict[str, str]]:
@@ -64,10 +67,17 @@ def scan_outgoing(paths: Iterable[Path]) -> tuple[list[Outgoing], dict[str, str]
     for raw in paths:
         path = Path(raw)
         try:
-            meta = read_file_meta_info(path)
-            items.append(Outgoing(path, str(meta.MediaStorageSOPClassUID),
-                                  str(meta.MediaStorageSOPInstanceUID),
-                                  str(meta.TransferSyntaxUID), path.stat().st_size))
+            meta, offset = split_dataset(path)
+            items.append(
+                Outgoing(
+                    path,
+                    str(meta.MediaStorageSOPClassUID),
+                    str(meta.MediaStorageSOPInstanceUID),
+                    str(meta.TransferSyntaxUID),
+                    path.stat().st_size,
+                    offset,
+                )
+            )
         except (OSError, PydicomInvalidDicomError, AttributeError, ValueError) as exc:
             failed[str(path)] = f"not a DICOM file with complete File Meta Information: {exc}"
     return items, failed
@@ -108,57 +118,110 @@ class _SendState:
     def emit(self, phase: Phase, uid: str | None, message: str = "") -> None:
         if self.progress is not None:
             done = len(self.succeeded) + len(self.failed)
-            self.progress(ProgressEvent("C-STORE", phase, done, self.total, self.nbytes, uid,
-                                        message))
+            self.progress(
+                ProgressEvent("C-STORE", phase, done, self.total, self.nbytes, uid, message)
+            )
 
 
-def _accepted(assoc: Any) -> set[tuple[str, str]]:
-    return {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-            for cx in assoc.accepted_contexts}
+def _accepted(assoc: Any) -> dict[tuple[str, str], int]:
+    """Accepted (SOP class, transfer syntax) -> presentation context ID."""
+    return {
+        (str(cx.abstract_syntax), str(cx.transfer_syntax[0])): int(cx.context_id)
+        for cx in assoc.accepted_contexts
+    }
 
 
-def _send_one(assoc: Any, item: Outgoing, accepted: set[tuple[str, str]], msg_id: int,
-              state: _SendState) -> None:
-    if (item.sop_class, item.transfer_syntax) in accepted:
+def _send_one(
+    assoc: Any,
+    item: Outgoing,
+    accepted: dict[tuple[str, str], int],
+    msg_id: int,
+    state: _SendState,
+    fast: bool,
+) -> None:
+    context_id = accepted.get((item.sop_class, item.transfer_syntax))
+    if context_id is not None and fast:
+        status = send_file(
+            assoc, context_id, item.path, item.offset, item.sop_class, item.sop_uid, msg_id
+        )
+    elif context_id is not None:
         status = assoc.send_c_store(item.path, msg_id=msg_id)
     elif item.transfer_syntax in _UNCOMPRESSED and any(
-            (item.sop_class, str(ts)) in accepted for ts in _FALLBACK_TS):
+        (item.sop_class, str(ts)) in accepted for ts in _FALLBACK_TS
+    ):
         # the peer refused this uncompressed encoding: pynetdicom converts VR/endianness
         status = assoc.send_c_store(dcmread(item.path), msg_id=msg_id)
         state.warnings[item.sop_uid] = "sent in another uncompressed transfer syntax"
     else:
         state.failed[item.sop_uid] = (
             f"{state.server.name} accepted no presentation context for SOP class "
-            f"{item.sop_class} in transfer syntax {item.transfer_syntax} ({item.path})")
+            f"{item.sop_class} in transfer syntax {item.transfer_syntax} ({item.path})"
+        )
         return
     if not status and not assoc.is_established and assoc.is_aborted:
         raise aborted(server=state.server.name, operation="C-STORE", uid=item.sop_uid)
-    outcome = check_status(status, server=state.server.name, operation="C-STORE",
-                           uid=item.sop_uid, timeout=state.server.timeout)
+    outcome = check_status(
+        status,
+        server=state.server.name,
+        operation="C-STORE",
+        uid=item.sop_uid,
+        timeout=state.server.timeout,
+    )
     if outcome.warning:
         state.warnings[item.sop_uid] = outcome.warning
     state.succeeded.append(item.sop_uid)
     state.nbytes += item.size
 
 
+def _send_items(
+    assoc: Any,
+    items: list[Outgoing],
+    accepted: dict[tuple[str, str], int],
+    state: _SendState,
+    fast: bool,
+) -> list[Outgoing]:
+    """Send ``items``; return those left when the association died."""
+    for index, item in enumerate(items):
+        if state.cancel is not None and state.cancel.cancelled:
+            raise CancelledError(
+                f"C-STORE to {state.server.name} cancelled after "
+                f"{len(state.succeeded)} of {state.total} instances"
+            )
+        try:
+            _send_one(assoc, item, accepted, index % 65535 + 1, state, fast)
+        except RemoteStatusError as exc:
+            state.failed[item.sop_uid] = str(exc)
+        except OSError as exc:  # fast path: socket error or timeout while writing
+            if assoc.is_established:
+                assoc.abort()
+            state.failed[item.sop_uid] = f"connection lost while sending {item.path}: {exc}"
+            return items[index + 1 :]
+        except (ConnectionFailedError, AssociationError):
+            if not assoc.is_established:
+                return items[index:]
+            raise
+        state.emit(Phase.PROGRESS, item.sop_uid)
+    return []
+
+
 def _send_group(group: list[Outgoing], state: _SendState) -> list[Outgoing]:
-    """Send a group over one association; return what is left if the association died."""
+    """Send a group over one association; return what is left if the association died.
+
+    Files whose exact (SOP class, transfer syntax) was accepted go first, through
+    the fast path with the reactor paused once for all of them; the others after.
+    """
     with open_association(state.server, _contexts_for(group), "C-STORE") as assoc:
         accepted = _accepted(assoc)
-        for index, item in enumerate(group):
-            if state.cancel is not None and state.cancel.cancelled:
-                raise CancelledError(f"C-STORE to {state.server.name} cancelled after "
-                                     f"{len(state.succeeded)} of {state.total} instances")
-            try:
-                _send_one(assoc, item, accepted, index % 65535 + 1, state)
-            except RemoteStatusError as exc:
-                state.failed[item.sop_uid] = str(exc)
-            except (ConnectionFailedError, AssociationError):
-                if not assoc.is_established:
-                    return group[index:]
-                raise
-            state.emit(Phase.PROGRESS, item.sop_uid)
-    return []
+        exact = [i for i in group if (i.sop_class, i.transfer_syntax) in accepted]
+        others = [i for i in group if (i.sop_class, i.transfer_syntax) not in accepted]
+        if exact and fast_path_available(assoc):
+            with paused(assoc):
+                left = _send_items(assoc, exact, accepted, state, fast=True)
+        else:
+            left = _send_items(assoc, exact, accepted, state, fast=False)
+        if left:
+            return left + others
+        return _send_items(assoc, others, accepted, state, fast=False)
 
 
 def _send_with_retries(group: list[Outgoing], state: _SendState) -> None:
@@ -178,8 +241,13 @@ def _send_with_retries(group: list[Outgoing], state: _SendState) -> None:
         state.failed[item.sop_uid] = "association lost; retries exhausted"
 
 
-def send_files(server: DimseServer, paths: Iterable[Path], *, progress: Progress | None = None,
-               cancel: CancelToken | None = None) -> TransferReport:
+def send_files(
+    server: DimseServer,
+    paths: Iterable[Path],
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> TransferReport:
     """C-STORE every file to ``server``; per-instance failures go into the report.
 
     Raises
@@ -197,5 +265,12 @@ def send_files(server: DimseServer, paths: Iterable[Path], *, progress: Progress
     for group in _groups(items):
         _send_with_retries(group, state)
     state.emit(Phase.DONE, None)
-    return TransferReport("C-STORE", tuple(state.succeeded), (), state.failed, state.warnings,
-                          state.nbytes, time.perf_counter() - started)
+    return TransferReport(
+        "C-STORE",
+        tuple(state.succeeded),
+        (),
+        state.failed,
+        state.warnings,
+        state.nbytes,
+        time.perf_counter() - started,
+    )

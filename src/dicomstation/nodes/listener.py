@@ -23,7 +23,7 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from dicomstation.config import LocalNodeConfig
 from dicomstation.errors import ConfigError
 from dicomstation.models import ProgressEvent, TransferReport
-from dicomstation.nodes.dimse_assoc import MAX_PDU, RECEIVE_TRANSFER_SYNTAXES
+from dicomstation.nodes.dimse_assoc import MAX_PDU, RECEIVE_TRANSFER_SYNTAXES, no_delay
 from dicomstation.nodes.dimse_query import VERIFICATION
 from dicomstation.nodes.dimse_receive import Receiver
 
@@ -70,10 +70,18 @@ class StorageListener:
         Use this receiver (owned by the caller) instead of a new one.
     """
 
-    def __init__(self, db: Database, *, ae_title: str = "DICOMSTATION", port: int = 11112,
-                 host: str = "127.0.0.1", progress: Callable[[ProgressEvent], None] | None = None,
-                 timeout: float = 60.0, operation: str = "C-STORE",
-                 receiver: Receiver | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ae_title: str = "DICOMSTATION",
+        port: int = 11112,
+        host: str = "127.0.0.1",
+        progress: Callable[[ProgressEvent], None] | None = None,
+        timeout: float = 60.0,
+        operation: str = "C-STORE",
+        receiver: Receiver | None = None,
+    ) -> None:
         self.db = db
         self.ae_title = ae_title
         self.host = host
@@ -114,21 +122,28 @@ class StorageListener:
         """
         if self._server is not None:
             return self
-        self.receiver = self._given or Receiver(self.db, operation=self._operation,
-                                                progress=self._progress)
+        self.receiver = self._given or Receiver(
+            self.db, operation=self._operation, progress=self._progress
+        )
         self._ae = _storage_ae(self.ae_title, self._timeout)
-        handlers: list[Any] = [(evt.EVT_C_STORE, self.receiver.handle)]
+        handlers: list[Any] = [
+            (evt.EVT_C_STORE, self.receiver.handle),
+            (evt.EVT_CONN_OPEN, no_delay),
+        ]
         try:
-            self._server = self._ae.start_server((self.host, self._port), block=False,
-                                                 evt_handlers=handlers)
+            self._server = self._ae.start_server(
+                (self.host, self._port), block=False, evt_handlers=handlers
+            )
         except OSError as exc:
             if self._given is None:
                 self.receiver.finish()
             self.receiver = None
             self._ae.shutdown()
             self._ae = None
-            raise ConfigError(f"cannot listen on {self.host}:{self._port} as "
-                              f"{self.ae_title}: {exc.strerror or exc}") from None
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self._port} as "
+                f"{self.ae_title}: {exc.strerror or exc}"
+            ) from None
         return self
 
     def wait_indexed(self) -> None:
