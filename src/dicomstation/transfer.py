@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -121,27 +121,36 @@ def run_parallel(items: Iterable[I], work: Callable[[I], None], *, workers: int,
             work(item)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transfer") as pool:
-        pending: set[Future[None]] = set()
-        failure: BaseException | None = None
-        queue = iter(todo)
-        exhausted = False
-        while True:
-            while not exhausted and failure is None and len(pending) < workers \
-                    and not _cancelled(cancel):
-                try:
-                    pending.add(pool.submit(work, next(queue)))
-                except StopIteration:
-                    exhausted = True
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                exc = future.exception()
-                if exc is not None and failure is None:
-                    failure = exc
-        if failure is not None:
-            raise failure
+        try:
+            _drive(pool, iter(todo), work, workers, cancel)
+        except BaseException:
+            if cancel is not None:  # Ctrl-C or a failure: running workers stop early too
+                cancel.cancel()
+            raise
     check_cancel(cancel)
+
+
+def _drive(pool: ThreadPoolExecutor, queue: Iterator[I], work: Callable[[I], None],
+           workers: int, cancel: CancelToken | None) -> None:
+    pending: set[Future[None]] = set()
+    failure: BaseException | None = None
+    exhausted = False
+    while True:
+        while not exhausted and failure is None and len(pending) < workers \
+                and not _cancelled(cancel):
+            try:
+                pending.add(pool.submit(work, next(queue)))
+            except StopIteration:
+                exhausted = True
+        if not pending:
+            break
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        for future in done:
+            exc = future.exception()
+            if exc is not None and failure is None:
+                failure = exc
+    if failure is not None:
+        raise failure
 
 
 def _cancelled(cancel: CancelToken | None) -> bool:

@@ -43,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FaultProxy
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _forward(self) -> None:
@@ -96,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = _forward
+    do_GET = do_POST = do_PUT = do_DELETE = _forward  # noqa: N815 - http.server's names
 
 
 class FaultProxy(ThreadingHTTPServer):

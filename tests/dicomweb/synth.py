@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian
 
 
 def make_series(folder: Path, *, study_uid: str, series_uid: str, count: int, size: int = 512,
@@ -30,7 +30,8 @@ def make_series(folder: Path, *, study_uid: str, series_uid: str, count: int, si
         ds.PatientName, ds.PatientID, ds.PatientSex = patient, "SYNTH-1", "O"
         ds.StudyDate, ds.StudyTime, ds.AccessionNumber = study_date, "101500", "ACC1"
         ds.StudyID, ds.StudyDescription, ds.SeriesDescription = "1", "Synthetic", "CT axial"
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", series_uid.rsplit(".", 1)[-1], index + 1
+        ds.Modality, ds.InstanceNumber = "CT", index + 1
+        ds.SeriesNumber = series_uid.rsplit(".", 1)[-1]
         ds.FrameOfReferenceUID = study_uid + ".9"
         ds.ImagePositionPatient = [0.0, 0.0, float(index)]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]

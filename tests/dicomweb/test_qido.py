@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dicomstation.errors import ConfigError, ProtocolError, RemoteStatusError
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, StudyRef
 from dicomstation.nodes.dicomweb import DicomWebNode
-from dicomstation.nodes.qido import QidoWarning, iter_matches, query_params, validate_value
+from dicomstation.nodes.qido import QidoWarning, iter_matches, validate_value
 from tests.dicomweb.conftest import SERIES_A, SERIES_B, STUDY, make_node
 from tests.dicomweb.faultproxy import FaultProxy
 from tests.peers import OrthancServer

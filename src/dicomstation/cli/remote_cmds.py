@@ -1,9 +1,206 @@
-"""CLI commands (to be filled in by the owning area)."""
+"""``dicomstation query | metadata | fetch | send``: talk to configured remote servers.
+
+Protocol-neutral: every command opens the server with
+:func:`dicomstation.nodes.open_node`, so DICOMweb and DIMSE servers work alike.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from dicomstation.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    err_console,
+    handle_errors,
+    open_database,
+    print_json,
+    print_refs,
+    progress_bar,
+)
+from dicomstation.database import Database
+from dicomstation.database.importer import expand_paths
+from dicomstation.dicomjson import first_value
+from dicomstation.errors import ConfigError
+from dicomstation.models import Level, Query, TransferReport
+from dicomstation.nodes import DicomNode, open_node
+from dicomstation.settings import Settings
+
+__all__ = ["register"]
+
+ServerArg = Annotated[str, typer.Argument(help="A server name from `dicomstation server list`.")]
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", min=1, max=16, help="Series/batches in flight at once.")
+]
+
+
+@contextmanager
+def _node(name: str, concurrency: int | None = None) -> Iterator[DicomNode]:
+    settings = Settings.load()
+    node = open_node(settings.server(name), local=settings.local)
+    if concurrency is not None and hasattr(node, "concurrency"):
+        node.concurrency = concurrency
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield node
+        for warning in caught:
+            err_console.print(f"[yellow]warning[/] {warning.message}")
+    finally:
+        node.close()
+
+
+def _filters(pairs: list[str], named: dict[str, str], level: Level) -> dict[str, str]:
+    filters = {k: v for k, v in named.items() if v}
+    if "Modality" in filters and level is Level.STUDY:
+        filters["ModalitiesInStudy"] = filters.pop("Modality")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--filter {pair!r}: expected KEY=VALUE (e.g. StudyDate=2024-)")
+        filters[key.strip()] = value.strip()
+    return filters
+
+
+@handle_errors
+def query(
+    server: ServerArg,
+    level: Annotated[str, typer.Option(help="study, series or instance.")] = "study",
+    patient_name: Annotated[str, typer.Option("--PatientName", help="DOE^J*")] = "",
+    patient_id: Annotated[str, typer.Option("--PatientID")] = "",
+    study_date: Annotated[str, typer.Option("--StudyDate", help="YYYYMMDD[-YYYYMMDD]")] = "",
+    modality: Annotated[str, typer.Option("--Modality")] = "",
+    accession: Annotated[str, typer.Option("--AccessionNumber")] = "",
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE")] = None,
+    study: Annotated[str, typer.Option("--study", help="Study UID (series/instances).")] = "",
+    series: Annotated[str, typer.Option("--series", help="Series UID (instances).")] = "",
+    include: Annotated[list[str] | None, typer.Option("--include", help="Extra field or 'all'.")
+                       ] = None,
+    fuzzy: Annotated[bool, typer.Option("--fuzzy", help="Fuzzy person-name matching.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Query a server for studies, series or instances (QIDO-RS or C-FIND)."""
+    parsed = Level.parse(level)
+    named = {"PatientName": patient_name, "PatientID": patient_id, "StudyDate": study_date,
+             "Modality": modality, "AccessionNumber": accession}
+    q = Query(parsed, _filters(filters or [], named, parsed), study_uid=study or None,
+              series_uid=series or None, include_fields=tuple(include or ()), fuzzy=fuzzy,
+              limit=limit, offset=offset)
+    with _node(server) as node:
+        refs = node.find(q)
+    print_refs(refs, as_json)
+
+
+def _metadata_table(headers: list[Any]) -> Table:
+    table = Table()
+    for title in ("Series", "#", "Modality", "Rows x Cols", "Frames", "SOP instance UID"):
+        table.add_column(title, overflow="fold")
+    for header in headers:
+        size = f"{first_value(header, 'Rows')} x {first_value(header, 'Columns')}"
+        table.add_row(first_value(header, "SeriesNumber"), first_value(header, "InstanceNumber"),
+                      first_value(header, "Modality"), size,
+                      first_value(header, "NumberOfFrames") or "1",
+                      first_value(header, "SOPInstanceUID"))
+    return table
+
+
+@handle_errors
+def metadata(
+    server: ServerArg,
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID.")],
+    series: Annotated[str, typer.Option("--series", help="Only this series.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Show the headers of a remote study or series without fetching its images."""
+    with _node(server) as node:
+        headers = node.metadata(study_uid, series or None)
+    if as_json:
+        print_json([dict(h) for h in headers])
+    else:
+        console.print(_metadata_table(list(headers)))
+
+
+def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
+    if as_json:
+        print_json({"succeeded": len(report.succeeded), "skipped": len(report.skipped),
+                    "failed": dict(report.failed), "warnings": dict(report.warnings),
+                    "bytes": report.bytes_transferred, "seconds": report.seconds})
+    else:
+        for uid, reason in list(report.failed.items())[:20]:
+            err_console.print(f"[red]failed[/] {uid}: {reason}")
+        if len(report.failed) > 20:
+            err_console.print(f"... and {len(report.failed) - 20} more failures")
+        for uid, message in report.warnings.items():
+            err_console.print(f"[yellow]warning[/] {uid}: {message}")
+        mb = report.bytes_transferred / 1e6
+        rate = mb / report.seconds if report.seconds else 0.0
+        console.print(f"{verb} {len(report.succeeded)}, skipped {len(report.skipped)}, "
+                      f"failed {len(report.failed)} ({mb:.1f} MB in {report.seconds:.1f}s, "
+                      f"{rate:.1f} MB/s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@handle_errors
+def fetch(
+    server: ServerArg,
+    study_uid: Annotated[str, typer.Argument(help="Study Instance UID.")],
+    series: Annotated[list[str] | None, typer.Option("--series", help="Only these series.")
+                      ] = None,
+    instances: Annotated[list[str] | None, typer.Option("--instance", help="Only these SOPs.")
+                         ] = None,
+    db: DbOption = None,
+    concurrency: ConcurrencyOption = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch a study (or some series/instances) into the local database; resumable."""
+    with open_database(db) as database, _node(server, concurrency) as node, \
+            progress_bar(f"fetch {server}") as progress:
+        report = node.retrieve(study_uid, series or (), instances or (), into=database,
+                               progress=progress)
+    _summary(report, "fetched", as_json)
+
+
+def _files(items: list[str], database: Database) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        if Path(item).exists():
+            files += [Path(p) for p in expand_paths(item)]
+        else:
+            files += database.files_of(item)
+    return files
+
+
+@handle_errors
+def send(
+    server: ServerArg,
+    items: Annotated[list[str], typer.Argument(help="Study/series/instance UIDs of the local "
+                                                    "database, or files and folders.")],
+    db: DbOption = None,
+    concurrency: ConcurrencyOption = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
+    with open_database(db) as database:
+        files = _files(items, database)
+        with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
+            report = node.store(files, progress=progress)
+    _summary(report, "sent", as_json)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to app."""
+    """Add query, metadata, fetch and send to ``app``."""
+    app.command("query")(query)
+    app.command("metadata")(metadata)
+    app.command("fetch")(fetch)
+    app.command("send")(send)

@@ -94,7 +94,7 @@ class DicomWebNode:
     @classmethod
     def from_config(cls, server: DicomWebServer, *, concurrency: int = 4) -> DicomWebNode:
         """A node for a configured server (credentials, TLS, proxy and timeout applied)."""
-        client = http_client(server, connections=max(8, concurrency * 2))
+        client = http_client(server, connections=max(32, concurrency * 2))
         return cls(server.name, server.url, client, concurrency=concurrency)
 
     def __repr__(self) -> str:
@@ -243,6 +243,7 @@ class DicomWebNode:
             The listing itself failed (unknown study, unreachable server...).
         """
         tracker = TransferTracker("fetch", progress)
+        cancel = cancel or CancelToken()  # so Ctrl-C can stop the worker threads
         listing = self._listing(study_uid, series_uids, sop_uids)
         targets = self._targets(study_uid, listing, bool(sop_uids), into, tracker)
         fetcher = WadoFetcher(self.client, self.url, self.name, into, tracker,
@@ -300,6 +301,7 @@ class DicomWebNode:
             ``cancel`` was triggered.
         """
         tracker = TransferTracker("send", progress)
+        cancel = cancel or CancelToken()
         items = list(outgoing(files, tracker))
         tracker.start(len(items) + len(tracker.failed))
         sender = StowSender(self.client, self.url, self.name, tracker, policy=self.retry,
