@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from pydicom.uid import (
 )
 
 from dicomstation.errors import GeometryWarning, LoadError
-from dicomstation.volumes import examine, load_series
+from dicomstation.volumes import examine, load_series, pixels
 from tests.volumes.synth import expected_array, make_series
 
 
@@ -92,3 +93,25 @@ def test_compressed_series_decode_identically(tmp_path: Path, syntax: str) -> No
         ds.save_as(path)
     assert {str(pydicom.dcmread(p).file_meta.TransferSyntaxUID) for p in files} == {syntax}
     np.testing.assert_array_equal(load_series(files).volume.array, plain)
+
+
+def test_many_compressed_files_use_worker_processes_and_name_bad_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forks: list[bool] = []
+    real = pixels._can_fork
+    monkeypatch.setattr(pixels, "_can_fork", lambda: forks.append(real()) or forks[-1])
+    files = make_series(tmp_path, n=20, rows=32, cols=32)
+    plain = load_series(files).volume.array.copy()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.compress(JPEGLSLossless)
+        ds.save_as(path)
+    np.testing.assert_array_equal(load_series(files).volume.array, plain)
+    if (os.cpu_count() or 1) > 1:
+        assert forks == [True]
+    ds = pydicom.dcmread(files[7])
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7 broken"])
+    ds.save_as(files[7])
+    with pytest.raises(LoadError, match=files[7].name):
+        load_series(files)

@@ -19,7 +19,7 @@ from dicomstation.volumes.model import FrameHeader, Loadable, LoadableKind, Load
 from dicomstation.volumes.pixels import (
     Placement,
     apply_integer_intercepts,
-    decode_into,
+    decode,
     output_dtype,
 )
 
@@ -136,9 +136,8 @@ def _decode(
     shape: tuple[int, ...] = (len(grid), len(grid[0]), f0.rows, f0.columns)
     if f0.samples_per_pixel > 1:
         shape = (*shape, f0.samples_per_pixel)
-    array = np.empty(shape, dtype=dtype)
     placements = [Placement(f, (t, k)) for t, row in enumerate(grid) for k, f in enumerate(row)]
-    decode_into(array, placements)
+    array = decode(shape, dtype, placements)
     return apply_integer_intercepts(array, placements), rescaled
 
 

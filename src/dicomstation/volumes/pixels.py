@@ -12,8 +12,11 @@ when the actual values need it; any other slope gives float32.
 
 from __future__ import annotations
 
+import mmap
+import multiprocessing
 import os
 import struct
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +25,25 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydicom import uid
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import iter_pixels, pixel_array
 
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader
 
-__all__ = ["Placement", "apply_integer_intercepts", "decode_into", "output_dtype"]
+__all__ = ["Placement", "apply_integer_intercepts", "decode", "output_dtype"]
 
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_NATIVE = {
+    uid.ExplicitVRLittleEndian,
+    uid.ImplicitVRLittleEndian,
+    uid.ExplicitVRBigEndian,
+    uid.DeflatedExplicitVRLittleEndian,
+}
+#: pydicom's default picks pylibjpeg for JPEG-LS, 4x slower than pyjpegls (CharLS).
+_PREFERRED_PLUGIN = {uid.JPEGLSLossless: "pyjpegls", uid.JPEGLSNearLossless: "pyjpegls"}
 
 
 @dataclass(frozen=True)
@@ -69,10 +82,16 @@ def output_dtype(frames: Sequence[FrameHeader]) -> tuple[np.dtype[np.generic], b
     return np.dtype(np.float32), rescaled
 
 
-def decode_into(
-    out: npt.NDArray[np.generic], placements: Sequence[Placement], max_workers: int | None = None
-) -> None:
-    """Decode every placed frame into ``out`` (float outputs are rescaled here).
+def decode(
+    shape: tuple[int, ...], dtype: np.dtype[np.generic], placements: Sequence[Placement]
+) -> npt.NDArray[np.generic]:
+    """Allocate the output once and decode every placed frame into it.
+
+    Uncompressed files are read in a thread pool (the reads release the GIL).
+    Compressed series of 16 or more files are decoded by forked worker
+    processes writing into a shared anonymous mapping, because the JPEG-LS and
+    JPEG 2000 decoders hold the GIL; this is only done when no other thread
+    is running (forking a threaded process is unsafe).
 
     Raises
     ------
@@ -83,12 +102,57 @@ def decode_into(
     by_file: dict[Path, list[Placement]] = defaultdict(list)
     for placement in placements:
         by_file[placement.frame.source.path].append(placement)
-    workers = max_workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        errors = [e for e in pool.map(lambda item: _decode_file(out, *item), by_file.items()) if e]
+    workers = min(4, os.cpu_count() or 1)
+    if workers > 1 and len(by_file) >= 16 and _compressed(placements) and _can_fork():
+        size = max(int(np.prod(shape)) * dtype.itemsize, 1)
+        out = np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=int(np.prod(shape)))
+        out = out.reshape(shape)
+        items = list(by_file.items())
+        chunks = [items[i :: workers * 2] for i in range(workers * 2)]
+        with multiprocessing.get_context("fork").Pool(workers, _init_worker, (out,)) as pool:
+            errors = [e for errs in pool.map(_decode_chunk, chunks) for e in errs]
+    else:
+        out = np.empty(shape, dtype=dtype)
+        with ThreadPoolExecutor(max_workers=workers) as threads:
+            errors = [
+                e for e in threads.map(lambda it: _decode_file(out, *it), by_file.items()) if e
+            ]
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise LoadError(f"cannot decode {len(errors)} file(s): {'; '.join(errors[:5])}{more}")
+    return out
+
+
+def _compressed(placements: Sequence[Placement]) -> bool:
+    return any(p.frame.transfer_syntax_uid not in _NATIVE for p in placements)
+
+
+def _can_fork() -> bool:
+    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+_worker_out: npt.NDArray[np.generic] | None = None  # set only inside forked workers
+
+
+def _init_worker(out: npt.NDArray[np.generic]) -> None:
+    """Pool initializer: inherited (not pickled) with fork; keeps the shared output."""
+    global _worker_out
+    _worker_out = out
+
+
+def _decode_chunk(items: list[tuple[Path, list[Placement]]]) -> list[str]:
+    """Worker: decode some files into the shared output; return error messages."""
+    assert _worker_out is not None
+    return [e for e in (_decode_file(_worker_out, path, placed) for path, placed in items) if e]
+
+
+def _plugin(syntax: str) -> str:
+    """Preferred decoding plugin for a transfer syntax ('' lets pydicom choose)."""
+    name = _PREFERRED_PLUGIN.get(uid.UID(syntax), "")
+    try:
+        return name if name in get_decoder(syntax).available_plugins else ""
+    except NotImplementedError:
+        return ""
 
 
 def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placement]) -> str:
@@ -97,11 +161,14 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
         first = placed[0]
         if first.frame.number_of_frames == 1 and first.frame.source.frame_number is None:
             if not _read_native(path, first.frame, out[first.index]):
-                _store(out, first, pixel_array(path))
+                plugin = _plugin(first.frame.transfer_syntax_uid)
+                _store(out, first, pixel_array(path, decoding_plugin=plugin))
             return ""
         by_index = {(p.frame.source.frame_number or 1) - 1: p for p in placed}
         indices = sorted(by_index)
-        for index, frame in zip(indices, iter_pixels(path, indices=indices), strict=True):
+        plugin = _plugin(first.frame.transfer_syntax_uid)
+        frames = iter_pixels(path, indices=indices, decoding_plugin=plugin)
+        for index, frame in zip(indices, frames, strict=True):
             _store(out, by_index[index], frame)
     except LoadError as exc:
         return f"{path}: {exc}"
