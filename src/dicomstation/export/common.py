@@ -160,6 +160,36 @@ class SourceSeries:
         """Modality of the source (``CT``, ``MR``...)."""
         return str(self.first.get("Modality", ""))
 
+    def datasets_at(self, volume: hd.Volume) -> list[Dataset | None]:
+        """The single-frame source instance at each slice position of ``volume`` (or None)."""
+        by_position = {}
+        for ds in self.datasets:
+            if "ImagePositionPatient" in ds and int(ds.get("NumberOfFrames", 1) or 1) == 1:
+                by_position[_position_key(ds.ImagePositionPatient)] = ds
+        return [
+            by_position.get(_position_key(plane[0].ImagePositionPatient))
+            for plane in volume.get_plane_positions()
+        ]
+
+    def datasets_in_order(self, volume: hd.Volume) -> list[Dataset] | None:
+        """Source instances matching ``volume`` slice for slice (same grid), else None."""
+        rows, columns = volume.spatial_shape[1:]
+        orientation = np.asarray(volume.get_plane_orientation()[0].ImageOrientationPatient)
+        spacing = np.asarray(volume.get_pixel_measures()[0].PixelSpacing, dtype=float)
+        matches = self.datasets_at(volume)
+        ordered = [ds for ds in matches if ds is not None]
+        if len(ordered) != len(matches):
+            return None
+        for ds in ordered:
+            if (ds.Rows, ds.Columns) != (rows, columns):
+                return None
+            same_plane = np.allclose(
+                np.asarray(ds.ImageOrientationPatient, dtype=float), orientation, atol=1e-4
+            ) and np.allclose(np.asarray(ds.PixelSpacing, dtype=float), spacing, atol=1e-4)
+            if not same_plane:
+                return None
+        return ordered
+
     def check_geometry(self, volume: hd.Volume, what: str) -> None:
         """Raise ExportError unless ``volume`` is in the source's frame of reference."""
         source_for = self.volume.frame_of_reference_uid
@@ -170,6 +200,10 @@ class SourceSeries:
             )
         if not np.all(np.isfinite(volume.affine)):
             raise ExportError(f"{what} has a non-finite affine")
+
+
+def _position_key(position: Iterable[object]) -> tuple[float, ...]:
+    return tuple(round(float(str(v)), 2) for v in position)
 
 
 def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:

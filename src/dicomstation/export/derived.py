@@ -118,20 +118,6 @@ def _references(source: SourceSeries) -> tuple[DicomSequence, DicomSequence]:
     return DicomSequence(images), DicomSequence([series])
 
 
-def _slice_sources(source: SourceSeries, volume: hd.Volume) -> list[Dataset | None]:
-    """The source instance at each slice position of ``volume`` (None when it has none)."""
-    by_position = {}
-    for ds in source.datasets:
-        if "ImagePositionPatient" in ds and int(ds.get("NumberOfFrames", 1) or 1) == 1:
-            key = tuple(round(float(v), 2) for v in ds.ImagePositionPatient)
-            by_position[key] = ds
-    out: list[Dataset | None] = []
-    for plane in volume.get_plane_positions():
-        key = tuple(round(float(v), 2) for v in plane[0].ImagePositionPatient)
-        out.append(by_position.get(key))
-    return out
-
-
 def _series_template(
     source: SourceSeries, volume: hd.Volume, options: ExportOptions, derivation: Code, text: str
 ) -> Dataset:
@@ -222,7 +208,7 @@ def build_derived_series(
         template.RescaleSlope, template.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
     images, series = _references(source)
     template.ReferencedSeriesSequence = series
-    matches = _slice_sources(source, volume)
+    matches = source.datasets_at(volume)
     out = []
     for k, plane in enumerate(volume.get_plane_positions()):
         ds = _image(template, stored[k], plane[0].ImagePositionPatient, k)

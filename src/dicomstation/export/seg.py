@@ -12,9 +12,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import highdicom as hd
 import numpy as np
+import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
@@ -113,6 +115,22 @@ def _description(
     )
 
 
+def _labelmap(masks: Sequence[npt.NDArray[np.bool_]], shape: tuple[int, ...]) -> Any:
+    """Combine masks into one label map, or return None when two of them overlap.
+
+    Works in slabs of slices so the only large allocation is the label map itself.
+    """
+    labels = np.zeros(shape, dtype=np.uint8 if len(masks) < 256 else np.uint16)
+    for start in range(0, shape[0], 16):
+        slab = labels[start : start + 16]
+        for number, mask in enumerate(masks, start=1):
+            part = mask[start : start + 16]
+            if np.any(slab[part]):
+                return None
+            slab[part] = number
+    return labels
+
+
 def _pixel_volume(source: SourceSeries, segments: Sequence[Segment]) -> hd.Volume:
     """One label map when segments do not overlap, else stacked masks (SegmentNumber channel)."""
     first = segments[0].mask
@@ -121,14 +139,8 @@ def _pixel_volume(source: SourceSeries, segments: Sequence[Segment]) -> hd.Volum
         if not segment.mask.geometry_equal(first) or segment.mask.array.ndim != 3:
             raise ExportError(f"segment {number} ({segment.label}) has another geometry")
     masks = [np.asarray(s.mask.array, dtype=bool) for s in segments]
-    counts = np.zeros(first.spatial_shape, dtype=np.uint8)
-    for mask in masks:
-        counts += mask
-    if int(counts.max(initial=0)) <= 1:
-        dtype = np.uint8 if len(segments) < 256 else np.uint16
-        labels = np.zeros(first.spatial_shape, dtype=dtype)
-        for number, mask in enumerate(masks, start=1):
-            labels[mask] = number
+    labels = _labelmap(masks, first.spatial_shape)
+    if labels is not None:
         return first.with_array(labels)
     stacked = np.stack(masks, axis=-1).astype(np.uint8)
     return first.with_array(stacked, channels={"SegmentNumber": list(range(1, len(masks) + 1))})
@@ -171,10 +183,14 @@ def build_seg(
     if not np.any(pixels.array):
         raise ExportError(f"every segment is empty; nothing to export for {source.series_uid}")
     descriptions = [_description(n, s, options) for n, s in enumerate(segments, start=1)]
+    # On the source grid, pass a plain array with the sources in slice order (highdicom's
+    # fastest path); otherwise let highdicom place the frames from the volume's geometry.
+    ordered = source.datasets_in_order(pixels)
+    pixel_array: hd.Volume | npt.NDArray[Any] = pixels if ordered is None else pixels.array
     try:
         seg = hd.seg.Segmentation(
-            source_images=list(source.datasets),
-            pixel_array=pixels,
+            source_images=ordered or list(source.datasets),
+            pixel_array=pixel_array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=new_uid(),
