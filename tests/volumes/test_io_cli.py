@@ -70,7 +70,7 @@ def test_4d_nifti_and_nrrd(tmp_path: Path) -> None:
             series_uid="1.2.3.4",
             extra={"TemporalPositionIdentifier": t},
         )
-    (ld,) = examine(files)
+    ld = examine(files)[0]
     loaded = load(ld)
     img = nib.load(write_nifti(loaded, tmp_path / "v.nii"))
     assert img.shape == (10, 12, 4, 3)

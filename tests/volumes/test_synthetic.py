@@ -135,8 +135,12 @@ def test_echoes_split_and_4d_by_temporal_position(tmp_path: Path) -> None:
             prefix=f"t{t}",
             extra={"TemporalPositionIdentifier": t},
         )
-    (series,) = examine(files)
+    series, *singles = examine(files)
     assert series.kind is LoadableKind.TIME_SERIES
+    # like Slicer, each time point is also offered alone, with a low confidence
+    assert [ld.kind for ld in singles] == [LoadableKind.VOLUME] * 3
+    assert all(len(ld.frames) == 5 and ld.confidence < series.confidence for ld in singles)
+    assert "TemporalPositionIdentifier = 2" in singles[1].reason
     assert series.time_attribute == "TemporalPositionIdentifier"
     loaded = load(series)
     assert loaded.is_4d and loaded.time_values == (1.0, 2.0, 3.0)

@@ -34,6 +34,10 @@ _TIME_KEYS: tuple[tuple[str, Callable[[FrameHeader], Hashable]], ...] = (
 )
 
 
+#: Time attributes whose value is shared by every slice of one time point.
+_PER_VOLUME_KEYS = ("TemporalPositionIdentifier", "TriggerTime", "AcquisitionNumber")
+
+
 def examine(files: Iterable[str | os.PathLike[str]]) -> list[Loadable]:
     """Propose the loadables of ``files``, best first.
 
@@ -212,7 +216,24 @@ def _time_series(
         return _split_duplicates(name, frames, reason, conf, warnings)
     why = f"{reason}; {n_times} time points ordered by {key}"
     series = Loadable(name, LoadableKind.TIME_SERIES, tuple(frames), why, conf * 0.9, warnings, key)
-    return [series]
+    if key not in _PER_VOLUME_KEYS:
+        return [series]
+    getter = time_getter(key)
+    groups = _group(frames, getter)
+    if len(groups) != n_times:  # the values differ between positions: no per-volume split
+        return [series]
+    singles = [
+        Loadable(
+            f"{name} ({key} {value})",
+            LoadableKind.VOLUME,
+            tuple(group),
+            f"{reason}; one time point of {n_times}: {key} = {value}",
+            conf * 0.3,
+            warnings,
+        )
+        for value, group in sorted(groups.items(), key=lambda kv: str(kv[0]))
+    ]
+    return [series, *singles]
 
 
 def _split_duplicates(

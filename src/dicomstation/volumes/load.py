@@ -56,7 +56,7 @@ def load_series(
             f"no loadable image among {len(files)} file(s): {[str(f) for f in files[:5]]}"
         )
     best = loadables[0]
-    if len(loadables) > 1:
+    if len(loadables) > 1 and loadables[1].confidence >= best.confidence:
         others = ", ".join(f"{ld.name!r} ({ld.confidence:.2f})" for ld in loadables[1:4])
         note = (
             f"the files hold {len(loadables)} loadables; loaded {best.name!r} "
