@@ -125,13 +125,28 @@ def test_ge_fmri_4d(shared_data: Path, series: int) -> None:
     _check_against(loaded, root / f"Ref/DCM2NIIX_regression_test_{series}.nii.gz")
 
 
-def test_nine_transfer_syntaxes_decode_identically(shared_data: Path) -> None:
-    files = sorted((shared_data / "dcm_qa_ts/In").glob("*.dcm"))
+def test_nine_transfer_syntaxes_siemens_mosaic(shared_data: Path) -> None:
+    root = shared_data / "dcm_qa_ts"
+    files = sorted((root / "In").glob("*.dcm"))
     assert len(files) == 9
-    arrays = {f.name: _load_all([f])[0].volume.array for f in files}
+    arrays = {}
+    for f in files:
+        loaded = _load_all([f])[0]  # a Siemens mosaic: 35 tiles of 64x64 in one 384x384 image
+        assert loaded.volume.array.shape == (35, 64, 64)
+        _check_against(loaded, root / "Ref" / f.name.replace(".dcm", ".nii.gz"))
+        arrays[f.name] = loaded.volume.array
     first = arrays.pop("1.dcm")
     for name, array in arrays.items():
         np.testing.assert_array_equal(array, first, err_msg=name)
+
+
+@pytest.mark.parametrize(("series", "ref"), [(3, "AP_3"), (4, "PA_4"), (5, "RL_5"), (6, "LR_6")])
+def test_siemens_mosaic_4d(shared_data: Path, series: int, ref: str) -> None:
+    root = shared_data / "dcm_qa_nih"
+    best = examine(sorted((root / f"In/20180918Si/mr_000{series}").glob("*.dcm")))[0]
+    loaded = load(best)
+    assert loaded.warnings == () and loaded.time_attribute == "AcquisitionNumber"
+    _check_against(loaded, root / f"Ref/EPI_PE={ref}.nii.gz")
 
 
 def test_philips_oblique_sagittal_mprage_matches_simpleitk(philips: Path, tmp_path: Path) -> None:

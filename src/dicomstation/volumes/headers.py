@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader, SliceSource
+from dicomstation.volumes.mosaic import mosaic_tiles
 
 __all__ = ["read_headers"]
 
@@ -110,6 +111,9 @@ def _frames_of(
             for i in range(n)
         ]
     classic = _classic_fields(ds)
+    tiles = mosaic_tiles(ds) if n == 1 else None
+    if tiles:
+        return [FrameHeader(**{**base, **classic, **_src(ds, path, 0, 1), **t}) for t in tiles]
     return [FrameHeader(**{**base, **classic, **_src(ds, path, i, n)}) for i in range(n)]
 
 

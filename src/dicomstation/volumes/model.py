@@ -102,6 +102,10 @@ class FrameHeader:
     has_pixel_data: bool = True
     stack_position: int | None = None
     pixel_offset: int | None = None
+    mosaic_tile: int | None = None
+    """Tile index in a Siemens mosaic (``rows``/``columns`` are then the tile's)."""
+    mosaic_grid: int = 0
+    """Tiles per mosaic row."""
     """File offset of the Pixel Data element (native little-endian syntaxes only)."""
     extra: tuple[tuple[str, str], ...] = field(default=())
 

@@ -159,6 +159,13 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
     """Decode one file's frames into ``out``; return an error message or ''."""
     try:
         first = placed[0]
+        if first.frame.mosaic_tile is not None:
+            _store_tiles(
+                out,
+                placed,
+                pixel_array(path, decoding_plugin=_plugin(first.frame.transfer_syntax_uid)),
+            )
+            return ""
         if first.frame.number_of_frames == 1 and first.frame.source.frame_number is None:
             if not _read_native(path, first.frame, out[first.index]):
                 plugin = _plugin(first.frame.transfer_syntax_uid)
@@ -211,6 +218,17 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
     if got != dest.nbytes:
         raise LoadError(f"truncated pixel data ({got} of {dest.nbytes} bytes)")
     return True
+
+
+def _store_tiles(
+    out: npt.NDArray[np.generic], placed: list[Placement], mosaic: npt.NDArray[np.generic]
+) -> None:
+    """Cut a decoded Siemens mosaic into its tiles (row-major) and store each."""
+    for placement in placed:
+        f = placement.frame
+        tile = f.mosaic_tile or 0
+        r0, c0 = (tile // f.mosaic_grid) * f.rows, (tile % f.mosaic_grid) * f.columns
+        _store(out, placement, mosaic[r0 : r0 + f.rows, c0 : c0 + f.columns])
 
 
 def _store(
