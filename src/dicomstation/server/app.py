@@ -75,7 +75,7 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
             return JSONResponse({"detail": "authentication required"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Basic realm="dicomstation"'})
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > options.max_request_bytes:
+        if length.isascii() and length.isdigit() and int(length) > options.max_request_bytes:
             return JSONResponse({"detail": f"request of {length} bytes exceeds the limit of "
                                            f"{options.max_request_bytes}"}, status_code=413)
         return await call_next(request)

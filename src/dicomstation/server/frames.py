@@ -44,7 +44,7 @@ def parse_frame_list(text: str, count: int) -> list[int]:
     numbers: list[int] = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        if not item.isascii() or not item.isdigit() or int(item) < 1:
             raise HTTPException(400, f"invalid frame number {item!r}: frames are numbered from 1")
         if int(item) > count:
             raise HTTPException(404, f"frame {item} does not exist (the instance has {count})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,8 @@ def parse_window(text: str | None) -> tuple[float, float] | None:
         center, width = float(pieces[0]), float(pieces[1])
     except (ValueError, IndexError):
         raise HTTPException(400, f"invalid window {text!r}: use center,width") from None
-    if width <= 0:
-        raise HTTPException(400, f"invalid window {text!r}: width must be positive")
+    if not (math.isfinite(center) and math.isfinite(width)) or width <= 0:
+        raise HTTPException(400, f"invalid window {text!r}: width must be a positive number")
     return center, width
 
 

@@ -53,7 +53,7 @@ def _boundary(content_type: str) -> str | None:
 
 def _check_length(request: Request, limit: int) -> None:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"request of {int(length)} bytes exceeds the limit of {limit}")
 
 

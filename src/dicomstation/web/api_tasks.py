@@ -97,7 +97,7 @@ def tasks_router(ws: Workstation) -> APIRouter:
         index = params.get("index")
         png = ws.viewer.render(
             volume_id, params.get("view", "axial"),
-            int(index) if index and index.lstrip("-").isdigit() else None,
+            int(index) if index and index.isascii() and index.isdigit() else None,
             parse_window(params.get("window")), params.get("mip") == "1",
             params.get("overlay", "1") == "1")
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -117,10 +117,11 @@ def tasks_router(ws: Workstation) -> APIRouter:
     @router.post("/volumes/{volume_id}/export")
     def export(volume_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         window = parse_window(body.get("window"))
-        index = body.get("index")
+        raw_index = body.get("index")
+        index = "" if raw_index is None else str(raw_index)
         uids = ws.viewer.export(volume_id, str(body.get("kind", "SEG")).upper(),
                                 _export_options(body), view=str(body.get("view", "axial")),
-                                index=int(index) if index not in (None, "") else None,
+                                index=int(index) if index.isascii() and index.isdigit() else None,
                                 window=window)
         return {"series": uids}
 
