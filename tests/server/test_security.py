@@ -64,3 +64,16 @@ def test_cors_when_configured() -> None:
             assert response.headers["access-control-allow-origin"] == "http://viewer.example"
         finally:
             running.stop()
+
+
+def test_foreign_host_names_are_refused_on_loopback() -> None:
+    """A DNS-rebinding page (evil.example -> 127.0.0.1) cannot use the server."""
+    with Database.temporary() as db:
+        running = start_in_thread(create_app(db))
+        try:
+            url = f"{running.url}/dicom-web/studies"
+            assert httpx.get(url).status_code == 200
+            assert httpx.get(url, headers={"Host": f"localhost:{running.port}"}).status_code == 200
+            assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
+        finally:
+            running.stop()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dicomstation.database import Database
 from dicomstation.errors import (
@@ -28,7 +29,7 @@ from dicomstation.errors import (
 )
 from dicomstation.server.context import ServerContext
 from dicomstation.server.frames import frames_router
-from dicomstation.server.options import ServerOptions
+from dicomstation.server.options import ServerOptions, is_loopback
 from dicomstation.server.qido import qido_router
 from dicomstation.server.render import render_router
 from dicomstation.server.stow import stow_router
@@ -37,6 +38,7 @@ from dicomstation.server.wado import wado_router
 __all__ = ["create_app", "dicomweb_router", "install_security"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def dicomweb_router(ctx: ServerContext) -> APIRouter:
@@ -64,8 +66,9 @@ def _status(exc: DicomStationError) -> int:
 
 
 def install_security(app: FastAPI, options: ServerOptions) -> None:
-    """Auth on every request, a Content-Length limit, CORS (off unless origins given),
-    and errors of the package turned into JSON answers with a clear ``detail``."""
+    """Auth on every request, a Content-Length limit, loopback Host names only when bound
+    to loopback, CORS (off unless origins given), and errors of the package turned into
+    JSON answers with a clear ``detail``."""
     options.check()
 
     @app.middleware("http")
@@ -84,6 +87,9 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
     async def package_error(_request: Request, exc: DicomStationError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
 
+    if is_loopback(options.host):
+        # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach us.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_NAMES))
     if options.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
