@@ -94,3 +94,20 @@ def test_j2k_lossless_equals_uncompressed(shared_data: Path, stem: str) -> None:
     root = shared_data / "pydicom_data_subset"
     plain = _load(root / f"{stem}_UNCR.dcm")[1].volume.array
     np.testing.assert_array_equal(_load(root / f"{stem}_J2KR.dcm")[1].volume.array, plain)
+
+
+def test_rgb_written_as_nifti_rgb24_and_nrrd_rgb_color(shared_data: Path, tmp_path: Path) -> None:
+    import nibabel as nib
+    import nrrd
+
+    from dicomstation.volumes import write_nifti, write_nrrd
+
+    _, loaded = _load(shared_data / "deid_data_us_ct/ctbrain1.dcm")
+    rgb = loaded.volume.array[0]  # (rows, columns, 3)
+    img = nib.load(write_nifti(loaded, tmp_path / "c.nii.gz"))
+    data = np.asanyarray(img.dataobj)  # structured RGB24, axes (column, row, slice)
+    assert data.shape == (510, 456, 1)
+    assert tuple(data[7, 5, 0]) == tuple(rgb[5, 7])
+    arr, header = nrrd.read(str(write_nrrd(loaded, tmp_path / "c.nrrd")))
+    assert header["kinds"][0] == "RGB-color" and arr.shape == (3, 510, 456, 1)
+    np.testing.assert_array_equal(arr[:, 7, 5, 0], rgb[5, 7])

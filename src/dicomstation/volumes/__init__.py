@@ -14,9 +14,10 @@ into :class:`Loadable` candidates, each with a ``reason`` and a ``confidence``.
 syntax pydicom's pixel plugins decode) straight into one preallocated array and
 applies Rescale Slope/Intercept. Enhanced multi-frame instances (per-frame
 functional groups), cine multi-frames (2D+t), RGB/YBR, secondary captures and
-Siemens mosaics (tiles cut per the CSA header) all go through the same path. Geometry problems (uneven spacing, missing
-slices, gantry tilt, mixed orientations or sizes, duplicate positions) are
-issued as :class:`~dicomstation.errors.GeometryWarning` *and* recorded in
+Siemens mosaics (tiles cut per the CSA header) all go through the same path.
+Geometry problems (uneven spacing, missing slices, gantry tilt, mixed
+orientations or sizes, duplicate positions) are issued as
+:class:`~dicomstation.errors.GeometryWarning` *and* recorded in
 ``LoadedVolume.warnings``. A series that cannot become a volume raises
 :class:`~dicomstation.errors.LoadError` naming the files.
 

@@ -180,7 +180,8 @@ def _cine_or_time(
     multi = len({f.source.path for f in frames}) == 1 and frames[0].number_of_frames > 1
     if multi or n_positions == 1:
         why = f"{reason}; {len(frames)} frames at one position (2D+t)"
-        key = _time_key(frames) if not multi else None
+        key = _time_key(frames)
+        key = None if key == "FrameNumber" else key  # plain frame order (with FrameTime)
         return Loadable(name, LoadableKind.CINE, tuple(frames), why, conf * 0.9, warnings, key)
     note = f"{len(frames)} images without ImagePositionPatient: stacked by InstanceNumber"
     return Loadable(name, LoadableKind.VOLUME, tuple(frames), reason, conf * 0.5, (*warnings, note))

@@ -75,8 +75,10 @@ def _read_one(path: Path) -> list[FrameHeader] | str:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
             offset = fh.tell()
             tag = fh.read(4)
-    except (OSError, PydicomInvalidDicomError, EOFError, ValueError, KeyError) as exc:
+    except (OSError, PydicomInvalidDicomError, EOFError) as exc:
         return f"not readable as DICOM ({exc})"
+    except Exception as exc:  # any other parser failure: named with its file, never raised
+        return f"not readable as DICOM ({type(exc).__name__}: {exc})"
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
     if "Rows" not in ds or "Columns" not in ds:
         return "not an image (no Rows/Columns)"

@@ -27,6 +27,8 @@ _RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 def _data(loaded: LoadedVolume) -> npt.NDArray[np.generic]:
     """``(time, slice, row, column[, channel])`` array without copying when possible."""
     first = np.asarray(loaded.time_points[0].array)
+    if len(loaded.time_points) == 1:
+        return first[np.newaxis]
     base = first.base
     if (
         isinstance(base, np.ndarray)
