@@ -99,3 +99,54 @@ def test_read_srs_from_dcmqi_and_highdicom(shared_data: Path) -> None:
     groups = read_sr_measurements(pydicom.dcmread(path))
     assert groups["Vertebra0001"]["Volume"] == 200.0
     assert groups["LungNodule0001"]["Diameter"] == 10.0
+
+
+REAL_SERIES = {
+    "dcmqi CT": "dcmqi_ct_seg_sr/ct-3slice/*.dcm",
+    "dcmqi tiny CT (no KVP)": "dcmqi_ct_seg_sr/tiny_23x38x3/image/*.dcm",
+    "Philips MR (defective header)": "dcm_qa_philips_enh/In/cl/1901_*.dcm",
+    "Philips enhanced MR": "dcm_qa_philips_enh/In/enh/1901_WIP_3DpCASL_real.dcm",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_SERIES))
+def test_every_export_of_real_series_is_valid(shared_data: Path, tmp_path: Path, name: str) -> None:
+    """Real headers carry defects (empty type 3 sequences, empty Laterality, missing type 2
+    attributes, per-frame-only pixel measures); none may reach the exported records."""
+    from dicomstation import processing as proc
+    from dicomstation.errors import ExportError
+    from dicomstation.export import (
+        Scene,
+        SceneVolume,
+        Segment,
+        build_bundle,
+        build_derived_series,
+        build_sc,
+        build_seg,
+        build_sr,
+        render_slice,
+    )
+    from tests.export.conftest import assert_valid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeometryWarning)
+        source = SourceSeries.from_files(sorted(shared_data.glob(REAL_SERIES[name])))
+    volume = source.volume
+    low = float(np.percentile(volume.array, 60))
+    mask = proc.keep_largest_island(proc.threshold(volume, low, float(volume.array.max())))
+    seg = build_seg(source, [Segment("Bright", mask)])
+    stats = proc.segment_statistics(volume, {1: mask})
+    datasets = [
+        seg,
+        build_sr(seg, source, stats),
+        build_sc(render_slice(volume), source),
+        build_bundle(Scene((SceneVolume("v", volume),)), source),
+    ]
+    if name == "Philips enhanced MR":
+        with pytest.raises(ExportError, match="multi-frame"):
+            build_derived_series(source, proc.gaussian_smooth(volume, 1.0))
+    else:
+        datasets += build_derived_series(source, proc.gaussian_smooth(volume, 1.0))[:2]
+    assert_valid(datasets, tmp_path)
+    labels = read_seg_labelmap(seg, volume)
+    assert np.array_equal(labels.array > 0, mask.array)

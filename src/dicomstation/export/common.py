@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomstation.errors import ExportError, InvalidDicomError, LoadError
+from dicomstation.export.iod import drop_invalid_empty
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -118,7 +120,7 @@ class SourceSeries:
         except (ValueError, RuntimeError, AttributeError, KeyError) as exc:
             uid = datasets[0].get("SeriesInstanceUID", "?")
             raise LoadError(f"series {uid} cannot be loaded as a volume: {exc}") from exc
-        return cls(datasets=tuple(datasets), volume=volume)
+        return cls(datasets=tuple(_sanitized(ds, copy=True) for ds in datasets), volume=volume)
 
     @classmethod
     def from_loaded(cls, loaded: LoadedVolume) -> SourceSeries:
@@ -133,9 +135,10 @@ class SourceSeries:
         datasets = []
         for path in files:
             try:
-                datasets.append(pydicom.dcmread(path, stop_before_pixels=True))
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
             except (pydicom.errors.InvalidDicomError, OSError, EOFError) as exc:
                 raise InvalidDicomError(str(path), str(exc)) from exc
+            datasets.append(_sanitized(ds, copy=False))
         return cls(datasets=tuple(datasets), volume=loaded.volume, paths=files)
 
     @classmethod
@@ -200,6 +203,30 @@ class SourceSeries:
             )
         if not np.all(np.isfinite(volume.affine)):
             raise ExportError(f"{what} has a non-finite affine")
+
+
+def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
+    """Fix source header defects that stop highdicom or would be copied into new records.
+
+    - an empty Specific Character Set (the default repertoire) is removed;
+    - empty values the IOD does not allow (an empty type 3 sequence...) are removed;
+    - a multi-frame image with Pixel Measures / Plane Orientation only per frame
+      gets them in its Shared Functional Groups (what highdicom reads).
+
+    ``copy`` works on a deep copy (for caller-owned datasets).
+    """
+    if copy:
+        ds = deepcopy(ds)
+    if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+        del ds.SpecificCharacterSet
+    drop_invalid_empty(ds)
+    if "PerFrameFunctionalGroupsSequence" in ds and "SharedFunctionalGroupsSequence" in ds:
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        first = ds.PerFrameFunctionalGroupsSequence[0]
+        for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence"):
+            if keyword not in shared and keyword in first:
+                setattr(shared, keyword, deepcopy(first[keyword].value))
+    return ds
 
 
 def _position_key(position: Iterable[object]) -> tuple[float, ...]:

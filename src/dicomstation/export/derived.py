@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -24,9 +25,11 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import DSfloat
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
+from dicomstation.export.iod import conform
 
 __all__ = ["build_derived_series"]
 
@@ -60,16 +63,16 @@ _MODALITY_LUT = {"CT", "PT", "CR", "DX", "MG", "XA", "RF", "NM"}
 _INT16 = (-32768, 32767)
 
 
+def _ds(values: Sequence[Any]) -> list[DSfloat]:
+    """Decimal strings that fit the DS limit of 16 characters."""
+    return [DSfloat(float(v), auto_format=True) for v in values]
+
+
 def _template(source: Dataset, options: ExportOptions) -> Dataset:
-    ds = Dataset()
-    for element in source:
-        if (
-            element.tag.is_private
-            or element.tag.group in (0x6000, 0x5000)
-            or element.keyword in _DROP
-        ):
-            continue
-        ds.add(copy.deepcopy(element))
+    ds = conform(source, str(source.SOPClassUID))  # only what the IOD defines
+    for keyword in _DROP:
+        if keyword in ds:
+            delattr(ds, keyword)
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDate, ds.SeriesTime = ds.ContentDate, ds.ContentTime
@@ -131,9 +134,9 @@ def _series_template(
     ds.ImageType = ["DERIVED", "SECONDARY", *list(first.get("ImageType", []))[2:]]
     ds.DerivationDescription = text[:1024]
     ds.DerivationCodeSequence = [hd.sr.CodedConcept.from_code(derivation)]
-    ds.ImageOrientationPatient = list(volume.get_plane_orientation()[0].ImageOrientationPatient)
-    ds.PixelSpacing = list(volume.get_pixel_measures()[0].PixelSpacing)
-    ds.SliceThickness = float(volume.spacing_between_slices)
+    ds.ImageOrientationPatient = _ds(volume.get_plane_orientation()[0].ImageOrientationPatient)
+    ds.PixelSpacing = _ds(volume.get_pixel_measures()[0].PixelSpacing)
+    ds.SliceThickness = _ds([volume.spacing_between_slices])[0]
     if volume.frame_of_reference_uid:
         ds.FrameOfReferenceUID = volume.frame_of_reference_uid
     ds.Rows, ds.Columns = volume.spatial_shape[1], volume.spatial_shape[2]
@@ -151,7 +154,7 @@ def _image(
     ds = copy.deepcopy(template)
     ds.SOPInstanceUID = new_uid()
     ds.InstanceNumber = k + 1
-    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImagePositionPatient = _ds(position)
     ds.PixelData = np.ascontiguousarray(plane).tobytes()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -205,7 +208,7 @@ def build_derived_series(
     stored = np.clip(np.round((values - intercept) / slope), *_INT16).astype(np.int16)
     template = _series_template(source, volume, options, derivation, description)
     if source.modality in _MODALITY_LUT:
-        template.RescaleSlope, template.RescaleIntercept = f"{slope:.10g}", f"{intercept:.10g}"
+        template.RescaleSlope, template.RescaleIntercept = _ds([slope, intercept])
     images, series = _references(source)
     template.ReferencedSeriesSequence = series
     matches = source.datasets_at(volume)

@@ -19,9 +19,11 @@ from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import DSfloat
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
+from dicomstation.export.iod import fix_laterality
 
 __all__ = ["Overlay", "Rendering", "build_sc", "read_png", "render_mip", "render_slice"]
 
@@ -198,11 +200,11 @@ def build_sc(
     for keyword in ("BodyPartExamined", "Laterality"):
         if keyword in source.first and keyword not in sc:
             setattr(sc, keyword, source.first.get(keyword))
-    if "BodyPartExamined" not in sc and "Laterality" not in sc:
-        # Type 2C, needed for paired body parts; nothing says this one is unpaired.
-        sc.add_new("Laterality", "CS", None)
+    fix_laterality(sc)
     if rendering.pixel_spacing is not None:
-        sc.NominalScannedPixelSpacing = [float(v) for v in rendering.pixel_spacing]
+        sc.NominalScannedPixelSpacing = [
+            DSfloat(float(v), auto_format=True) for v in rendering.pixel_spacing
+        ]
     sc.DerivationDescription = description[:1024]
     sc.SourceImageSequence = [_reference(ds) for ds in _sources(source, rendering)]
     apply_options(sc, options)

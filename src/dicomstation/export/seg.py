@@ -51,6 +51,10 @@ PALETTE = (
 )
 
 
+# Positions travel as decimal strings (16 characters): allow that much rounding (mm).
+_TOLERANCE = 1e-3
+
+
 class Algorithm(enum.StrEnum):
     """How a segment was made (SegmentAlgorithmType)."""
 
@@ -254,7 +258,7 @@ def read_seg_masks(
             volume = seg.get_volume(segment_numbers=[number], combine_segments=False)
             mask = volume.squeeze_channel()
             mask = mask.with_array(np.asarray(mask.array) > threshold)
-            aligned = mask.match_geometry(reference)
+            aligned = mask.match_geometry(reference, tol=_TOLERANCE)
         except (ValueError, RuntimeError) as exc:
             raise ExportError(
                 f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"
