@@ -88,3 +88,16 @@ def test_bad_queries_are_400_with_a_clear_message(server: RunningServer, path: s
     response = httpx.get(f"{server.url}/dicom-web{path}")
     assert response.status_code == 400, response.text
     assert fragment in response.json()["detail"]
+
+
+def test_instance_searches_across_studies(client: DICOMwebClient, server: RunningServer) -> None:
+    every = client.search_for_instances()
+    assert len(every) == 7
+    ct = client.search_for_instances(search_filters={"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2"})
+    assert len(ct) == 5
+    study = ct[0]["0020000D"]["Value"][0]
+    in_study = httpx.get(f"{server.url}/dicom-web/studies/{study}/instances").json()
+    assert {i["0020000D"]["Value"][0] for i in in_study} == {study}
+    bad = httpx.get(f"{server.url}/dicom-web/instances", params={"InstanceNumber": "abc"})
+    assert bad.status_code == 400
+    assert "not an integer" in bad.json()["detail"]

@@ -179,3 +179,33 @@ def test_bad_segmentation_requests(api: httpx.Client, body: dict, status: int,
     assert fragment in response.json()["detail"]
     bad_window = api.get(f"/api/volumes/{vid}/render", params={"window": "40,-3"})
     assert bad_window.status_code == 400
+
+
+def test_cancel_a_running_job(api: httpx.Client, demo: DemoEnvironment) -> None:
+    def work(progress, cancel):  # type: ignore[no-untyped-def]
+        from dicomstation.errors import CancelledError
+        from dicomstation.models import Phase, ProgressEvent
+
+        for step in range(600):
+            progress(ProgressEvent("fetch", Phase.PROGRESS, step, 600))
+            if cancel.cancelled:
+                raise CancelledError("stopped")
+            time.sleep(0.05)
+        return []
+
+    job = demo.workstation.jobs.start("slow fetch", work)
+    time.sleep(0.2)
+    assert api.get(f"/api/jobs/{job.id}").json()["state"] == "running"
+    api.post(f"/api/jobs/{job.id}/cancel")
+    final = _wait(api, api.get(f"/api/jobs/{job.id}").json())
+    assert final["state"] == "cancelled"
+    assert 0 < final["done"] < 600
+
+
+def test_delete_from_the_local_database(api: httpx.Client, demo: DemoEnvironment) -> None:
+    studies = api.get("/api/servers/local/studies", params={"PatientName": "Lestrade*"})
+    study = studies.json()["items"][0]["study_uid"]
+    deleted = api.delete(f"/api/local/{study}").json()
+    assert deleted["instances"] == 1
+    assert demo.workstation.db.find(Query(Level.STUDY, {"StudyInstanceUID": study})) == []
+    assert api.delete(f"/api/local/{study}").status_code == 404
