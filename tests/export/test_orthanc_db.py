@@ -104,3 +104,46 @@ def test_orthanc_accepts_every_exported_object_over_c_store(
     )
     assert run.returncode == 0, run.stderr
     assert clean_orthanc.count_instances() == len(paths)
+
+
+@pytest.mark.orthanc
+@pytest.mark.parametrize("protocol", ["STOW-RS", "C-STORE"])
+def test_orthanc_accepts_every_exported_object_through_the_node_interface(
+    exported: dict[str, list[Dataset]],
+    clean_orthanc: OrthancServer,
+    tmp_path: Path,
+    protocol: str,
+) -> None:
+    from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret
+    from dicomstation.nodes import open_node
+
+    if protocol == "STOW-RS":
+        server: DicomWebServer | DimseServer = DicomWebServer(
+            "orthanc",
+            clean_orthanc.dicomweb_url,
+            Credentials(username=clean_orthanc.user, password=Secret(clean_orthanc.password)),
+        )
+    else:
+        server = DimseServer(
+            "orthanc",
+            clean_orthanc.aet,
+            "127.0.0.1",
+            clean_orthanc.dicom_port,
+            calling_ae="STORESCU",
+        )
+    paths = [p for kind, ds in exported.items() for p in write_datasets(ds, tmp_path / kind)]
+    node = open_node(server)
+    try:
+        report = node.store(paths)
+    finally:
+        node.close()
+    assert not report.failed, report.failed
+    assert clean_orthanc.count_instances() == len(paths)
+    with clean_orthanc.rest() as client:
+        for kind, datasets in exported.items():
+            for ds in datasets:
+                found = client.post(
+                    "/tools/find",
+                    json={"Level": "Instance", "Query": {"SOPInstanceUID": ds.SOPInstanceUID}},
+                ).json()
+                assert len(found) == 1, (kind, protocol)
