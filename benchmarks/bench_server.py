@@ -44,9 +44,15 @@ def write_studies(folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        ds = ct_dataset(0, study_uid=generate_uid(), series_uid=generate_uid(), size=8,
-                        patient_name=f"DOE^{i}", patient_id=f"P{i:05d}",
-                        study_date=f"{2015 + i % 10}{1 + i % 12:02d}{1 + i % 28:02d}")
+        ds = ct_dataset(
+            0,
+            study_uid=generate_uid(),
+            series_uid=generate_uid(),
+            size=8,
+            patient_name=f"DOE^{i}",
+            patient_id=f"P{i:05d}",
+            study_date=f"{2015 + i % 10}{1 + i % 12:02d}{1 + i % 28:02d}",
+        )
         path = folder / f"{i:05d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
@@ -56,6 +62,7 @@ def write_studies(folder: Path, count: int) -> list[Path]:
 def upload(orthanc: OrthancServer, paths: list[Path]) -> None:
     """Store files in Orthanc through its REST API, 4 at a time."""
     with orthanc.rest() as client:
+
         def post(path: Path) -> None:
             client.post("/instances", content=path.read_bytes()).raise_for_status()
 
@@ -92,8 +99,10 @@ def wado(client: httpx.Client, url: str) -> tuple[int, int]:
 
 
 def row(name: str, ours: float, theirs: float, extra: str = "") -> None:
-    print(f"{name:<34} {ours * 1000:>10.1f} ms {theirs * 1000:>10.1f} ms "
-          f"{ours / theirs:>7.2f}x  {extra}")
+    print(
+        f"{name:<34} {ours * 1000:>10.1f} ms {theirs * 1000:>10.1f} ms "
+        f"{ours / theirs:>7.2f}x  {extra}"
+    )
 
 
 _SERVE = (
@@ -125,7 +134,7 @@ def serve(db_path: Path) -> tuple[subprocess.Popen[bytes], str]:
 def main() -> None:
     defaults = [10_000, 200, 512, 3]
     given = [int(a) for a in sys.argv[1:5]]
-    n_studies, n_slices, size, repeats = given + defaults[len(given):]
+    n_studies, n_slices, size, repeats = given + defaults[len(given) :]
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         root = Path(tmp)
         (root / "orthanc").mkdir()
@@ -143,8 +152,9 @@ def main() -> None:
             orthanc.stop()
 
 
-def prepare(root: Path, orthanc: OrthancServer, db: Database, n_studies: int, n_slices: int,
-            size: int) -> None:
+def prepare(
+    root: Path, orthanc: OrthancServer, db: Database, n_studies: int, n_slices: int, size: int
+) -> None:
     """Write the data and put it in both servers."""
     started = time.perf_counter()
     studies = write_studies(root / "studies", n_studies)
@@ -152,8 +162,10 @@ def prepare(root: Path, orthanc: OrthancServer, db: Database, n_studies: int, n_
     series = sorted((root / "series").iterdir())
     db.import_path([*studies, *series])
     upload(orthanc, studies + series)
-    print(f"setup: {n_studies} studies + a {n_slices}-slice {size}x{size} series in both "
-          f"servers ({time.perf_counter() - started:.0f} s)\n")
+    print(
+        f"setup: {n_studies} studies + a {n_slices}-slice {size}x{size} series in both "
+        f"servers ({time.perf_counter() - started:.0f} s)\n"
+    )
 
 
 def run(root: Path, orthanc: OrthancServer, ours_url: str, n_slices: int, repeats: int) -> None:
@@ -164,17 +176,22 @@ def run(root: Path, orthanc: OrthancServer, ours_url: str, n_slices: int, repeat
     print(f"{'request':<34} {'dicomstation':>13} {'Orthanc':>13} {'ratio':>8}")
     queries = {
         "QIDO first page (limit=25)": {"limit": "25"},
-        "QIDO filtered (dates, CT)": {"ModalitiesInStudy": "CT",
-                                       "StudyDate": "20200101-20200630", "limit": "25"},
+        "QIDO filtered (dates, CT)": {
+            "ModalitiesInStudy": "CT",
+            "StudyDate": "20200101-20200630",
+            "limit": "25",
+        },
         "QIDO filtered (ID*, dates)": {"PatientID": "P0012*", "StudyDate": "20200101-20211231"},
     }
     auth = (orthanc.user, orthanc.password)
     with httpx.Client(timeout=300) as mine, httpx.Client(timeout=300, auth=auth) as peer:
         for name, params in queries.items():
-            ours_t, ours_n = median_time(lambda p=params: qido(mine, f"{ours}/studies", p),
-                                         repeats * 5)
-            theirs_t, theirs_n = median_time(lambda p=params: qido(peer, f"{theirs}/studies", p),
-                                             repeats * 5)
+            ours_t, ours_n = median_time(
+                lambda p=params: qido(mine, f"{ours}/studies", p), repeats * 5
+            )
+            theirs_t, theirs_n = median_time(
+                lambda p=params: qido(peer, f"{theirs}/studies", p), repeats * 5
+            )
             row(name, ours_t, theirs_t, f"{ours_n} / {theirs_n} results")
         from pydicom import dcmread
 
@@ -190,8 +207,12 @@ def run(root: Path, orthanc: OrthancServer, ours_url: str, n_slices: int, repeat
                 times.append(time.perf_counter() - begin)
                 assert parts == n_slices, parts
             results.append(min(times))
-        row(f"WADO-RS series ({mb:.0f} MB)", results[0], results[1],
-            f"{mb / results[0]:.0f} vs {mb / results[1]:.0f} MB/s")
+        row(
+            f"WADO-RS series ({mb:.0f} MB)",
+            results[0],
+            results[1],
+            f"{mb / results[0]:.0f} vs {mb / results[1]:.0f} MB/s",
+        )
 
 
 if __name__ == "__main__":

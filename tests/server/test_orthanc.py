@@ -31,21 +31,28 @@ def target() -> Iterator[tuple[Database, RunningServer]]:
 
 def _declare(orthanc: OrthancServer, server: RunningServer) -> None:
     with orthanc.rest() as rest:
-        rest.put("/dicom-web/servers/dicomstation", json={
-            "Url": f"{server.url}/dicom-web/", "Username": "orthanc-peer",
-            "Password": "peer-pw"}).raise_for_status()
+        rest.put(
+            "/dicom-web/servers/dicomstation",
+            json={
+                "Url": f"{server.url}/dicom-web/",
+                "Username": "orthanc-peer",
+                "Password": "peer-pw",
+            },
+        ).raise_for_status()
 
 
-def test_orthanc_stows_into_dicomstation(clean_orthanc: OrthancServer, pydicom_files: Path,
-                                         target: tuple[Database, RunningServer]) -> None:
+def test_orthanc_stows_into_dicomstation(
+    clean_orthanc: OrthancServer, pydicom_files: Path, target: tuple[Database, RunningServer]
+) -> None:
     db, server = target
     files = sample_files(pydicom_files)
     clean_orthanc.upload(*files)
     _declare(clean_orthanc, server)
     with clean_orthanc.rest() as rest:
         studies = rest.get("/studies").json()
-        response = rest.post("/dicom-web/servers/dicomstation/stow",
-                             json={"Resources": studies, "Synchronous": True})
+        response = rest.post(
+            "/dicom-web/servers/dicomstation/stow", json={"Resources": studies, "Synchronous": True}
+        )
         assert response.status_code == 200, response.text
     assert len(db.find(Query(Level.IMAGE))) == len(files)
     originals = {Path(f).name for f in files}
@@ -53,18 +60,22 @@ def test_orthanc_stows_into_dicomstation(clean_orthanc: OrthancServer, pydicom_f
 
 
 def test_orthanc_queries_and_retrieves_from_dicomstation(
-        clean_orthanc: OrthancServer, pydicom_files: Path,
-        target: tuple[Database, RunningServer]) -> None:
+    clean_orthanc: OrthancServer, pydicom_files: Path, target: tuple[Database, RunningServer]
+) -> None:
     db, server = target
     db.import_path(sample_files(pydicom_files))
     _declare(clean_orthanc, server)
     with clean_orthanc.rest() as rest:
-        found = rest.post("/dicom-web/servers/dicomstation/get",
-                          json={"Uri": "/studies", "Arguments": {"ModalitiesInStudy": "CT"}})
+        found = rest.post(
+            "/dicom-web/servers/dicomstation/get",
+            json={"Uri": "/studies", "Arguments": {"ModalitiesInStudy": "CT"}},
+        )
         assert found.status_code == 200, found.text
         uids = {s["0020000D"]["Value"][0] for s in found.json()}
         assert len(uids) == 2
-        fetched = rest.post("/dicom-web/servers/dicomstation/retrieve", json={
-            "Resources": [{"Study": uid} for uid in sorted(uids)], "Synchronous": True})
+        fetched = rest.post(
+            "/dicom-web/servers/dicomstation/retrieve",
+            json={"Resources": [{"Study": uid} for uid in sorted(uids)], "Synchronous": True},
+        )
         assert fetched.status_code == 200, fetched.text
     assert clean_orthanc.count_instances() == 5

@@ -45,14 +45,18 @@ def test_accept_parser_never_crashes(header: str) -> None:
 
 
 def test_accept_orders_by_quality_and_reads_transfer_syntax() -> None:
-    found = parse_accept('multipart/related; type="application/dicom"; '
-                         "transfer-syntax=1.2.840.10008.1.2.1; q=0.5, "
-                         'multipart/related; type="application/dicom"; transfer-syntax=*',
-                         "application/dicom")
+    found = parse_accept(
+        'multipart/related; type="application/dicom"; '
+        "transfer-syntax=1.2.840.10008.1.2.1; q=0.5, "
+        'multipart/related; type="application/dicom"; transfer-syntax=*',
+        "application/dicom",
+    )
     assert [a.transfer_syntax for a in found] == ["*", "1.2.840.10008.1.2.1"]
     assert choose_syntax(found, {"1.2.840.10008.1.2.4.90"}) is None
-    explicit = parse_accept('multipart/related; type="application/dicom"; '
-                            "transfer-syntax=1.2.840.10008.1.2.1", "application/dicom")
+    explicit = parse_accept(
+        'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1',
+        "application/dicom",
+    )
     assert choose_syntax(explicit, {"1.2.840.10008.1.2.4.90"}) == "1.2.840.10008.1.2.1"
     with pytest.raises(HTTPException) as info:
         choose_syntax(parse_accept("application/json", "application/dicom"), set())

@@ -65,7 +65,8 @@ def test_includefield_adds_header_attributes(client: DICOMwebClient) -> None:
     rich = client.search_for_series(search_filters={"Modality": "CT"}, fields=["SliceThickness"])
     assert all("00180050" in s for s in rich)
     everything = client.search_for_instances(
-        plain[0]["0020000D"]["Value"][0], plain[0]["0020000E"]["Value"][0], fields=["all"])
+        plain[0]["0020000D"]["Value"][0], plain[0]["0020000E"]["Value"][0], fields=["all"]
+    )
     assert "00280010" in everything[0]  # Rows
 
 
@@ -83,8 +84,9 @@ def test_includefield_adds_header_attributes(client: DICOMwebClient) -> None:
         ("/series?ModalitiesInStudy=CT&SOPInstanceUID=1.2", "cannot be matched"),
     ],
 )
-def test_bad_queries_are_400_with_a_clear_message(server: RunningServer, path: str,
-                                                  fragment: str) -> None:
+def test_bad_queries_are_400_with_a_clear_message(
+    server: RunningServer, path: str, fragment: str
+) -> None:
     response = httpx.get(f"{server.url}/dicom-web{path}")
     assert response.status_code == 400, response.text
     assert fragment in response.json()["detail"]

@@ -49,8 +49,11 @@ def test_basic_and_bearer_auth(guarded: RunningServer) -> None:
 
 
 def test_cors_is_off_by_default(guarded: RunningServer) -> None:
-    response = httpx.get(f"{guarded.url}/dicom-web/studies", auth=("alice", "s3cret"),
-                         headers={"Origin": "http://evil.example"})
+    response = httpx.get(
+        f"{guarded.url}/dicom-web/studies",
+        auth=("alice", "s3cret"),
+        headers={"Origin": "http://evil.example"},
+    )
     assert "access-control-allow-origin" not in response.headers
 
 
@@ -59,8 +62,9 @@ def test_cors_when_configured() -> None:
         app = create_app(db, ServerOptions(cors_origins=("http://viewer.example",)))
         running = start_in_thread(app)
         try:
-            response = httpx.get(f"{running.url}/dicom-web/studies",
-                                 headers={"Origin": "http://viewer.example"})
+            response = httpx.get(
+                f"{running.url}/dicom-web/studies", headers={"Origin": "http://viewer.example"}
+            )
             assert response.headers["access-control-allow-origin"] == "http://viewer.example"
         finally:
             running.stop()

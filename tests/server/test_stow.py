@@ -26,11 +26,17 @@ def _body(parts: list[bytes], boundary: str = "xyzzy", close: bool = True) -> by
     return out + (f"--{boundary}--\r\n".encode() if close else b"")
 
 
-def _post(server: RunningServer, body: bytes, path: str = "/studies",
-          ctype: str = 'multipart/related; type="application/dicom"; boundary=xyzzy',
-          ) -> httpx.Response:
-    return httpx.post(f"{server.url}/dicom-web{path}", content=body,
-                      headers={"Content-Type": ctype, "Accept": "application/dicom+json"})
+def _post(
+    server: RunningServer,
+    body: bytes,
+    path: str = "/studies",
+    ctype: str = 'multipart/related; type="application/dicom"; boundary=xyzzy',
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/dicom-web{path}",
+        content=body,
+        headers={"Content-Type": ctype, "Accept": "application/dicom+json"},
+    )
 
 
 def _nothing_stored(db: Database) -> None:
@@ -97,18 +103,31 @@ def test_single_application_dicom_body(empty_server: Served, pydicom_files: Path
     ("body", "ctype", "status", "fragment"),
     [
         (None, 'multipart/related; type="application/dicom"; boundary=xyzzy', 400, "truncated"),
-        (b"garbage without boundary", 'multipart/related; type="application/dicom"; boundary=xyzzy',
-         400, "malformed"),
+        (
+            b"garbage without boundary",
+            'multipart/related; type="application/dicom"; boundary=xyzzy',
+            400,
+            "malformed",
+        ),
         (b"x", 'multipart/related; type="application/dicom"', 400, "valid boundary"),
         (b"x", "application/json", 415, "multipart/related"),
         (b"x", 'multipart/related; type="application/dicom+xml"; boundary=b', 415, "dicom+xml"),
-        (b"--xyzzy--\r\n", 'multipart/related; type="application/dicom"; boundary=xyzzy', 400,
-         "no DICOM part"),
+        (
+            b"--xyzzy--\r\n",
+            'multipart/related; type="application/dicom"; boundary=xyzzy',
+            400,
+            "no DICOM part",
+        ),
     ],
 )
-def test_malformed_requests_store_nothing(empty_server: Served, pydicom_files: Path,
-                                          body: bytes | None, ctype: str, status: int,
-                                          fragment: str) -> None:
+def test_malformed_requests_store_nothing(
+    empty_server: Served,
+    pydicom_files: Path,
+    body: bytes | None,
+    ctype: str,
+    status: int,
+    fragment: str,
+) -> None:
     db, server = empty_server
     if body is None:  # a good part, then the body stops before the closing boundary
         body = _body([(pydicom_files / "CT_small.dcm").read_bytes()], close=False)
@@ -129,8 +148,11 @@ def test_oversized_requests_are_413(empty_server: Served, pydicom_files: Path) -
         for _ in range(10):
             yield big[: len(big) // 10]
 
-    streamed = httpx.post(f"{server.url}/dicom-web/studies", content=chunks(), headers={
-        "Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'})
+    streamed = httpx.post(
+        f"{server.url}/dicom-web/studies",
+        content=chunks(),
+        headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'},
+    )
     assert streamed.status_code == 413
     _nothing_stored(db)
 

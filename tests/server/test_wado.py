@@ -29,7 +29,8 @@ def test_retrieve_series_gives_identical_files(client: DICOMwebClient, seeded_db
     study, series = _series(seeded_db, "CT", 4)
     datasets = client.retrieve_series(study, series)
     assert sorted(d.SOPInstanceUID for d in datasets) == sorted(
-        pydicom.dcmread(p).SOPInstanceUID for p in seeded_db.series_files(series))
+        pydicom.dcmread(p).SOPInstanceUID for p in seeded_db.series_files(series)
+    )
     original = pydicom.dcmread(seeded_db.instance_path(datasets[0].SOPInstanceUID))
     assert datasets[0].PixelData == original.PixelData
 
@@ -64,49 +65,64 @@ def test_native_frames(client: DICOMwebClient, seeded_db: Database) -> None:
 def test_compressed_frames_as_stored_or_decoded(server: RunningServer, seeded_db: Database) -> None:
     study, series = _series(seeded_db, "MR", 1)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
-    url = (f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
-           f"{sop.sop_instance_uid}/frames/1")
+    url = (
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
+        f"{sop.sop_instance_uid}/frames/1"
+    )
     stored = httpx.get(url, headers={"Accept": 'multipart/related; type="image/jp2"'})
     assert stored.status_code == 200
     assert 'type="image/jp2"' in stored.headers["content-type"]
-    decoded = httpx.get(url, headers={
-        "Accept": 'multipart/related; type="application/octet-stream"'})
+    decoded = httpx.get(
+        url, headers={"Accept": 'multipart/related; type="application/octet-stream"'}
+    )
     ds = pydicom.dcmread(seeded_db.instance_path(sop.sop_instance_uid))
     assert ds.pixel_array.tobytes() in decoded.content
 
 
-def test_explicit_le_request_transcodes_jpeg2000(server: RunningServer,
-                                                  seeded_db: Database) -> None:
+def test_explicit_le_request_transcodes_jpeg2000(
+    server: RunningServer, seeded_db: Database
+) -> None:
     study, series = _series(seeded_db, "MR", 1)
     accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'
-    response = httpx.get(f"{server.url}/dicom-web/studies/{study}/series/{series}",
-                         headers={"Accept": accept})
+    response = httpx.get(
+        f"{server.url}/dicom-web/studies/{study}/series/{series}", headers={"Accept": accept}
+    )
     assert response.status_code == 200
     assert b"1.2.840.10008.1.2.1\x00" in response.content or b"1.2.840.10008.1.2.1" in (
-        response.content)
-    refused = httpx.get(f"{server.url}/dicom-web/studies/{study}/series/{series}", headers={
-        "Accept": 'multipart/related; type="application/dicom"; '
-                  "transfer-syntax=1.2.840.10008.1.2.4.80"})
+        response.content
+    )
+    refused = httpx.get(
+        f"{server.url}/dicom-web/studies/{study}/series/{series}",
+        headers={
+            "Accept": 'multipart/related; type="application/dicom"; '
+            "transfer-syntax=1.2.840.10008.1.2.4.80"
+        },
+    )
     assert refused.status_code == 406
     assert J2K in refused.json()["detail"]
 
 
 @pytest.mark.parametrize("kind", ["rendered", "thumbnail"])
-def test_rendered_and_thumbnail_images(server: RunningServer, seeded_db: Database,
-                                       kind: str) -> None:
+def test_rendered_and_thumbnail_images(
+    server: RunningServer, seeded_db: Database, kind: str
+) -> None:
     study, series = _series(seeded_db, "CT", 4)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
-    base = (f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
-            f"{sop.sop_instance_uid}")
-    response = httpx.get(f"{base}/{kind}", headers={"Accept": "image/png"},
-                         params={"window": "40,400"})
+    base = (
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop.sop_instance_uid}"
+    )
+    response = httpx.get(
+        f"{base}/{kind}", headers={"Accept": "image/png"}, params={"window": "40,400"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert image.size[0] > 0
     assert np.asarray(image).std() > 0
-    for url in (f"{server.url}/dicom-web/studies/{study}/thumbnail",
-                f"{server.url}/dicom-web/studies/{study}/series/{series}/thumbnail"):
+    for url in (
+        f"{server.url}/dicom-web/studies/{study}/thumbnail",
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/thumbnail",
+    ):
         jpeg = httpx.get(url)
         assert jpeg.status_code == 200
         assert jpeg.headers["content-type"] == "image/jpeg"
@@ -115,8 +131,9 @@ def test_rendered_and_thumbnail_images(server: RunningServer, seeded_db: Databas
 def test_rgb_multiframe_rendered_frame(server: RunningServer, seeded_db: Database) -> None:
     study, series = _series(seeded_db, "OT", 1)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
-    base = (f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
-            f"{sop.sop_instance_uid}")
+    base = (
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop.sop_instance_uid}"
+    )
     assert httpx.get(f"{base}/frames/2/rendered").status_code == 200
     missing = httpx.get(f"{base}/frames/3/rendered")
     assert missing.status_code == 404
@@ -139,8 +156,9 @@ def test_rgb_multiframe_rendered_frame(server: RunningServer, seeded_db: Databas
         ("/studies/{study}/series/{series}/instances/{sop}/rendered?viewport=a", 400, "viewport"),
     ],
 )
-def test_bad_retrievals(server: RunningServer, seeded_db: Database, suffix: str, status: int,
-                        fragment: str) -> None:
+def test_bad_retrievals(
+    server: RunningServer, seeded_db: Database, suffix: str, status: int, fragment: str
+) -> None:
     study, series = _series(seeded_db, "CT", 4)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=study, series_uid=series))[0]
     path = suffix.format(study=study, series=series, sop=sop.sop_instance_uid)
@@ -149,11 +167,11 @@ def test_bad_retrievals(server: RunningServer, seeded_db: Database, suffix: str,
     assert fragment in response.json()["detail"]
 
 
-def test_instance_under_the_wrong_series_is_404(server: RunningServer,
-                                                seeded_db: Database) -> None:
+def test_instance_under_the_wrong_series_is_404(server: RunningServer, seeded_db: Database) -> None:
     study, series = _series(seeded_db, "CT", 4)
     other_study, other_series = _series(seeded_db, "CT", 1)
     sop = seeded_db.find(Query(Level.IMAGE, study_uid=other_study, series_uid=other_series))[0]
-    response = httpx.get(f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/"
-                         f"{sop.sop_instance_uid}")
+    response = httpx.get(
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop.sop_instance_uid}"
+    )
     assert response.status_code == 404

@@ -17,8 +17,9 @@ from dicomstation.web.demo import DemoEnvironment
 
 
 def _phantom(api: httpx.Client, server: str = "demo") -> tuple[str, str]:
-    studies = api.get(f"/api/servers/{server}/studies",
-                      params={"PatientName": "phantom*"}).json()["items"]
+    studies = api.get(f"/api/servers/{server}/studies", params={"PatientName": "phantom*"}).json()[
+        "items"
+    ]
     study = studies[0]["study_uid"]
     series = api.get(f"/api/servers/{server}/studies/{study}/series").json()
     return study, next(s["series_uid"] for s in series if s["modality"] == "CT")
@@ -43,15 +44,23 @@ def test_page_and_assets_are_served_offline(api: httpx.Client) -> None:
 
 
 def test_server_settings_never_return_secrets(api: httpx.Client, demo: DemoEnvironment) -> None:
-    saved = api.put("/api/servers/pacs", json={
-        "url": "https://pacs.example/dicom-web", "username": "alice", "password": "hunter2",
-        "token": "tok-xyz"}).json()
+    saved = api.put(
+        "/api/servers/pacs",
+        json={
+            "url": "https://pacs.example/dicom-web",
+            "username": "alice",
+            "password": "hunter2",
+            "token": "tok-xyz",
+        },
+    ).json()
     assert saved["password"] == "set" and saved["token"] == "set"
     listing = api.get("/api/servers").text
     assert "hunter2" not in listing and "tok-xyz" not in listing
     # saving again without secrets keeps them; "clear" removes one
-    api.put("/api/servers/pacs", json={"url": "https://pacs.example/dicom-web",
-                                       "username": "alice", "clear": ["token"]})
+    api.put(
+        "/api/servers/pacs",
+        json={"url": "https://pacs.example/dicom-web", "username": "alice", "clear": ["token"]},
+    )
     server = demo.workstation.settings().server("pacs")
     assert server.credentials.password.reveal() == "hunter2"
     assert not server.credentials.token
@@ -98,8 +107,9 @@ def test_metadata_and_thumbnails_without_fetching(api: httpx.Client) -> None:
 def test_fetch_job_reports_progress_then_delete(api: httpx.Client, demo: DemoEnvironment) -> None:
     # fetching from "demo" into the same database: everything is already there (skipped)
     study, series = _phantom(api)
-    job = api.post("/api/fetch", json={"server": "demo",
-                                       "items": [{"study": study, "series": [series]}]}).json()
+    job = api.post(
+        "/api/fetch", json={"server": "demo", "items": [{"study": study, "series": [series]}]}
+    ).json()
     done = _wait(api, job)
     assert done["state"] == "done", done
     assert done["reports"][0]["skipped"] == 40
@@ -123,8 +133,9 @@ def test_fetch_job_reports_progress_then_delete(api: httpx.Client, demo: DemoEnv
         ("post", "/api/volumes", {"series_uid": "1.2.3"}, 404, "1.2.3"),
     ],
 )
-def test_bad_requests_get_clear_4xx(api: httpx.Client, method: str, path: str, body: dict | None,
-                                    status: int, fragment: str) -> None:
+def test_bad_requests_get_clear_4xx(
+    api: httpx.Client, method: str, path: str, body: dict | None, status: int, fragment: str
+) -> None:
     response = api.request(method.upper(), path, json=body)
     assert response.status_code == status, response.text
     assert fragment in response.json()["detail"]
@@ -140,17 +151,23 @@ def test_viewer_render_segment_export_send(api: httpx.Client, demo: DemoEnvironm
         png = api.get(f"/api/volumes/{vid}/render", params={"view": view, "window": "40,80"})
         image = Image.open(io.BytesIO(png.content))
         assert np.asarray(image).std() > 0
-    coronal = Image.open(io.BytesIO(api.get(f"/api/volumes/{vid}/render",
-                                            params={"view": "coronal"}).content))
+    coronal = Image.open(
+        io.BytesIO(api.get(f"/api/volumes/{vid}/render", params={"view": "coronal"}).content)
+    )
     assert coronal.size == (128, 80)  # 40 slices of 3 mm shown at 1.5 mm pixels
     assert api.get(f"/api/volumes/{vid}/render", params={"mip": "1"}).status_code == 200
-    grown = api.post(f"/api/volumes/{vid}/segment", json={
-        "method": "region_grow", "low": 300, "high": 3000, "seeds": [[20, 64, 10]]}).json()
-    thresholded = api.post(f"/api/volumes/{vid}/segment", json={
-        "method": "threshold", "low": 300, "high": 3000}).json()
+    grown = api.post(
+        f"/api/volumes/{vid}/segment",
+        json={"method": "region_grow", "low": 300, "high": 3000, "seeds": [[20, 64, 10]]},
+    ).json()
+    thresholded = api.post(
+        f"/api/volumes/{vid}/segment", json={"method": "threshold", "low": 300, "high": 3000}
+    ).json()
     assert 0 < grown["voxels"] <= thresholded["voxels"]
-    exported = api.post(f"/api/volumes/{vid}/export", json={
-        "kind": "SEG", "series_description": "Bone", "institution_name": "Demo Hospital"}).json()
+    exported = api.post(
+        f"/api/volumes/{vid}/export",
+        json={"kind": "SEG", "series_description": "Bone", "institution_name": "Demo Hospital"},
+    ).json()
     seg_uid = exported["series"][0]
     seg = demo.workstation.db.find(Query(Level.SERIES, {"SeriesInstanceUID": seg_uid}))
     assert seg[0].modality == "SEG" and seg[0].description == "Bone"
@@ -166,12 +183,12 @@ def test_viewer_render_segment_export_send(api: httpx.Client, demo: DemoEnvironm
         ({"method": "threshold", "low": 5, "high": 1}, 422, "above"),
         ({"method": "region_grow", "low": 0, "high": 1, "seeds": [[1, 2]]}, 400, "seed"),
         ({"method": "region_grow", "low": 0, "high": 1, "seeds": [["a", 1, 2]]}, 400, "numbers"),
-        ({"method": "region_grow", "low": 300, "high": 3000, "seeds": [[0, 0, 0]]}, 422,
-         "outside"),
+        ({"method": "region_grow", "low": 300, "high": 3000, "seeds": [[0, 0, 0]]}, 422, "outside"),
     ],
 )
-def test_bad_segmentation_requests(api: httpx.Client, body: dict, status: int,
-                                   fragment: str) -> None:
+def test_bad_segmentation_requests(
+    api: httpx.Client, body: dict, status: int, fragment: str
+) -> None:
     _study, series = _phantom(api, "local")
     vid = api.post("/api/volumes", json={"series_uid": series}).json()["id"]
     response = api.post(f"/api/volumes/{vid}/segment", json=body)

@@ -24,19 +24,32 @@ from tests.peers import OrthancServer
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
 @pytest.fixture()
-def station(demo: DemoEnvironment, clean_orthanc: OrthancServer,
-            tmp_path: Path) -> Iterator[tuple[Workstation, RunningServer]]:
+def station(
+    demo: DemoEnvironment, clean_orthanc: OrthancServer, tmp_path: Path
+) -> Iterator[tuple[Workstation, RunningServer]]:
     """An empty workstation whose settings know the demo server and Orthanc."""
     settings = Settings().with_server(DicomWebServer("demo", f"{demo.url}/dicom-web"))
-    settings = settings.with_server(DicomWebServer("orthanc", clean_orthanc.dicomweb_url,
-                                                   Credentials(clean_orthanc.user,
-                                                               Secret(clean_orthanc.password))))
+    settings = settings.with_server(
+        DicomWebServer(
+            "orthanc",
+            clean_orthanc.dicomweb_url,
+            Credentials(clean_orthanc.user, Secret(clean_orthanc.password)),
+        )
+    )
     settings.save(tmp_path / "settings.toml")
     with Database.temporary() as db:
         ws = Workstation(db, tmp_path / "settings.toml")
@@ -72,8 +85,8 @@ def _shot(page: object, name: str) -> None:
 
 
 def test_query_metadata_fetch_view_segment_export_send(
-        page: object, station: tuple[Workstation, RunningServer],
-        clean_orthanc: OrthancServer) -> None:
+    page: object, station: tuple[Workstation, RunningServer], clean_orthanc: OrthancServer
+) -> None:
     from playwright.sync_api import Page, expect
 
     assert isinstance(page, Page)
@@ -138,8 +151,7 @@ def test_query_metadata_fetch_view_segment_export_send(
     page.select_option("#send-server", "orthanc")
     expect(page.locator("#send-protocol")).to_contain_text("STOW-RS")
     page.click("#send-confirm")
-    expect(page.locator("#jobs .job").first).to_have_attribute("data-state", "done",
-                                                              timeout=30_000)
+    expect(page.locator("#jobs .job").first).to_have_attribute("data-state", "done", timeout=30_000)
     _shot(page, "07-sent")
     with clean_orthanc.rest() as rest:
         found = rest.post("/tools/find", json={"Level": "Series", "Query": {"Modality": "SEG"}})

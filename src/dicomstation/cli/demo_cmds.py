@@ -15,11 +15,14 @@ __all__ = ["register"]
 
 @handle_errors
 def demo(
-    headless: Annotated[bool, typer.Option(
-        "--headless", help="Run the flow scripted, print what happened, and exit.")] = False,
+    headless: Annotated[
+        bool,
+        typer.Option("--headless", help="Run the flow scripted, print what happened, and exit."),
+    ] = False,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 0,
-    open_browser: Annotated[bool, typer.Option(
-        "--open/--no-open", help="Open the UI in the default browser.")] = True,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the UI in the default browser.")
+    ] = True,
 ) -> None:
     """Start the app with a seeded demo database, served over DICOMweb as server 'demo'.
 

@@ -74,13 +74,22 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
     @app.middleware("http")
     async def guard(request: Request, call_next: Handler) -> Response:
         if request.method != "OPTIONS" and not options.authorized(
-                request.headers.get("authorization")):
-            return JSONResponse({"detail": "authentication required"}, status_code=401,
-                                headers={"WWW-Authenticate": 'Basic realm="dicomstation"'})
+            request.headers.get("authorization")
+        ):
+            return JSONResponse(
+                {"detail": "authentication required"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="dicomstation"'},
+            )
         length = request.headers.get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > options.max_request_bytes:
-            return JSONResponse({"detail": f"request of {length} bytes exceeds the limit of "
-                                           f"{options.max_request_bytes}"}, status_code=413)
+            return JSONResponse(
+                {
+                    "detail": f"request of {length} bytes exceeds the limit of "
+                    f"{options.max_request_bytes}"
+                },
+                status_code=413,
+            )
         return await call_next(request)
 
     @app.exception_handler(DicomStationError)
@@ -91,9 +100,13 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
         # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach us.
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_NAMES))
     if options.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
-                           expose_headers=["Content-Location", "Warning"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(options.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["Content-Location", "Warning"],
+        )
 
 
 def create_app(db: Database, options: ServerOptions | None = None) -> FastAPI:

@@ -25,12 +25,18 @@ __all__ = ["frames_router", "parse_frame_list", "syntax_media_type"]
 
 OCTET = "application/octet-stream"
 _MEDIA = {
-    "1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.51": "image/jpeg",
-    "1.2.840.10008.1.2.4.57": "image/jpeg", "1.2.840.10008.1.2.4.70": "image/jpeg",
-    "1.2.840.10008.1.2.4.80": "image/jls", "1.2.840.10008.1.2.4.81": "image/jls",
-    "1.2.840.10008.1.2.4.90": "image/jp2", "1.2.840.10008.1.2.4.91": "image/jp2",
-    "1.2.840.10008.1.2.4.201": "image/jphc", "1.2.840.10008.1.2.4.202": "image/jphc",
-    "1.2.840.10008.1.2.4.203": "image/jphc", "1.2.840.10008.1.2.5": "image/x-dicom-rle",
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/x-dicom-rle",
 }
 
 
@@ -57,8 +63,9 @@ def _frame_count(ds: Dataset) -> int:
 
 
 def _keep_encapsulated(accept: list[Acceptable], media: str) -> bool:
-    return any(a.transfer_syntax == "*" or a.media_type in (media, "*/*", "image/*")
-               for a in accept)
+    return any(
+        a.transfer_syntax == "*" or a.media_type in (media, "*/*", "image/*") for a in accept
+    )
 
 
 def _frames(ds: Dataset, numbers: list[int], encoded: bool) -> Iterator[bytes]:
@@ -89,8 +96,10 @@ def frames_response(path: str, numbers_text: str, accept_header: str | None) -> 
     part_type = f"{media}; transfer-syntax={syntax}" if encoded else OCTET
     boundary = new_boundary()
     parts = (({"Content-Type": part_type}, [data]) for data in _frames(ds, numbers, encoded))
-    return StreamingResponse(iter_multipart(parts, boundary),
-                             media_type=multipart_content_type(boundary, part_type.split(";")[0]))
+    return StreamingResponse(
+        iter_multipart(parts, boundary),
+        media_type=multipart_content_type(boundary, part_type.split(";")[0]),
+    )
 
 
 def frames_router(ctx: ServerContext) -> APIRouter:
@@ -98,8 +107,9 @@ def frames_router(ctx: ServerContext) -> APIRouter:
     router = APIRouter()
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
-    def retrieve_frames(study: str, series: str, sop: str, frames: str,
-                        request: Request) -> StreamingResponse:
+    def retrieve_frames(
+        study: str, series: str, sop: str, frames: str, request: Request
+    ) -> StreamingResponse:
         _ref, path = one_instance(ctx, study, series, sop)
         return frames_response(str(path), frames, request.headers.get("accept"))
 
@@ -115,7 +125,8 @@ def frames_router(ctx: ServerContext) -> APIRouter:
             raise HTTPException(404, f"instance {sop} has no bulk data at {tag}")
         boundary = new_boundary()
         part = ({"Content-Type": OCTET}, [ds[key].value])
-        return StreamingResponse(iter_multipart([part], boundary),
-                                 media_type=multipart_content_type(boundary, OCTET))
+        return StreamingResponse(
+            iter_multipart([part], boundary), media_type=multipart_content_type(boundary, OCTET)
+        )
 
     return router

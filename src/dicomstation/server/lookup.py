@@ -21,8 +21,9 @@ def study_or_404(ctx: ServerContext, study: str) -> None:
         raise HTTPException(404, f"study {study} is not in the database")
 
 
-def instance_refs(ctx: ServerContext, study: str, series: str | None = None,
-                  sop: str | None = None) -> list[InstanceRef]:
+def instance_refs(
+    ctx: ServerContext, study: str, series: str | None = None, sop: str | None = None
+) -> list[InstanceRef]:
     """Instances of a study / series / one instance; 404 naming the UID when there are none."""
     check_uid(study, "StudyInstanceUID")
     if series is not None:
@@ -30,7 +31,7 @@ def instance_refs(ctx: ServerContext, study: str, series: str | None = None,
     filters = {"SOPInstanceUID": check_uid(sop, "SOPInstanceUID")} if sop else {}
     refs = ctx.db.find(Query(Level.IMAGE, filters, study_uid=study, series_uid=series))
     if not refs:
-        what = (f"instance {sop}" if sop else f"series {series}" if series else f"study {study}")
+        what = f"instance {sop}" if sop else f"series {series}" if series else f"study {study}"
         where = f" in series {series}" if sop else f" in study {study}" if series else ""
         raise HTTPException(404, f"{what}{where} is not in the database")
     return [r for r in refs if isinstance(r, InstanceRef)]

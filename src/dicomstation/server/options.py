@@ -75,7 +75,8 @@ class ServerOptions:
         if not is_loopback(self.host) and not self.auth_required:
             raise ConfigError(
                 f"refusing to serve the database on {self.host}: binding beyond 127.0.0.1 "
-                "requires Basic (username + password) or bearer (token) authentication")
+                "requires Basic (username + password) or bearer (token) authentication"
+            )
         if self.max_request_bytes <= 0 or self.max_parts <= 0:
             raise ConfigError("request limits must be positive")
         if "*" in self.cors_origins and self.auth_required:

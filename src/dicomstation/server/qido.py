@@ -59,8 +59,9 @@ def _include_fields(request: Request) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def parse_query(request: Request, level: Level, study_uid: str | None = None,
-                series_uid: str | None = None) -> Query:
+def parse_query(
+    request: Request, level: Level, study_uid: str | None = None, series_uid: str | None = None
+) -> Query:
     """Turn QIDO-RS query parameters into a :class:`Query`, validating every value.
 
     Raises
@@ -80,14 +81,20 @@ def parse_query(request: Request, level: Level, study_uid: str | None = None,
         value = params[name]
         filters[keyword] = check_uid_list(value, keyword) if keyword in _UID_KEYS else value
     return Query(
-        level=level, filters=filters, study_uid=study_uid, series_uid=series_uid,
+        level=level,
+        filters=filters,
+        study_uid=study_uid,
+        series_uid=series_uid,
         include_fields=_include_fields(request),
         fuzzy=params.get("fuzzymatching", "false").lower() == "true",
-        limit=_int_param(params, "limit", None), offset=_int_param(params, "offset", 0) or 0)
+        limit=_int_param(params, "limit", None),
+        offset=_int_param(params, "offset", 0) or 0,
+    )
 
 
-def _extra(ctx: ServerContext, obj: Mapping[str, Any], level: Level,
-           fields: tuple[str, ...]) -> dict[str, Any]:
+def _extra(
+    ctx: ServerContext, obj: Mapping[str, Any], level: Level, fields: tuple[str, ...]
+) -> dict[str, Any]:
     """Attributes asked by includefield that the index row lacks, from a cached header."""
     wanted = None if "all" in fields else {tag_hex(f) for f in fields} - set(obj)
     if wanted is not None and not wanted:
@@ -102,8 +109,11 @@ def _extra(ctx: ServerContext, obj: Mapping[str, Any], level: Level,
     if level is Level.IMAGE:
         sop = obj.get("00080018", {}).get("Value", [""])[0]
         header = next((h for h in headers if h.get("00080018", {}).get("Value") == [sop]), header)
-    return {k: v for k, v in header.items()
-            if (wanted is None or k in wanted) and k not in obj and not k.startswith("0002")}
+    return {
+        k: v
+        for k, v in header.items()
+        if (wanted is None or k in wanted) and k not in obj and not k.startswith("0002")
+    }
 
 
 def _run(ctx: ServerContext, query: Query) -> JSONResponse:
@@ -146,8 +156,12 @@ def qido_router(ctx: ServerContext) -> APIRouter:
 
     @router.get("/studies/{study}/series/{series}/instances")
     def search_instances(study: str, series: str, request: Request) -> JSONResponse:
-        query = parse_query(request, Level.IMAGE, check_uid(study, "StudyInstanceUID"),
-                            check_uid(series, "SeriesInstanceUID"))
+        query = parse_query(
+            request,
+            Level.IMAGE,
+            check_uid(study, "StudyInstanceUID"),
+            check_uid(series, "SeriesInstanceUID"),
+        )
         return _run(ctx, query)
 
     return router

@@ -37,8 +37,9 @@ def parse_window(text: str | None) -> tuple[float, float] | None:
     return center, width
 
 
-def to_uint8(values: npt.NDArray[np.float64], window: tuple[float, float] | None
-             ) -> npt.NDArray[np.uint8]:
+def to_uint8(
+    values: npt.NDArray[np.float64], window: tuple[float, float] | None
+) -> npt.NDArray[np.uint8]:
     """Map values to 0-255 through a linear window, or min/max when no window is given."""
     if window is None:
         low, high = float(np.min(values)), float(np.max(values))
@@ -48,8 +49,13 @@ def to_uint8(values: npt.NDArray[np.float64], window: tuple[float, float] | None
     return np.clip((values - low) * scale, 0, 255).astype(np.uint8)
 
 
-def render_file(path: Path, frame: int = 0, window: tuple[float, float] | None = None,
-                size: int | None = None, fmt: str = "JPEG") -> bytes:
+def render_file(
+    path: Path,
+    frame: int = 0,
+    window: tuple[float, float] | None = None,
+    size: int | None = None,
+    fmt: str = "JPEG",
+) -> bytes:
     """Render one frame of an instance file to JPEG/PNG bytes (grey or RGB)."""
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
@@ -93,8 +99,15 @@ def _viewport(request: Request, default: int | None) -> int | None:
         raise HTTPException(400, f"invalid viewport {text!r}: use width,height") from None
 
 
-def _render(ctx: ServerContext, request: Request, study: str, series: str | None, sop: str | None,
-            frame: int, thumbnail: bool) -> Response:
+def _render(
+    ctx: ServerContext,
+    request: Request,
+    study: str,
+    series: str | None,
+    sop: str | None,
+    frame: int,
+    thumbnail: bool,
+) -> Response:
     refs = instance_refs(ctx, study, series, sop)
     if sop is None:
         refs = refs[len(refs) // 2 :]  # middle instance represents a series/study

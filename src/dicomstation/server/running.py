@@ -42,8 +42,9 @@ class RunningServer:
         self.thread.join(timeout=15)
 
 
-def start_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
-                    timeout: float = 20.0) -> RunningServer:
+def start_in_thread(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0
+) -> RunningServer:
     """Start ``app`` on ``host:port`` (0: a free port) and wait until it accepts requests.
 
     Raises
@@ -52,8 +53,9 @@ def start_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0,
         If the server does not start (port taken...).
     """
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", timeout_keep_alive=30
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

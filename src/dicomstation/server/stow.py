@@ -39,12 +39,18 @@ def _boundary(content_type: str) -> str | None:
     if media == "application/dicom":
         return None
     if media != "multipart/related":
-        raise HTTPException(415, 'STOW-RS needs multipart/related; type="application/dicom", '
-                                 f"not {content_type or 'no content type'!r}")
+        raise HTTPException(
+            415,
+            'STOW-RS needs multipart/related; type="application/dicom", '
+            f"not {content_type or 'no content type'!r}",
+        )
     part_type = params.get("type", "application/dicom").strip('"').lower()
     if part_type != "application/dicom":
-        raise HTTPException(415, f"unsupported part type {part_type!r}: only "
-                                 "application/dicom (binary DICOM) is accepted")
+        raise HTTPException(
+            415,
+            f"unsupported part type {part_type!r}: only "
+            "application/dicom (binary DICOM) is accepted",
+        )
     boundary = params.get("boundary", "").strip('"')
     if not boundary or len(boundary) > 200:
         raise HTTPException(400, "malformed multipart: no valid boundary in Content-Type")
@@ -80,8 +86,9 @@ def _write(path: Path, chunks: Iterator[bytes]) -> None:
             handle.write(chunk)
 
 
-def receive(chunks: Iterator[bytes], boundary: str | None, folder: Path,
-            max_parts: int) -> list[Path]:
+def receive(
+    chunks: Iterator[bytes], boundary: str | None, folder: Path, max_parts: int
+) -> list[Path]:
     """Write each part of the body to its own file; 4xx for malformed bodies or too many parts."""
     files: list[Path] = []
     if boundary is None:
@@ -104,8 +111,10 @@ def receive(chunks: Iterator[bytes], boundary: str | None, folder: Path,
 def _sequence(items: list[PartResult], failed: bool) -> dict[str, Any]:
     out = []
     for item in items:
-        entry: dict[str, Any] = {"00081150": {"vr": "UI", "Value": [item.sop_class]},
-                                 "00081155": {"vr": "UI", "Value": [item.sop_instance]}}
+        entry: dict[str, Any] = {
+            "00081150": {"vr": "UI", "Value": [item.sop_class]},
+            "00081155": {"vr": "UI", "Value": [item.sop_instance]},
+        }
         if failed:
             entry["00081197"] = {"vr": "US", "Value": [item.failure]}
         else:

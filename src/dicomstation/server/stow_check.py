@@ -35,21 +35,42 @@ class PartResult:
 
 def _read(index: int, path: Path, study: str | None) -> PartResult:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
-            "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"])
+        ds = pydicom.dcmread(
+            path,
+            stop_before_pixels=True,
+            specific_tags=[
+                "SOPClassUID",
+                "SOPInstanceUID",
+                "StudyInstanceUID",
+                "SeriesInstanceUID",
+            ],
+        )
     except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        return PartResult(index, failure=FAILURE_CANNOT_UNDERSTAND,
-                          reason=f"not a DICOM file ({exc})")
-    uids = [str(getattr(ds, k, "")) for k in ("SOPClassUID", "SOPInstanceUID",
-                                               "StudyInstanceUID", "SeriesInstanceUID")]
+        return PartResult(
+            index, failure=FAILURE_CANNOT_UNDERSTAND, reason=f"not a DICOM file ({exc})"
+        )
+    uids = [
+        str(getattr(ds, k, ""))
+        for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+    ]
     result = PartResult(index, uids[0], uids[1], uids[2], uids[3])
-    bad = [k for k, v in zip(("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
-                              "SeriesInstanceUID"), uids, strict=True) if not is_uid(v)]
+    bad = [
+        k
+        for k, v in zip(
+            ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"),
+            uids,
+            strict=True,
+        )
+        if not is_uid(v)
+    ]
     if bad:
         return _fail(result, FAILURE_CANNOT_UNDERSTAND, f"missing or invalid {', '.join(bad)}")
     if study is not None and result.study != study:
-        return _fail(result, FAILURE_MISMATCH,
-                     f"instance {result.sop_instance} belongs to study {result.study}, not {study}")
+        return _fail(
+            result,
+            FAILURE_MISMATCH,
+            f"instance {result.sop_instance} belongs to study {result.study}, not {study}",
+        )
     return result
 
 
@@ -57,8 +78,9 @@ def _fail(result: PartResult, code: int, reason: str) -> PartResult:
     return replace(result, failure=code, reason=reason)
 
 
-def check_parts(ctx: ServerContext, request: Request, files: list[Path],
-                study: str | None) -> list[PartResult]:
+def check_parts(
+    ctx: ServerContext, request: Request, files: list[Path], study: str | None
+) -> list[PartResult]:
     """Check each part, index the good ones (moving them into the store), report every part."""
     results = [_read(i, path, study) for i, path in enumerate(files)]
     good = {str(files[r.index]): r for r in results if r.failure == 0}

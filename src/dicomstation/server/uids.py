@@ -26,8 +26,11 @@ def check_uid(text: str, what: str = "UID") -> str:
     """
     if not is_uid(text):
         shown = text if len(text) <= 80 else text[:77] + "..."
-        raise HTTPException(400, f"invalid {what} {shown!r}: a UID is 1-64 digits and dots, "
-                                 "with no leading zeros in a component")
+        raise HTTPException(
+            400,
+            f"invalid {what} {shown!r}: a UID is 1-64 digits and dots, "
+            "with no leading zeros in a component",
+        )
     return text
 
 

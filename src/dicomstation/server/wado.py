@@ -46,9 +46,12 @@ def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
             return None
         if syntax == EXPLICIT_LE:
             return EXPLICIT_LE
-    raise HTTPException(406, "cannot provide the requested representation: use "
-                             'multipart/related; type="application/dicom" with transfer-syntax=* '
-                             f"or {EXPLICIT_LE} (stored: {', '.join(sorted(stored)) or 'unknown'})")
+    raise HTTPException(
+        406,
+        "cannot provide the requested representation: use "
+        'multipart/related; type="application/dicom" with transfer-syntax=* '
+        f"or {EXPLICIT_LE} (stored: {', '.join(sorted(stored)) or 'unknown'})",
+    )
 
 
 def _transcoded(path: Path) -> bytes:
@@ -109,8 +112,10 @@ def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> S
     stored = {transfer_syntax(r) for r in refs} - {""}
     syntax = choose_syntax(parse_accept(request.headers.get("accept"), DICOM), stored)
     boundary = new_boundary()
-    return StreamingResponse(_coalesce(iter_multipart(_parts(ctx, refs, syntax), boundary)),
-                             media_type=multipart_content_type(boundary, DICOM))
+    return StreamingResponse(
+        _coalesce(iter_multipart(_parts(ctx, refs, syntax), boundary)),
+        media_type=multipart_content_type(boundary, DICOM),
+    )
 
 
 def _pixel_uri(ctx: ServerContext, request: Request, header: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,8 +131,13 @@ def _pixel_uri(ctx: ServerContext, request: Request, header: Mapping[str, Any]) 
     return {"vr": vr, "BulkDataURI": f"{url}/bulkdata/7FE00010"}
 
 
-def metadata(ctx: ServerContext, request: Request, study: str, series: str | None = None,
-             sop: str | None = None) -> JSONResponse:
+def metadata(
+    ctx: ServerContext,
+    request: Request,
+    study: str,
+    series: str | None = None,
+    sop: str | None = None,
+) -> JSONResponse:
     """DICOM JSON of every instance, with a BulkDataURI for pixel data."""
     instance_refs(ctx, study, series, sop)  # 404 and hierarchy checks
     headers = ctx.db.metadata(study, series)
@@ -155,8 +165,7 @@ def wado_router(ctx: ServerContext) -> APIRouter:
         return retrieve(ctx, request, instance_refs(ctx, study, series))
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}")
-    def retrieve_instance(study: str, series: str, sop: str,
-                          request: Request) -> StreamingResponse:
+    def retrieve_instance(study: str, series: str, sop: str, request: Request) -> StreamingResponse:
         return retrieve(ctx, request, instance_refs(ctx, study, series, sop))
 
     @router.get("/studies/{study}/metadata")

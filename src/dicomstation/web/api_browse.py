@@ -12,8 +12,14 @@ from dicomstation.web.workstation import Workstation
 
 __all__ = ["browse_router"]
 
-STUDY_FILTERS = ("PatientName", "PatientID", "StudyDate", "ModalitiesInStudy",
-                 "StudyDescription", "AccessionNumber")
+STUDY_FILTERS = (
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "ModalitiesInStudy",
+    "StudyDescription",
+    "AccessionNumber",
+)
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -65,8 +71,9 @@ def browse_router(ws: Workstation) -> APIRouter:
     def studies(name: str, request: Request) -> dict[str, Any]:
         limit, offset = _paging(request)
         # one extra row tells the pager whether a next page exists
-        found = ws.query(name, Query(Level.STUDY, _filters(request), limit=limit + 1,
-                                     offset=offset))
+        found = ws.query(
+            name, Query(Level.STUDY, _filters(request), limit=limit + 1, offset=offset)
+        )
         return {"items": found[:limit], "more": len(found) > limit, "offset": offset}
 
     @router.get("/servers/{name}/studies/{study}/series")

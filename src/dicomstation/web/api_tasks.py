@@ -32,8 +32,9 @@ def _export_options(body: dict[str, Any]) -> ExportOptions:
     tags = {k: str(body[k]).strip() for k in _EXPORT_TAGS if str(body.get(k) or "").strip()}
     number = body.get("series_number")
     try:
-        return ExportOptions(series_number=int(number) if number not in (None, "") else None,
-                             **tags)
+        return ExportOptions(
+            series_number=int(number) if number not in (None, "") else None, **tags
+        )
     except ValueError:
         raise HTTPException(400, f"series number must be an integer, not {number!r}") from None
 
@@ -96,10 +97,13 @@ def tasks_router(ws: Workstation) -> APIRouter:
         params = request.query_params
         index = params.get("index")
         png = ws.viewer.render(
-            volume_id, params.get("view", "axial"),
+            volume_id,
+            params.get("view", "axial"),
             int(index) if index and index.isascii() and index.isdigit() else None,
-            parse_window(params.get("window")), params.get("mip") == "1",
-            params.get("overlay", "1") == "1")
+            parse_window(params.get("window")),
+            params.get("mip") == "1",
+            params.get("overlay", "1") == "1",
+        )
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @router.post("/volumes/{volume_id}/segment")
@@ -111,18 +115,27 @@ def tasks_router(ws: Workstation) -> APIRouter:
             raise HTTPException(400, "low/high must be numbers and seeds [slice,row,col]") from None
         if any(len(s) != 3 for s in seeds):
             raise HTTPException(400, "each seed is [slice, row, column]")
-        return ws.viewer.segment(volume_id, str(body.get("method", "threshold")), low, high,
-                                 [(s[0], s[1], s[2]) for s in seeds])
+        return ws.viewer.segment(
+            volume_id,
+            str(body.get("method", "threshold")),
+            low,
+            high,
+            [(s[0], s[1], s[2]) for s in seeds],
+        )
 
     @router.post("/volumes/{volume_id}/export")
     def export(volume_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         window = parse_window(body.get("window"))
         raw_index = body.get("index")
         index = "" if raw_index is None else str(raw_index)
-        uids = ws.viewer.export(volume_id, str(body.get("kind", "SEG")).upper(),
-                                _export_options(body), view=str(body.get("view", "axial")),
-                                index=int(index) if index.isascii() and index.isdigit() else None,
-                                window=window)
+        uids = ws.viewer.export(
+            volume_id,
+            str(body.get("kind", "SEG")).upper(),
+            _export_options(body),
+            view=str(body.get("view", "axial")),
+            index=int(index) if index.isascii() and index.isdigit() else None,
+            window=window,
+        )
         return {"series": uids}
 
     return router

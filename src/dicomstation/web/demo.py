@@ -60,7 +60,8 @@ def demo_environment(port: int = 0, say: Say = print) -> Iterator[DemoEnvironmen
         app = create_ui_app(workstation, ServerOptions(port=port))
         server = start_in_thread(app, port=port)
         Settings().with_server(DicomWebServer(DEMO_SERVER, f"{server.url}/dicom-web")).save(
-            settings_path)
+            settings_path
+        )
         say(f"serving the UI at {server.url}/ and DICOMweb at {server.url}/dicom-web")
         try:
             yield DemoEnvironment(workstation, server, folder)
@@ -89,26 +90,33 @@ def run_headless(env: DemoEnvironment, say: Say = print) -> None:
         started = _step(say, f"QIDO-RS: studies on server {DEMO_SERVER!r}")
         studies = ws.query(DEMO_SERVER, Query(Level.STUDY))
         for study in studies:
-            say(f"    {study['patient_name']:<24} {study['study_date']:<9} "
-                f"{','.join(study['modalities']):<8} {study['num_instances']} instances")
+            say(
+                f"    {study['patient_name']:<24} {study['study_date']:<9} "
+                f"{','.join(study['modalities']):<8} {study['num_instances']} instances"
+            )
         series = ws.query(DEMO_SERVER, Query(Level.SERIES, {"SeriesDescription": "Head*"}))
         if not series:
             raise DicomStationError(f"the demo server has no series {PHANTOM_DESCRIPTION!r}")
         target = series[0]
         metadata = ws.metadata(DEMO_SERVER, target["study_uid"], target["series_uid"])
-        say(f"    metadata of {target['description']!r}: {len(metadata)} headers, "
-            f"{len(metadata[0])} attributes each, no pixel data fetched")
+        say(
+            f"    metadata of {target['description']!r}: {len(metadata)} headers, "
+            f"{len(metadata[0])} attributes each, no pixel data fetched"
+        )
         _step(say, f"WADO-RS: fetch the series into a second database {second.root}")
-        job = ws.jobs.wait(ws.fetch(DEMO_SERVER, [(target["study_uid"],
-                                                   [target["series_uid"]])]).id)
+        job = ws.jobs.wait(
+            ws.fetch(DEMO_SERVER, [(target["study_uid"], [target["series_uid"]])]).id
+        )
         if job.state != "done":
             raise DicomStationError(f"fetch {job.state}: {job.message}")
         say(f"    {job.done} instances, {job.bytes_done / 1e6:.1f} MB in {job.seconds_text()}")
         _step(say, "load the series as a volume and segment bone (threshold 300..3000 HU)")
         volume = ws.viewer.load(target["series_uid"])
         result = ws.viewer.segment(volume.id, "threshold", 300, 3000, [])
-        say(f"    volume {volume.display.spatial_shape}, mask {result['voxels']} voxels "
-            f"= {result['volume_ml']} ml")
+        say(
+            f"    volume {volume.display.spatial_shape}, mask {result['voxels']} voxels "
+            f"= {result['volume_ml']} ml"
+        )
         ws.viewer.render(volume.id, "coronal", None, (400, 1800))
         _step(say, "export the segmentation as DICOM SEG into the second database")
         options = ExportOptions(series_description="Bone (demo threshold)")

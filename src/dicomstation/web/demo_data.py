@@ -22,8 +22,13 @@ from dicomstation.models import TransferReport
 __all__ = ["PHANTOM_DESCRIPTION", "phantom_hu", "sample_files", "seed_demo", "write_phantom"]
 
 PHANTOM_DESCRIPTION = "Head phantom (synthetic)"
-_PYDICOM_SAMPLES = ("CT_small.dcm", "MR_small.dcm", "MR_small_jp2klossless.dcm",
-                    "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm")
+_PYDICOM_SAMPLES = (
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "MR_small_jp2klossless.dcm",
+    "SC_rgb_rle_2frame.dcm",
+    "JPEG2000.dcm",
+)
 
 
 def phantom_hu(shape: tuple[int, int, int] = (40, 128, 128)) -> npt.NDArray[np.int16]:
@@ -62,27 +67,53 @@ def _common(rows: int, columns: int, spacing: float) -> Dataset:
     today = datetime.date.today().strftime("%Y%m%d")
     ds = Dataset()
     for key, value in {
-        "SOPClassUID": CTImageStorage, "Modality": "CT", "PatientName": "Phantom^Head",
-        "PatientID": "DEMO-001", "PatientBirthDate": "19700101", "PatientSex": "O",
-        "StudyInstanceUID": generate_uid(), "SeriesInstanceUID": generate_uid(),
-        "FrameOfReferenceUID": generate_uid(), "StudyDate": today, "SeriesDate": today,
-        "StudyTime": "120000", "StudyID": "1", "AccessionNumber": "DEMO0001",
-        "StudyDescription": "Demo head CT", "SeriesDescription": PHANTOM_DESCRIPTION,
-        "SeriesNumber": 1, "ReferringPhysicianName": "", "Manufacturer": "dicomstation",
-        "BodyPartExamined": "HEAD", "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
-        "PatientPosition": "HFS", "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
-        "PixelSpacing": [1.5, 1.5], "SliceThickness": spacing, "Rows": rows,
-        "Columns": columns, "SamplesPerPixel": 1, "PhotometricInterpretation": "MONOCHROME2",
-        "BitsAllocated": 16, "BitsStored": 16, "HighBit": 15, "PixelRepresentation": 0,
-        "RescaleIntercept": -1024, "RescaleSlope": 1, "RescaleType": "HU",
-        "WindowCenter": 40, "WindowWidth": 80, "KVP": 120,
+        "SOPClassUID": CTImageStorage,
+        "Modality": "CT",
+        "PatientName": "Phantom^Head",
+        "PatientID": "DEMO-001",
+        "PatientBirthDate": "19700101",
+        "PatientSex": "O",
+        "StudyInstanceUID": generate_uid(),
+        "SeriesInstanceUID": generate_uid(),
+        "FrameOfReferenceUID": generate_uid(),
+        "StudyDate": today,
+        "SeriesDate": today,
+        "StudyTime": "120000",
+        "StudyID": "1",
+        "AccessionNumber": "DEMO0001",
+        "StudyDescription": "Demo head CT",
+        "SeriesDescription": PHANTOM_DESCRIPTION,
+        "SeriesNumber": 1,
+        "ReferringPhysicianName": "",
+        "Manufacturer": "dicomstation",
+        "BodyPartExamined": "HEAD",
+        "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+        "PatientPosition": "HFS",
+        "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+        "PixelSpacing": [1.5, 1.5],
+        "SliceThickness": spacing,
+        "Rows": rows,
+        "Columns": columns,
+        "SamplesPerPixel": 1,
+        "PhotometricInterpretation": "MONOCHROME2",
+        "BitsAllocated": 16,
+        "BitsStored": 16,
+        "HighBit": 15,
+        "PixelRepresentation": 0,
+        "RescaleIntercept": -1024,
+        "RescaleSlope": 1,
+        "RescaleType": "HU",
+        "WindowCenter": 40,
+        "WindowWidth": 80,
+        "KVP": 120,
     }.items():
         setattr(ds, key, value)
     return ds
 
 
-def write_phantom(folder: Path, shape: tuple[int, int, int] = (40, 128, 128),
-                  spacing: float = 3.0) -> list[Path]:
+def write_phantom(
+    folder: Path, shape: tuple[int, int, int] = (40, 128, 128), spacing: float = 3.0
+) -> list[Path]:
     """Write the phantom as a CT series (one file per slice) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     volume = phantom_hu(shape)

@@ -20,9 +20,14 @@ Work = Callable[[Callable[[ProgressEvent], None], CancelToken], list[TransferRep
 
 def report_json(report: TransferReport) -> dict[str, Any]:
     """A transfer report as plain JSON (counts, failures with reasons)."""
-    return {"operation": report.operation, "succeeded": len(report.succeeded),
-            "skipped": len(report.skipped), "failed": dict(report.failed),
-            "bytes": report.bytes_transferred, "seconds": round(report.seconds, 3)}
+    return {
+        "operation": report.operation,
+        "succeeded": len(report.succeeded),
+        "skipped": len(report.skipped),
+        "failed": dict(report.failed),
+        "bytes": report.bytes_transferred,
+        "seconds": round(report.seconds, 3),
+    }
 
 
 @dataclass
@@ -48,9 +53,17 @@ class Job:
     def as_json(self) -> dict[str, Any]:
         """What the UI shows: state, counts, rate, reports."""
         elapsed = (self.finished or time.monotonic()) - self.started
-        return {"id": self.id, "title": self.title, "state": self.state, "done": self.done,
-                "total": self.total, "bytes": self.bytes_done, "message": self.message,
-                "seconds": round(elapsed, 2), "reports": self.reports}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "bytes": self.bytes_done,
+            "message": self.message,
+            "seconds": round(elapsed, 2),
+            "reports": self.reports,
+        }
 
 
 class JobRegistry:
@@ -65,8 +78,9 @@ class JobRegistry:
         job = Job(uuid.uuid4().hex[:12], title)
         with self._lock:
             self._jobs[job.id] = job
-        threading.Thread(target=self._run, args=(job, work), daemon=True,
-                         name=f"job-{job.id}").start()
+        threading.Thread(
+            target=self._run, args=(job, work), daemon=True, name=f"job-{job.id}"
+        ).start()
         return job
 
     def _progress(self, job: Job, event: ProgressEvent) -> None:

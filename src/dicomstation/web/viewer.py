@@ -42,8 +42,12 @@ __all__ = ["PRESETS", "Viewer", "ViewerVolume"]
 DISPLAY = "SPL"  # axis 0 -> superior, 1 -> posterior, 2 -> left
 AXES = {"axial": 0, "coronal": 1, "sagittal": 2}
 PRESETS: dict[str, tuple[float, float]] = {
-    "brain": (40.0, 80.0), "subdural": (75.0, 215.0), "lung": (-600.0, 1500.0),
-    "bone": (400.0, 1800.0), "abdomen": (40.0, 400.0), "mediastinum": (50.0, 350.0),
+    "brain": (40.0, 80.0),
+    "subdural": (75.0, 215.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+    "abdomen": (40.0, 400.0),
+    "mediastinum": (50.0, 350.0),
 }
 OVERLAY = (255, 64, 64)
 
@@ -62,12 +66,17 @@ class ViewerVolume:
     def info(self) -> dict[str, Any]:
         """Shape, spacing and metadata the UI needs to build its controls."""
         shape = self.display.spatial_shape
-        return {"id": self.id, "series_uid": self.loaded.series_instance_uid,
-                "study_uid": self.loaded.study_instance_uid, "modality": self.loaded.modality,
-                "shape": {"axial": shape[0], "coronal": shape[1], "sagittal": shape[2]},
-                "spacing": [round(float(s), 3) for s in self.display.spacing],
-                "warnings": list(self.loaded.warnings), "has_mask": self.mask is not None,
-                "range": [float(np.min(self.display.array)), float(np.max(self.display.array))]}
+        return {
+            "id": self.id,
+            "series_uid": self.loaded.series_instance_uid,
+            "study_uid": self.loaded.study_instance_uid,
+            "modality": self.loaded.modality,
+            "shape": {"axial": shape[0], "coronal": shape[1], "sagittal": shape[2]},
+            "spacing": [round(float(s), 3) for s in self.display.spacing],
+            "warnings": list(self.loaded.warnings),
+            "has_mask": self.mask is not None,
+            "range": [float(np.min(self.display.array)), float(np.max(self.display.array))],
+        }
 
 
 @dataclass
@@ -97,9 +106,15 @@ class Viewer:
             raise NotFoundError(f"no loaded volume {volume_id!r}; load the series again")
         return found
 
-    def render(self, volume_id: str, view: str, index: int | None,
-               window: tuple[float, float] | None, mip: bool = False,
-               overlay: bool = True) -> bytes:
+    def render(
+        self,
+        volume_id: str,
+        view: str,
+        index: int | None,
+        window: tuple[float, float] | None,
+        mip: bool = False,
+        overlay: bool = True,
+    ) -> bytes:
         """A PNG of one slice (or a MIP) in the chosen view, with the mask overlaid."""
         item = self.get(volume_id)
         axis = AXES.get(view)
@@ -108,14 +123,24 @@ class Viewer:
         if mip:
             rendering = render_mip(item.display, axis=axis, window=window)
         else:
-            overlays = ([Overlay(item.mask_display, OVERLAY, 0.45)]
-                        if overlay and item.mask_display is not None else [])
-            rendering = render_slice(item.display, index, axis=axis, window=window,
-                                     overlays=overlays)
+            overlays = (
+                [Overlay(item.mask_display, OVERLAY, 0.45)]
+                if overlay and item.mask_display is not None
+                else []
+            )
+            rendering = render_slice(
+                item.display, index, axis=axis, window=window, overlays=overlays
+            )
         return _png(rendering.pixels, item.display.spacing, axis)
 
-    def segment(self, volume_id: str, method: str, low: float, high: float,
-                seeds: list[tuple[float, float, float]]) -> dict[str, Any]:
+    def segment(
+        self,
+        volume_id: str,
+        method: str,
+        low: float,
+        high: float,
+        seeds: list[tuple[float, float, float]],
+    ) -> dict[str, Any]:
         """Threshold, or grow from seeds given as display (axial, row, column) indices."""
         item = self.get(volume_id)
         volume = item.loaded.volume
@@ -123,9 +148,12 @@ class Viewer:
             mask = threshold(volume, low, high)
         elif method == "region_grow":
             points = item.display.map_indices_to_reference(np.array(seeds, dtype=float))
-            mask = region_grow(volume, [Seed(float(p[0]), float(p[1]), float(p[2]), True)
-                                        for p in points],
-                               low, high)
+            mask = region_grow(
+                volume,
+                [Seed(float(p[0]), float(p[1]), float(p[2]), True) for p in points],
+                low,
+                high,
+            )
         else:
             raise ProcessingError(f"unknown method {method!r}: threshold or region_grow")
         item.mask, item.method = mask, method
@@ -133,9 +161,16 @@ class Viewer:
         voxels = int(np.count_nonzero(mask.array))
         return {"voxels": voxels, "volume_ml": round(voxels * float(volume.voxel_volume) / 1000, 3)}
 
-    def export(self, volume_id: str, kind: str, options: ExportOptions, *,
-               view: str = "axial", index: int | None = None,
-               window: tuple[float, float] | None = None) -> list[str]:
+    def export(
+        self,
+        volume_id: str,
+        kind: str,
+        options: ExportOptions,
+        *,
+        view: str = "axial",
+        index: int | None = None,
+        window: tuple[float, float] | None = None,
+    ) -> list[str]:
         """Export SEG, SR (statistics) or SC (screenshot) into the database; new series UIDs."""
         item = self.get(volume_id)
         source = SourceSeries.from_loaded(item.loaded)
@@ -149,8 +184,9 @@ class Viewer:
                 stats = segment_statistics(item.loaded.volume, {1: item.mask}, {1: "Segment 1"})
                 datasets.append(build_sr(seg, source, stats, options))
         elif kind == "SC":
-            rendering = render_slice(item.loaded.volume, index, axis=AXES.get(view, 0),
-                                     window=window)
+            rendering = render_slice(
+                item.loaded.volume, index, axis=AXES.get(view, 0), window=window
+            )
             datasets = [build_sc(rendering, source, options)]
         else:
             raise ProcessingError(f"unknown export type {kind!r}: SEG, SR or SC")
@@ -168,8 +204,9 @@ def _png(pixels: Any, spacing: tuple[float, float, float], axis: int) -> bytes:
         image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
     ratio = spacing[rows_axis] / spacing[cols_axis]
     if abs(ratio - 1) > 0.01:
-        image = image.resize((image.width, max(1, round(image.height * ratio))),
-                             Image.Resampling.BILINEAR)
+        image = image.resize(
+            (image.width, max(1, round(image.height * ratio))), Image.Resampling.BILINEAR
+        )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -46,13 +46,25 @@ def _state(secret: Secret) -> str:
 def public_server(server: ServerConfig) -> dict[str, Any]:
     """A server's settings for the browser: secrets only as "set" / "not set"."""
     if isinstance(server, DimseServer):
-        return {"name": server.name, "protocol": "dimse", "ae_title": server.ae_title,
-                "host": server.host, "port": server.port, "calling_ae": server.calling_ae}
+        return {
+            "name": server.name,
+            "protocol": "dimse",
+            "ae_title": server.ae_title,
+            "host": server.host,
+            "port": server.port,
+            "calling_ae": server.calling_ae,
+        }
     creds = server.credentials
-    return {"name": server.name, "protocol": "dicomweb", "url": server.url,
-            "verify_tls": server.verify_tls, "username": creds.username,
-            "password": _state(creds.password), "token": _state(creds.token),
-            "client_secret": _state(creds.client_secret)}
+    return {
+        "name": server.name,
+        "protocol": "dicomweb",
+        "url": server.url,
+        "verify_tls": server.verify_tls,
+        "username": creds.username,
+        "password": _state(creds.password),
+        "token": _state(creds.token),
+        "client_secret": _state(creds.client_secret),
+    }
 
 
 def _merge_credentials(old: Credentials, body: Mapping[str, Any]) -> Credentials:
@@ -70,17 +82,25 @@ def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | Non
     protocol = body.get("protocol", "dicomweb")
     try:
         if protocol == "dimse":
-            return DimseServer(name=name, ae_title=str(body["ae_title"]), host=str(body["host"]),
-                               port=int(body["port"]),
-                               calling_ae=str(body.get("calling_ae") or "DICOMSTATION"))
+            return DimseServer(
+                name=name,
+                ae_title=str(body["ae_title"]),
+                host=str(body["host"]),
+                port=int(body["port"]),
+                calling_ae=str(body.get("calling_ae") or "DICOMSTATION"),
+            )
         url = str(body["url"]).rstrip("/")
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"server {name!r}: missing or bad field {exc}") from None
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"server {name!r}: the URL must start with http:// or https://")
     creds = old.credentials if isinstance(old, DicomWebServer) else Credentials()
-    return DicomWebServer(name=name, url=url, credentials=_merge_credentials(creds, body),
-                          verify_tls=bool(body.get("verify_tls", True)))
+    return DicomWebServer(
+        name=name,
+        url=url,
+        credentials=_merge_credentials(creds, body),
+        verify_tls=bool(body.get("verify_tls", True)),
+    )
 
 
 @dataclass
@@ -122,14 +142,18 @@ class Workstation:
     def auth(self) -> dict[str, str]:
         """Global DICOMweb credentials, masked."""
         creds = self.settings().credentials
-        return {"username": creds.username, "password": _state(creds.password),
-                "token": _state(creds.token)}
+        return {
+            "username": creds.username,
+            "password": _state(creds.password),
+            "token": _state(creds.token),
+        }
 
     def save_auth(self, body: Mapping[str, Any]) -> dict[str, str]:
         """Change the global credentials (empty secrets kept)."""
         settings = self.settings()
         settings.with_credentials(_merge_credentials(settings.credentials, body)).save(
-            self.settings_path)
+            self.settings_path
+        )
         return self.auth()
 
     # -- browse ------------------------------------------------------------------------
@@ -137,8 +161,11 @@ class Workstation:
     def node(self, name: str) -> Iterator[DicomNode]:
         """The node for a server name (``local`` is the database); closed afterwards."""
         settings = self.settings()
-        node = LocalNode(self.db) if name == LOCAL else open_node(
-            settings.server(name), local=settings.local)
+        node = (
+            LocalNode(self.db)
+            if name == LOCAL
+            else open_node(settings.server(name), local=settings.local)
+        )
         try:
             yield node
         finally:
@@ -166,11 +193,17 @@ class Workstation:
     # -- transfer ----------------------------------------------------------------------
     def fetch(self, name: str, items: Sequence[tuple[str, Sequence[str]]]) -> Job:
         """Start fetching studies / series (study UID, series UIDs) into the database."""
-        def work(progress: Callable[[ProgressEvent], None], cancel: CancelToken
-                 ) -> list[TransferReport]:
+
+        def work(
+            progress: Callable[[ProgressEvent], None], cancel: CancelToken
+        ) -> list[TransferReport]:
             with self.node(name) as node:
-                return [node.retrieve(study, tuple(series), into=self.db, progress=progress,
-                                      cancel=cancel) for study, series in items]
+                return [
+                    node.retrieve(
+                        study, tuple(series), into=self.db, progress=progress, cancel=cancel
+                    )
+                    for study, series in items
+                ]
 
         count = sum(max(1, len(s)) for _study, s in items)
         return self.jobs.start(f"fetch {count} item(s) from {name}", work)
@@ -179,8 +212,9 @@ class Workstation:
         """Start sending local studies / series / instances to a server."""
         files = [f for uid in uids for f in self.db.files_of(uid)]
 
-        def work(progress: Callable[[ProgressEvent], None], cancel: CancelToken
-                 ) -> list[TransferReport]:
+        def work(
+            progress: Callable[[ProgressEvent], None], cancel: CancelToken
+        ) -> list[TransferReport]:
             with self.node(name) as node:
                 return [node.store(files, progress=progress, cancel=cancel)]
 
