@@ -91,8 +91,16 @@ class OAuth2ClientCredentials(httpx.Auth):
         Monotonic clock (injectable for tests).
     """
 
-    def __init__(self, token_url: str, client_id: str, client_secret: Secret, scope: str = "",
-                 *, leeway: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: Secret,
+        scope: str = "",
+        *,
+        leeway: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self._secret = client_secret
@@ -105,22 +113,27 @@ class OAuth2ClientCredentials(httpx.Auth):
         self.token_requests = 0
 
     def __repr__(self) -> str:
-        return (f"OAuth2ClientCredentials(token_url={self.token_url!r}, "
-                f"client_id={self.client_id!r}, client_secret=Secret('********'))")
+        return (
+            f"OAuth2ClientCredentials(token_url={self.token_url!r}, "
+            f"client_id={self.client_id!r}, client_secret=Secret('********'))"
+        )
 
     def _token_request(self) -> httpx.Request:
         data = {"grant_type": "client_credentials"}
         if self.scope:
             data["scope"] = self.scope
         raw = f"{self.client_id}:{self._secret.reveal()}".encode()
-        headers = {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii"),
-                   "Accept": "application/json"}
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(raw).decode("ascii"),
+            "Accept": "application/json",
+        }
         return httpx.Request("POST", self.token_url, data=data, headers=headers)
 
     def _fail(self, message: str, status: int | None = None) -> AuthenticationError:
         host = urlsplit(self.token_url).hostname or self.token_url
-        return AuthenticationError(message, server=host, operation="OAuth2 token request",
-                                   status=status)
+        return AuthenticationError(
+            message, server=host, operation="OAuth2 token request", status=status
+        )
 
     def _accept(self, response: httpx.Response) -> None:
         response.read()
@@ -130,8 +143,11 @@ class OAuth2ClientCredentials(httpx.Auth):
             data = {}
         if response.status_code != 200 or not isinstance(data, dict):
             error = data.get("error", "") if isinstance(data, dict) else ""
-            raise self._fail(f"token endpoint answered HTTP {response.status_code}"
-                             + (f" ({error})" if error else ""), response.status_code)
+            raise self._fail(
+                f"token endpoint answered HTTP {response.status_code}"
+                + (f" ({error})" if error else ""),
+                response.status_code,
+            )
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise self._fail("token endpoint answer has no access_token")
@@ -153,8 +169,9 @@ class OAuth2ClientCredentials(httpx.Auth):
                 try:
                     response = yield self._token_request()
                 except httpx.HTTPError as exc:
-                    raise self._fail(f"cannot reach the token endpoint ({type(exc).__name__})"
-                                     ) from None
+                    raise self._fail(
+                        f"cannot reach the token endpoint ({type(exc).__name__})"
+                    ) from None
                 self._accept(response)
             assert self._token is not None
             return self._token
@@ -180,8 +197,12 @@ def auth_for(credentials: Credentials) -> httpx.Auth | None:
     if credentials.token:
         return BearerAuth(credentials.token)
     if credentials.token_url and credentials.client_id:
-        return OAuth2ClientCredentials(credentials.token_url, credentials.client_id,
-                                       credentials.client_secret, credentials.scope)
+        return OAuth2ClientCredentials(
+            credentials.token_url,
+            credentials.client_id,
+            credentials.client_secret,
+            credentials.scope,
+        )
     if credentials.username:
         return BasicAuth(credentials.username, credentials.password)
     return None
@@ -194,8 +215,9 @@ def _verify(server: DicomWebServer) -> ssl.SSLContext | bool:
         try:
             return ssl.create_default_context(cafile=server.ca_bundle)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"server {server.name!r}: cannot load CA bundle "
-                              f"{server.ca_bundle}: {exc}") from None
+            raise ConfigError(
+                f"server {server.name!r}: cannot load CA bundle {server.ca_bundle}: {exc}"
+            ) from None
     return True
 
 
@@ -206,6 +228,12 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
     """
     timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.Client(auth=auth_for(server.credentials), verify=_verify(server),
-                        proxy=server.proxy or None, timeout=timeout, limits=limits,
-                        follow_redirects=True, trust_env=not server.proxy)
+    return httpx.Client(
+        auth=auth_for(server.credentials),
+        verify=_verify(server),
+        proxy=server.proxy or None,
+        timeout=timeout,
+        limits=limits,
+        follow_redirects=True,
+        trust_env=not server.proxy,
+    )

@@ -9,13 +9,14 @@ accumulates the :class:`~dicomstation.models.TransferReport`.
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from dicomstation.errors import CancelledError
 from dicomstation.models import Phase, ProgressEvent, TransferReport
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RetryPolicy",
+    "SerialWorker",
     "TransferTracker",
     "check_cancel",
     "run_parallel",
@@ -106,8 +108,13 @@ def with_retries(
             sleep_unless_cancelled(policy.delay(retry), cancel)
 
 
-def run_parallel(items: Iterable[I], work: Callable[[I], None], *, workers: int,
-                 cancel: CancelToken | None = None) -> None:
+def run_parallel(
+    items: Iterable[I],
+    work: Callable[[I], None],
+    *,
+    workers: int,
+    cancel: CancelToken | None = None,
+) -> None:
     """Run ``work(item)`` for every item on ``workers`` threads.
 
     ``work`` records its own outcome (e.g. in a :class:`TransferTracker`); an
@@ -130,14 +137,20 @@ def run_parallel(items: Iterable[I], work: Callable[[I], None], *, workers: int,
     check_cancel(cancel)
 
 
-def _drive(pool: ThreadPoolExecutor, queue: Iterator[I], work: Callable[[I], None],
-           workers: int, cancel: CancelToken | None) -> None:
+def _drive(
+    pool: ThreadPoolExecutor,
+    queue: Iterator[I],
+    work: Callable[[I], None],
+    workers: int,
+    cancel: CancelToken | None,
+) -> None:
     pending: set[Future[None]] = set()
     failure: BaseException | None = None
     exhausted = False
     while True:
-        while not exhausted and failure is None and len(pending) < workers \
-                and not _cancelled(cancel):
+        while (
+            not exhausted and failure is None and len(pending) < workers and not _cancelled(cancel)
+        ):
             try:
                 pending.add(pool.submit(work, next(queue)))
             except StopIteration:
@@ -164,8 +177,9 @@ class TransferTracker:
     completions, skips and failures are always reported.
     """
 
-    def __init__(self, operation: str, progress: ProgressCallback | None = None,
-                 *, interval: float = 0.1) -> None:
+    def __init__(
+        self, operation: str, progress: ProgressCallback | None = None, *, interval: float = 0.1
+    ) -> None:
         self.operation = operation
         self._progress = progress
         self._interval = interval
@@ -183,8 +197,9 @@ class TransferTracker:
         if self._progress is None:
             return
         done = len(self.succeeded) + len(self.skipped) + len(self.failed)
-        self._progress(ProgressEvent(self.operation, phase, done, self.total, self.bytes,
-                                     uid, message))
+        self._progress(
+            ProgressEvent(self.operation, phase, done, self.total, self.bytes, uid, message)
+        )
 
     def start(self, total: int | None) -> None:
         """Announce the number of instances (None when unknown)."""
@@ -233,6 +248,69 @@ class TransferTracker:
         """The report so far; also emits the DONE event."""
         with self._lock:
             self._emit(Phase.DONE)
-            return TransferReport(self.operation, tuple(self.succeeded), tuple(self.skipped),
-                                  dict(self.failed), dict(self.warnings), self.bytes,
-                                  time.perf_counter() - self._started)
+            return TransferReport(
+                self.operation,
+                tuple(self.succeeded),
+                tuple(self.skipped),
+                dict(self.failed),
+                dict(self.warnings),
+                self.bytes,
+                time.perf_counter() - self._started,
+            )
+
+
+class SerialWorker(Generic[T]):
+    """One background thread that applies ``handle`` to submitted items, in order.
+
+    Used to overlap slow sequential work (e.g. indexing fetched files) with
+    network transfers. Items submitted while the thread is busy are handed over
+    together in the next call. :meth:`flush` waits for everything submitted so
+    far and re-raises the first error of ``handle``.
+    """
+
+    def __init__(self, handle: Callable[[list[T]], None], name: str = "serial-worker") -> None:
+        self._handle = handle
+        self._queue: queue.Queue[T | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, items: Iterable[T]) -> None:
+        """Queue items for the worker thread."""
+        for item in items:
+            self._queue.put(item)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            items = [i for i in batch if i is not None]
+            try:
+                if items and self._error is None:
+                    self._handle(items)
+            except BaseException as exc:  # kept, re-raised by flush()
+                self._error = exc
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if len(items) < len(batch):
+                return
+
+    def flush(self) -> None:
+        """Wait until every submitted item was handled; re-raise a handler error."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Handle what is queued, stop the thread; re-raise a handler error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error

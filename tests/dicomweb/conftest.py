@@ -20,8 +20,7 @@ FAST_RETRY = RetryPolicy(attempts=3, backoff=0.05, max_backoff=0.2)
 def server_config(orthanc: OrthancServer, url: str | None = None, **kw: object) -> DicomWebServer:
     """A DicomWebServer for the test Orthanc (optionally through a proxy URL)."""
     creds = Credentials(username=orthanc.user, password=Secret(orthanc.password))
-    return DicomWebServer(name="orthanc", url=url or orthanc.dicomweb_url, credentials=creds,
-                          **kw)  # type: ignore[arg-type]
+    return DicomWebServer(name="orthanc", url=url or orthanc.dicomweb_url, credentials=creds, **kw)  # type: ignore[arg-type]
 
 
 def make_node(orthanc: OrthancServer, url: str | None = None, **kw: object) -> DicomWebNode:
@@ -64,8 +63,9 @@ SERIES_B = STUDY + ".2"
 
 
 @pytest.fixture()
-def loaded_orthanc(clean_orthanc: OrthancServer, synth_study: dict[str, list[Path]]
-                   ) -> OrthancServer:
+def loaded_orthanc(
+    clean_orthanc: OrthancServer, synth_study: dict[str, list[Path]]
+) -> OrthancServer:
     """The Orthanc holding exactly the synthetic study (17 instances)."""
     clean_orthanc.upload(*synth_study["a"], *synth_study["b"])
     return clean_orthanc

@@ -17,8 +17,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-        "proxy-connection", "host"}
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "proxy-connection",
+    "host",
+}
 
 
 @dataclass
@@ -77,11 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
             out["content-type"] = faults.content_type
         if applies and faults.body is not None:
             content = faults.body(content)
-        self._reply(answer.status_code, out, content,
-                    faults.truncate_at if truncate else None)
+        self._reply(answer.status_code, out, content, faults.truncate_at if truncate else None)
 
-    def _reply(self, status: int, headers: dict[str, str], content: bytes,
-               truncate_at: int | None = None) -> None:
+    def _reply(
+        self, status: int, headers: dict[str, str], content: bytes, truncate_at: int | None = None
+    ) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)

@@ -9,8 +9,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian
 
 
-def make_series(folder: Path, *, study_uid: str, series_uid: str, count: int, size: int = 512,
-                patient: str = "SYNTH^CT", study_date: str = "20240102") -> list[Path]:
+def make_series(
+    folder: Path,
+    *,
+    study_uid: str,
+    series_uid: str,
+    count: int,
+    size: int = 512,
+    patient: str = "SYNTH^CT",
+    study_date: str = "20240102",
+) -> list[Path]:
     """Write ``count`` CT slices of ``size`` x ``size`` int16 pixels; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

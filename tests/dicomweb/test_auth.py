@@ -63,13 +63,15 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         expected = "Basic " + base64.b64encode(f"dicomstation:{CLIENT_SECRET}".encode()).decode()
-        if self.headers.get("Authorization") != expected or \
-                form.get("grant_type") != ["client_credentials"]:
+        if self.headers.get("Authorization") != expected or form.get("grant_type") != [
+            "client_credentials"
+        ]:
             return self._send(401, {"error": "invalid_client"})
         token = f"{TOKEN_PREFIX}{len(state.issued)}"
         state.issued.append(token)
-        self._send(200, {"access_token": token, "token_type": "Bearer",
-                         "expires_in": state.lifetime})
+        self._send(
+            200, {"access_token": token, "token_type": "Bearer", "expires_in": state.lifetime}
+        )
 
     def do_GET(self) -> None:  # a protected QIDO-RS resource
         state = self.server.state
@@ -100,8 +102,9 @@ def auth_server() -> Iterator[_AuthServer]:
 def _oauth_server(srv: _AuthServer, url_path: str = "/dicom-web") -> DicomWebServer:
     host, port = srv.server_address[:2]
     base = f"http://{host!s}:{port}"
-    creds = Credentials(token_url=base + "/token", client_id="dicomstation",
-                        client_secret=Secret(CLIENT_SECRET))
+    creds = Credentials(
+        token_url=base + "/token", client_id="dicomstation", client_secret=Secret(CLIENT_SECRET)
+    )
     return DicomWebServer(name="cloud", url=base + url_path, credentials=creds)
 
 
@@ -123,13 +126,16 @@ def test_oauth2_token_cached_refreshed_and_renewed_on_401(auth_server: _AuthServ
         assert len(auth_server.state.issued) == 3
 
 
-def test_oauth2_bad_client_secret_is_an_authentication_error(auth_server: _AuthServer,
-                                                             caplog: pytest.LogCaptureFixture
-                                                             ) -> None:
+def test_oauth2_bad_client_secret_is_an_authentication_error(
+    auth_server: _AuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     config = _oauth_server(auth_server)
-    wrong = Credentials(token_url=config.credentials.token_url, client_id="dicomstation",
-                        client_secret=Secret("wrong-secret-QQQ"))
+    wrong = Credentials(
+        token_url=config.credentials.token_url,
+        client_id="dicomstation",
+        client_secret=Secret("wrong-secret-QQQ"),
+    )
     node = DicomWebNode.from_config(DicomWebServer("cloud", config.url, wrong))
     with node, pytest.raises(AuthenticationError, match="invalid_client") as info:
         node.echo()
@@ -149,11 +155,14 @@ def test_bearer_token(auth_server: _AuthServer) -> None:
 
 
 def test_precedence_token_then_oauth_then_basic() -> None:
-    both = Credentials(username="u", password=Secret("p"), token=Secret("t"),
-                       token_url="http://x/t", client_id="c")
+    both = Credentials(
+        username="u", password=Secret("p"), token=Secret("t"), token_url="http://x/t", client_id="c"
+    )
     assert type(auth_for(both)).__name__ == "BearerAuth"
-    assert type(auth_for(Credentials(username="u", token_url="http://x/t", client_id="c"))
-                ).__name__ == "OAuth2ClientCredentials"
+    assert (
+        type(auth_for(Credentials(username="u", token_url="http://x/t", client_id="c"))).__name__
+        == "OAuth2ClientCredentials"
+    )
     assert type(auth_for(Credentials(username="u"))).__name__ == "BasicAuth"
     assert auth_for(Credentials()) is None
 
@@ -162,24 +171,29 @@ def test_precedence_token_then_oauth_then_basic() -> None:
 def test_basic_auth_and_global_credentials(orthanc: OrthancServer, tmp_path: Path) -> None:
     settings = Settings(
         servers={"o": DicomWebServer("o", orthanc.dicomweb_url)},
-        credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password)))
+        credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password)),
+    )
     with open_node(settings.server("o")) as node:  # type: ignore[attr-defined]
         assert node.echo() >= 0
-    wrong = DicomWebServer("o", orthanc.dicomweb_url,
-                           Credentials(username=orthanc.user, password=Secret("bad-pw-777")))
+    wrong = DicomWebServer(
+        "o", orthanc.dicomweb_url, Credentials(username=orthanc.user, password=Secret("bad-pw-777"))
+    )
     with DicomWebNode.from_config(wrong) as node, pytest.raises(AuthenticationError) as info:
         node.find(Query(Level.STUDY))
     assert info.value.status == 401 and "bad-pw-777" not in str(info.value)
 
 
 @pytest.mark.orthanc
-def test_secrets_never_logged_or_shown(loaded_orthanc: OrthancServer,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_logged_or_shown(
+    loaded_orthanc: OrthancServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     events: list[ProgressEvent] = []
-    config = DicomWebServer("o", loaded_orthanc.dicomweb_url,
-                            Credentials(username=loaded_orthanc.user,
-                                        password=Secret(loaded_orthanc.password)))
+    config = DicomWebServer(
+        "o",
+        loaded_orthanc.dicomweb_url,
+        Credentials(username=loaded_orthanc.user, password=Secret(loaded_orthanc.password)),
+    )
     with DicomWebNode.from_config(config) as node, Database.temporary() as db:
         node.retrieve(STUDY, into=db, progress=events.append)
         node.find(Query(Level.STUDY))
@@ -195,9 +209,28 @@ def test_secrets_never_logged_or_shown(loaded_orthanc: OrthancServer,
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = _AuthServer(("127.0.0.1", 0), _Handler)
     server.state = TokenState(issued=["tls-token"])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -213,8 +246,10 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 def test_tls_verification_and_ca_bundle(tls_server: tuple[str, Path]) -> None:
     url, cert = tls_server
     creds = Credentials(token=Secret("tls-token"))
-    with DicomWebNode.from_config(DicomWebServer("tls", url, creds)) as node, \
-            pytest.raises(ConnectionFailedError, match="CERTIFICATE_VERIFY_FAILED"):
+    with (
+        DicomWebNode.from_config(DicomWebServer("tls", url, creds)) as node,
+        pytest.raises(ConnectionFailedError, match="CERTIFICATE_VERIFY_FAILED"),
+    ):
         node.echo()
     with DicomWebNode.from_config(DicomWebServer("tls", url, creds, ca_bundle=str(cert))) as node:
         node.echo()
@@ -229,8 +264,12 @@ def test_proxy_setting_is_used(auth_server: _AuthServer) -> None:
     auth_server.state.issued.append("proxy-token")
     config = _oauth_server(auth_server)
     with FaultProxy(config.url) as proxy:
-        server = DicomWebServer("p", config.url, Credentials(token=Secret("proxy-token")),
-                                proxy=proxy.url.rsplit("/dicom-web", 1)[0])
+        server = DicomWebServer(
+            "p",
+            config.url,
+            Credentials(token=Secret("proxy-token")),
+            proxy=proxy.url.rsplit("/dicom-web", 1)[0],
+        )
         client = http_client(server)
         with DicomWebNode("p", server.url, client) as node:
             node.echo()

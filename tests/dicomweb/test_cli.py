@@ -26,9 +26,10 @@ def env(orthanc: OrthancServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DICOMSTATION_CONFIG", str(settings_file))
     db = tmp_path / "db"
     monkeypatch.setenv("DICOMSTATION_DB", str(db))
-    Settings(servers={"o": DicomWebServer("o", orthanc.dicomweb_url)},
-             credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password))
-             ).save(settings_file)
+    Settings(
+        servers={"o": DicomWebServer("o", orthanc.dicomweb_url)},
+        credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password)),
+    ).save(settings_file)
     return db
 
 
@@ -36,11 +37,26 @@ def test_query_levels_and_filters(loaded_orthanc: OrthancServer, env: Path) -> N
     result = runner.invoke(app, ["query", "o", "--PatientName", "SYN*", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["0020000D"]["Value"] == [STUDY]
-    result = runner.invoke(app, ["query", "o", "--level", "series", "--study", STUDY,
-                                 "--Modality", "CT"])
+    result = runner.invoke(
+        app, ["query", "o", "--level", "series", "--study", STUDY, "--Modality", "CT"]
+    )
     assert result.exit_code == 0 and "CT axial" in result.stdout
-    result = runner.invoke(app, ["query", "o", "--level", "instance", "--study", STUDY,
-                                 "--series", SERIES_B, "--limit", "3", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "query",
+            "o",
+            "--level",
+            "instance",
+            "--study",
+            STUDY,
+            "--series",
+            SERIES_B,
+            "--limit",
+            "3",
+            "--json",
+        ],
+    )
     assert len(json.loads(result.stdout)) == 3
     result = runner.invoke(app, ["query", "o", "--filter", "StudyDate=20250101-", "--json"])
     assert json.loads(result.stdout) == []
@@ -79,8 +95,7 @@ def test_fetch_then_send_back(loaded_orthanc: OrthancServer, env: Path) -> None:
     assert result.exit_code == 0 and "sent 12" in result.stdout
 
 
-def test_fetch_unknown_study_and_send_unknown_uid(loaded_orthanc: OrthancServer, env: Path
-                                                  ) -> None:
+def test_fetch_unknown_study_and_send_unknown_uid(loaded_orthanc: OrthancServer, env: Path) -> None:
     result = runner.invoke(app, ["fetch", "o", "1.2.3.4.5.6"])
     assert result.exit_code == 1 and "1.2.3.4.5.6" in result.output and "on o" in result.output
     result = runner.invoke(app, ["send", "o", "9.9.9"])

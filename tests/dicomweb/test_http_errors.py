@@ -18,8 +18,9 @@ from dicomstation.nodes.http_errors import MAPPING, check_status, is_retryable, 
 
 
 def _httpx_exceptions() -> list[type[Exception]]:
-    found = {obj for _, obj in inspect.getmembers(httpx, inspect.isclass)
-             if issubclass(obj, Exception)}
+    found = {
+        obj for _, obj in inspect.getmembers(httpx, inspect.isclass) if issubclass(obj, Exception)
+    }
     stack = list(found)
     while stack:  # include subclasses not exported by name
         for sub in stack.pop().__subclasses__():
@@ -65,15 +66,25 @@ def test_transport_errors_are_retryable_connection_failures() -> None:
     assert isinstance(err, ProtocolError) and not is_retryable(err)
 
 
-@pytest.mark.parametrize("status, cls, retry", [
-    (401, AuthenticationError, False), (403, AuthenticationError, False),
-    (404, RemoteStatusError, False), (400, RemoteStatusError, False),
-    (429, RemoteStatusError, True), (500, RemoteStatusError, True),
-    (503, RemoteStatusError, True), (501, RemoteStatusError, False),
-])
+@pytest.mark.parametrize(
+    "status, cls, retry",
+    [
+        (401, AuthenticationError, False),
+        (403, AuthenticationError, False),
+        (404, RemoteStatusError, False),
+        (400, RemoteStatusError, False),
+        (429, RemoteStatusError, True),
+        (500, RemoteStatusError, True),
+        (503, RemoteStatusError, True),
+        (501, RemoteStatusError, False),
+    ],
+)
 def test_status_mapping(status: int, cls: type[NodeError], retry: bool) -> None:
-    response = httpx.Response(status, json={"Message": "nope", "Details": "detail"},
-                              request=httpx.Request("GET", "http://h/"))
+    response = httpx.Response(
+        status,
+        json={"Message": "nope", "Details": "detail"},
+        request=httpx.Request("GET", "http://h/"),
+    )
     with pytest.raises(cls) as info:
         check_status(response, server="pacs", operation="STOW-RS", uid="9.9")
     assert info.value.status == status and is_retryable(info.value) is retry
@@ -82,5 +93,7 @@ def test_status_mapping(status: int, cls: type[NodeError], retry: bool) -> None:
 
 
 def test_redact_userinfo() -> None:
-    assert redact("http://alice:s3cret@host/x and https://tok@h2") == \
-        "http://***@host/x and https://***@h2"
+    assert (
+        redact("http://alice:s3cret@host/x and https://tok@h2")
+        == "http://***@host/x and https://***@h2"
+    )

@@ -28,8 +28,11 @@ cuts = st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20)
 
 
 def encode(parts: list[bytes], boundary: str = BOUNDARY) -> bytes:
-    return b"".join(iter_multipart(
-        (({"Content-Type": "application/dicom"}, [body]) for body in parts), boundary))
+    return b"".join(
+        iter_multipart(
+            (({"Content-Type": "application/dicom"}, [body]) for body in parts), boundary
+        )
+    )
 
 
 def rechunk(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -51,8 +54,10 @@ def test_round_trip_any_chunking(parts: list[bytes], sizes: list[int]) -> None:
     assert decode(rechunk(encode(parts), sizes)) == parts
 
 
-@given(bodies.filter(lambda ps: all(BOUNDARY.encode() not in p for p in ps)),
-       st.integers(min_value=3, max_value=200))
+@given(
+    bodies.filter(lambda ps: all(BOUNDARY.encode() not in p for p in ps)),
+    st.integers(min_value=3, max_value=200),
+)
 @settings(max_examples=200, deadline=None)
 def test_truncation_is_always_an_error(parts: list[bytes], keep: int) -> None:
     data = encode(parts)
@@ -74,16 +79,25 @@ def test_garbage_never_crashes(data: bytes, sizes: list[int]) -> None:
 def test_preamble_epilogue_and_padding(pre: bytes, post: bytes, sizes: list[int]) -> None:
     if BOUNDARY.encode() in pre or b"\r\n--" in pre:
         return
-    body = b"\r\n".join([b"--" + BOUNDARY.encode() + b"  \t", b"X-A: 1", b"", b"hello",
-                         b"--" + BOUNDARY.encode() + b"--"])
+    body = b"\r\n".join(
+        [
+            b"--" + BOUNDARY.encode() + b"  \t",
+            b"X-A: 1",
+            b"",
+            b"hello",
+            b"--" + BOUNDARY.encode() + b"--",
+        ]
+    )
     data = pre + b"\r\n" + body + b"\r\n" + post
     parts = list(iter_parts(rechunk(data, sizes), BOUNDARY))
     assert len(parts) == 1
 
 
 def test_headers_and_empty_parts() -> None:
-    data = (b"--B\r\nContent-Type: application/dicom; transfer-syntax=1.2\r\nContent-Length: 0"
-            b"\r\n\r\n\r\n--B\r\n\r\nabc\r\n--B--")
+    data = (
+        b"--B\r\nContent-Type: application/dicom; transfer-syntax=1.2\r\nContent-Length: 0"
+        b"\r\n\r\n\r\n--B\r\n\r\nabc\r\n--B--"
+    )
     parts = list(iter_parts([data], "B"))
     assert parts[0].content_type == "application/dicom"
     assert parts[0].headers["content-length"] == "0"
@@ -97,13 +111,16 @@ def test_unread_parts_are_skipped() -> None:
     assert next(parts).read() == b"second"
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"no boundary here", "no multipart boundary"),
-    (b"--b0undary-XyZ\r\nbroken header\r\n\r\nx\r\n--b0undary-XyZ--", "malformed part header"),
-    (b"--b0undary-XyZ\r\nA: b\r\n", "truncated part headers"),
-    (b"--b0undary-XyZ\r\n\r\nbody without end", "truncated inside a part"),
-    (b"--b0undary-XyZjunk\r\n\r\n", "garbage after"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"no boundary here", "no multipart boundary"),
+        (b"--b0undary-XyZ\r\nbroken header\r\n\r\nx\r\n--b0undary-XyZ--", "malformed part header"),
+        (b"--b0undary-XyZ\r\nA: b\r\n", "truncated part headers"),
+        (b"--b0undary-XyZ\r\n\r\nbody without end", "truncated inside a part"),
+        (b"--b0undary-XyZjunk\r\n\r\n", "garbage after"),
+    ],
+)
 def test_malformed_messages(data: bytes, message: str) -> None:
     with pytest.raises(ProtocolError, match=message) as info:
         list(iter_parts([data], BOUNDARY, server="pacs", operation="WADO-RS", uid="1.2.3"))
@@ -127,9 +144,13 @@ def test_linear_time_and_bounded_chunks() -> None:
     assert small_parts < 2.0 and big_part < 2.0
 
 
-@given(st.dictionaries(st.sampled_from(["type", "boundary", "start", "charset"]),
-                       st.text(alphabet="abcdefXYZ0123456789/;=.- ", min_size=1, max_size=30),
-                       min_size=1))
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "boundary", "start", "charset"]),
+        st.text(alphabet="abcdefXYZ0123456789/;=.- ", min_size=1, max_size=30),
+        min_size=1,
+    )
+)
 def test_parse_content_type_quoted_params(params: dict[str, str]) -> None:
     text = "multipart/related; " + "; ".join(f'{k}="{v}"' for k, v in params.items())
     media, parsed = parse_content_type(text)

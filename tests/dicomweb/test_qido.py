@@ -36,29 +36,46 @@ def test_levels_and_typed_refs(loaded_orthanc: OrthancServer, node: DicomWebNode
     assert len(node.find(Query(Level.IMAGE, {"SeriesInstanceUID": SERIES_A}))) == 12
 
 
-@pytest.mark.parametrize("filters, count", [
-    ({"PatientName": "SYNTH^CT"}, 1), ({"PatientName": "SYN*"}, 1), ({"PatientName": "X*"}, 0),
-    ({"StudyDate": "20240101-20240131"}, 1), ({"StudyDate": "20240103-"}, 0),
-    ({"StudyDate": "-20240102"}, 1), ({"PatientID": "SYNTH-?"}, 1),
-    ({"StudyInstanceUID": f"{STUDY}\\1.2.3"}, 1), ({"AccessionNumber": "ACC1"}, 1),
-    ({"ModalitiesInStudy": "CT"}, 1), ({"ModalitiesInStudy": "MR"}, 0),
-    ({"0020000D": STUDY}, 1), ({"StudyTime": "100000-110000"}, 1),
-])
-def test_matching_keys(loaded_orthanc: OrthancServer, node: DicomWebNode,
-                       filters: dict[str, str], count: int) -> None:
+@pytest.mark.parametrize(
+    "filters, count",
+    [
+        ({"PatientName": "SYNTH^CT"}, 1),
+        ({"PatientName": "SYN*"}, 1),
+        ({"PatientName": "X*"}, 0),
+        ({"StudyDate": "20240101-20240131"}, 1),
+        ({"StudyDate": "20240103-"}, 0),
+        ({"StudyDate": "-20240102"}, 1),
+        ({"PatientID": "SYNTH-?"}, 1),
+        ({"StudyInstanceUID": f"{STUDY}\\1.2.3"}, 1),
+        ({"AccessionNumber": "ACC1"}, 1),
+        ({"ModalitiesInStudy": "CT"}, 1),
+        ({"ModalitiesInStudy": "MR"}, 0),
+        ({"0020000D": STUDY}, 1),
+        ({"StudyTime": "100000-110000"}, 1),
+    ],
+)
+def test_matching_keys(
+    loaded_orthanc: OrthancServer, node: DicomWebNode, filters: dict[str, str], count: int
+) -> None:
     assert len(node.find(Query(Level.STUDY, filters))) == count
 
 
-def test_includefield_all_and_fuzzy(loaded_orthanc: OrthancServer, orthanc: OrthancServer
-                                   ) -> None:
+def test_includefield_all_and_fuzzy(loaded_orthanc: OrthancServer, orthanc: OrthancServer) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         query = Query(Level.IMAGE, study_uid=STUDY, series_uid=SERIES_B)
         plain = node.find(query)[0]
-        some = node.find(Query(Level.IMAGE, study_uid=STUDY, series_uid=SERIES_B,
-                               include_fields=("SliceThickness", "00280030")))[0]
+        some = node.find(
+            Query(
+                Level.IMAGE,
+                study_uid=STUDY,
+                series_uid=SERIES_B,
+                include_fields=("SliceThickness", "00280030"),
+            )
+        )[0]
         assert "00180050" in some.json and "00180050" not in plain.json
-        full = node.find(Query(Level.IMAGE, study_uid=STUDY, series_uid=SERIES_B,
-                               include_fields=("all",)))[0]
+        full = node.find(
+            Query(Level.IMAGE, study_uid=STUDY, series_uid=SERIES_B, include_fields=("all",))
+        )[0]
         assert len(full.json) >= len(plain.json)  # Orthanc 1.10: "all" = its main tags
         assert node.find(Query(Level.STUDY, {"PatientName": "SYNTH*"}, fuzzy=True))
         sent = "\n".join(proxy.faults.requests)
@@ -68,28 +85,37 @@ def test_includefield_all_and_fuzzy(loaded_orthanc: OrthancServer, orthanc: Orth
 
 def test_paging_limit_offset(loaded_orthanc: OrthancServer, orthanc: OrthancServer) -> None:
     with make_node(orthanc, page_size=5) as node:
-        every = [r.sop_instance_uid for r in node.iter_find(Query(Level.IMAGE, study_uid=STUDY))
-                 if isinstance(r, InstanceRef)]
+        every = [
+            r.sop_instance_uid
+            for r in node.iter_find(Query(Level.IMAGE, study_uid=STUDY))
+            if isinstance(r, InstanceRef)
+        ]
         assert len(every) == len(set(every)) == 17
         assert len(node.find(Query(Level.IMAGE, study_uid=STUDY, limit=7))) == 7
         tail = node.find(Query(Level.IMAGE, study_uid=STUDY, offset=15))
         assert len(tail) == 2
 
 
-def test_lazy_paging_requests_only_what_is_read(loaded_orthanc: OrthancServer,
-                                                orthanc: OrthancServer) -> None:
-    with FaultProxy(orthanc.dicomweb_url) as proxy, \
-            make_node(orthanc, proxy.url, page_size=4) as node:
+def test_lazy_paging_requests_only_what_is_read(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer
+) -> None:
+    with (
+        FaultProxy(orthanc.dicomweb_url) as proxy,
+        make_node(orthanc, proxy.url, page_size=4) as node,
+    ):
         found = node.iter_find(Query(Level.IMAGE, study_uid=STUDY))
         for _ in range(5):
             next(found)
         assert len(proxy.faults.requests) == 2
 
 
-def test_paging_stops_when_server_ignores_offset(loaded_orthanc: OrthancServer,
-                                                 orthanc: OrthancServer) -> None:
-    with FaultProxy(orthanc.dicomweb_url) as proxy, \
-            make_node(orthanc, proxy.url, page_size=4) as node:
+def test_paging_stops_when_server_ignores_offset(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer
+) -> None:
+    with (
+        FaultProxy(orthanc.dicomweb_url) as proxy,
+        make_node(orthanc, proxy.url, page_size=4) as node,
+    ):
         proxy.faults.strip_offset = True
         found = node.find(Query(Level.IMAGE, study_uid=STUDY))
         assert len(found) == 4  # the same first page each time: stop, no endless loop
@@ -97,16 +123,21 @@ def test_paging_stops_when_server_ignores_offset(loaded_orthanc: OrthancServer,
 
 
 def test_warning_header_is_surfaced() -> None:
-    pages = [([{"0020000D": {"vr": "UI", "Value": ["1.2"]}}],
-              ['299 pacs "There are additional results"']), ([], [])]
+    pages = [
+        (
+            [{"0020000D": {"vr": "UI", "Value": ["1.2"]}}],
+            ['299 pacs "There are additional results"'],
+        ),
+        ([], []),
+    ]
     with pytest.warns(QidoWarning, match="additional results"):
-        found = list(iter_matches(lambda limit, offset: pages.pop(0), Query(), page_size=1,
-                                  server="pacs"))
+        found = list(
+            iter_matches(lambda limit, offset: pages.pop(0), Query(), page_size=1, server="pacs")
+        )
     assert len(found) == 1
 
 
-def test_server_errors_and_non_json(loaded_orthanc: OrthancServer, orthanc: OrthancServer
-                                    ) -> None:
+def test_server_errors_and_non_json(loaded_orthanc: OrthancServer, orthanc: OrthancServer) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.statuses = [503, 503]
         assert len(node.find(Query(Level.STUDY))) == 1  # retried
@@ -134,10 +165,17 @@ def test_metadata_without_retrieving(loaded_orthanc: OrthancServer, node: DicomW
     assert info.value.uid == "1.2.3.4.5" and info.value.server == "orthanc"
 
 
-@pytest.mark.parametrize("key, value", [
-    ("StudyDate", "2024-01-01"), ("StudyDate", "2024010"), ("StudyTime", "25:00"),
-    ("StudyInstanceUID", "1.2.abc"), ("NotAKeyword", "x"), ("StudyDate", "20240101-2024"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("StudyDate", "2024-01-01"),
+        ("StudyDate", "2024010"),
+        ("StudyTime", "25:00"),
+        ("StudyInstanceUID", "1.2.abc"),
+        ("NotAKeyword", "x"),
+        ("StudyDate", "20240101-2024"),
+    ],
+)
 def test_bad_values_are_config_errors(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key):
         validate_value(key, value)
@@ -152,8 +190,11 @@ def test_date_ranges_accepted(a: str, b: str, form: str) -> None:
     assert validate_value("StudyDate", text) == ("StudyDate", text)
 
 
-@given(st.lists(st.from_regex(r"[1-9][0-9]{0,5}(\.[0-9]{1,6}){1,6}", fullmatch=True),
-                min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.from_regex(r"[1-9][0-9]{0,5}(\.[0-9]{1,6}){1,6}", fullmatch=True), min_size=1, max_size=5
+    )
+)
 def test_uid_lists_become_commas(uids: list[str]) -> None:
     assert validate_value("SeriesInstanceUID", "\\".join(uids))[1] == ",".join(uids)
 
@@ -161,6 +202,7 @@ def test_uid_lists_become_commas(uids: list[str]) -> None:
 def test_patient_level_is_refused() -> None:
     with pytest.raises(ConfigError, match="patient level"):
         from dicomstation.nodes.qido import query_path
+
         query_path(Query(Level.PATIENT))
 
 

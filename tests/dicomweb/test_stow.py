@@ -21,11 +21,14 @@ def _all(synth: dict[str, list[Path]]) -> list[Path]:
     return synth["a"] + synth["b"]
 
 
-def test_store_in_concurrent_batches(clean_orthanc: OrthancServer, orthanc: OrthancServer,
-                                     synth_study: dict[str, list[Path]]) -> None:
+def test_store_in_concurrent_batches(
+    clean_orthanc: OrthancServer, orthanc: OrthancServer, synth_study: dict[str, list[Path]]
+) -> None:
     events: list[ProgressEvent] = []
-    with FaultProxy(orthanc.dicomweb_url) as proxy, \
-            make_node(orthanc, proxy.url, stow_batch_files=4) as node:
+    with (
+        FaultProxy(orthanc.dicomweb_url) as proxy,
+        make_node(orthanc, proxy.url, stow_batch_files=4) as node,
+    ):
         report = node.store(_all(synth_study), progress=events.append)
         posts = [r for r in proxy.faults.requests if r.startswith("POST")]
     assert report.ok and len(report.succeeded) == 17
@@ -35,8 +38,9 @@ def test_store_in_concurrent_batches(clean_orthanc: OrthancServer, orthanc: Orth
     assert clean_orthanc.count_instances() == 17
 
 
-def test_store_retries_with_a_fresh_body(clean_orthanc: OrthancServer, orthanc: OrthancServer,
-                                         synth_study: dict[str, list[Path]]) -> None:
+def test_store_retries_with_a_fresh_body(
+    clean_orthanc: OrthancServer, orthanc: OrthancServer, synth_study: dict[str, list[Path]]
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.match = "/studies"
         proxy.faults.statuses = [503, 502]
@@ -45,9 +49,12 @@ def test_store_retries_with_a_fresh_body(clean_orthanc: OrthancServer, orthanc: 
     assert clean_orthanc.count_instances() == 5
 
 
-def test_bad_files_are_reported_per_instance(clean_orthanc: OrthancServer, node: DicomWebNode,
-                                             synth_study: dict[str, list[Path]],
-                                             tmp_path: Path) -> None:
+def test_bad_files_are_reported_per_instance(
+    clean_orthanc: OrthancServer,
+    node: DicomWebNode,
+    synth_study: dict[str, list[Path]],
+    tmp_path: Path,
+) -> None:
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"not dicom at all" * 10)
     truncated = tmp_path / "trunc.dcm"
@@ -62,9 +69,9 @@ def test_bad_files_are_reported_per_instance(clean_orthanc: OrthancServer, node:
     assert clean_orthanc.count_instances() == 4
 
 
-def test_server_error_after_retries_fails_the_batch(clean_orthanc: OrthancServer,
-                                                     orthanc: OrthancServer,
-                                                     synth_study: dict[str, list[Path]]) -> None:
+def test_server_error_after_retries_fails_the_batch(
+    clean_orthanc: OrthancServer, orthanc: OrthancServer, synth_study: dict[str, list[Path]]
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.match = "/studies"
         proxy.faults.statuses = [500] * 10
@@ -73,8 +80,9 @@ def test_server_error_after_retries_fails_the_batch(clean_orthanc: OrthancServer
     assert all("HTTP 500" in r and "STOW-RS on orthanc" in r for r in report.failed.values())
 
 
-def test_dropped_connection_is_retried(clean_orthanc: OrthancServer, orthanc: OrthancServer,
-                                       synth_study: dict[str, list[Path]]) -> None:
+def test_dropped_connection_is_retried(
+    clean_orthanc: OrthancServer, orthanc: OrthancServer, synth_study: dict[str, list[Path]]
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.match = "/studies"
         proxy.faults.truncate_at, proxy.faults.truncate_times = 10, 1
@@ -85,8 +93,11 @@ def test_dropped_connection_is_retried(clean_orthanc: OrthancServer, orthanc: Or
 def test_wrong_password(clean_orthanc: OrthancServer, synth_study: dict[str, list[Path]]) -> None:
     from dicomstation.config import Credentials, DicomWebServer, Secret
 
-    bad = DicomWebServer("orthanc", clean_orthanc.dicomweb_url,
-                         Credentials(username="tester", password=Secret("nope")))
+    bad = DicomWebServer(
+        "orthanc",
+        clean_orthanc.dicomweb_url,
+        Credentials(username="tester", password=Secret("nope")),
+    )
     with DicomWebNode.from_config(bad) as node, pytest.raises(AuthenticationError):
         node.store(synth_study["b"])
 
@@ -103,8 +114,10 @@ def test_response_parsing_failed_and_warning_sequences(tmp_path: Path) -> None:
             out[tag] = {"vr": "US", "Value": [code]}
         return out
 
-    body = {"00081199": {"vr": "SQ", "Value": [item("1.1"), item("1.2", "00081196", 0xB000)]},
-            "00081198": {"vr": "SQ", "Value": [item("1.3", "00081197", 0xA900)]}}
+    body = {
+        "00081199": {"vr": "SQ", "Value": [item("1.1"), item("1.2", "00081196", 0xB000)]},
+        "00081198": {"vr": "SQ", "Value": [item("1.3", "00081197", 0xA900)]},
+    }
     tracker = TransferTracker("send")
     sender = StowSender(httpx.Client(), "http://x", "pacs", tracker, policy=RetryPolicy())
     batch = [Outgoing(tmp_path / f"{i}", f"1.{i}", 1) for i in (1, 2, 3, 4)]

@@ -25,8 +25,12 @@ def _incoming_empty(db: Database) -> bool:
     return not any(p.is_file() for p in (db.root / "incoming").rglob("*"))
 
 
-def test_retrieve_study_then_skip(loaded_orthanc: OrthancServer, node: DicomWebNode,
-                                  db: Database, synth_study: dict[str, list[Path]]) -> None:
+def test_retrieve_study_then_skip(
+    loaded_orthanc: OrthancServer,
+    node: DicomWebNode,
+    db: Database,
+    synth_study: dict[str, list[Path]],
+) -> None:
     events: list[ProgressEvent] = []
     report = node.retrieve(STUDY, into=db, progress=events.append)
     assert report.ok and len(report.succeeded) == 17 and not report.skipped
@@ -41,8 +45,9 @@ def test_retrieve_study_then_skip(loaded_orthanc: OrthancServer, node: DicomWebN
     assert _incoming_empty(db)
 
 
-def test_retrieve_series_and_instances(loaded_orthanc: OrthancServer, node: DicomWebNode,
-                                       db: Database) -> None:
+def test_retrieve_series_and_instances(
+    loaded_orthanc: OrthancServer, node: DicomWebNode, db: Database
+) -> None:
     report = node.retrieve(STUDY, [SERIES_B], into=db)
     assert len(report.succeeded) == 5 and len(db.series_files(SERIES_B)) == 5
     report = node.retrieve(STUDY, [SERIES_A, SERIES_B], into=db)
@@ -54,8 +59,9 @@ def test_retrieve_series_and_instances(loaded_orthanc: OrthancServer, node: Dico
     assert db.has_instances([f"{SERIES_A}.1"]) == set()
 
 
-def test_partial_series_fetches_only_missing(loaded_orthanc: OrthancServer, orthanc: OrthancServer,
-                                             db: Database) -> None:
+def test_partial_series_fetches_only_missing(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     with make_node(orthanc) as node:
         node.retrieve(STUDY, [SERIES_A], into=db)
     db.delete(f"{SERIES_A}.4")
@@ -73,8 +79,9 @@ def test_unknown_study(loaded_orthanc: OrthancServer, node: DicomWebNode, db: Da
     assert info.value.server == "orthanc" and info.value.uid == "1.2.3.999"
 
 
-def test_retries_after_503_and_dropped_connection(loaded_orthanc: OrthancServer,
-                                                  orthanc: OrthancServer, db: Database) -> None:
+def test_retries_after_503_and_dropped_connection(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.match, proxy.faults.accept = f"/series/{SERIES_A}", "multipart"
         proxy.faults.statuses = [503]
@@ -85,10 +92,13 @@ def test_retries_after_503_and_dropped_connection(loaded_orthanc: OrthancServer,
 
 
 def test_dropped_connection_keeps_complete_instances_and_resumes(
-        loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database) -> None:
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     no_retry = RetryPolicy(attempts=1)
-    with FaultProxy(orthanc.dicomweb_url) as proxy, \
-            make_node(orthanc, proxy.url, retry=no_retry) as node:
+    with (
+        FaultProxy(orthanc.dicomweb_url) as proxy,
+        make_node(orthanc, proxy.url, retry=no_retry) as node,
+    ):
         proxy.faults.match, proxy.faults.accept = f"/series/{SERIES_A}", "multipart"
         proxy.faults.truncate_at, proxy.faults.truncate_times = 40000, 1
         report = node.retrieve(STUDY, [SERIES_A], into=db)
@@ -106,16 +116,29 @@ def test_dropped_connection_keeps_complete_instances_and_resumes(
     assert _incoming_empty(db)
 
 
-@pytest.mark.parametrize("fault, message", [
-    ({"content_type": "application/dicom+json"}, "expected a multipart/related"),
-    ({"body": lambda d: d[: len(d) // 2]}, "truncated inside a part"),
-    ({"body": lambda d: d.replace(b"Content-Type: application/dicom",
-                                  b"Content-Type: image/jpeg", 1)}, "image/jpeg"),
-    ({"body": lambda d: b"garbage" * 10}, "no multipart boundary"),
-])
-def test_malformed_answers_are_reported(loaded_orthanc: OrthancServer, orthanc: OrthancServer,
-                                        db: Database, fault: dict[str, object],
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ({"content_type": "application/dicom+json"}, "expected a multipart/related"),
+        ({"body": lambda d: d[: len(d) // 2]}, "truncated inside a part"),
+        (
+            {
+                "body": lambda d: d.replace(
+                    b"Content-Type: application/dicom", b"Content-Type: image/jpeg", 1
+                )
+            },
+            "image/jpeg",
+        ),
+        ({"body": lambda d: b"garbage" * 10}, "no multipart boundary"),
+    ],
+)
+def test_malformed_answers_are_reported(
+    loaded_orthanc: OrthancServer,
+    orthanc: OrthancServer,
+    db: Database,
+    fault: dict[str, object],
+    message: str,
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.match, proxy.faults.accept = f"/series/{SERIES_B}", "multipart"
         for key, value in fault.items():
@@ -128,8 +151,9 @@ def test_malformed_answers_are_reported(loaded_orthanc: OrthancServer, orthanc: 
     assert _incoming_empty(db)
 
 
-def test_transfer_syntax_fallback(loaded_orthanc: OrthancServer, orthanc: OrthancServer,
-                                  db: Database) -> None:
+def test_transfer_syntax_fallback(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     with FaultProxy(orthanc.dicomweb_url) as proxy, make_node(orthanc, proxy.url) as node:
         proxy.faults.refuse_any_ts = True
         report = node.retrieve(STUDY, into=db)
@@ -139,8 +163,9 @@ def test_transfer_syntax_fallback(loaded_orthanc: OrthancServer, orthanc: Orthan
     assert accepts[-1] == 'multipart/related; type="application/dicom"'
 
 
-def test_cancel_keeps_nothing_partial(loaded_orthanc: OrthancServer, orthanc: OrthancServer,
-                                      db: Database) -> None:
+def test_cancel_keeps_nothing_partial(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     cancel = CancelToken()
     seen = threading.Event()
 
@@ -159,8 +184,9 @@ def test_cancel_keeps_nothing_partial(loaded_orthanc: OrthancServer, orthanc: Or
     assert _incoming_empty(db)
 
 
-def test_timeout_is_a_connection_error(loaded_orthanc: OrthancServer, orthanc: OrthancServer,
-                                       db: Database) -> None:
+def test_timeout_is_a_connection_error(
+    loaded_orthanc: OrthancServer, orthanc: OrthancServer, db: Database
+) -> None:
     from tests.dicomweb.conftest import server_config
 
     with FaultProxy(orthanc.dicomweb_url) as proxy:
@@ -176,14 +202,18 @@ def test_timeout_is_a_connection_error(loaded_orthanc: OrthancServer, orthanc: O
 def test_bad_credentials_stop_the_retrieve(loaded_orthanc: OrthancServer, db: Database) -> None:
     from dicomstation.config import Credentials, DicomWebServer, Secret
 
-    bad = DicomWebServer("orthanc", loaded_orthanc.dicomweb_url,
-                         Credentials(username="tester", password=Secret("wrong")))
+    bad = DicomWebServer(
+        "orthanc",
+        loaded_orthanc.dicomweb_url,
+        Credentials(username="tester", password=Secret("wrong")),
+    )
     with DicomWebNode.from_config(bad) as node, pytest.raises(AuthenticationError):
         node.retrieve(STUDY, into=db)
 
 
-def test_frames_and_rendered(loaded_orthanc: OrthancServer, node: DicomWebNode,
-                             synth_study: dict[str, list[Path]]) -> None:
+def test_frames_and_rendered(
+    loaded_orthanc: OrthancServer, node: DicomWebNode, synth_study: dict[str, list[Path]]
+) -> None:
     frames = list(node.iter_frames(STUDY, SERIES_B, f"{SERIES_B}.2", [1]))
     assert frames == [pydicom.dcmread(synth_study["b"][1]).PixelData]
     png = node.rendered(STUDY, SERIES_B, f"{SERIES_B}.2")

@@ -82,8 +82,9 @@ def query(
     filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE")] = None,
     study: Annotated[str, typer.Option("--study", help="Study UID (series/instances).")] = "",
     series: Annotated[str, typer.Option("--series", help="Series UID (instances).")] = "",
-    include: Annotated[list[str] | None, typer.Option("--include", help="Extra field or 'all'.")
-                       ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option("--include", help="Extra field or 'all'.")
+    ] = None,
     fuzzy: Annotated[bool, typer.Option("--fuzzy", help="Fuzzy person-name matching.")] = False,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     offset: Annotated[int, typer.Option(min=0)] = 0,
@@ -91,11 +92,23 @@ def query(
 ) -> None:
     """Query a server for studies, series or instances (QIDO-RS or C-FIND)."""
     parsed = Level.parse(level)
-    named = {"PatientName": patient_name, "PatientID": patient_id, "StudyDate": study_date,
-             "Modality": modality, "AccessionNumber": accession}
-    q = Query(parsed, _filters(filters or [], named, parsed), study_uid=study or None,
-              series_uid=series or None, include_fields=tuple(include or ()), fuzzy=fuzzy,
-              limit=limit, offset=offset)
+    named = {
+        "PatientName": patient_name,
+        "PatientID": patient_id,
+        "StudyDate": study_date,
+        "Modality": modality,
+        "AccessionNumber": accession,
+    }
+    q = Query(
+        parsed,
+        _filters(filters or [], named, parsed),
+        study_uid=study or None,
+        series_uid=series or None,
+        include_fields=tuple(include or ()),
+        fuzzy=fuzzy,
+        limit=limit,
+        offset=offset,
+    )
     with _node(server) as node:
         refs = node.find(q)
     print_refs(refs, as_json)
@@ -107,10 +120,14 @@ def _metadata_table(headers: list[Any]) -> Table:
         table.add_column(title, overflow="fold")
     for header in headers:
         size = f"{first_value(header, 'Rows')} x {first_value(header, 'Columns')}"
-        table.add_row(first_value(header, "SeriesNumber"), first_value(header, "InstanceNumber"),
-                      first_value(header, "Modality"), size,
-                      first_value(header, "NumberOfFrames") or "1",
-                      first_value(header, "SOPInstanceUID"))
+        table.add_row(
+            first_value(header, "SeriesNumber"),
+            first_value(header, "InstanceNumber"),
+            first_value(header, "Modality"),
+            size,
+            first_value(header, "NumberOfFrames") or "1",
+            first_value(header, "SOPInstanceUID"),
+        )
     return table
 
 
@@ -132,9 +149,16 @@ def metadata(
 
 def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
     if as_json:
-        print_json({"succeeded": len(report.succeeded), "skipped": len(report.skipped),
-                    "failed": dict(report.failed), "warnings": dict(report.warnings),
-                    "bytes": report.bytes_transferred, "seconds": report.seconds})
+        print_json(
+            {
+                "succeeded": len(report.succeeded),
+                "skipped": len(report.skipped),
+                "failed": dict(report.failed),
+                "warnings": dict(report.warnings),
+                "bytes": report.bytes_transferred,
+                "seconds": report.seconds,
+            }
+        )
     else:
         for uid, reason in list(report.failed.items())[:20]:
             err_console.print(f"[red]failed[/] {uid}: {reason}")
@@ -144,9 +168,11 @@ def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
             err_console.print(f"[yellow]warning[/] {uid}: {message}")
         mb = report.bytes_transferred / 1e6
         rate = mb / report.seconds if report.seconds else 0.0
-        console.print(f"{verb} {len(report.succeeded)}, skipped {len(report.skipped)}, "
-                      f"failed {len(report.failed)} ({mb:.1f} MB in {report.seconds:.1f}s, "
-                      f"{rate:.1f} MB/s)")
+        console.print(
+            f"{verb} {len(report.succeeded)}, skipped {len(report.skipped)}, "
+            f"failed {len(report.failed)} ({mb:.1f} MB in {report.seconds:.1f}s, "
+            f"{rate:.1f} MB/s)"
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -155,19 +181,23 @@ def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
 def fetch(
     server: ServerArg,
     study_uid: Annotated[str, typer.Argument(help="Study Instance UID.")],
-    series: Annotated[list[str] | None, typer.Option("--series", help="Only these series.")
-                      ] = None,
-    instances: Annotated[list[str] | None, typer.Option("--instance", help="Only these SOPs.")
-                         ] = None,
+    series: Annotated[list[str] | None, typer.Option("--series", help="Only these series.")] = None,
+    instances: Annotated[
+        list[str] | None, typer.Option("--instance", help="Only these SOPs.")
+    ] = None,
     db: DbOption = None,
     concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch a study (or some series/instances) into the local database; resumable."""
-    with open_database(db) as database, _node(server, concurrency) as node, \
-            progress_bar(f"fetch {server}") as progress:
-        report = node.retrieve(study_uid, series or (), instances or (), into=database,
-                               progress=progress)
+    with (
+        open_database(db) as database,
+        _node(server, concurrency) as node,
+        progress_bar(f"fetch {server}") as progress,
+    ):
+        report = node.retrieve(
+            study_uid, series or (), instances or (), into=database, progress=progress
+        )
     _summary(report, "fetched", as_json)
 
 
@@ -184,8 +214,12 @@ def _files(items: list[str], database: Database) -> list[Path]:
 @handle_errors
 def send(
     server: ServerArg,
-    items: Annotated[list[str], typer.Argument(help="Study/series/instance UIDs of the local "
-                                                    "database, or files and folders.")],
+    items: Annotated[
+        list[str],
+        typer.Argument(
+            help="Study/series/instance UIDs of the local database, or files and folders."
+        ),
+    ],
     db: DbOption = None,
     concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,

@@ -24,8 +24,8 @@ import httpx
 
 from dicomstation.auth import http_client
 from dicomstation.config import DicomWebServer
-from dicomstation.errors import ProtocolError, RemoteStatusError
-from dicomstation.models import InstanceRef, Level, Query, TransferReport
+from dicomstation.errors import ProtocolError
+from dicomstation.models import Level, Query, TransferReport
 from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.qido import (
@@ -36,11 +36,11 @@ from dicomstation.nodes.qido import (
     query_path,
     ref_from_json,
 )
+from dicomstation.nodes.retrieve_plan import RetrievePlanner
 from dicomstation.nodes.stow import StowSender, batches, outgoing
 from dicomstation.nodes.wado import (
     DICOM_ACCEPTS,
     AcceptNegotiator,
-    Target,
     WadoFetcher,
     read_parts,
 )
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["DicomWebNode"]
 
 _JSON_TYPES = ("application/dicom+json", "application/json")
-_UIDS_PER_QUERY = 50
 
 
 class DicomWebNode:
@@ -77,10 +76,19 @@ class DicomWebNode:
         Size bounds of one STOW-RS request.
     """
 
-    def __init__(self, name: str, url: str, client: httpx.Client, *, concurrency: int = 4,
-                 retry: RetryPolicy | None = None, page_size: int = 200,
-                 stow_batch_files: int = 50, stow_batch_bytes: int = 64 << 20,
-                 accepts: Sequence[str] = DICOM_ACCEPTS) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        client: httpx.Client,
+        *,
+        concurrency: int = 4,
+        retry: RetryPolicy | None = None,
+        page_size: int = 200,
+        stow_batch_files: int = 50,
+        stow_batch_bytes: int = 64 << 20,
+        accepts: Sequence[str] = DICOM_ACCEPTS,
+    ) -> None:
         self.name = name
         self.url = url.rstrip("/")
         self.client = client
@@ -111,15 +119,21 @@ class DicomWebNode:
         self.client.close()
 
     # -- plain requests ----------------------------------------------------------------
-    def _get(self, path: str, *, operation: str, uid: str | None = None,
-             params: list[tuple[str, str]] | None = None, accept: str = "application/dicom+json"
-             ) -> httpx.Response:
+    def _get(
+        self,
+        path: str,
+        *,
+        operation: str,
+        uid: str | None = None,
+        params: list[tuple[str, str]] | None = None,
+        accept: str = "application/dicom+json",
+    ) -> httpx.Response:
         """GET with retries; the response is read and has a 2xx status."""
+
         def attempt() -> httpx.Response:
             try:
                 query = "?" + encode_query(params) if params else ""
-                response = self.client.get(f"{self.url}/{path}{query}",
-                                           headers={"Accept": accept})
+                response = self.client.get(f"{self.url}/{path}{query}", headers={"Accept": accept})
             except httpx.HTTPError as exc:
                 raise translate(exc, server=self.name, operation=operation, uid=uid) from exc
             check_status(response, server=self.name, operation=operation, uid=uid)
@@ -127,24 +141,39 @@ class DicomWebNode:
 
         return with_retries(attempt, policy=self.retry, retryable=is_retryable)
 
-    def _get_json(self, path: str, *, operation: str, uid: str | None = None,
-                  params: list[tuple[str, str]] | None = None) -> tuple[list[Any], list[str]]:
+    def _get_json(
+        self,
+        path: str,
+        *,
+        operation: str,
+        uid: str | None = None,
+        params: list[tuple[str, str]] | None = None,
+    ) -> tuple[list[Any], list[str]]:
         response = self._get(path, operation=operation, uid=uid, params=params)
         warnings = response.headers.get_list("warning")
         if response.status_code == 204 or not response.content.strip():
             return [], warnings
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in _JSON_TYPES:
-            raise ProtocolError(f"expected application/dicom+json, got {media or 'none'!r}",
-                                server=self.name, operation=operation, uid=uid)
+            raise ProtocolError(
+                f"expected application/dicom+json, got {media or 'none'!r}",
+                server=self.name,
+                operation=operation,
+                uid=uid,
+            )
         try:
             data = response.json()
         except ValueError:
-            raise ProtocolError("malformed JSON in the answer", server=self.name,
-                                operation=operation, uid=uid) from None
+            raise ProtocolError(
+                "malformed JSON in the answer", server=self.name, operation=operation, uid=uid
+            ) from None
         if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-            raise ProtocolError("the answer is not a list of DICOM JSON objects",
-                                server=self.name, operation=operation, uid=uid)
+            raise ProtocolError(
+                "the answer is not a list of DICOM JSON objects",
+                server=self.name,
+                operation=operation,
+                uid=uid,
+            )
         return data, warnings
 
     # -- QIDO-RS -------------------------------------------------------------------------
@@ -164,8 +193,12 @@ class DicomWebNode:
         query_params(query, None, 0)  # validate before the first request
 
         def fetch(limit: int | None, offset: int) -> Page:
-            return self._get_json(path, operation="QIDO-RS", uid=query.series_uid
-                                  or query.study_uid, params=query_params(query, limit, offset))
+            return self._get_json(
+                path,
+                operation="QIDO-RS",
+                uid=query.series_uid or query.study_uid,
+                params=query_params(query, limit, offset),
+            )
 
         for obj in iter_matches(fetch, query, page_size=self.page_size, server=self.name):
             yield ref_from_json(level, obj)
@@ -177,55 +210,22 @@ class DicomWebNode:
     def metadata(self, study_uid: str, series_uid: str | None = None) -> list[Mapping[str, Any]]:
         """WADO-RS metadata: DICOM JSON of every instance, without fetching pixel data."""
         path = f"studies/{study_uid}" + (f"/series/{series_uid}" if series_uid else "")
-        data, _ = self._get_json(path + "/metadata", operation="WADO-RS metadata",
-                                 uid=series_uid or study_uid)
+        data, _ = self._get_json(
+            path + "/metadata", operation="WADO-RS metadata", uid=series_uid or study_uid
+        )
         return data
 
     # -- WADO-RS -------------------------------------------------------------------------
-    def _listing(self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
-                 ) -> dict[str, list[str]]:
-        """SOP Instance UIDs to fetch, by series (one QIDO-RS instance listing)."""
-        base: dict[str, str] = {}
-        if len(series_uids) > 1:
-            base["SeriesInstanceUID"] = "\\".join(series_uids)
-        groups = [sop_uids[i : i + _UIDS_PER_QUERY]
-                  for i in range(0, len(sop_uids), _UIDS_PER_QUERY)] or [()]
-        found: dict[str, list[str]] = {}
-        for group in groups:
-            filters = dict(base, **({"SOPInstanceUID": "\\".join(group)} if group else {}))
-            query = Query(Level.IMAGE, filters, study_uid=study_uid,
-                          series_uid=series_uids[0] if len(series_uids) == 1 else None)
-            for ref in self.iter_find(query):
-                assert isinstance(ref, InstanceRef)
-                series = ref.series_uid or (series_uids[0] if len(series_uids) == 1 else "")
-                found.setdefault(series, []).append(ref.sop_instance_uid)
-        if not found or "" in found:
-            what = "instances" if sop_uids else "series" if series_uids else "study"
-            raise RemoteStatusError(f"{what} not found on the server (empty QIDO-RS listing)",
-                                    server=self.name, operation="WADO-RS", status=404,
-                                    uid=(sop_uids or series_uids or [study_uid])[0])
-        return found
-
-    def _targets(self, study_uid: str, listing: dict[str, list[str]], by_instance: bool,
-                 into: Database, tracker: TransferTracker) -> list[Target]:
-        present = into.has_instances(uid for uids in listing.values() for uid in uids)
-        tracker.start(sum(len(u) for u in listing.values()))
-        targets: list[Target] = []
-        for series, uids in listing.items():
-            missing = tuple(u for u in uids if u not in present)
-            tracker.skip([u for u in uids if u in present], "already in the local database")
-            if not missing:
-                continue
-            if by_instance or len(missing) < len(uids):
-                targets += [Target(study_uid, series, sop, (sop,)) for sop in missing]
-            else:
-                targets.append(Target(study_uid, series, None, missing))
-        return targets
-
-    def retrieve(self, study_uid: str, series_uids: Sequence[str] = (),
-                 sop_uids: Sequence[str] = (), *, into: Database,
-                 progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None) -> TransferReport:
+    def retrieve(
+        self,
+        study_uid: str,
+        series_uids: Sequence[str] = (),
+        sop_uids: Sequence[str] = (),
+        *,
+        into: Database,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TransferReport:
         """Fetch a study, some of its series, or some instances into ``into``.
 
         Instances already in the database are skipped; several series (or
@@ -244,50 +244,85 @@ class DicomWebNode:
         """
         tracker = TransferTracker("fetch", progress)
         cancel = cancel or CancelToken()  # so Ctrl-C can stop the worker threads
-        listing = self._listing(study_uid, series_uids, sop_uids)
-        targets = self._targets(study_uid, listing, bool(sop_uids), into, tracker)
-        fetcher = WadoFetcher(self.client, self.url, self.name, into, tracker,
-                              negotiator=self.negotiator, policy=self.retry, cancel=cancel)
+        planner = RetrievePlanner(self.name, self.iter_find)
+        targets = planner.plan(study_uid, series_uids, sop_uids, into, tracker)
+        tracker.start(tracker.total)
+        fetcher = WadoFetcher(
+            self.client,
+            self.url,
+            self.name,
+            into,
+            tracker,
+            negotiator=self.negotiator,
+            policy=self.retry,
+            lister=planner.series_instances,
+            cancel=cancel,
+        )
         try:
             run_parallel(targets, fetcher.fetch, workers=self.concurrency, cancel=cancel)
         finally:
             fetcher.close()
         return tracker.report()
 
-    def iter_frames(self, study_uid: str, series_uid: str, sop_uid: str,
-                    frames: Sequence[int]) -> Iterator[bytes]:
+    def iter_frames(
+        self, study_uid: str, series_uid: str, sop_uid: str, frames: Sequence[int]
+    ) -> Iterator[bytes]:
         """Yield the pixel data of frames (1-based numbers), as sent (any transfer syntax)."""
-        path = (f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/"
-                + ",".join(str(int(f)) for f in frames))
+        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/" + ",".join(
+            str(int(f)) for f in frames
+        )
         accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
         try:
-            with self.client.stream("GET", f"{self.url}/{path}",
-                                    headers={"Accept": accept}) as response:
+            with self.client.stream(
+                "GET", f"{self.url}/{path}", headers={"Accept": accept}
+            ) as response:
                 check_status(response, server=self.name, operation="WADO-RS frames", uid=sop_uid)
-                for part in read_parts(response, server=self.name, operation="WADO-RS frames",
-                                       uid=sop_uid, chunk_size=1 << 16):
+                for part in read_parts(
+                    response,
+                    server=self.name,
+                    operation="WADO-RS frames",
+                    uid=sop_uid,
+                    chunk_size=1 << 16,
+                ):
                     yield part.read()
         except httpx.HTTPError as exc:
-            raise translate(exc, server=self.name, operation="WADO-RS frames",
-                            uid=sop_uid) from exc
+            raise translate(exc, server=self.name, operation="WADO-RS frames", uid=sop_uid) from exc
 
-    def rendered(self, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None,
-                 *, frames: Sequence[int] = (), media_type: str = "image/png",
-                 params: Mapping[str, str] | None = None, thumbnail: bool = False) -> bytes:
+    def rendered(
+        self,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        *,
+        frames: Sequence[int] = (),
+        media_type: str = "image/png",
+        params: Mapping[str, str] | None = None,
+        thumbnail: bool = False,
+    ) -> bytes:
         """A rendered (or ``thumbnail=True``) image of a study, series, instance or frames."""
         path = f"studies/{study_uid}"
         path += f"/series/{series_uid}" if series_uid else ""
         path += f"/instances/{sop_uid}" if series_uid and sop_uid else ""
-        path += "/frames/" + ",".join(str(int(f))for f in frames) if sop_uid and frames else ""
+        path += "/frames/" + ",".join(str(int(f)) for f in frames) if sop_uid and frames else ""
         path += "/thumbnail" if thumbnail else "/rendered"
         operation = "WADO-RS thumbnail" if thumbnail else "WADO-RS rendered"
-        response = self._get(path, operation=operation, uid=sop_uid or series_uid or study_uid,
-                             params=list((params or {}).items()), accept=media_type)
+        response = self._get(
+            path,
+            operation=operation,
+            uid=sop_uid or series_uid or study_uid,
+            params=list((params or {}).items()),
+            accept=media_type,
+        )
         return response.content
 
     # -- STOW-RS -------------------------------------------------------------------------
-    def store(self, files: Iterable[Path], *, progress: ProgressCallback | None = None,
-              cancel: CancelToken | None = None) -> TransferReport:
+    def store(
+        self,
+        files: Iterable[Path],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> TransferReport:
         """Send DICOM files with STOW-RS, in streamed batches, several at once.
 
         Per-instance outcomes (accepted, refused with reason, warnings) are in the
@@ -304,8 +339,9 @@ class DicomWebNode:
         cancel = cancel or CancelToken()
         items = list(outgoing(files, tracker))
         tracker.start(len(items) + len(tracker.failed))
-        sender = StowSender(self.client, self.url, self.name, tracker, policy=self.retry,
-                            cancel=cancel)
+        sender = StowSender(
+            self.client, self.url, self.name, tracker, policy=self.retry, cancel=cancel
+        )
         groups = batches(items, self.stow_batch_files, self.stow_batch_bytes)
         run_parallel(groups, sender.send, workers=self.concurrency, cancel=cancel)
         return tracker.report()

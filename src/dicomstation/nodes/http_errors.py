@@ -42,8 +42,10 @@ MAPPING: dict[type[Exception], tuple[type[NodeError], str]] = {
     httpx.CloseError: (ConnectionFailedError, "error closing the connection"),
     httpx.ProxyError: (ConnectionFailedError, "proxy error"),
     httpx.ProtocolError: (ConnectionFailedError, "HTTP protocol error"),
-    httpx.RemoteProtocolError: (ConnectionFailedError, "server broke the HTTP protocol "
-                                "(connection closed mid-response?)"),
+    httpx.RemoteProtocolError: (
+        ConnectionFailedError,
+        "server broke the HTTP protocol (connection closed mid-response?)",
+    ),
     httpx.LocalProtocolError: (ProtocolError, "invalid HTTP request"),
     httpx.UnsupportedProtocol: (NodeError, "unsupported URL scheme (use http or https)"),
     httpx.DecodingError: (ProtocolError, "cannot decode the response body"),
@@ -77,8 +79,7 @@ def _lookup(exc: BaseException) -> tuple[type[NodeError], str]:
     return NodeError, "unexpected error"
 
 
-def translate(exc: Exception, *, server: str, operation: str, uid: str | None = None
-              ) -> NodeError:
+def translate(exc: Exception, *, server: str, operation: str, uid: str | None = None) -> NodeError:
     """Return the dicomstation error for an httpx exception (to be raised ``from`` it).
 
     A :class:`httpx.HTTPStatusError` is translated like :func:`check_status` would.
@@ -109,23 +110,26 @@ def _body_excerpt(response: httpx.Response) -> str:
     return ""
 
 
-def _status_error(response: httpx.Response, *, server: str, operation: str,
-                  uid: str | None) -> NodeError:
+def _status_error(
+    response: httpx.Response, *, server: str, operation: str, uid: str | None
+) -> NodeError:
     status = response.status_code
     reason = response.reason_phrase or "error"
     excerpt = _body_excerpt(response)
     message = f"HTTP {status} {reason}" + (f": {excerpt}" if excerpt else "")
     if status in (401, 403):
         hint = " (check the server's credentials in the settings)"
-        return AuthenticationError(message + hint, server=server, operation=operation, uid=uid,
-                                   status=status)
+        return AuthenticationError(
+            message + hint, server=server, operation=operation, uid=uid, status=status
+        )
     if status == 404:
         message = f"not found on the server (HTTP 404{': ' + excerpt if excerpt else ''})"
     return RemoteStatusError(message, server=server, operation=operation, uid=uid, status=status)
 
 
-def check_status(response: httpx.Response, *, server: str, operation: str,
-                 uid: str | None = None) -> None:
+def check_status(
+    response: httpx.Response, *, server: str, operation: str, uid: str | None = None
+) -> None:
     """Raise the matching :class:`NodeError` when ``response`` has a 4xx/5xx status."""
     if response.status_code >= 400:
         raise _status_error(response, server=server, operation=operation, uid=uid)

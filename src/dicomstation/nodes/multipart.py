@@ -166,7 +166,7 @@ class _Parser:
     def _more(self) -> bool:
         for chunk in self._source:
             if chunk:
-                self._buf = self._buf[self._pos:] + chunk
+                self._buf = self._buf[self._pos :] + chunk
                 self._pos = 0
                 return True
         return False
@@ -190,12 +190,12 @@ class _Parser:
         """Consume the rest of a boundary line; return True for the close delimiter."""
         while self._unread() < 2 and self._more():
             pass
-        if self._buf[self._pos:self._pos + 2] == b"--":
+        if self._buf[self._pos : self._pos + 2] == b"--":
             return True
         while (end := self._buf.find(CRLF, self._pos)) < 0:
             if self._unread() > 1024 or not self._more():
                 raise self._fail("truncated or malformed boundary line")
-        if self._buf[self._pos:end].strip(b" \t"):
+        if self._buf[self._pos : end].strip(b" \t"):
             raise self._fail("garbage after a multipart boundary")
         self._pos = end + 2
         return False
@@ -210,7 +210,7 @@ class _Parser:
                 break
             if self._unread() > _MAX_HEADER_BYTES or not self._more():
                 raise self._fail("truncated part headers")
-        block = self._buf[self._pos:end]
+        block = self._buf[self._pos : end]
         self._pos = end + 4
         headers: dict[str, str] = {}
         for line in block.decode("latin-1").split("\r\n"):
@@ -227,12 +227,12 @@ class _Parser:
             found = self._buf.find(self._delim, self._pos)
             if found >= 0:
                 if found > self._pos:
-                    yield self._buf[self._pos:found]
+                    yield self._buf[self._pos : found]
                 self._pos = found + len(self._delim)
                 return
             if self._unread() > keep:
                 cut = len(self._buf) - keep
-                yield self._buf[self._pos:cut]
+                yield self._buf[self._pos : cut]
                 self._pos = cut
             if not self._more():
                 raise self._fail("message truncated inside a part (no closing boundary)")

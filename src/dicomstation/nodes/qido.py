@@ -46,11 +46,16 @@ Page = tuple[list[Json], list[str]]
 _DA = r"\d{8}"
 _TM = r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?"
 _DT = r"\d{4}(?:\d{2}(?:\d{2}(?:" + _TM + r")?)?)?(?:[+-]\d{4})?"
-_RANGE = {vr: re.compile(rf"^(?:{p}|{p}-|-{p}|{p}-{p})$") for vr, p in
-          (("DA", _DA), ("TM", _TM), ("DT", _DT))}
+_RANGE = {
+    vr: re.compile(rf"^(?:{p}|{p}-|-{p}|{p}-{p})$")
+    for vr, p in (("DA", _DA), ("TM", _TM), ("DT", _DT))
+}
 _UID = re.compile(r"^[0-9.]+\*?$")
-_UID_KEYS = {"0020000D": "StudyInstanceUID", "0020000E": "SeriesInstanceUID",
-             "00080018": "SOPInstanceUID"}
+_UID_KEYS = {
+    "0020000D": "StudyInstanceUID",
+    "0020000E": "SeriesInstanceUID",
+    "00080018": "SOPInstanceUID",
+}
 
 
 class QidoWarning(UserWarning):
@@ -95,8 +100,9 @@ def validate_value(key: str, value: str) -> tuple[str, str]:
     text = value.strip()
     if vr in _RANGE and text and not _RANGE[vr].match(text):
         formats = {"DA": "YYYYMMDD", "TM": "HHMMSS", "DT": "YYYYMMDDHHMMSS"}[vr]
-        raise ConfigError(f"{key}={value!r}: expected {formats}, {formats}-, -{formats} "
-                          f"or {formats}-{formats}")
+        raise ConfigError(
+            f"{key}={value!r}: expected {formats}, {formats}-, -{formats} or {formats}-{formats}"
+        )
     if vr == "UI" and text:
         uids = [u.strip() for u in re.split(r"[\\,]", text)]
         bad = [u for u in uids if not _UID.match(u)]
@@ -138,13 +144,21 @@ def encode_query(params: Sequence[tuple[str, str]]) -> str:
 
 
 def _identity(level: Level, obj: Json) -> str:
-    keyword = {Level.STUDY: "StudyInstanceUID", Level.SERIES: "SeriesInstanceUID",
-               Level.IMAGE: "SOPInstanceUID"}.get(level, "PatientID")
+    keyword = {
+        Level.STUDY: "StudyInstanceUID",
+        Level.SERIES: "SeriesInstanceUID",
+        Level.IMAGE: "SOPInstanceUID",
+    }.get(level, "PatientID")
     return first_value(obj, keyword) or repr(sorted(obj.items()))
 
 
-def iter_matches(fetch: Callable[[int | None, int], Page], query: Query, *, page_size: int = 200,
-                 server: str = "") -> Iterator[Json]:
+def iter_matches(
+    fetch: Callable[[int | None, int], Page],
+    query: Query,
+    *,
+    page_size: int = 200,
+    server: str = "",
+) -> Iterator[Json]:
     """Yield QIDO-RS results page by page, only as far as the caller reads.
 
     Parameters

@@ -71,8 +71,11 @@ def outgoing(paths: Iterable[Path], tracker: TransferTracker) -> Iterator[Outgoi
             meta = read_file_meta_info(path)
             uid = str(meta.get("MediaStorageSOPInstanceUID", ""))
             if not uid:
-                uid = str(dcmread(path, stop_before_pixels=True,
-                                  specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+                uid = str(
+                    dcmread(
+                        path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]
+                    ).SOPInstanceUID
+                )
             yield Outgoing(path, uid, path.stat().st_size)
         except (PydicomInvalid, OSError, ValueError, EOFError, AttributeError) as exc:
             tracker.fail(str(path), f"{path}: not a DICOM Part 10 file ({type(exc).__name__})")
@@ -107,9 +110,17 @@ def _reason(item: Mapping[str, Any], tag: str) -> str:
 class StowSender:
     """Send batches to ``base_url/studies``; record each instance's outcome."""
 
-    def __init__(self, client: httpx.Client, base_url: str, server: str,
-                 tracker: TransferTracker, *, policy: RetryPolicy,
-                 cancel: CancelToken | None = None, chunk_size: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        server: str,
+        tracker: TransferTracker,
+        *,
+        policy: RetryPolicy,
+        cancel: CancelToken | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + "/studies"
         self.server = server
@@ -121,8 +132,12 @@ class StowSender:
     def send(self, batch: list[Outgoing]) -> None:
         """Send one batch with retries; failures after retries are recorded, not raised."""
         try:
-            response = with_retries(lambda: self._post(batch), policy=self.policy,
-                                    retryable=is_retryable, cancel=self.cancel)
+            response = with_retries(
+                lambda: self._post(batch),
+                policy=self.policy,
+                retryable=is_retryable,
+                cancel=self.cancel,
+            )
         except (AuthenticationError, CancelledError):
             raise
         except NodeError as exc:
@@ -132,8 +147,12 @@ class StowSender:
         self._record(batch, response)
 
     def _body(self, batch: list[Outgoing], boundary: str) -> tuple[Iterator[bytes], int]:
-        heads = [part_head(boundary, {"Content-Type": "application/dicom",
-                                      "Content-Length": str(o.size)}) for o in batch]
+        heads = [
+            part_head(
+                boundary, {"Content-Type": "application/dicom", "Content-Length": str(o.size)}
+            )
+            for o in batch
+        ]
         tail = close_delimiter(boundary)
         length = sum(len(h) + o.size + 2 for h, o in zip(heads, batch, strict=True)) + len(tail)
 
@@ -153,8 +172,11 @@ class StowSender:
     def _post(self, batch: list[Outgoing]) -> httpx.Response:
         boundary = new_boundary()
         body, length = self._body(batch, boundary)  # a fresh generator for every attempt
-        headers = {"Content-Type": multipart_content_type(boundary),
-                   "Content-Length": str(length), "Accept": "application/dicom+json"}
+        headers = {
+            "Content-Type": multipart_content_type(boundary),
+            "Content-Length": str(length),
+            "Accept": "application/dicom+json",
+        }
         uid = batch[0].sop_uid if len(batch) == 1 else None
         try:
             response = self.client.post(self.url, content=body, headers=headers)
@@ -171,10 +193,14 @@ class StowSender:
         except ValueError:
             data = {}
         data = data if isinstance(data, dict) else {}
-        referenced = {first_value(i, "ReferencedSOPInstanceUID"): i
-                      for i in (data.get("00081199") or {}).get("Value", [])}
-        failed = {first_value(i, "ReferencedSOPInstanceUID"): i
-                  for i in (data.get("00081198") or {}).get("Value", [])}
+        referenced = {
+            first_value(i, "ReferencedSOPInstanceUID"): i
+            for i in (data.get("00081199") or {}).get("Value", [])
+        }
+        failed = {
+            first_value(i, "ReferencedSOPInstanceUID"): i
+            for i in (data.get("00081198") or {}).get("Value", [])
+        }
         listed = bool(referenced or failed)
         meaning = _STATUS_MEANING.get(status, response.reason_phrase or "")
         for item in batch:
@@ -189,8 +215,10 @@ class StowSender:
             elif status < 300 and not listed:
                 self.tracker.succeed([item.sop_uid])
             else:
-                self.tracker.fail(item.sop_uid, f"{self.server} did not accept it "
-                                  f"(HTTP {status} {meaning})".rstrip())
+                self.tracker.fail(
+                    item.sop_uid,
+                    f"{self.server} did not accept it (HTTP {status} {meaning})".rstrip(),
+                )
         warning = response.headers.get("warning")
         if warning and status == 202:
             self.tracker.warn(self.url, warning)

@@ -15,9 +15,8 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +28,13 @@ from pydicom.filereader import read_file_meta_info
 from dicomstation.errors import AuthenticationError, CancelledError, NodeError, ProtocolError
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
-from dicomstation.transfer import RetryPolicy, TransferTracker, check_cancel, with_retries
+from dicomstation.transfer import (
+    RetryPolicy,
+    SerialWorker,
+    TransferTracker,
+    check_cancel,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -44,13 +49,17 @@ DICOM_ACCEPTS = (
     'multipart/related; type="application/dicom"',
 )
 _REFUSED = frozenset({400, 406, 415})
-_COMMIT_FILES = 32
-_COMMIT_SECONDS = 0.5
+#: lists the SOP Instance UIDs of a series on the server (for resuming a series)
+Lister = Callable[[str, str], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
 class Target:
-    """One WADO-RS request: a series (``sop_uid`` None) or one instance."""
+    """One WADO-RS request: a series (``sop_uid`` None) or one instance.
+
+    ``expected`` lists the instances the request should bring (empty when the
+    series was not listed because none of it is local yet).
+    """
 
     study_uid: str
     series_uid: str
@@ -90,19 +99,23 @@ class AcceptNegotiator:
             return self._accepts[self._index] != accept
 
 
-def read_parts(response: httpx.Response, *, server: str, operation: str, uid: str | None,
-               chunk_size: int) -> Iterator[Part]:
+def read_parts(
+    response: httpx.Response, *, server: str, operation: str, uid: str | None, chunk_size: int
+) -> Iterator[Part]:
     """Parts of a streamed multipart/related response; ProtocolError if it is not one."""
     content_type = response.headers.get("content-type", "")
     try:
         boundary = boundary_of(content_type)
     except ValueError:
-        raise ProtocolError(f"expected a multipart/related answer, got {content_type or 'none'!r}",
-                            server=server, operation=operation, uid=uid) from None
+        raise ProtocolError(
+            f"expected a multipart/related answer, got {content_type or 'none'!r}",
+            server=server,
+            operation=operation,
+            uid=uid,
+        ) from None
     # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
     del chunk_size
-    return iter_parts(response.iter_bytes(), boundary, server=server,
-                      operation=operation, uid=uid)
+    return iter_parts(response.iter_bytes(), boundary, server=server, operation=operation, uid=uid)
 
 
 def _sop_uid(path: Path) -> str:
@@ -115,9 +128,20 @@ def _sop_uid(path: Path) -> str:
 class WadoFetcher:
     """Fetch :class:`Target` s of one retrieve into ``db``, recording in ``tracker``."""
 
-    def __init__(self, client: httpx.Client, base_url: str, server: str, db: Database,
-                 tracker: TransferTracker, *, negotiator: AcceptNegotiator, policy: RetryPolicy,
-                 cancel: CancelToken | None = None, chunk_size: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        server: str,
+        db: Database,
+        tracker: TransferTracker,
+        *,
+        negotiator: AcceptNegotiator,
+        policy: RetryPolicy,
+        lister: Lister,
+        cancel: CancelToken | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.server = server
@@ -127,13 +151,18 @@ class WadoFetcher:
         self.policy = policy
         self.cancel = cancel
         self.chunk_size = chunk_size
+        self.lister = lister
         self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
         self.staging.mkdir(parents=True, exist_ok=True)
-        self._commit_lock = threading.Lock()
+        # Indexing runs on its own thread, overlapping the downloads.
+        self._committer: SerialWorker[Path] = SerialWorker(self._commit, "wado-index")
 
     def close(self) -> None:
-        """Remove the staging folder (only incomplete leftovers can remain in it)."""
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Index what is complete, then remove the staging folder (only partial leftovers)."""
+        try:
+            self._committer.close()
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     # -- one target, with retries and resume ---------------------------------------
     def fetch(self, target: Target) -> None:
@@ -144,27 +173,38 @@ class WadoFetcher:
         AuthenticationError, CancelledError
             These stop the whole retrieve.
         """
+        tries = [0]
+
+        def attempt() -> None:
+            tries[0] += 1
+            self._attempt(target, retry=tries[0] > 1)
+
         try:
-            with_retries(lambda: self._attempt(target), policy=self.policy,
-                         retryable=is_retryable, cancel=self.cancel)
+            with_retries(attempt, policy=self.policy, retryable=is_retryable, cancel=self.cancel)
         except (AuthenticationError, CancelledError):
             raise
         except NodeError as exc:
-            missing = self._missing(target) if target.expected else [target.uid]
+            try:
+                missing = self._missing(target)[1] if target.sop_uid is None else []
+            except NodeError:
+                missing = []
             for uid in missing or [target.uid]:
                 self.tracker.fail(uid, str(exc))
 
-    def _missing(self, target: Target) -> list[str]:
-        present = self.db.has_instances(target.expected)
-        return [uid for uid in target.expected if uid not in present]
+    def _missing(self, target: Target) -> tuple[tuple[str, ...], list[str]]:
+        """(instances the target should bring, those not in the database yet)."""
+        self._committer.flush()  # what arrived is indexed before we look
+        expected = target.expected or self.lister(target.study_uid, target.series_uid)
+        present = self.db.has_instances(expected)
+        return expected, [uid for uid in expected if uid not in present]
 
-    def _attempt(self, target: Target) -> None:
-        if target.sop_uid is None and target.expected:
-            missing = self._missing(target)
+    def _attempt(self, target: Target, *, retry: bool) -> None:
+        if target.sop_uid is None and (target.expected or retry):
+            expected, missing = self._missing(target)
             if not missing:
                 return
-            if len(missing) < len(target.expected):  # resume: only what is still missing
-                for sop in missing:
+            if len(missing) < len(expected):
+                for sop in missing:  # resume: only what is still missing
                     self._request(Target(target.study_uid, target.series_uid, sop, (sop,)))
                 return
         self._request(target)
@@ -174,35 +214,39 @@ class WadoFetcher:
         while True:
             accept = self.negotiator.current
             try:
-                with self.client.stream("GET", f"{self.base_url}/{target.path}",
-                                        headers={"Accept": accept}) as response:
+                with self.client.stream(
+                    "GET", f"{self.base_url}/{target.path}", headers={"Accept": accept}
+                ) as response:
                     if response.status_code in _REFUSED and self.negotiator.refused(accept):
                         continue  # try the next Accept header
-                    check_status(response, server=self.server, operation="WADO-RS",
-                                 uid=target.uid)
+                    check_status(response, server=self.server, operation="WADO-RS", uid=target.uid)
                     self._receive(response, target)
                     return
             except httpx.HTTPError as exc:
-                raise translate(exc, server=self.server, operation="WADO-RS",
-                                uid=target.uid) from exc
+                raise translate(
+                    exc, server=self.server, operation="WADO-RS", uid=target.uid
+                ) from exc
 
     def _receive(self, response: httpx.Response, target: Target) -> None:
-        done: list[Path] = []
-        last_commit = time.monotonic()
-        try:
-            for part in read_parts(response, server=self.server, operation="WADO-RS",
-                                   uid=target.uid, chunk_size=self.chunk_size):
-                done.append(self._write_part(part, target))
-                if len(done) >= _COMMIT_FILES or time.monotonic() - last_commit > _COMMIT_SECONDS:
-                    self._commit(done)
-                    done, last_commit = [], time.monotonic()
-        finally:
-            self._commit(done)  # complete instances are kept even when the stream broke
+        for part in read_parts(
+            response,
+            server=self.server,
+            operation="WADO-RS",
+            uid=target.uid,
+            chunk_size=self.chunk_size,
+        ):
+            # each complete instance is handed to the indexer at once, so a broken
+            # stream keeps everything that arrived whole
+            self._committer.submit([self._write_part(part, target)])
 
     def _write_part(self, part: Part, target: Target) -> Path:
         if part.content_type not in ("application/dicom", ""):
-            raise ProtocolError(f"part of type {part.content_type!r}, expected application/dicom",
-                                server=self.server, operation="WADO-RS", uid=target.uid)
+            raise ProtocolError(
+                f"part of type {part.content_type!r}, expected application/dicom",
+                server=self.server,
+                operation="WADO-RS",
+                uid=target.uid,
+            )
         fd, name = tempfile.mkstemp(dir=self.staging, suffix=".part")
         path = Path(name)
         size = 0
@@ -215,8 +259,12 @@ class WadoFetcher:
                     self.tracker.add_bytes(len(chunk))
             declared = part.headers.get("content-length", "")
             if declared.isdigit() and int(declared) != size:
-                raise ProtocolError(f"part truncated: {size} of {declared} bytes",
-                                    server=self.server, operation="WADO-RS", uid=target.uid)
+                raise ProtocolError(
+                    f"part truncated: {size} of {declared} bytes",
+                    server=self.server,
+                    operation="WADO-RS",
+                    uid=target.uid,
+                )
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -226,13 +274,15 @@ class WadoFetcher:
         if not paths:
             return
         uids = {str(p): _sop_uid(p) for p in paths}
-        with self._commit_lock:
-            report = self.db.add_files(paths, move=True)
+        report = self.db.add_files(paths, move=True)
         self.tracker.succeed(uids.get(p, p) for p in report.succeeded)
         if report.skipped:
             self.tracker.skip((uids.get(p, p) for p in report.skipped), "already present")
         for source, reason in report.failed.items():
-            self.tracker.fail(uids.get(source, source), f"{self.server} sent an invalid "
-                              "instance: " + reason.replace(source, "").strip(": "))
+            self.tracker.fail(
+                uids.get(source, source),
+                f"{self.server} sent an invalid "
+                "instance: " + reason.replace(source, "").strip(": "),
+            )
         for path in paths:
             path.unlink(missing_ok=True)

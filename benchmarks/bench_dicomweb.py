@@ -1,0 +1,285 @@
+"""DICOMweb fetch and store: dicomstation vs dicomweb-client vs curl, against a real Orthanc.
+
+Run:  .venv/bin/python benchmarks/bench_dicomweb.py [--slices 300] [--repeat 3]
+
+Starts an Orthanc with the DICOMweb plugin on loopback, makes a synthetic CT
+series (512x512 int16 slices) in code, then measures, each client in its own
+subprocess (so peak RSS is the client's own):
+
+* WADO-RS fetch of the whole series into files: curl of the series URL (the
+  ceiling: one stream to one file, no parsing), dicomweb-client
+  ``retrieve_series`` + writing each dataset, and dicomstation ``retrieve`` into
+  a local database (listing, streamed parsing, indexing included);
+* STOW-RS of the same files: dicomweb-client ``store_instances`` (one request
+  holding every dataset) and dicomstation ``store`` (streamed batches).
+
+Prints a table with instances/s, MB/s, peak RSS and the ratios the goals use.
+A smaller series is fetched too, to show that dicomstation's peak RSS does not
+grow with the series size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+STUDY = "1.2.826.0.1.3680043.8.498.77"
+ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+def _peak_mb(children: bool = False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+# -- workers (run in a subprocess each) -------------------------------------------------------
+def worker_curl(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = Path(cfg["out"]) / "series.multipart"
+    url = f"{cfg['url']}/studies/{STUDY}/series/{cfg['series']}"
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "-u",
+            f"{cfg['user']}:{cfg['password']}",
+            "-H",
+            f"Accept: {ACCEPT}",
+            "-o",
+            str(out),
+            url,
+        ],
+        check=True,
+    )
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "bytes": out.stat().st_size,
+        "instances": cfg["count"],
+        "rss": _peak_mb(children=True),
+    }
+
+
+def _dwc_client(cfg: dict[str, Any]) -> Any:
+    from dicomweb_client.api import DICOMwebClient
+    from dicomweb_client.session_utils import create_session_from_user_pass
+
+    session = create_session_from_user_pass(cfg["user"], cfg["password"])
+    return DICOMwebClient(url=cfg["url"], session=session)
+
+
+def worker_dwc_fetch(cfg: dict[str, Any]) -> dict[str, Any]:
+    client = _dwc_client(cfg)
+    out = Path(cfg["out"])
+    started = time.perf_counter()
+    datasets = client.retrieve_series(STUDY, cfg["series"])
+    size = 0
+    for ds in datasets:
+        path = out / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path)
+        size += path.stat().st_size
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "bytes": size, "instances": len(datasets), "rss": _peak_mb()}
+
+
+def _node(cfg: dict[str, Any]) -> Any:
+    from dicomstation.config import Credentials, DicomWebServer, Secret
+    from dicomstation.nodes.dicomweb import DicomWebNode
+
+    creds = Credentials(username=cfg["user"], password=Secret(cfg["password"]))
+    return DicomWebNode.from_config(
+        DicomWebServer("orthanc", cfg["url"], creds), concurrency=cfg.get("concurrency", 4)
+    )
+
+
+def worker_ds_fetch(cfg: dict[str, Any]) -> dict[str, Any]:
+    from dicomstation.database import Database
+
+    with _node(cfg) as node, Database.temporary() as db:
+        started = time.perf_counter()
+        report = node.retrieve(STUDY, [cfg["series"]], into=db)
+        seconds = time.perf_counter() - started
+    assert report.ok and len(report.succeeded) == cfg["count"], report.failed
+    return {
+        "seconds": seconds,
+        "bytes": report.bytes_transferred,
+        "instances": len(report.succeeded),
+        "rss": _peak_mb(),
+    }
+
+
+def worker_dwc_store(cfg: dict[str, Any]) -> dict[str, Any]:
+    import pydicom
+
+    client = _dwc_client(cfg)
+    files = sorted(Path(cfg["files"]).glob("*.dcm"))
+    started = time.perf_counter()
+    datasets = [pydicom.dcmread(f) for f in files]  # its API takes datasets
+    client.store_instances(datasets)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "bytes": sum(f.stat().st_size for f in files),
+        "instances": len(files),
+        "rss": _peak_mb(),
+    }
+
+
+def worker_ds_store(cfg: dict[str, Any]) -> dict[str, Any]:
+    files = sorted(Path(cfg["files"]).glob("*.dcm"))
+    with _node(cfg) as node:
+        started = time.perf_counter()
+        report = node.store(files)
+        seconds = time.perf_counter() - started
+    assert report.ok and len(report.succeeded) == len(files), report.failed
+    return {
+        "seconds": seconds,
+        "bytes": report.bytes_transferred,
+        "instances": len(report.succeeded),
+        "rss": _peak_mb(),
+    }
+
+
+WORKERS = {
+    f.__name__.removeprefix("worker_"): f
+    for f in (worker_curl, worker_dwc_fetch, worker_ds_fetch, worker_dwc_store, worker_ds_store)
+}
+
+
+# -- driver -------------------------------------------------------------------------------------
+def run_worker(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    out = tempfile.mkdtemp(prefix=f"bench-{name}-")
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", name, json.dumps({**cfg, "out": out})],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"{name} failed:\n{exc.stderr}") from None
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def best(name: str, cfg: dict[str, Any], repeat: int, before: Any = None) -> dict[str, Any]:
+    runs = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        runs.append(run_worker(name, cfg))
+    fastest = min(runs, key=lambda r: r["seconds"])
+    fastest["median_s"] = statistics.median(r["seconds"] for r in runs)
+    return fastest
+
+
+def row(label: str, r: dict[str, Any]) -> str:
+    mb = r["bytes"] / 1e6
+    return (
+        f"{label:<34} {r['instances'] / r['seconds']:>9.0f} {mb / r['seconds']:>9.1f} "
+        f"{r['seconds']:>7.2f} {r['median_s']:>7.2f} {r['rss']:>9.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--small", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    from tests.dicomweb.synth import make_series
+    from tests.peers import start_orthanc
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dicomweb-"))
+    (work / "orthanc").mkdir()
+    server = start_orthanc(work / "orthanc")
+    try:
+        big, small = STUDY + ".1", STUDY + ".2"
+        files = make_series(work / "big", study_uid=STUDY, series_uid=big, count=args.slices)
+        few = make_series(work / "small", study_uid=STUDY, series_uid=small, count=args.small)
+        size_mb = sum(f.stat().st_size for f in files) / 1e6
+        cfg = {
+            "url": server.dicomweb_url,
+            "user": server.user,
+            "password": server.password,
+            "concurrency": args.concurrency,
+        }
+        print(
+            f"Orthanc {server.url}; series of {args.slices} x 512x512 CT = {size_mb:.0f} MB; "
+            f"best of {args.repeat}; {os.cpu_count()} CPUs\n"
+        )
+
+        def reset() -> None:
+            server.clear()
+
+        store = {**cfg, "files": str(work / "big")}
+        s_dwc = best("dwc_store", store, max(1, args.repeat - 1), reset)
+        s_ds = best("ds_store", store, max(1, args.repeat - 1), reset)
+        server.upload(*few)  # the big series is in place from the last STOW
+        fetch = {**cfg, "series": big, "count": args.slices}
+        f_curl = best("curl", fetch, args.repeat)
+        f_dwc = best("dwc_fetch", fetch, args.repeat)
+        f_ds = best("ds_fetch", fetch, args.repeat)
+        f_ds1 = best("ds_fetch", {**fetch, "concurrency": 1}, args.repeat)
+        f_small = best("ds_fetch", {**cfg, "series": small, "count": args.small}, args.repeat)
+
+        print(
+            f"{'client':<34} {'inst/s':>9} {'MB/s':>9} {'best s':>7} {'median':>7} {'peak MB':>9}"
+        )
+        print(row("fetch  curl (ceiling)", f_curl))
+        print(row("fetch  dicomweb-client", f_dwc))
+        print(row(f"fetch  dicomstation (c={args.concurrency})", f_ds))
+        print(row("fetch  dicomstation (c=1)", f_ds1))
+        print(row(f"fetch  dicomstation, {args.small} slices", f_small))
+        print(row("store  dicomweb-client", s_dwc))
+        print(row("store  dicomstation", s_ds))
+        rate = {
+            k: v["bytes"] / v["seconds"]
+            for k, v in {
+                "curl": f_curl,
+                "dwc": f_dwc,
+                "ds": f_ds,
+                "sdwc": s_dwc,
+                "sds": s_ds,
+            }.items()
+        }
+        print(
+            f"\nfetch: dicomstation / curl = {rate['ds'] / rate['curl']:.2f} (goal >= 0.90); "
+            f"dicomstation / dicomweb-client = {rate['ds'] / rate['dwc']:.2f} (goal >= 3)"
+        )
+        print(
+            f"store: dicomstation / dicomweb-client = {rate['sds'] / rate['sdwc']:.2f} (goal >= 2)"
+        )
+        print(
+            f"peak RSS dicomstation fetch: {f_ds['rss']:.0f} MB for {args.slices} slices, "
+            f"{f_small['rss']:.0f} MB for {args.small} slices; dicomweb-client: "
+            f"{f_dwc['rss']:.0f} MB (fetch), {s_dwc['rss']:.0f} MB (store)"
+        )
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        print(json.dumps(WORKERS[sys.argv[2]](json.loads(sys.argv[3]))))
+    else:
+        main()
