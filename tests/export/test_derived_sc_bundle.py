@@ -181,3 +181,25 @@ def test_damaged_or_missing_bundles_are_reported(ct: SourceSeries, tmp_path: Pat
         load_scene(bundle)
     with pytest.raises(ExportError):
         build_bundle(Scene(()), ct)
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_parametric_map_is_valid_and_round_trips(
+    ct: SourceSeries, tmp_path: Path, resampled: bool
+) -> None:
+    import highdicom as hd
+
+    from dicomstation.export import build_parametric_map
+
+    volume = proc.gaussian_smooth(ct.volume, 1.0)
+    if resampled:
+        volume = proc.resample(volume, (3.0, 1.5, 1.5))
+    pm = build_parametric_map(ct, volume, ExportOptions(series_number=12), description="smooth")
+    (path,) = assert_valid([pm], tmp_path)
+    back = hd.imread(path)
+    assert back.SeriesNumber == 12 and back.StudyInstanceUID == ct.first.StudyInstanceUID
+    assert back.NumberOfFrames == volume.spatial_shape[0]
+    values = back.get_volume().match_geometry(volume, tol=1e-3)
+    assert np.allclose(values.array, volume.array.astype(np.float32))
+    mapping = back.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
+    assert mapping.MeasurementUnitsCodeSequence[0].CodeValue == "[hnsf'U]"

@@ -11,13 +11,25 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicomstation.errors import GeometryWarning
+from dicomstation import processing as proc
+from dicomstation.errors import ExportError, GeometryWarning
 from dicomstation.export import (
+    Scene,
+    SceneVolume,
+    Segment,
     SourceSeries,
+    build_bundle,
+    build_derived_series,
+    build_parametric_map,
+    build_sc,
+    build_seg,
+    build_sr,
     read_seg_labelmap,
     read_seg_masks,
     read_sr_measurements,
+    render_slice,
 )
+from tests.export.conftest import assert_valid
 
 pytestmark = pytest.mark.shared
 
@@ -85,8 +97,6 @@ def test_seg_outside_the_reference_is_an_error(shared_data: Path) -> None:
         warnings.simplefilter("ignore", GeometryWarning)  # the series has a 202 mm gap
         ct = SourceSeries.from_files(sorted(folder.iterdir()))
     seg = pydicom.dcmread(shared_data / "highdicom_seg_sr/seg_image_ct_binary.dcm")
-    from dicomstation.errors import ExportError
-
     with pytest.raises(ExportError, match="outside"):
         read_seg_labelmap(seg, ct.volume)
 
@@ -113,21 +123,6 @@ REAL_SERIES = {
 def test_every_export_of_real_series_is_valid(shared_data: Path, tmp_path: Path, name: str) -> None:
     """Real headers carry defects (empty type 3 sequences, empty Laterality, missing type 2
     attributes, per-frame-only pixel measures); none may reach the exported records."""
-    from dicomstation import processing as proc
-    from dicomstation.errors import ExportError
-    from dicomstation.export import (
-        Scene,
-        SceneVolume,
-        Segment,
-        build_bundle,
-        build_derived_series,
-        build_sc,
-        build_seg,
-        build_sr,
-        render_slice,
-    )
-    from tests.export.conftest import assert_valid
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeometryWarning)
         source = SourceSeries.from_files(sorted(shared_data.glob(REAL_SERIES[name])))
@@ -145,6 +140,7 @@ def test_every_export_of_real_series_is_valid(shared_data: Path, tmp_path: Path,
     if name == "Philips enhanced MR":
         with pytest.raises(ExportError, match="multi-frame"):
             build_derived_series(source, proc.gaussian_smooth(volume, 1.0))
+        datasets.append(build_parametric_map(source, proc.gaussian_smooth(volume, 1.0)))
     else:
         datasets += build_derived_series(source, proc.gaussian_smooth(volume, 1.0))[:2]
     assert_valid(datasets, tmp_path)

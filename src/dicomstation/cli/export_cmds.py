@@ -13,6 +13,7 @@ from typing import Annotated
 
 import highdicom as hd
 import typer
+from pydicom.dataset import Dataset
 from rich.table import Table
 
 from dicomstation.cli.common import (
@@ -33,6 +34,7 @@ from dicomstation.export import (
     ViewSettings,
     build_bundle,
     build_derived_series,
+    build_parametric_map,
     build_sc,
     build_sr,
     read_png,
@@ -310,6 +312,12 @@ def export_derived(
     spacing: Annotated[
         str | None, typer.Option("--resample", help="New spacing slice,row,column (mm).")
     ] = None,
+    parametric_map: Annotated[
+        bool,
+        typer.Option(
+            "--parametric-map", help="One Parametric Map object (float values; any source)."
+        ),
+    ] = False,
     description: Description = None,
     series_number: SeriesNumber = None,
     institution: Institution = None,
@@ -324,9 +332,11 @@ def export_derived(
         source = source_from_db(database, series_uid)
         result = derive(source.volume, smooth_mm=smooth, median=median, spacing=new)
         options = _options(description, series_number, institution, department)
-        images = build_derived_series(
+        build = build_parametric_map if parametric_map else build_derived_series
+        made = build(
             source, result.volume, options, derivation=result.code, description=result.description
         )
+        images = [made] if isinstance(made, Dataset) else made
         _finish(database, [export_and_import(database, "derived", images)], send, as_json)
 
 

@@ -4,6 +4,7 @@
 object             function                                         made with
 =================  ==============================================  =====================
 derived series     :func:`build_derived_series`                     pydicom (source IOD)
+parametric map     :func:`build_parametric_map` (any source)        highdicom PM
 segmentation       :func:`build_seg` (read: :func:`read_seg_labelmap`)  highdicom SEG
 statistics         :func:`build_sr` (read: :func:`read_sr_measurements`) highdicom TID 1500
 screenshot         :func:`build_sc` of :func:`render_slice` / ...   highdicom SC
@@ -33,6 +34,7 @@ from dicomstation.export.common import (
     write_datasets,
 )
 from dicomstation.export.derived import build_derived_series
+from dicomstation.export.pm import build_parametric_map
 from dicomstation.export.sc import Overlay, Rendering, build_sc, read_png, render_mip, render_slice
 from dicomstation.export.seg import (
     Algorithm,
@@ -57,6 +59,7 @@ __all__ = [
     "ViewSettings",
     "build_bundle",
     "build_derived_series",
+    "build_parametric_map",
     "build_sc",
     "build_seg",
     "build_sr",

@@ -201,7 +201,7 @@ def build_derived_series(
     if int(source.first.get("NumberOfFrames", 1) or 1) > 1:
         raise ExportError(
             f"series {source.series_uid} is multi-frame; derived export needs "
-            "single-frame images (export a SEG or parametric map instead)"
+            "single-frame images (export a parametric map instead)"
         )
     values = np.asarray(volume.array, dtype=np.float64)
     slope, intercept = _encoding(values, source.modality)

@@ -20,7 +20,13 @@ from pydicom.dataset import Dataset
 
 from dicomstation.errors import ExportError
 
-__all__ = ["conform", "drop_invalid_empty", "fix_laterality", "iod_attributes"]
+__all__ = [
+    "conform",
+    "drop_invalid_empty",
+    "fix_laterality",
+    "inherit_body_part",
+    "iod_attributes",
+]
 
 # Attribute types whose empty value is a violation (type 1, 1C and optional 3).
 _NOT_EMPTY = {"1", "1C", "3"}
@@ -99,6 +105,14 @@ def fix_laterality(ds: Dataset) -> None:
         del ds.Laterality
     elif not ds.get("BodyPartExamined") and "Laterality" not in ds and "ImageLaterality" not in ds:
         ds.add_new(tag_for_keyword("Laterality"), "CS", None)  # type: ignore[arg-type]
+
+
+def inherit_body_part(target: Dataset, source: Dataset) -> None:
+    """Copy Body Part Examined and Laterality from the source, then apply the condition."""
+    for keyword in ("BodyPartExamined", "Laterality"):
+        if keyword in source and keyword not in target:
+            setattr(target, keyword, source.get(keyword))
+    fix_laterality(target)
 
 
 def drop_invalid_empty(ds: Dataset) -> None:

@@ -23,7 +23,7 @@ from pydicom.valuerep import DSfloat
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
-from dicomstation.export.iod import fix_laterality
+from dicomstation.export.iod import inherit_body_part
 
 __all__ = ["Overlay", "Rendering", "build_sc", "read_png", "render_mip", "render_slice"]
 
@@ -197,10 +197,7 @@ def build_sc(
     if not known:
         del sc.PatientOrientation
         sc.add_new("PatientOrientation", "CS", None)  # type 2: unknown for a plain picture
-    for keyword in ("BodyPartExamined", "Laterality"):
-        if keyword in source.first and keyword not in sc:
-            setattr(sc, keyword, source.first.get(keyword))
-    fix_laterality(sc)
+    inherit_body_part(sc, source.first)
     if rendering.pixel_spacing is not None:
         sc.NominalScannedPixelSpacing = [
             DSfloat(float(v), auto_format=True) for v in rendering.pixel_spacing
