@@ -21,6 +21,7 @@ from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader, SliceSource
 from dicomstation.volumes.mosaic import mosaic_tiles
+from dicomstation.volumes.parallel import can_fork, fork_pool, worker_count
 
 __all__ = ["read_headers"]
 
@@ -53,8 +54,12 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
         paths.extend(sorted(p for p in f.rglob("*") if p.is_file()) if f.is_dir() else [f])
     if not paths:
         raise LoadError("no files to load")
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        results = list(pool.map(_read_one, paths))
+    if len(paths) >= 64 and can_fork():  # parsing is pure Python: processes, not threads
+        with fork_pool() as pool:
+            results = pool.map(_read_one, paths, chunksize=len(paths) // (4 * worker_count()) + 1)
+    else:
+        with ThreadPoolExecutor(max_workers=worker_count()) as threads:
+            results = list(threads.map(_read_one, paths))
     frames: list[FrameHeader] = []
     problems: list[str] = []
     for path, result in zip(paths, results, strict=True):

@@ -1,0 +1,34 @@
+"""When and how to use forked worker processes (pydicom parsing and most decoders hold the GIL)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from multiprocessing.pool import Pool
+from typing import Any
+
+__all__ = ["can_fork", "fork_pool", "worker_count"]
+
+
+def worker_count() -> int:
+    """Workers to use: the CPUs, at most 4."""
+    return min(4, os.cpu_count() or 1)
+
+
+def can_fork() -> bool:
+    """True when forking is safe and useful: several CPUs and no other thread running.
+
+    Forking a process that runs other threads (a web server, a pool) can copy
+    a lock held by one of them; then the threaded code paths are used instead.
+    """
+    return (
+        worker_count() > 1
+        and threading.active_count() == 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+
+
+def fork_pool(initializer: Any = None, initargs: tuple[Any, ...] = ()) -> Pool:
+    """A pool of forked workers (``initargs`` are inherited, not pickled)."""
+    return multiprocessing.get_context("fork").Pool(worker_count(), initializer, initargs)
