@@ -12,7 +12,7 @@ from dicomstation.server.uids import check_uid
 from dicomstation.web.viewer import PRESETS
 from dicomstation.web.workstation import Workstation
 
-__all__ = ["tasks_router"]
+__all__ = ["tasks_router", "viewer_router"]
 
 _EXPORT_TAGS = ("series_description", "institution_name", "content_creator_name")
 
@@ -47,7 +47,7 @@ def _job_or_404(ws: Workstation, job_id: str) -> Any:
 
 
 def tasks_router(ws: Workstation) -> APIRouter:
-    """Routes under ``/api`` for jobs, local data and the viewer."""
+    """Routes under ``/api`` for fetch/send jobs and local deletes."""
     router = APIRouter()
 
     @router.post("/fetch")
@@ -78,6 +78,13 @@ def tasks_router(ws: Workstation) -> APIRouter:
     @router.delete("/local/{uid}")
     def delete(uid: str) -> dict[str, Any]:
         return {"deleted": uid, "instances": ws.delete(check_uid(uid, "UID"))}
+
+    return router
+
+
+def viewer_router(ws: Workstation) -> APIRouter:
+    """Routes under ``/api`` for the viewer: load, render, segment, export."""
+    router = APIRouter()
 
     @router.get("/presets")
     def presets() -> dict[str, list[float]]:

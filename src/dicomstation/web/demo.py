@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dicomstation.config import DicomWebServer
 from dicomstation.database import Database
@@ -23,6 +24,7 @@ from dicomstation.models import Level, Query
 from dicomstation.server import RunningServer, ServerOptions, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web.demo_data import PHANTOM_DESCRIPTION, seed_demo
+from dicomstation.web.jobs import Job
 from dicomstation.web.workstation import Workstation, ref_json
 
 __all__ = ["DEMO_SERVER", "DemoEnvironment", "demo_environment", "run_headless"]
@@ -77,6 +79,48 @@ def _step(say: Say, text: str) -> float:
     return time.perf_counter()
 
 
+def _browse(ws: Workstation, say: Say) -> dict[str, Any]:
+    """List the demo studies, find the phantom series, read its metadata; return the series."""
+    for study in ws.query(DEMO_SERVER, Query(Level.STUDY)):
+        say(
+            f"    {study['patient_name']:<24} {study['study_date']:<9} "
+            f"{','.join(study['modalities']):<8} {study['num_instances']} instances"
+        )
+    series = ws.query(DEMO_SERVER, Query(Level.SERIES, {"SeriesDescription": "Head*"}))
+    if not series:
+        raise DicomStationError(f"the demo server has no series {PHANTOM_DESCRIPTION!r}")
+    target = series[0]
+    metadata = ws.metadata(DEMO_SERVER, target["study_uid"], target["series_uid"])
+    say(
+        f"    metadata of {target['description']!r}: {len(metadata)} headers, "
+        f"{len(metadata[0])} attributes each, no pixel data fetched"
+    )
+    return target
+
+
+def _process(ws: Workstation, series_uid: str, say: Say) -> list[str]:
+    """Load, threshold bone, render, and export a SEG; return the new series UIDs."""
+    volume = ws.viewer.load(series_uid)
+    result = ws.viewer.segment(volume.id, "threshold", 300, 3000, [])
+    say(
+        f"    volume {volume.display.spatial_shape}, mask {result['voxels']} voxels "
+        f"= {result['volume_ml']} ml"
+    )
+    ws.viewer.render(volume.id, "coronal", None, (400, 1800))
+    _step(say, "export the segmentation as DICOM SEG into the second database")
+    seg_series = ws.viewer.export(
+        volume.id, "SEG", ExportOptions(series_description="Bone (demo threshold)")
+    )
+    say(f"    SEG series {seg_series[0]}")
+    return seg_series
+
+
+def _finished(job: Job, what: str) -> Job:
+    if job.state != "done":
+        raise DicomStationError(f"{what} {job.state}: {job.message}")
+    return job
+
+
 def run_headless(env: DemoEnvironment, say: Say = print) -> None:
     """Query the demo endpoint, fetch into a second database, load, segment, export, send back.
 
@@ -88,44 +132,15 @@ def run_headless(env: DemoEnvironment, say: Say = print) -> None:
     with Database.temporary() as second:
         ws = Workstation(second, env.workstation.settings_path)
         started = _step(say, f"QIDO-RS: studies on server {DEMO_SERVER!r}")
-        studies = ws.query(DEMO_SERVER, Query(Level.STUDY))
-        for study in studies:
-            say(
-                f"    {study['patient_name']:<24} {study['study_date']:<9} "
-                f"{','.join(study['modalities']):<8} {study['num_instances']} instances"
-            )
-        series = ws.query(DEMO_SERVER, Query(Level.SERIES, {"SeriesDescription": "Head*"}))
-        if not series:
-            raise DicomStationError(f"the demo server has no series {PHANTOM_DESCRIPTION!r}")
-        target = series[0]
-        metadata = ws.metadata(DEMO_SERVER, target["study_uid"], target["series_uid"])
-        say(
-            f"    metadata of {target['description']!r}: {len(metadata)} headers, "
-            f"{len(metadata[0])} attributes each, no pixel data fetched"
-        )
+        target = _browse(ws, say)
         _step(say, f"WADO-RS: fetch the series into a second database {second.root}")
-        job = ws.jobs.wait(
-            ws.fetch(DEMO_SERVER, [(target["study_uid"], [target["series_uid"]])]).id
-        )
-        if job.state != "done":
-            raise DicomStationError(f"fetch {job.state}: {job.message}")
+        items = [(target["study_uid"], [target["series_uid"]])]
+        job = _finished(ws.jobs.wait(ws.fetch(DEMO_SERVER, items).id), "fetch")
         say(f"    {job.done} instances, {job.bytes_done / 1e6:.1f} MB in {job.seconds_text()}")
         _step(say, "load the series as a volume and segment bone (threshold 300..3000 HU)")
-        volume = ws.viewer.load(target["series_uid"])
-        result = ws.viewer.segment(volume.id, "threshold", 300, 3000, [])
-        say(
-            f"    volume {volume.display.spatial_shape}, mask {result['voxels']} voxels "
-            f"= {result['volume_ml']} ml"
-        )
-        ws.viewer.render(volume.id, "coronal", None, (400, 1800))
-        _step(say, "export the segmentation as DICOM SEG into the second database")
-        options = ExportOptions(series_description="Bone (demo threshold)")
-        seg_series = ws.viewer.export(volume.id, "SEG", options)
-        say(f"    SEG series {seg_series[0]}")
+        seg_series = _process(ws, target["series_uid"], say)
         _step(say, f"STOW-RS: send the SEG back to {DEMO_SERVER!r}")
-        sent = ws.jobs.wait(ws.send(DEMO_SERVER, seg_series).id)
-        if sent.state != "done":
-            raise DicomStationError(f"send {sent.state}: {sent.message}")
+        _finished(ws.jobs.wait(ws.send(DEMO_SERVER, seg_series).id), "send")
         back = env.workstation.db.find(Query(Level.SERIES, {"Modality": "SEG"}))
         if not back:
             raise DicomStationError("the SEG did not arrive in the demo database")
