@@ -21,9 +21,11 @@ from dicomstation.export import (
     SceneVolume,
     SourceSeries,
     ViewSettings,
+    blend,
     build_bundle,
     build_derived_series,
     build_sc,
+    draw_overlays,
     is_bundle,
     load_scene,
     read_png,
@@ -158,6 +160,15 @@ def test_bundle_reloads_into_the_same_scene(ct: SourceSeries, tmp_path: Path) ->
     assert back.StudyInstanceUID == ct.first.StudyInstanceUID
     reloaded = load_scene(back)
     assert reloaded.view == scene.view
+    # the picture is the view: CT slice 9, smoothed CT at 30 %, label maps on top
+    shown = render_slice(ct.volume, 9, window=(40.0, 400.0))
+    shown = blend(shown, render_slice(scene.volumes[1].volume, 9), 0.3)
+    labels = scene.segmentations[0].labelmap
+    overlays = [
+        Overlay(labels.with_array(labels.array == s.number), s.color, 0.5)
+        for s in scene.segmentations[0].segments
+    ]
+    assert np.array_equal(back.pixel_array, draw_overlays(shown, overlays).pixels)
     for got, want in zip(reloaded.volumes, scene.volumes, strict=True):
         assert (got.name, got.series_uid) == (want.name, want.series_uid)
         assert np.array_equal(got.volume.affine, want.volume.affine)

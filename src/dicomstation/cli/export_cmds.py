@@ -8,6 +8,7 @@ configured server through the generic node interface.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -378,5 +379,10 @@ def export_bundle(
 
 def register(app: typer.Typer) -> None:
     """Add ``segment`` and the ``export`` group to the app."""
+    # highdicom warns about single-component patient names copied from real sources;
+    # that is the source's business, not something the user of an export can act on.
+    warnings.filterwarnings(
+        "ignore", message=r"The string .* person name", category=UserWarning, module="highdicom"
+    )
     app.command("segment")(handle_errors(segment_cmd))
     app.add_typer(export_app, name="export")

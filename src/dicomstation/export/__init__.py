@@ -35,7 +35,16 @@ from dicomstation.export.common import (
 )
 from dicomstation.export.derived import build_derived_series
 from dicomstation.export.pm import build_parametric_map
-from dicomstation.export.sc import Overlay, Rendering, build_sc, read_png, render_mip, render_slice
+from dicomstation.export.sc import (
+    Overlay,
+    Rendering,
+    blend,
+    build_sc,
+    draw_overlays,
+    read_png,
+    render_mip,
+    render_slice,
+)
 from dicomstation.export.seg import (
     Algorithm,
     Segment,
@@ -57,12 +66,14 @@ __all__ = [
     "Segment",
     "SourceSeries",
     "ViewSettings",
+    "blend",
     "build_bundle",
     "build_derived_series",
     "build_parametric_map",
     "build_sc",
     "build_seg",
     "build_sr",
+    "draw_overlays",
     "import_into",
     "is_bundle",
     "load_scene",

@@ -46,7 +46,14 @@ from pydicom.dataset import Dataset
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries
-from dicomstation.export.sc import Overlay, build_sc, render_slice
+from dicomstation.export.sc import (
+    Overlay,
+    Rendering,
+    blend,
+    build_sc,
+    draw_overlays,
+    render_slice,
+)
 
 __all__ = [
     "BUNDLE_CREATOR",
@@ -257,6 +264,21 @@ def _screenshot_overlays(scene: Scene, background: hd.Volume) -> list[Overlay]:
     return overlays
 
 
+def _screenshot(scene: Scene, background: hd.Volume, names: dict[str, SceneVolume]) -> Rendering:
+    """The view: background slice, foreground blended at its opacity, label maps on top."""
+    view = scene.view
+    shown = render_slice(background, view.slice_index, axis=view.slice_axis, window=view.window)
+    foreground = names.get(view.foreground or "")
+    if (
+        foreground is not None
+        and view.foreground_opacity > 0
+        and foreground.volume.geometry_equal(background)
+    ):
+        top = render_slice(foreground.volume, shown.slice_index, axis=view.slice_axis)
+        shown = blend(shown, top, view.foreground_opacity)
+    return draw_overlays(shown, _screenshot_overlays(scene, background))
+
+
 def build_bundle(
     scene: Scene,
     source: SourceSeries,
@@ -281,13 +303,7 @@ def build_bundle(
     if view.background is not None and view.background not in names:
         raise ExportError(f"view background {view.background!r} is not a scene volume")
     background = names[view.background].volume if view.background else scene.volumes[0].volume
-    rendering = render_slice(
-        background,
-        view.slice_index,
-        axis=view.slice_axis,
-        window=view.window,
-        overlays=_screenshot_overlays(scene, background),
-    )
+    rendering = _screenshot(scene, background, names)
     payload = pack_scene(scene)
     sc = build_sc(rendering, source, options, description="Scene bundle")
     block = sc.private_block(BUNDLE_GROUP, BUNDLE_CREATOR, create=True)

@@ -8,7 +8,7 @@ source's study as an RGB Secondary Capture that references its source images.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,16 @@ from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
 from dicomstation.export.iod import inherit_body_part
 
-__all__ = ["Overlay", "Rendering", "build_sc", "read_png", "render_mip", "render_slice"]
+__all__ = [
+    "Overlay",
+    "Rendering",
+    "blend",
+    "build_sc",
+    "draw_overlays",
+    "read_png",
+    "render_mip",
+    "render_slice",
+]
 
 RGB8 = npt.NDArray[np.uint8]
 
@@ -116,14 +125,32 @@ def render_slice(
     index = size // 2 if index is None else index
     if not 0 <= index < size:
         raise ExportError(f"slice {index} is outside 0..{size - 1} along axis {axis}")
-    rgb = _window(_plane(volume.array, axis, index).astype(np.float64), window).astype(np.float64)
+    grey = _window(_plane(volume.array, axis, index).astype(np.float64), window)
     for overlay in overlays:
         if not overlay.mask.geometry_equal(volume):
             raise ExportError("overlay mask does not have the rendered volume's geometry")
-        hit = _plane(np.asarray(overlay.mask.array), axis, index).astype(bool)
+    return draw_overlays(Rendering(grey, orientation, spacing, index, axis), overlays)
+
+
+def draw_overlays(rendering: Rendering, overlays: Sequence[Overlay]) -> Rendering:
+    """Alpha-blend mask overlays (volumes on the rendered grid) onto a slice rendering."""
+    if rendering.slice_index is None:
+        raise ExportError("overlays can only be drawn on a slice rendering")
+    rgb = rendering.pixels.astype(np.float64)
+    for overlay in overlays:
+        hit = _plane(np.asarray(overlay.mask.array), rendering.axis, rendering.slice_index)
+        hit = hit.astype(bool)
         rgb[hit] = (1 - overlay.opacity) * rgb[hit] + overlay.opacity * np.array(overlay.color)
-    pixels = np.clip(rgb.round(), 0, 255).astype(np.uint8)
-    return Rendering(pixels, orientation, spacing, index, axis)
+    return replace(rendering, pixels=np.clip(rgb.round(), 0, 255).astype(np.uint8))
+
+
+def blend(below: Rendering, above: Rendering, opacity: float) -> Rendering:
+    """``above`` drawn over ``below`` at ``opacity`` (0-1); geometry from ``below``."""
+    if below.pixels.shape != above.pixels.shape:
+        raise ExportError(f"cannot blend {above.pixels.shape} over {below.pixels.shape}")
+    alpha = min(max(opacity, 0.0), 1.0)
+    rgb = (1 - alpha) * below.pixels.astype(np.float64) + alpha * above.pixels
+    return replace(below, pixels=np.clip(rgb.round(), 0, 255).astype(np.uint8))
 
 
 def render_mip(
