@@ -65,13 +65,13 @@ _PY_CODE = {
     "dicomstation": """
 import dicomstation.volumes as dv
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t = time.perf_counter(); v = dv.load_series(files); dt = time.perf_counter() - t
+c0 = cpu(); t = time.perf_counter(); v = dv.load_series(files); dt = time.perf_counter() - t
 shape = v.volume.array.shape
 """,
     "SimpleITK": """
 import SimpleITK as sitk
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t = time.perf_counter()
+c0 = cpu(); t = time.perf_counter()
 r = sitk.ImageSeriesReader()
 r.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder))
 img = r.Execute(); dt = time.perf_counter() - t
@@ -83,12 +83,15 @@ _PRELUDE = """
 import glob, json, os, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 folder = sys.argv[1]; files = sorted(glob.glob(os.path.join(folder, "*.dcm")))
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 """
 
 _EPILOGUE = """
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-print(json.dumps({"load_s": dt, "rss": rss, "base": base, "workers": workers}))
+print(json.dumps({"load_s": dt, "cpu_s": cpu() - c0, "rss": rss, "base": base, "workers": workers}))
 """
 
 
@@ -123,8 +126,9 @@ def run_dcm2niix(folder: Path, out: Path) -> dict[str, float] | str:
         "t = time.perf_counter()\n"
         "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
         "dt = time.perf_counter() - t\n"
-        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
-        "print(json.dumps({'load_s': dt, 'rss': rss}))\n"
+        "c = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'load_s': dt, 'rss': c.ru_maxrss * 1024,"
+        " 'cpu_s': c.ru_utime + c.ru_stime}))\n"
     )
     start = time.perf_counter()
     proc = subprocess.run(
@@ -159,13 +163,19 @@ def main() -> None:
         nbytes = make_series(folder, args.slices, args.size, args.syntax)
         for f in folder.iterdir():  # warm the page cache for every tool alike
             f.read_bytes()
+        runs: dict[str, list[dict[str, float] | str]] = {
+            "dicomstation": [],
+            "SimpleITK": [],
+            "dcm2niix": [],
+        }
+        for _ in range(args.repeat):  # round-robin, so background load hits every tool alike
+            runs["dicomstation"].append(run_python("dicomstation", folder))
+            runs["SimpleITK"].append(run_python("SimpleITK", folder))
+            runs["dcm2niix"].append(run_dcm2niix(folder, out))
         results: dict[str, dict[str, float] | str] = {}
-        for tool in ("dicomstation", "SimpleITK"):
-            runs = [run_python(tool, folder) for _ in range(args.repeat)]
-            results[tool] = min(runs, key=lambda r: r["load_s"])
-        runs_d = [run_dcm2niix(folder, out) for _ in range(args.repeat)]
-        figures = [r for r in runs_d if isinstance(r, dict)]
-        results["dcm2niix"] = min(figures, key=lambda r: r["load_s"]) if figures else runs_d[0]
+        for tool, tool_runs in runs.items():
+            figures = [r for r in tool_runs if isinstance(r, dict)]
+            results[tool] = min(figures, key=lambda r: r["load_s"]) if figures else tool_runs[0]
     _print_table(results, nbytes, args)
 
 
@@ -180,7 +190,7 @@ def _print_table(
     base = results["dicomstation"]
     assert isinstance(base, dict)
     print(
-        f"{'tool':<14}{'load s':>9}{'wall s':>9}{'peak RSS MiB':>14}{'RSS/volume':>12}"
+        f"{'tool':<14}{'load s':>9}{'cpu s':>8}{'wall s':>9}{'peak RSS MiB':>14}{'RSS/volume':>12}"
         f"{'(RSS-imports)/volume':>22}{'time vs ds':>12}{'worker RSS MiB':>16}"
     )
     for tool, r in results.items():
@@ -190,14 +200,17 @@ def _print_table(
         rss = r["rss"] / 2**20
         extra = (r["rss"] - r.get("base", 0)) / 2**20
         print(
-            f"{tool:<14}{r['load_s']:>9.3f}{r['wall_s']:>9.2f}{rss:>14.0f}{rss / mb:>12.2f}"
+            f"{tool:<14}{r['load_s']:>9.3f}{r['cpu_s']:>8.2f}{r['wall_s']:>9.2f}{rss:>14.0f}"
+            f"{rss / mb:>12.2f}"
             f"{extra / mb:>22.2f}{r['load_s'] / base['load_s']:>11.2f}x"
             f"{r.get('workers', 0) / 2**20:>16.0f}"
         )
     print(
         "load s: examine+load (dicomstation), file-name scan+Execute (SimpleITK), the whole "
         "run including the uncompressed NIfTI write (dcm2niix); RSS-imports: peak RSS minus "
-        "RSS after imports; 'time vs ds' > 1 means slower than dicomstation; worker RSS: "
+        "RSS after imports; cpu s: user+sys of the load incl. worker processes; best of "
+        "--repeat runs, tools run round-robin; 'time vs ds' > 1 means slower than "
+        "dicomstation; worker RSS: "
         "largest forked decoder process (compressed series; shares the output mapping)"
     )
 

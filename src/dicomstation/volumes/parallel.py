@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from multiprocessing.pool import Pool
 from typing import Any
@@ -23,7 +24,8 @@ def can_fork() -> bool:
     a lock held by one of them; then the threaded code paths are used instead.
     """
     return (
-        worker_count() > 1
+        sys.platform == "linux"  # macOS system libraries are not fork-safe
+        and worker_count() > 1
         and threading.active_count() == 1
         and "fork" in multiprocessing.get_all_start_methods()
     )
