@@ -7,13 +7,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from dicomstation.models import Level, Query
 from dicomstation.web.demo import DemoEnvironment, demo_environment
 
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[DemoEnvironment]:
-    """A seeded demo database, its UI app and server ``demo`` pointing at its DICOMweb root."""
+    """The demo PACS and the UI, with every demo study already fetched into the local database."""
     with demo_environment(say=lambda _text: None) as env:
+        studies = env.workstation.query("demo", Query(Level.STUDY))
+        job = env.workstation.fetch("demo", [(s["study_uid"], []) for s in studies])
+        assert env.workstation.jobs.wait(job.id).state == "done"
         yield env
 
 

@@ -173,7 +173,8 @@ def test_viewer_render_segment_export_send(api: httpx.Client, demo: DemoEnvironm
     assert seg[0].modality == "SEG" and seg[0].description == "Bone"
     job = _wait(api, api.post("/api/send", json={"server": "demo", "uids": [seg_uid]}).json())
     assert job["state"] == "done", job
-    assert job["reports"][0]["succeeded"] + job["reports"][0]["skipped"] == 1
+    assert job["reports"][0]["succeeded"] == 1
+    assert demo.pacs.find(Query(Level.SERIES, {"SeriesInstanceUID": seg_uid}))
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def station(
     demo: DemoEnvironment, clean_orthanc: OrthancServer, tmp_path: Path
 ) -> Iterator[tuple[Workstation, RunningServer]]:
     """An empty workstation whose settings know the demo server and Orthanc."""
-    settings = Settings().with_server(DicomWebServer("demo", f"{demo.url}/dicom-web"))
+    settings = Settings().with_server(DicomWebServer("demo", demo.pacs_url))
     settings = settings.with_server(
         DicomWebServer(
             "orthanc",

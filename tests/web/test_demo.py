@@ -19,7 +19,7 @@ def test_headless_demo_in_process() -> None:
         "segment bone",
         "DICOM SEG",
         "STOW-RS",
-        "the demo database now holds SEG series",
+        "the demo PACS now holds SEG series",
         "done in",
     ):
         assert step in result.output

@@ -1,8 +1,11 @@
-"""``dicomstation demo``: a seeded database served over DICOMweb and configured as a server.
+"""``dicomstation demo``: a seeded demo "PACS" served over DICOMweb, and the UI using it.
 
-:func:`demo_environment` builds everything in one temporary folder (database,
-settings file, sample data) and starts the app on loopback; :func:`run_headless`
-then walks the whole flow a user would click through, printing each step.
+:func:`demo_environment` builds everything in one temporary folder: the demo
+PACS (a database seeded with pydicom's sample files and a synthetic head CT,
+served by :mod:`dicomstation.server` and configured as server ``demo``), the
+UI's own empty local database and a settings file. :func:`run_headless` then
+walks the flow a user would click through (query, metadata, fetch, load,
+segment, export SEG, send back), printing each step.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dicomstation.database import Database
 from dicomstation.errors import DicomStationError
 from dicomstation.export import ExportOptions
 from dicomstation.models import Level, Query
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
+from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web.demo_data import PHANTOM_DESCRIPTION, seed_demo
 from dicomstation.web.jobs import Job
@@ -35,43 +38,52 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class DemoEnvironment:
-    """A running demo: its workstation (database + settings) and its server."""
+    """A running demo.
+
+    ``pacs`` is the seeded database, served over DICOMweb by its own server
+    (configured as server ``demo``); ``workstation`` is the UI's own, initially
+    empty, local database, with the settings file that knows ``demo``.
+    """
 
     workstation: Workstation
     server: RunningServer
+    pacs: Database
+    pacs_server: RunningServer
     folder: Path
 
     @property
     def url(self) -> str:
-        """Where the app is served."""
+        """Where the UI (and the local database's DICOMweb root) is served."""
         return self.server.url
+
+    @property
+    def pacs_url(self) -> str:
+        """The DICOMweb root of the demo "PACS"."""
+        return f"{self.pacs_server.url}/dicom-web"
 
 
 @contextlib.contextmanager
 def demo_environment(port: int = 0, say: Say = print) -> Iterator[DemoEnvironment]:
-    """Seed a demo database, serve it (UI + DICOMweb) and configure it as server ``demo``."""
+    """Seed a demo "PACS", serve it over DICOMweb, and start the UI configured to use it."""
     from dicomstation.web.app import create_ui_app
 
     folder = Path(tempfile.mkdtemp(prefix="dicomstation-demo-"))
-    db = Database.open(folder / "database")
-    try:
-        report = seed_demo(db, folder / "samples")
-        say(f"seeded demo database {db.root}: {len(report.succeeded)} instances")
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        pacs = stack.enter_context(Database.open(folder / "pacs"))
+        report = seed_demo(pacs, folder / "samples")
+        pacs_server = start_in_thread(create_app(pacs))
+        stack.callback(pacs_server.stop)
+        say(f"demo PACS: {len(report.succeeded)} instances at {pacs_server.url}/dicom-web")
         settings_path = folder / "settings.toml"
-        workstation = Workstation(db, settings_path)
-        app = create_ui_app(workstation, ServerOptions(port=port))
-        server = start_in_thread(app, port=port)
-        Settings().with_server(DicomWebServer(DEMO_SERVER, f"{server.url}/dicom-web")).save(
-            settings_path
-        )
-        say(f"serving the UI at {server.url}/ and DICOMweb at {server.url}/dicom-web")
-        try:
-            yield DemoEnvironment(workstation, server, folder)
-        finally:
-            server.stop()
-    finally:
-        db.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        server_config = DicomWebServer(DEMO_SERVER, f"{pacs_server.url}/dicom-web")
+        Settings().with_server(server_config).save(settings_path)
+        local = stack.enter_context(Database.open(folder / "database"))
+        workstation = Workstation(local, settings_path)
+        server = start_in_thread(create_ui_app(workstation, ServerOptions(port=port)), port=port)
+        stack.callback(server.stop)
+        say(f"UI at {server.url}/ (local database {local.root}, its DICOMweb at /dicom-web)")
+        yield DemoEnvironment(workstation, server, pacs, pacs_server, folder)
 
 
 def _step(say: Say, text: str) -> float:
@@ -107,7 +119,7 @@ def _process(ws: Workstation, series_uid: str, say: Say) -> list[str]:
         f"= {result['volume_ml']} ml"
     )
     ws.viewer.render(volume.id, "coronal", None, (400, 1800))
-    _step(say, "export the segmentation as DICOM SEG into the second database")
+    _step(say, "export the segmentation as DICOM SEG into the local database")
     seg_series = ws.viewer.export(
         volume.id, "SEG", ExportOptions(series_description="Bone (demo threshold)")
     )
@@ -122,27 +134,26 @@ def _finished(job: Job, what: str) -> Job:
 
 
 def run_headless(env: DemoEnvironment, say: Say = print) -> None:
-    """Query the demo endpoint, fetch into a second database, load, segment, export, send back.
+    """Query the demo PACS, fetch into the local database, load, segment, export, send back.
 
     Raises
     ------
     DicomStationError
         When any step fails (the CLI turns it into exit code 1).
     """
-    with Database.temporary() as second:
-        ws = Workstation(second, env.workstation.settings_path)
-        started = _step(say, f"QIDO-RS: studies on server {DEMO_SERVER!r}")
-        target = _browse(ws, say)
-        _step(say, f"WADO-RS: fetch the series into a second database {second.root}")
-        items = [(target["study_uid"], [target["series_uid"]])]
-        job = _finished(ws.jobs.wait(ws.fetch(DEMO_SERVER, items).id), "fetch")
-        say(f"    {job.done} instances, {job.bytes_done / 1e6:.1f} MB in {job.seconds_text()}")
-        _step(say, "load the series as a volume and segment bone (threshold 300..3000 HU)")
-        seg_series = _process(ws, target["series_uid"], say)
-        _step(say, f"STOW-RS: send the SEG back to {DEMO_SERVER!r}")
-        _finished(ws.jobs.wait(ws.send(DEMO_SERVER, seg_series).id), "send")
-        back = env.workstation.db.find(Query(Level.SERIES, {"Modality": "SEG"}))
-        if not back:
-            raise DicomStationError("the SEG did not arrive in the demo database")
-        say(f"    the demo database now holds SEG series {ref_json(back[0])['series_uid']}")
-        say(f"done in {time.perf_counter() - started:.1f} s")
+    ws = env.workstation
+    started = _step(say, f"QIDO-RS: studies on server {DEMO_SERVER!r}")
+    target = _browse(ws, say)
+    _step(say, f"WADO-RS: fetch the series into the local database {ws.db.root}")
+    items = [(target["study_uid"], [target["series_uid"]])]
+    job = _finished(ws.jobs.wait(ws.fetch(DEMO_SERVER, items).id), "fetch")
+    say(f"    {job.done} instances, {job.bytes_done / 1e6:.1f} MB in {job.seconds_text()}")
+    _step(say, "load the series as a volume and segment bone (threshold 300..3000 HU)")
+    seg_series = _process(ws, target["series_uid"], say)
+    _step(say, f"STOW-RS: send the SEG back to {DEMO_SERVER!r}")
+    _finished(ws.jobs.wait(ws.send(DEMO_SERVER, seg_series).id), "send")
+    back = env.pacs.find(Query(Level.SERIES, {"Modality": "SEG"}))
+    if not back:
+        raise DicomStationError("the SEG did not arrive in the demo PACS")
+    say(f"    the demo PACS now holds SEG series {ref_json(back[0])['series_uid']}")
+    say(f"done in {time.perf_counter() - started:.1f} s")
