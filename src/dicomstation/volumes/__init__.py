@@ -41,7 +41,11 @@ warnings : tuple[str, ...]
     Every GeometryWarning message issued while loading.
 time_points : tuple[highdicom.Volume, ...]
     Every time point of a 4D or cine series (``(volume,)`` for 3D); views on
-    one array. ``time_values`` / ``time_attribute`` say how they are ordered.
+    one array. ``time_attribute`` names the DICOM attribute that orders them
+    (TemporalPositionIdentifier, TriggerTime, AcquisitionNumber, AcquisitionTime,
+    FrameNumber, InstanceNumber; ``FrameTime`` for cine) and ``time_values``
+    holds its value per time point (milliseconds for TriggerTime/FrameTime;
+    for InstanceNumber, the first slice's).
 kind : LoadableKind ; name : str ; rescaled : bool
 Convenience: ``is_4d``, ``affine_lps``, ``affine_ras``, ``spacing``,
 ``origin``, ``direction``, ``array_4d()``.
