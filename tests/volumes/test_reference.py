@@ -167,3 +167,25 @@ def test_philips_oblique_sagittal_mprage_matches_simpleitk(philips: Path, tmp_pa
     np.testing.assert_allclose(loaded.spacing, (sz, sy, sx), atol=AFFINE_TOL_MM)
     direction = np.array(img.GetDirection()).reshape(3, 3)[:, ::-1]
     np.testing.assert_allclose(loaded.direction, direction, atol=1e-6)
+
+
+def test_legacy_converted_enhanced_ct_and_dcmqi_nrrd_geometry(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    import nrrd
+
+    from dicomstation.volumes import write_nrrd
+
+    root = shared_data / "dcmqi_ct_seg_sr/tiny_23x38x3"
+    (classic,) = _load_all(sorted((root / "image").glob("*.dcm")))
+    (enhanced,) = _load_all([root / "multiframe/mf.dcm"])
+    np.testing.assert_array_equal(enhanced.volume.array, classic.volume.array)
+    np.testing.assert_allclose(enhanced.affine_lps, classic.affine_lps, atol=1e-6)
+    # dcmqi's label map of this CT (written by dcmqi/ITK): same grid as our NRRD
+    _, theirs = nrrd.read(str(root / "nrrd/label.nrrd"))
+    _, ours = nrrd.read(str(write_nrrd(classic, tmp_path / "ct.nrrd")))
+    assert ours["sizes"].tolist() == theirs["sizes"].tolist() == [23, 38, 3]
+    np.testing.assert_allclose(
+        ours["space directions"], theirs["space directions"], atol=AFFINE_TOL_MM
+    )
+    np.testing.assert_allclose(ours["space origin"], theirs["space origin"], atol=AFFINE_TOL_MM)
