@@ -113,7 +113,7 @@ def test_query_metadata_fetch_view_segment_export_send(
 
     rows.first.locator("input[type=checkbox]").check()
     page.click("#fetch-button")
-    job = page.locator("#jobs .job").first
+    job = page.locator("#jobs .job", has_text="from demo")
     expect(job).to_have_attribute("data-state", "done", timeout=30_000)
     expect(job).to_contain_text("40/40")
     assert len(ws.db.find(Query(Level.IMAGE))) == 40
@@ -151,7 +151,10 @@ def test_query_metadata_fetch_view_segment_export_send(
     page.select_option("#send-server", "orthanc")
     expect(page.locator("#send-protocol")).to_contain_text("STOW-RS")
     page.click("#send-confirm")
-    expect(page.locator("#jobs .job").first).to_have_attribute("data-state", "done", timeout=30_000)
+    sent = page.locator("#jobs .job", has_text="to orthanc")
+    expect(sent).to_have_attribute("data-state", "done", timeout=30_000)
+    expect(sent).to_contain_text("1/1")
+    expect(page.locator("#status")).to_contain_text("done")
     _shot(page, "07-sent")
     with clean_orthanc.rest() as rest:
         found = rest.post("/tools/find", json={"Level": "Series", "Query": {"Modality": "SEG"}})
