@@ -178,15 +178,24 @@ def run_worker(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def best(name: str, cfg: dict[str, Any], repeat: int, before: Any = None) -> dict[str, Any]:
-    runs = []
+def measure(
+    jobs: dict[str, tuple[str, dict[str, Any]]], repeat: int, before: Any = None
+) -> dict[str, dict[str, Any]]:
+    """Run every job ``repeat`` times, interleaved (A B C A B C...) so that a server's
+    drift hits all clients alike; keep each job's fastest run, median time and peak RSS."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in jobs}
     for _ in range(repeat):
-        if before is not None:
-            before()
-        runs.append(run_worker(name, cfg))
-    fastest = min(runs, key=lambda r: r["seconds"])
-    fastest["median_s"] = statistics.median(r["seconds"] for r in runs)
-    return fastest
+        for label, (worker, cfg) in jobs.items():
+            if before is not None:
+                before()
+            runs[label].append(run_worker(worker, cfg))
+    result = {}
+    for label, items in runs.items():
+        fastest = dict(min(items, key=lambda r: r["seconds"]))
+        fastest["median_s"] = statistics.median(r["seconds"] for r in items)
+        fastest["rss"] = max(r["rss"] for r in items)
+        result[label] = fastest
+    return result
 
 
 def row(label: str, r: dict[str, Any]) -> str:
@@ -197,11 +206,36 @@ def row(label: str, r: dict[str, Any]) -> str:
     )
 
 
+def report(
+    fetched: dict[str, dict[str, Any]], stored: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> None:
+    print(f"{'client':<34} {'inst/s':>9} {'MB/s':>9} {'best s':>7} {'median':>7} {'peak MB':>9}")
+    for label, result in {**fetched, **stored}.items():
+        print(row(label, result))
+    curl, dwc, ds, small = fetched.values()
+    s_dwc, s_ds = stored.values()
+
+    def ratio(a: dict[str, Any], b: dict[str, Any]) -> str:
+        best = (a["bytes"] / a["seconds"]) / (b["bytes"] / b["seconds"])
+        median = (a["bytes"] / a["median_s"]) / (b["bytes"] / b["median_s"])
+        return f"{best:.2f} (median {median:.2f})"
+
+    print("\nratios of MB/s, best runs (medians in brackets):")
+    print(f"fetch: dicomstation / curl            = {ratio(ds, curl)}   goal >= 0.90")
+    print(f"fetch: dicomstation / dicomweb-client = {ratio(ds, dwc)}   goal >= 3")
+    print(f"store: dicomstation / dicomweb-client = {ratio(s_ds, s_dwc)}   goal >= 2")
+    print(
+        f"peak RSS dicomstation fetch: {ds['rss']:.0f} MB for {args.slices} slices, "
+        f"{small['rss']:.0f} MB for {args.small} slices; store {s_ds['rss']:.0f} MB; "
+        f"dicomweb-client: {dwc['rss']:.0f} MB (fetch), {s_dwc['rss']:.0f} MB (store)"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--small", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
@@ -224,55 +258,37 @@ def main() -> None:
         }
         print(
             f"Orthanc {server.url}; series of {args.slices} x 512x512 CT = {size_mb:.0f} MB; "
-            f"best of {args.repeat}; {os.cpu_count()} CPUs\n"
+            f"{args.repeat} interleaved runs; {os.cpu_count()} CPUs\n"
         )
 
         def reset() -> None:
             server.clear()
+            time.sleep(0.5)  # let Orthanc settle after deleting, before the next upload
 
         store = {**cfg, "files": str(work / "big")}
-        s_dwc = best("dwc_store", store, max(1, args.repeat - 1), reset)
-        s_ds = best("ds_store", store, max(1, args.repeat - 1), reset)
+        stored = measure(
+            {
+                "store  dicomweb-client": ("dwc_store", store),
+                "store  dicomstation": ("ds_store", store),
+            },
+            args.repeat,
+            reset,
+        )
         server.upload(*few)  # the big series is in place from the last STOW
         fetch = {**cfg, "series": big, "count": args.slices}
-        f_curl = best("curl", fetch, args.repeat)
-        f_dwc = best("dwc_fetch", fetch, args.repeat)
-        f_ds = best("ds_fetch", fetch, args.repeat)
-        f_ds1 = best("ds_fetch", {**fetch, "concurrency": 1}, args.repeat)
-        f_small = best("ds_fetch", {**cfg, "series": small, "count": args.small}, args.repeat)
-
-        print(
-            f"{'client':<34} {'inst/s':>9} {'MB/s':>9} {'best s':>7} {'median':>7} {'peak MB':>9}"
+        fetched = measure(
+            {
+                "fetch  curl (ceiling)": ("curl", fetch),
+                "fetch  dicomweb-client": ("dwc_fetch", fetch),
+                f"fetch  dicomstation (c={args.concurrency})": ("ds_fetch", fetch),
+                f"fetch  dicomstation, {args.small} slices": (
+                    "ds_fetch",
+                    {**cfg, "series": small, "count": args.small},
+                ),
+            },
+            args.repeat,
         )
-        print(row("fetch  curl (ceiling)", f_curl))
-        print(row("fetch  dicomweb-client", f_dwc))
-        print(row(f"fetch  dicomstation (c={args.concurrency})", f_ds))
-        print(row("fetch  dicomstation (c=1)", f_ds1))
-        print(row(f"fetch  dicomstation, {args.small} slices", f_small))
-        print(row("store  dicomweb-client", s_dwc))
-        print(row("store  dicomstation", s_ds))
-        rate = {
-            k: v["bytes"] / v["seconds"]
-            for k, v in {
-                "curl": f_curl,
-                "dwc": f_dwc,
-                "ds": f_ds,
-                "sdwc": s_dwc,
-                "sds": s_ds,
-            }.items()
-        }
-        print(
-            f"\nfetch: dicomstation / curl = {rate['ds'] / rate['curl']:.2f} (goal >= 0.90); "
-            f"dicomstation / dicomweb-client = {rate['ds'] / rate['dwc']:.2f} (goal >= 3)"
-        )
-        print(
-            f"store: dicomstation / dicomweb-client = {rate['sds'] / rate['sdwc']:.2f} (goal >= 2)"
-        )
-        print(
-            f"peak RSS dicomstation fetch: {f_ds['rss']:.0f} MB for {args.slices} slices, "
-            f"{f_small['rss']:.0f} MB for {args.small} slices; dicomweb-client: "
-            f"{f_dwc['rss']:.0f} MB (fetch), {s_dwc['rss']:.0f} MB (store)"
-        )
+        report(fetched, stored, args)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -178,3 +178,21 @@ def test_file_parts_stream_from_disk(tmp_path: Path) -> None:
     chunks = list(iter_multipart(file_parts(files, chunk_size=1024), boundary))
     assert max(len(c) for c in chunks) <= 1024 + 200
     assert decode(chunks, boundary) == [p.read_bytes() for p in files]
+
+
+def test_sop_uid_from_head_matches_pydicom(pydicom_files: Path) -> None:
+    from pydicom.filereader import read_file_meta_info
+
+    from dicomstation.nodes.wado import sop_uid_from_head
+
+    checked = 0
+    for path in sorted(pydicom_files.glob("*.dcm"))[:80]:
+        try:
+            expected = str(read_file_meta_info(path).get("MediaStorageSOPInstanceUID", ""))
+        except Exception:  # files without meta: nothing to compare
+            continue
+        found = sop_uid_from_head(path.read_bytes()[:4096])
+        assert found == expected or not found  # '' only when the meta is not there
+        checked += bool(found)
+    assert checked > 20
+    assert sop_uid_from_head(b"\0" * 200) == ""

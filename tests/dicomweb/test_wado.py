@@ -222,3 +222,50 @@ def test_frames_and_rendered(
     assert jpeg.startswith(b"\xff\xd8")
     with pytest.raises(RemoteStatusError):  # Orthanc 1.10's plugin has no thumbnails
         node.rendered(STUDY, SERIES_B, f"{SERIES_B}.2", thumbnail=True)
+
+
+KILLER = """
+import os, signal, sys
+from dicomstation.config import Credentials, DicomWebServer, Secret
+from dicomstation.database import Database
+from dicomstation.nodes.dicomweb import DicomWebNode
+
+url, user, password, db_path, study, series = sys.argv[1:]
+node = DicomWebNode.from_config(DicomWebServer("o", url, Credentials(user, Secret(password))))
+
+def progress(event):
+    if event.bytes_done > 60000:
+        os.kill(os.getpid(), signal.SIGKILL)  # like a power cut, mid-transfer
+
+node.retrieve(study, [series], into=Database.open(db_path), progress=progress)
+"""
+
+
+def test_killed_fetch_leaves_no_partial_instance(
+    loaded_orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    db_path = tmp_path / "db"
+    args = [
+        loaded_orthanc.dicomweb_url,
+        loaded_orthanc.user,
+        loaded_orthanc.password,
+        str(db_path),
+        STUDY,
+        SERIES_A,
+    ]
+    proc = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    leftovers = [p for p in (db_path / "incoming").rglob("*") if p.is_file()]
+    assert leftovers  # the kill did interrupt a transfer
+    with Database.open(db_path) as db:  # opening cleans the staging area
+        kept = db.has_instances(f"{SERIES_A}.{i}" for i in range(1, 13))
+        assert len(kept) < 12
+        for uid in kept:
+            assert len(pydicom.dcmread(db.instance_path(uid)).PixelData) == 64 * 64 * 2
+        assert _incoming_empty(db)
+        with make_node(loaded_orthanc) as node:
+            report = node.retrieve(STUDY, [SERIES_A], into=db)
+    assert report.ok and len(report.succeeded) + len(report.skipped) == 12

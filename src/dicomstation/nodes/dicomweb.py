@@ -85,7 +85,7 @@ class DicomWebNode:
         concurrency: int = 4,
         retry: RetryPolicy | None = None,
         page_size: int = 200,
-        stow_batch_files: int = 50,
+        stow_batch_files: int = 16,
         stow_batch_bytes: int = 64 << 20,
         accepts: Sequence[str] = DICOM_ACCEPTS,
     ) -> None:

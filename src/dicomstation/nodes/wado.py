@@ -118,6 +118,32 @@ def read_parts(
     return iter_parts(response.iter_bytes(), boundary, server=server, operation=operation, uid=uid)
 
 
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
+
+
+def sop_uid_from_head(head: bytes) -> str:
+    """MediaStorageSOPInstanceUID from the first bytes of a Part 10 file ('' if absent).
+
+    A few lines instead of pydicom's ``read_file_meta_info`` because it runs on
+    every fetched instance, on bytes already in memory (no second open/read).
+    """
+    if head[128:132] != b"DICM":
+        return ""
+    pos = 132
+    while pos + 8 <= len(head) and head[pos : pos + 2] == b"\x02\x00":
+        element = int.from_bytes(head[pos + 2 : pos + 4], "little")
+        vr = head[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            length, start = int.from_bytes(head[pos + 8 : pos + 12], "little"), pos + 12
+        else:
+            length, start = int.from_bytes(head[pos + 6 : pos + 8], "little"), pos + 8
+        if element == 3:
+            value = head[start : start + length]
+            return value.rstrip(b"\x00 ").decode("ascii", "replace") if len(value) == length else ""
+        pos = start + length
+    return ""
+
+
 def _sop_uid(path: Path) -> str:
     try:
         return str(read_file_meta_info(path).get("MediaStorageSOPInstanceUID", "")) or path.name
@@ -152,6 +178,7 @@ class WadoFetcher:
         self.cancel = cancel
         self.chunk_size = chunk_size
         self.lister = lister
+        self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
         self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
         self.staging.mkdir(parents=True, exist_ok=True)
         # Indexing runs on its own thread, overlapping the downloads.
@@ -250,12 +277,15 @@ class WadoFetcher:
         fd, name = tempfile.mkstemp(dir=self.staging, suffix=".part")
         path = Path(name)
         size = 0
+        head = b""
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in part.chunks():
                     check_cancel(self.cancel, "fetch")
                     out.write(chunk)
                     size += len(chunk)
+                    if len(head) < 4096:
+                        head += chunk[:4096]
                     self.tracker.add_bytes(len(chunk))
             declared = part.headers.get("content-length", "")
             if declared.isdigit() and int(declared) != size:
@@ -268,12 +298,13 @@ class WadoFetcher:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        self._uids[str(path)] = sop_uid_from_head(head)
         return path
 
     def _commit(self, paths: list[Path]) -> None:
         if not paths:
             return
-        uids = {str(p): _sop_uid(p) for p in paths}
+        uids = {str(p): self._uids.pop(str(p), "") or _sop_uid(p) for p in paths}
         report = self.db.add_files(paths, move=True)
         self.tracker.succeed(uids.get(p, p) for p in report.succeeded)
         if report.skipped:
