@@ -50,6 +50,7 @@ PRESETS: dict[str, tuple[float, float]] = {
     "mediastinum": (50.0, 350.0),
 }
 OVERLAY = (255, 64, 64)
+MAX_VOLUMES = 4  # volumes kept in memory per UI; older ones must be loaded again
 
 
 @dataclass
@@ -96,6 +97,8 @@ class Viewer:
         item = ViewerVolume(uuid.uuid4().hex[:12], loaded, display)
         with self.lock:
             self.volumes[item.id] = item
+            while len(self.volumes) > MAX_VOLUMES:  # oldest first (dicts keep insertion order)
+                del self.volumes[next(iter(self.volumes))]
         return item
 
     def get(self, volume_id: str) -> ViewerVolume:
