@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from pynetdicom import build_context
 
 from dicomstation.config import DimseServer, LocalNodeConfig
-from dicomstation.errors import CancelledError, ProtocolError, RemoteStatusError
-from dicomstation.models import InstanceRef, Level, Query, TransferReport
+from dicomstation.errors import CancelledError, NotFoundError, ProtocolError, RemoteStatusError
+from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
 from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
 from dicomstation.nodes.dimse_assoc import open_association
 from dicomstation.nodes.dimse_errors import check_status
@@ -158,21 +158,42 @@ class DimseNode:
         return list(self._identifiers(query, METADATA_KEYS))
 
     # -- C-GET / C-MOVE ------------------------------------------------------------------
+    def _list_images(
+        self, study_uid: str, series: Sequence[str], sops: Sequence[str]
+    ) -> list[InstanceRef]:
+        filters = {}
+        if series:
+            filters["SeriesInstanceUID"] = "\\".join(series)
+        if sops:
+            filters["SOPInstanceUID"] = "\\".join(sops)
+        query = Query(Level.IMAGE, filters, study_uid=study_uid)
+        extra = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
+        return [InstanceRef.from_json(o) for o in self._identifiers(query, extra)]
+
     def _listing(
         self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
     ) -> list[InstanceRef] | None:
-        filters = {}
-        if series_uids:
-            filters["SeriesInstanceUID"] = "\\".join(series_uids)
-        if sop_uids:
-            filters["SOPInstanceUID"] = "\\".join(sop_uids)
-        query = Query(Level.IMAGE, filters, study_uid=study_uid)
-        extra = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
+        """The instances to retrieve, or None if the peer cannot list them.
+
+        One IMAGE-level C-FIND first (fine for Orthanc and most PACS); strictly
+        hierarchical SCPs (dcmqrscp) need one series at a time, so that is the
+        fallback.
+        """
         try:
-            objs = list(self._identifiers(query, extra))
+            found = self._list_images(study_uid, series_uids, sop_uids)
+            if found or (series_uids and len(series_uids) == 1):
+                return found
+        except (RemoteStatusError, ProtocolError):
+            pass
+        try:
+            series = list(series_uids) or [
+                ref.series_uid
+                for ref in self.iter_find(Query(Level.SERIES, study_uid=study_uid))
+                if isinstance(ref, SeriesRef)
+            ]
+            return [ref for uid in series for ref in self._list_images(study_uid, [uid], sop_uids)]
         except (RemoteStatusError, ProtocolError):
             return None  # cannot list instances: retrieve everything, skip on arrival
-        return [InstanceRef.from_json(o) for o in objs]
 
     def retrieve(
         self,
@@ -203,6 +224,9 @@ class DimseNode:
         """
         started = time.perf_counter()
         listing = self._listing(study_uid, series_uids, sop_uids)
+        if listing == []:
+            what = ", ".join([*series_uids, *sop_uids]) or study_uid
+            raise NotFoundError(f"{self.method.value} from {self.name}: {what} not found")
         wanted = [r.sop_instance_uid for r in listing] if listing is not None else list(sop_uids)
         present = into.has_instances(wanted)
         patient_id = ""

@@ -133,12 +133,21 @@ def _send_fragments(
 
 
 def send_file(
-    assoc: Any, context_id: int, path: Path, offset: int, sop_class: str, sop_uid: str, msg_id: int
+    assoc: Any,
+    context_id: int,
+    path: Path,
+    offset: int,
+    sop_class: str,
+    sop_uid: str,
+    msg_id: int,
+    *,
+    pad_odd: bool = False,
 ) -> Dataset:
     """Send one C-STORE-RQ whose data set is ``path`` from ``offset``; return the status.
 
     Must be called inside :func:`paused`. Returns an empty Dataset when no
-    response came within the DIMSE timeout (as pynetdicom does).
+    response came within the DIMSE timeout (as pynetdicom does). ``pad_odd``
+    appends a null byte to an odd-length data set (deflated streams, PS3.5 A.5).
     """
     max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
     size = max_pdu - 6 if max_pdu else _UNLIMITED_FRAGMENT
@@ -148,11 +157,14 @@ def send_file(
     with path.open("rb") as handle:
         handle.seek(offset)
         remaining = path.stat().st_size - offset
+        pad = b"\x00" if pad_odd and remaining % 2 else b""
         while remaining > 0:
             block = handle.read(min(size * _PDUS_PER_WRITE, remaining))
             if not block:
                 raise OSError(f"{path} shrank while it was being sent")
             remaining -= len(block)
+            if remaining <= 0:
+                block += pad
             sock.sendall(_pdus(context_id, block, size, last=remaining <= 0))
     _cx, response = assoc.dimse.get_msg(block=True)
     if response is None:

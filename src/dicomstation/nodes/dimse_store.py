@@ -19,7 +19,12 @@ from typing import Any
 
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filereader import dcmread
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import build_context
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.presentation import PresentationContext
@@ -141,8 +146,17 @@ def _send_one(
 ) -> None:
     context_id = accepted.get((item.sop_class, item.transfer_syntax))
     if context_id is not None and fast:
+        # PS3.5 A.5: a deflated data set of odd length is padded with one null byte
+        pad = item.transfer_syntax == DeflatedExplicitVRLittleEndian
         status = send_file(
-            assoc, context_id, item.path, item.offset, item.sop_class, item.sop_uid, msg_id
+            assoc,
+            context_id,
+            item.path,
+            item.offset,
+            item.sop_class,
+            item.sop_uid,
+            msg_id,
+            pad_odd=pad,
         )
     elif context_id is not None:
         status = assoc.send_c_store(item.path, msg_id=msg_id)
@@ -196,10 +210,13 @@ def _send_items(
                 assoc.abort()
             state.failed[item.sop_uid] = f"connection lost while sending {item.path}: {exc}"
             return items[index + 1 :]
-        except (ConnectionFailedError, AssociationError):
-            if not assoc.is_established:
-                return items[index:]
-            raise
+        except (ConnectionFailedError, AssociationError) as exc:
+            if assoc.is_established:
+                raise
+            # this instance killed or stalled the association: fail it (no endless
+            # resend of a file the peer chokes on) and go on with a fresh association
+            state.failed[item.sop_uid] = str(exc)
+            return items[index + 1 :]
         state.emit(Phase.PROGRESS, item.sop_uid)
     return []
 
