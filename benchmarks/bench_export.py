@@ -1,8 +1,9 @@
 """Benchmark: DICOM SEG export of a 300-slice 512x512 CT segmentation with 5 segments.
 
-Compares ``dicomstation.export.build_seg`` (label map -> BINARY SEG, frames
-placed from the mask geometry) with highdicom used directly (numpy label map
-in source order). Each run is a fresh subprocess that builds the inputs, then
+Compares dicomstation's two SEG builders -- ``build_seg_from_labelmap`` (one
+label map) and ``build_seg`` (one boolean mask per segment, checked for
+overlap and combined) -- with highdicom used directly (numpy label map in
+source order). Each run is a fresh subprocess that builds the inputs, then
 times building the SEG and writing it to disk, and reports its peak RSS.
 
 Run:  .venv/bin/python benchmarks/bench_export.py [--repeats 3] [--slices 300]
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("highdicom", "dicomstation-labelmap", "dicomstation-masks")
 
 
 def _sources(slices: int, size: int) -> list[object]:
@@ -83,8 +85,14 @@ def _child(kind: str, slices: int, size: int, out: Path) -> dict[str, float]:
 
     sources = _sources(slices, size)
     labels = _labels(slices, size)
-    if kind == "dicomstation":
-        from dicomstation.export import Segment, SourceSeries, build_seg
+    if kind.startswith("dicomstation"):
+        from dicomstation.export import (
+            Segment,
+            SegmentInfo,
+            SourceSeries,
+            build_seg,
+            build_seg_from_labelmap,
+        )
 
         grid = hd.Volume.from_attributes(
             array=labels,
@@ -95,12 +103,18 @@ def _child(kind: str, slices: int, size: int, out: Path) -> dict[str, float]:
             coordinate_system="PATIENT",
             frame_of_reference_uid=sources[0].FrameOfReferenceUID,
         )
-        # the inputs of the dicomstation API: one boolean mask per segment
-        segments = [Segment(f"Segment {n}", grid.with_array(labels == n)) for n in range(1, 6)]
         source = SourceSeries(tuple(sources), grid)
-        baseline_mb = _rss_mb()
-        start = time.perf_counter()
-        seg = build_seg(source, segments)
+        if kind == "dicomstation-masks":
+            # the inputs of build_seg: one boolean mask per segment
+            segments = [Segment(f"Segment {n}", grid.with_array(labels == n)) for n in range(1, 6)]
+            baseline_mb = _rss_mb()
+            start = time.perf_counter()
+            seg = build_seg(source, segments)
+        else:
+            infos = [SegmentInfo(f"Segment {n}") for n in range(1, 6)]
+            baseline_mb = _rss_mb()
+            start = time.perf_counter()
+            seg = build_seg_from_labelmap(source, grid, infos)
     else:
         baseline_mb = _rss_mb()
         start = time.perf_counter()
@@ -176,28 +190,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--child", choices=["dicomstation", "highdicom"])
+    parser.add_argument("--child", choices=KINDS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child, args.slices, args.size, args.out)))
         return
-    rows = {}
-    for kind in ("highdicom", "dicomstation"):
-        runs = [_run(kind, args.slices, args.size) for _ in range(args.repeats)]
-        rows[kind] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    for _ in range(args.repeats):  # interleaved, so background load hits every kind alike
+        for kind in KINDS:
+            runs[kind].append(_run(kind, args.slices, args.size))
+    rows = {
+        kind: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for kind, results in runs.items()
+    }
     base = rows["highdicom"]
     print(
         f"SEG export, {args.slices} x {args.size} x {args.size}, 5 segments, "
         f"median of {args.repeats} (each run in a fresh process)"
     )
     print(
-        f"{'':14}{'seconds':>9}{'peak RSS MB':>13}{'of which inputs':>17}{'frames':>8}"
+        f"{'':22}{'seconds':>9}{'peak RSS MB':>13}{'of which inputs':>17}{'frames':>8}"
         f"{'MB on disk':>12}{'time ratio':>12}{'RSS ratio':>11}"
     )
     for kind, row in rows.items():
         print(
-            f"{kind:14}{row['seconds']:9.2f}{row['peak_rss_mb']:13.0f}{row['inputs_mb']:17.0f}"
+            f"{kind:22}{row['seconds']:9.2f}{row['peak_rss_mb']:13.0f}{row['inputs_mb']:17.0f}"
             f"{row['frames']:8.0f}{row['bytes'] / 1e6:12.1f}"
             f"{row['seconds'] / base['seconds']:12.2f}"
             f"{row['peak_rss_mb'] / base['peak_rss_mb']:11.2f}"

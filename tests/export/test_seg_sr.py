@@ -148,3 +148,25 @@ def test_sr_rejects_unknown_segments(ct: SourceSeries) -> None:
         build_sr(seg, ct, stats)
     with pytest.raises(ExportError):
         build_sr(seg, ct, [])
+
+
+def test_seg_from_a_label_map_equals_seg_from_masks(ct: SourceSeries, tmp_path: Path) -> None:
+    from dicomstation.export import SegmentInfo, build_seg_from_labelmap
+
+    segments = _segments(ct)
+    labels = np.zeros(ct.volume.spatial_shape, dtype=np.int32)
+    for number, segment in enumerate(segments, start=1):
+        labels[segment.mask.array] = number
+    infos = [SegmentInfo(s.label, s.category, s.property_type, s.color) for s in segments]
+    seg = build_seg_from_labelmap(ct, ct.volume.with_array(labels), infos)
+    (path,) = assert_valid([seg], tmp_path)
+    reference = build_seg(ct, segments)
+    back = hd.seg.segread(path)
+    assert back.NumberOfFrames == reference.NumberOfFrames
+    assert np.array_equal(back.pixel_array, reference.pixel_array)
+    with pytest.raises(ExportError, match="no segment description"):
+        build_seg_from_labelmap(ct, ct.volume.with_array(labels), infos[:1])
+    with pytest.raises(ExportError, match="non-negative integers"):
+        build_seg_from_labelmap(ct, ct.volume.with_array(labels * 0.5), infos)
+    with pytest.raises(ExportError, match="empty"):
+        build_seg_from_labelmap(ct, ct.volume.with_array(labels * 0), infos)

@@ -43,7 +43,7 @@ from dicomstation.export import (
     render_mip,
     render_slice,
 )
-from dicomstation.export.seg import PALETTE, build_seg
+from dicomstation.export.seg import PALETTE, build_seg_from_labelmap
 from dicomstation.export.terms import term
 from dicomstation.export.workflow import (
     Exported,
@@ -54,8 +54,8 @@ from dicomstation.export.workflow import (
     scene_segmentation,
     seg_source,
     seg_statistics,
+    segment_infos,
     segment_series,
-    segments_from_labelmap,
     send_instances,
     source_from_db,
 )
@@ -230,9 +230,9 @@ def export_seg(
         named[int(key)] = (label or f"Segment {key}", term(term_name or "tissue"))
     with open_database(db) as database:
         source = source_from_db(database, series_uid)
-        segments = segments_from_labelmap(labelmap_from_file(labelmap, source.volume), named)
+        labels = labelmap_from_file(labelmap, source.volume)
         options = _options(description, series_number, institution, department)
-        seg = build_seg(source, segments, options)
+        seg = build_seg_from_labelmap(source, labels, segment_infos(labels, named), options)
         _finish(database, [export_and_import(database, "seg", [seg])], send, as_json)
 
 

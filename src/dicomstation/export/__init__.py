@@ -48,7 +48,9 @@ from dicomstation.export.sc import (
 from dicomstation.export.seg import (
     Algorithm,
     Segment,
+    SegmentInfo,
     build_seg,
+    build_seg_from_labelmap,
     read_seg_labelmap,
     read_seg_masks,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "SceneSegmentation",
     "SceneVolume",
     "Segment",
+    "SegmentInfo",
     "SourceSeries",
     "ViewSettings",
     "blend",
@@ -72,6 +75,7 @@ __all__ = [
     "build_parametric_map",
     "build_sc",
     "build_seg",
+    "build_seg_from_labelmap",
     "build_sr",
     "draw_overlays",
     "import_into",

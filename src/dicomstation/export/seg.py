@@ -33,7 +33,9 @@ __all__ = [
     "PALETTE",
     "Algorithm",
     "Segment",
+    "SegmentInfo",
     "build_seg",
+    "build_seg_from_labelmap",
     "read_seg_labelmap",
     "read_seg_masks",
 ]
@@ -92,8 +94,23 @@ class Segment:
     algorithm_name: str = "dicomstation threshold"
 
 
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What a segment is, without its mask (for :func:`build_seg_from_labelmap`).
+
+    Same fields and defaults as :class:`Segment`, minus ``mask``.
+    """
+
+    label: str
+    category: Code = codes.SCT.Tissue
+    property_type: Code = codes.SCT.Tissue
+    color: tuple[int, int, int] | None = None
+    algorithm: Algorithm = Algorithm.SEMIAUTOMATIC
+    algorithm_name: str = "dicomstation threshold"
+
+
 def _description(
-    number: int, segment: Segment, options: ExportOptions
+    number: int, segment: Segment | SegmentInfo, options: ExportOptions
 ) -> hd.seg.SegmentDescription:
     algorithm = Algorithm(segment.algorithm)
     identification = None
@@ -187,6 +204,47 @@ def build_seg(
     if not np.any(pixels.array):
         raise ExportError(f"every segment is empty; nothing to export for {source.series_uid}")
     descriptions = [_description(n, s, options) for n, s in enumerate(segments, start=1)]
+    return _encode(source, pixels, descriptions, options, workers)
+
+
+def build_seg_from_labelmap(
+    source: SourceSeries,
+    labels: hd.Volume,
+    segments: Sequence[SegmentInfo],
+    options: ExportOptions | None = None,
+    *,
+    workers: int = 0,
+) -> hd.seg.Segmentation:
+    """Build a DICOM SEG from one integer label map (value n is ``segments[n - 1]``).
+
+    The memory-lean path: no per-segment masks are made. Parameters and
+    result as :func:`build_seg`; ``labels`` must be in the source's frame of reference.
+    """
+    options = options or ExportOptions()
+    source.check_geometry(labels, "label map")
+    array = np.asarray(labels.array)
+    if labels.number_of_channel_dimensions != 0 or array.ndim != 3:
+        raise ExportError(f"a label map must be a scalar 3D volume, got {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer) or array.min(initial=0) < 0:
+        raise ExportError("a label map must hold non-negative integers")
+    highest = int(array.max(initial=0))
+    if highest == 0:
+        raise ExportError(f"the label map is empty; nothing to export for {source.series_uid}")
+    if highest > len(segments):
+        raise ExportError(f"label {highest} has no segment description ({len(segments)} given)")
+    if array.dtype not in (np.uint8, np.uint16):
+        labels = labels.with_array(array.astype(np.uint8 if highest < 256 else np.uint16))
+    descriptions = [_description(n, s, options) for n, s in enumerate(segments, start=1)]
+    return _encode(source, labels, descriptions, options, workers)
+
+
+def _encode(
+    source: SourceSeries,
+    pixels: hd.Volume,
+    descriptions: list[hd.seg.SegmentDescription],
+    options: ExportOptions,
+    workers: int,
+) -> hd.seg.Segmentation:
     # On the source grid, pass a plain array with the sources in slice order (highdicom's
     # fastest path); otherwise let highdicom place the frames from the volume's geometry.
     ordered = source.datasets_in_order(pixels)
@@ -205,7 +263,7 @@ def build_seg(
             manufacturer_model_name=options.manufacturer_model_name,
             software_versions=options.software_versions,
             device_serial_number=options.device_serial_number,
-            content_description="Segmentation"[:64],
+            content_description="Segmentation",
             content_creator_name=options.content_creator_name,
             content_label="SEGMENTATION",
             series_description=options.description("Segmentation"),

@@ -24,7 +24,14 @@ from dicomstation import processing as proc
 from dicomstation.errors import ExportError, NotFoundError
 from dicomstation.export.bundle import SceneSegment, SceneSegmentation
 from dicomstation.export.common import ExportOptions, SourceSeries, import_into
-from dicomstation.export.seg import PALETTE, Algorithm, Segment, build_seg, read_seg_masks
+from dicomstation.export.seg import (
+    PALETTE,
+    Algorithm,
+    Segment,
+    SegmentInfo,
+    build_seg,
+    read_seg_masks,
+)
 from dicomstation.export.sr import build_sr
 from dicomstation.export.terms import Term, term
 from dicomstation.processing.stats import SegmentStatistics
@@ -44,8 +51,8 @@ __all__ = [
     "scene_segmentation",
     "seg_source",
     "seg_statistics",
+    "segment_infos",
     "segment_series",
-    "segments_from_labelmap",
     "send_instances",
     "source_from_db",
 ]
@@ -238,26 +245,19 @@ def seg_statistics(
     return seg, source, proc.segment_statistics(source.volume, masks, labels)
 
 
-def segments_from_labelmap(
+def segment_infos(
     labels: hd.Volume, named: Mapping[int, tuple[str, Term]] | None = None
-) -> list[Segment]:
-    """One segment per label value 1..max of ``labels`` (names and terms from ``named``)."""
+) -> list[SegmentInfo]:
+    """One description per label value 1..max of ``labels`` (names and terms from ``named``)."""
     named = named or {}
-    array = np.asarray(labels.array)
-    segments = []
-    for number in range(1, int(array.max(initial=0)) + 1):
+    infos = []
+    for number in range(1, int(np.asarray(labels.array).max(initial=0)) + 1):
         label, coded = named.get(number, (f"Segment {number}", term("tissue")))
-        segments.append(
-            Segment(
-                label,
-                labels.with_array(array == number),
-                coded.category,
-                coded.property_type,
-                PALETTE[(number - 1) % len(PALETTE)],
-                Algorithm.MANUAL,
-            )
+        color = PALETTE[(number - 1) % len(PALETTE)]
+        infos.append(
+            SegmentInfo(label, coded.category, coded.property_type, color, Algorithm.MANUAL)
         )
-    return segments
+    return infos
 
 
 def scene_segmentation(db: Database, seg_uid: str) -> SceneSegmentation:
