@@ -159,3 +159,32 @@ def test_query_metadata_fetch_view_segment_export_send(
     with clean_orthanc.rest() as rest:
         found = rest.post("/tools/find", json={"Level": "Series", "Query": {"Modality": "SEG"}})
         assert len(found.json()) == 1
+
+
+def test_settings_page_keeps_secrets_write_only(
+    page: object, station: tuple[Workstation, RunningServer]
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    ws, running = station
+    page.goto(f"{running.url}/")
+    page.click("#tab-settings")
+    form = page.locator("#server-form")
+    form.locator("input[name=name]").fill("hospital")
+    form.locator("input[name=url]").fill("https://pacs.hospital.example/dicom-web")
+    form.locator("input[name=username]").fill("alice")
+    form.locator("input[name=password]").fill("very-secret-pw")
+    page.click("#save-server")
+    row = page.locator("#server-table tr[data-name=hospital]")
+    expect(row).to_contain_text("https://pacs.hospital.example/dicom-web")
+    expect(row).to_contain_text("set")
+    expect(form.locator("input[name=password]")).to_have_value("")
+    page.reload()
+    page.click("#tab-settings")
+    expect(page.locator("#server-table tr[data-name=hospital]")).to_be_visible()
+    assert "very-secret-pw" not in page.content()
+    saved = ws.settings().server("hospital")
+    assert saved.credentials.password.reveal() == "very-secret-pw"  # type: ignore[union-attr]
+    _shot(page, "08-settings")
+    expect(page.locator("#server-select option[value=hospital]")).to_have_count(1)
