@@ -174,7 +174,9 @@ class TransferTracker:
     """Thread-safe progress events and report of one transfer.
 
     Byte progress is reported at most every ``interval`` seconds; instance
-    completions, skips and failures are always reported.
+    completions, skips and failures are always reported. Nothing is emitted
+    before :meth:`start` (skips found while planning are announced right after
+    the STARTED event), so consumers always see STARTED first and DONE last.
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class TransferTracker:
         self._lock = threading.Lock()
         self._started = time.perf_counter()
         self._last_emit = 0.0
+        self._announced = False
         self.total: int | None = None
         self.succeeded: list[str] = []
         self.skipped: list[str] = []
@@ -194,7 +197,7 @@ class TransferTracker:
         self.bytes = 0
 
     def _emit(self, phase: Phase, uid: str | None = None, message: str = "") -> None:
-        if self._progress is None:
+        if self._progress is None or not self._announced:
             return
         done = len(self.succeeded) + len(self.skipped) + len(self.failed)
         self._progress(
@@ -205,7 +208,12 @@ class TransferTracker:
         """Announce the number of instances (None when unknown)."""
         with self._lock:
             self.total = total
+            self._announced = True
             self._emit(Phase.STARTED)
+            if self.skipped:
+                self._emit(Phase.SKIPPED, message="already present")
+            for uid, reason in self.failed.items():
+                self._emit(Phase.FAILED, uid, reason)
 
     def add_total(self, count: int) -> None:
         """Grow the expected instance count (when it is learnt series by series)."""
@@ -247,6 +255,7 @@ class TransferTracker:
     def report(self) -> TransferReport:
         """The report so far; also emits the DONE event."""
         with self._lock:
+            self._announced = True
             self._emit(Phase.DONE)
             return TransferReport(
                 self.operation,

@@ -40,8 +40,11 @@ def test_retrieve_study_then_skip(
     original = pydicom.dcmread(synth_study["b"][2])
     fetched = pydicom.dcmread(db.instance_path(original.SOPInstanceUID))
     assert fetched.PixelData == original.PixelData
-    again = node.retrieve(STUDY, into=db)
+    events.clear()
+    again = node.retrieve(STUDY, into=db, progress=events.append)
     assert len(again.skipped) == 17 and not again.succeeded and again.bytes_transferred == 0
+    assert [e.phase for e in events] == [Phase.STARTED, Phase.SKIPPED, Phase.DONE]
+    assert events[-1].done == events[-1].total == 17
     assert _incoming_empty(db)
 
 
