@@ -97,6 +97,23 @@ def test_segment_reports_bad_seeds_clearly(db_path: Path, ct: SourceSeries) -> N
         app, ["segment", "1.2.3.4", "--threshold", "0", "1", "--db", str(db_path)]
     )
     assert result.exit_code == 1 and "1.2.3.4" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "segment",
+            ct.series_uid,
+            "--threshold",
+            "0",
+            "1",
+            "--term",
+            "kidneys",
+            "--db",
+            str(db_path),
+        ],
+    )
+    assert result.exit_code == 1 and "known terms: bone" in " ".join(result.output.split())
+    with Database.open(db_path) as db:  # nothing was written by the failed commands
+        assert len(db.study_files(str(ct.first.StudyInstanceUID))) == len(ct.datasets)
 
 
 def test_export_commands(db_path: Path, ct: SourceSeries, tmp_path: Path) -> None:

@@ -180,9 +180,13 @@ def segment_series(
     seg = build_seg(source, [segment], options)
     stats = proc.segment_statistics(source.volume, {1: mask}, {1: request.label})
     sr = build_sr(seg, source, stats, _sr_options(options))
-    seg_out = export_and_import(db, "seg", [seg])
-    sr_out = export_and_import(db, "sr", [sr])
-    return seg_out, Exported("sr", sr_out.series_uid, sr_out.sop_uids, stats)
+    report = import_into(db, [seg, sr])  # both or neither reach the database
+    if report.failed:
+        raise ExportError(f"the database refused exported SEG/SR files: {dict(report.failed)}")
+    return (
+        Exported("seg", str(seg.SeriesInstanceUID), (str(seg.SOPInstanceUID),)),
+        Exported("sr", str(sr.SeriesInstanceUID), (str(sr.SOPInstanceUID),), stats),
+    )
 
 
 def _sr_options(options: ExportOptions) -> ExportOptions:
