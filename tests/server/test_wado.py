@@ -13,6 +13,7 @@ from PIL import Image
 
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
+from dicomstation.nodes.multipart import boundary_of, iter_parts
 from dicomstation.server import RunningServer
 
 J2K = "1.2.840.10008.1.2.4.90"
@@ -88,9 +89,13 @@ def test_explicit_le_request_transcodes_jpeg2000(
         f"{server.url}/dicom-web/studies/{study}/series/{series}", headers={"Accept": accept}
     )
     assert response.status_code == 200
-    assert b"1.2.840.10008.1.2.1\x00" in response.content or b"1.2.840.10008.1.2.1" in (
-        response.content
-    )
+    boundary = boundary_of(response.headers["content-type"])
+    bodies = [part.read() for part in iter_parts([response.content], boundary)]
+    ds = pydicom.dcmread(io.BytesIO(bodies[0]))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    original = pydicom.dcmread(seeded_db.instance_path(ds.SOPInstanceUID))
+    assert original.file_meta.TransferSyntaxUID == J2K
+    assert np.array_equal(ds.pixel_array, original.pixel_array)
     refused = httpx.get(
         f"{server.url}/dicom-web/studies/{study}/series/{series}",
         headers={
