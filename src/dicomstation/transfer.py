@@ -105,7 +105,9 @@ def with_retries(
                 raise
             if on_retry is not None:
                 on_retry(retry, exc)
-            sleep_unless_cancelled(policy.delay(retry), cancel)
+            # a server's Retry-After (429/503), when given, is waited at least
+            wait_for = max(policy.delay(retry), float(getattr(exc, "retry_after", 0.0)))
+            sleep_unless_cancelled(wait_for, cancel)
 
 
 def run_parallel(

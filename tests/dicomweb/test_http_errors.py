@@ -97,3 +97,24 @@ def test_redact_userinfo() -> None:
         redact("http://alice:s3cret@host/x and https://tok@h2")
         == "http://***@host/x and https://***@h2"
     )
+
+
+def test_retry_after_is_honoured() -> None:
+    import time
+
+    from dicomstation.transfer import RetryPolicy, with_retries
+
+    response = httpx.Response(
+        429, headers={"Retry-After": "1"}, request=httpx.Request("GET", "http://h/")
+    )
+    calls: list[float] = []
+
+    def attempt() -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            check_status(response, server="s", operation="QIDO-RS")
+        return "ok"
+
+    policy = RetryPolicy(attempts=2, backoff=0.01)
+    assert with_retries(attempt, policy=policy, retryable=is_retryable) == "ok"
+    assert calls[1] - calls[0] >= 0.95

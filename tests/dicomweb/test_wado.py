@@ -223,8 +223,11 @@ def test_frames_and_rendered(
     assert png.startswith(b"\x89PNG")
     jpeg = node.rendered(STUDY, SERIES_B, f"{SERIES_B}.2", frames=[1], media_type="image/jpeg")
     assert jpeg.startswith(b"\xff\xd8")
-    with pytest.raises(RemoteStatusError):  # Orthanc 1.10's plugin has no thumbnails
-        node.rendered(STUDY, SERIES_B, f"{SERIES_B}.2", thumbnail=True)
+    # Orthanc 1.10's plugin has no thumbnails: a small rendered image instead
+    thumb = node.rendered(STUDY, SERIES_B, f"{SERIES_B}.2", thumbnail=True)
+    assert thumb.startswith(b"\x89PNG")
+    with pytest.raises(RemoteStatusError, match="not found"):
+        node.rendered(STUDY, SERIES_B, "1.2.3.4.5", thumbnail=True)
 
 
 KILLER = """

@@ -24,7 +24,7 @@ import httpx
 
 from dicomstation.auth import http_client
 from dicomstation.config import DicomWebServer
-from dicomstation.errors import ProtocolError
+from dicomstation.errors import ProtocolError, RemoteStatusError
 from dicomstation.models import Level, Query, TransferReport
 from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
@@ -306,14 +306,20 @@ class DicomWebNode:
         path += "/frames/" + ",".join(str(int(f)) for f in frames) if sop_uid and frames else ""
         path += "/thumbnail" if thumbnail else "/rendered"
         operation = "WADO-RS thumbnail" if thumbnail else "WADO-RS rendered"
-        response = self._get(
-            path,
-            operation=operation,
-            uid=sop_uid or series_uid or study_uid,
-            params=list((params or {}).items()),
-            accept=media_type,
+        uid = sop_uid or series_uid or study_uid
+        query = list((params or {}).items())
+        try:
+            return self._get(
+                path, operation=operation, uid=uid, params=query, accept=media_type
+            ).content
+        except RemoteStatusError as exc:
+            if not thumbnail or exc.status not in (404, 406, 501):
+                raise
+        # Thumbnails are optional in PS3.18 (Orthanc 1.10's plugin has none): render small.
+        small = {"viewport": "128,128", **(params or {})}
+        return self.rendered(
+            study_uid, series_uid, sop_uid, frames=frames, media_type=media_type, params=small
         )
-        return response.content
 
     # -- STOW-RS -------------------------------------------------------------------------
     def store(

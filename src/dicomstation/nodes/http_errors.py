@@ -60,6 +60,9 @@ MAPPING: dict[type[Exception], tuple[type[NodeError], str]] = {
     httpx.RequestNotRead: (ProtocolError, "request not read"),
 }
 
+#: upper bound (seconds) of a server's Retry-After that we honour
+MAX_RETRY_AFTER = 60.0
+
 #: statuses worth retrying (rate limiting, server overload, gateway trouble)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -124,7 +127,11 @@ def _status_error(
         )
     if status == 404:
         message = f"not found on the server (HTTP 404{': ' + excerpt if excerpt else ''})"
-    return RemoteStatusError(message, server=server, operation=operation, uid=uid, status=status)
+    error = RemoteStatusError(message, server=server, operation=operation, uid=uid, status=status)
+    retry_after = response.headers.get("retry-after", "").strip()
+    if retry_after.isdigit():  # seconds form; read by transfer.with_retries
+        error.retry_after = min(float(retry_after), MAX_RETRY_AFTER)  # type: ignore[attr-defined]
+    return error
 
 
 def check_status(
