@@ -57,7 +57,7 @@ def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
 def _transcoded(path: Path) -> bytes:
     ds = pydicom.dcmread(path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)  # same instance, not a new one
     ds.file_meta.TransferSyntaxUID = UID(ExplicitVRLittleEndian)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
