@@ -47,8 +47,7 @@ def sop_uid(path: Path) -> str:
 def orthanc_server(orthanc: OrthancServer, **kw: object) -> DimseServer:
     """The session Orthanc's DICOM port as a configured DIMSE server."""
     options: dict[str, object] = {"timeout": 20.0, **kw}
-    return DimseServer("orthanc", orthanc.aet, "127.0.0.1", orthanc.dicom_port,
-                       **options)  # type: ignore[arg-type]
+    return DimseServer("orthanc", orthanc.aet, "127.0.0.1", orthanc.dicom_port, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -67,8 +66,9 @@ def db() -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def ct_series(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A synthetic 12-slice 64x64 CT series (files)."""
-    return write_ct_series(tmp_path_factory.mktemp("ct"), 12, size=64,
-                           patient_name="DIMSE^TEST", patient_id="DIMSE1")
+    return write_ct_series(
+        tmp_path_factory.mktemp("ct"), 12, size=64, patient_name="DIMSE^TEST", patient_id="DIMSE1"
+    )
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -112,8 +112,7 @@ class DcmtkPeer:
     def server(self, **kw: object) -> DimseServer:
         """As a configured DIMSE server."""
         options: dict[str, object] = {"timeout": 20.0, **kw}
-        return DimseServer("dcmtk", self.aet, "127.0.0.1", self.port,
-                           **options)  # type: ignore[arg-type]
+        return DimseServer("dcmtk", self.aet, "127.0.0.1", self.port, **options)  # type: ignore[arg-type]
 
 
 def _require(tool: str) -> None:
@@ -128,9 +127,11 @@ def storescp(tmp_path: Path) -> Iterator[DcmtkPeer]:
     port, folder = free_port(), tmp_path / "storescp"
     folder.mkdir()
     process = subprocess.Popen(
-        ["storescp", "-aet", "STORESCP", "+xa", "-od", str(folder), str(port)],
-        env=dcmtk_env(tmp_path / "bindlocal"), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        ["storescp", "-aet", "STORESCP", "+xa", "+B", "-od", str(folder), str(port)],
+        env=dcmtk_env(tmp_path / "bindlocal"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, process)
         yield DcmtkPeer("STORESCP", port, folder, process)
@@ -156,10 +157,14 @@ def dcmqrscp(tmp_path: Path, listener_port: int) -> Iterator[DcmtkPeer]:
         "HostTable BEGIN\n"
         f"movedest = (MOVEDEST, 127.0.0.1, {listener_port})\n"
         "HostTable END\nVendorTable BEGIN\nVendorTable END\n"
-        f"AETable BEGIN\nQRSCP {folder} RW (200, 1024mb) ANY\nAETable END\n")
-    process = subprocess.Popen(["dcmqrscp", "-c", str(config), "--single-process"],
-                               env=dcmtk_env(tmp_path / "bindlocal"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        f"AETable BEGIN\nQRSCP {folder} RW (200, 1024mb) ANY\nAETable END\n"
+    )
+    process = subprocess.Popen(
+        ["dcmqrscp", "-c", str(config)],
+        env=dcmtk_env(tmp_path / "bindlocal"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, process)
         yield DcmtkPeer("QRSCP", port, folder, process)

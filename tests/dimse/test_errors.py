@@ -224,6 +224,8 @@ def test_failure_after_pending_results_raises_naming_the_server() -> None:
 
 
 def test_context_for_find_is_study_root_unless_patient_level() -> None:
-    assert build_context(model_uid(QueryRoot.STUDY, "C-FIND", Level.PATIENT)).abstract_syntax \
+    assert (
+        build_context(model_uid(QueryRoot.STUDY, "C-FIND", Level.PATIENT)).abstract_syntax
         == "1.2.840.10008.5.1.4.1.2.1.1"
+    )
     assert model_uid(QueryRoot.STUDY, "C-GET", Level.SERIES) == "1.2.840.10008.5.1.4.1.2.2.3"

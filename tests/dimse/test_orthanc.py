@@ -57,8 +57,9 @@ def test_node_satisfies_the_protocol(orthanc: OrthancServer) -> None:
     assert node.echo() > 0
 
 
-def test_store_varied_syntaxes_without_reencoding(clean_orthanc: OrthancServer,
-                                                  node: DimseNode) -> None:
+def test_store_varied_syntaxes_without_reencoding(
+    clean_orthanc: OrthancServer, node: DimseNode
+) -> None:
     files = varied_files()
     events: list[ProgressEvent] = []
     report = node.store(files, progress=events.append)
@@ -73,8 +74,9 @@ def test_store_varied_syntaxes_without_reencoding(clean_orthanc: OrthancServer,
         assert stored.PixelData == original.PixelData, path.name
 
 
-def test_store_reports_unreadable_files(clean_orthanc: OrthancServer, node: DimseNode,
-                                        tmp_path: Path, ct_series: list[Path]) -> None:
+def test_store_reports_unreadable_files(
+    clean_orthanc: OrthancServer, node: DimseNode, tmp_path: Path, ct_series: list[Path]
+) -> None:
     bad = tmp_path / "not-dicom.dcm"
     bad.write_bytes(b"hello")
     report = node.store([bad, ct_series[0]])
@@ -82,11 +84,13 @@ def test_store_reports_unreadable_files(clean_orthanc: OrthancServer, node: Dims
     assert str(bad) in report.failed and "File Meta" in report.failed[str(bad)]
 
 
-def test_store_seg_and_sr(clean_orthanc: OrthancServer, node: DimseNode,
-                          shared_data: Path) -> None:
+def test_store_seg_and_sr(clean_orthanc: OrthancServer, node: DimseNode, shared_data: Path) -> None:
     folder = shared_data / "highdicom_seg_sr"
-    files = [folder / "seg_image_ct_binary.dcm", folder / "sr_document.dcm",
-             folder / "sm_image_jpegls.dcm"]
+    files = [
+        folder / "seg_image_ct_binary.dcm",
+        folder / "sr_document.dcm",
+        folder / "sm_image_jpegls.dcm",
+    ]
     report = node.store(files)
     assert report.ok and len(report.succeeded) == 3, report.failed
 
@@ -102,18 +106,25 @@ def test_find_at_every_level(loaded: list[Path], node: DimseNode) -> None:
     series = node.find(Query(Level.SERIES, study_uid=study.study_uid))
     assert len(series) == 1 and isinstance(series[0], SeriesRef)
     assert series[0].modality == "CT" and series[0].num_instances == len(loaded)
-    instances = node.find(Query(Level.IMAGE, study_uid=study.study_uid,
-                                series_uid=series[0].series_uid))
+    instances = node.find(
+        Query(Level.IMAGE, study_uid=study.study_uid, series_uid=series[0].series_uid)
+    )
     assert all(isinstance(i, InstanceRef) for i in instances)
     assert sorted(i.sop_instance_uid for i in instances if isinstance(i, InstanceRef)) == sorted(
-        sop_uid(p) for p in loaded)
+        sop_uid(p) for p in loaded
+    )
 
 
 def test_find_patient_root_and_matching(loaded: list[Path], orthanc: OrthancServer) -> None:
     node = DimseNode(orthanc_server(orthanc), root="patient")
-    studies = node.find(Query(Level.STUDY, {"PatientID": "DIMSE1", "StudyDate": "20230101-20251231"}))
+    studies = node.find(
+        Query(Level.STUDY, {"PatientID": "DIMSE1", "StudyDate": "20230101-20251231"})
+    )
     assert len(studies) == 1
-    assert node.find(Query(Level.STUDY, {"PatientID": "DIMSE1", "StudyDate": "19900101-19911231"})) == []
+    assert (
+        node.find(Query(Level.STUDY, {"PatientID": "DIMSE1", "StudyDate": "19900101-19911231"}))
+        == []
+    )
     assert node.find(Query(Level.STUDY, {"PatientName": "NOBODY*"})) == []
 
 
@@ -138,8 +149,9 @@ def _study(node: DimseNode) -> str:
     return node.find(Query(Level.STUDY, {"PatientID": "DIMSE1"}))[0].study_uid
 
 
-def test_get_into_database_byte_identical_then_skips(loaded: list[Path], node: DimseNode,
-                                                     db: Database) -> None:
+def test_get_into_database_byte_identical_then_skips(
+    loaded: list[Path], node: DimseNode, db: Database
+) -> None:
     study = _study(node)
     report = node.retrieve(study, into=db)
     assert report.ok and sorted(report.succeeded) == sorted(sop_uid(p) for p in loaded)
@@ -170,14 +182,14 @@ def test_get_series_and_instances(loaded: list[Path], node: DimseNode, db: Datab
     assert len(report.succeeded) == len(loaded) - 2 and len(report.skipped) == 2
 
 
-def test_get_unknown_study_is_not_found(loaded: list[Path], node: DimseNode,
-                                        db: Database) -> None:
-    with pytest.raises(NotFoundError, match="1.2.3.4.5.6.7"):
+def test_get_unknown_study_is_not_found(loaded: list[Path], node: DimseNode, db: Database) -> None:
+    with pytest.raises(NotFoundError, match=r"1\.2\.3\.4\.5\.6\.7"):
         node.retrieve("1.2.3.4.5.6.7", into=db)
 
 
-def test_get_cancelled_keeps_only_complete_instances(loaded: list[Path], node: DimseNode,
-                                                     db: Database) -> None:
+def test_get_cancelled_keeps_only_complete_instances(
+    loaded: list[Path], node: DimseNode, db: Database
+) -> None:
     cancel = CancelToken()
 
     def progress(event: ProgressEvent) -> None:
@@ -207,8 +219,9 @@ def test_move_to_our_listener(loaded: list[Path], orthanc: OrthancServer, db: Da
     assert node.retrieve(study, into=db).succeeded == ()
 
 
-def test_move_to_unknown_destination_fails_clearly(loaded: list[Path], orthanc: OrthancServer,
-                                                   db: Database) -> None:
+def test_move_to_unknown_destination_fails_clearly(
+    loaded: list[Path], orthanc: OrthancServer, db: Database
+) -> None:
     local = LocalNodeConfig(ae_title="NOWHERE", port=free_port())
     node = DimseNode(orthanc_server(orthanc, move_destination="NOWHERE"), local=local)
     study = _study(node)
@@ -218,8 +231,9 @@ def test_move_to_unknown_destination_fails_clearly(loaded: list[Path], orthanc: 
     assert "orthanc" in str(info.value)
 
 
-def test_concurrent_stores_share_nothing(clean_orthanc: OrthancServer, node: DimseNode,
-                                         ct_series: list[Path]) -> None:
+def test_concurrent_stores_share_nothing(
+    clean_orthanc: OrthancServer, node: DimseNode, ct_series: list[Path]
+) -> None:
     reports = []
     halves = [ct_series[::2], ct_series[1::2]]
     threads = [threading.Thread(target=lambda h=h: reports.append(node.store(h))) for h in halves]
@@ -229,3 +243,23 @@ def test_concurrent_stores_share_nothing(clean_orthanc: OrthancServer, node: Dim
         thread.join()
     assert sum(len(r.succeeded) for r in reports) == len(ct_series)
     assert clean_orthanc.count_instances() == len(ct_series)
+
+
+def test_move_varied_syntaxes_arrive_as_stored(
+    clean_orthanc: OrthancServer, node: DimseNode, db: Database
+) -> None:
+    files = varied_files()
+    assert node.store(files).ok
+    port = free_port()
+    clean_orthanc.add_modality("dsmove2", "DSMOVE2", port)
+    mover = DimseNode(
+        orthanc_server(clean_orthanc, move_destination="DSMOVE2"),
+        local=LocalNodeConfig(ae_title="DSMOVE2", port=port),
+    )
+    for study in mover.find(Query(Level.STUDY)):
+        assert isinstance(study, StudyRef)
+        assert mover.retrieve(study.study_uid, into=db).ok
+    for path in files:
+        got, original = dcmread(db.instance_path(sop_uid(path))), dcmread(path)
+        assert got.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID, path.name
+        assert got.PixelData == original.PixelData

@@ -35,6 +35,7 @@ from dicomstation.config import DimseServer
 from dicomstation.nodes.dimse_errors import association_error
 
 __all__ = [
+    "ACCEPT_TRANSFER_SYNTAXES",
     "MAX_CONTEXTS",
     "MAX_PDU",
     "RECEIVE_TRANSFER_SYNTAXES",
@@ -75,6 +76,26 @@ RECEIVE_TRANSFER_SYNTAXES: tuple[UID, ...] = (
     JPEG2000Lossless,
     JPEG2000,
     RLELossless,
+)
+
+
+#: Preference order when WE accept an association (storage listener): pynetdicom picks
+#: the first of these the sender proposes, so the sender's own encoding (compressed
+#: lossless, then lossy as it was acquired) wins over asking it to decompress.
+ACCEPT_TRANSFER_SYNTAXES: tuple[UID, ...] = (
+    JPEGLSLossless,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    JPEGLossless,
+    RLELossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEG2000,
+    JPEGLSNearLossless,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
 )
 
 

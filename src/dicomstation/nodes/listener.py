@@ -23,7 +23,7 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from dicomstation.config import LocalNodeConfig
 from dicomstation.errors import ConfigError
 from dicomstation.models import ProgressEvent, TransferReport
-from dicomstation.nodes.dimse_assoc import MAX_PDU, RECEIVE_TRANSFER_SYNTAXES, no_delay
+from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, no_delay
 from dicomstation.nodes.dimse_query import VERIFICATION
 from dicomstation.nodes.dimse_receive import Receiver
 
@@ -41,7 +41,7 @@ def _storage_ae(ae_title: str, timeout: float) -> AE:
     ae.network_timeout = timeout
     ae.maximum_associations = 32
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(str(context.abstract_syntax), list(RECEIVE_TRANSFER_SYNTAXES))
+        ae.add_supported_context(str(context.abstract_syntax), list(ACCEPT_TRANSFER_SYNTAXES))
     ae.add_supported_context(VERIFICATION)
     return ae
 
