@@ -76,6 +76,16 @@ def test_partial_series_fetches_only_missing(
     assert len(wado) == 2  # two instance requests, not the whole series
 
 
+def test_unknown_series_and_instances_are_reported(
+    loaded_orthanc: OrthancServer, node: DicomWebNode, db: Database
+) -> None:
+    report = node.retrieve(STUDY, [SERIES_B, "1.2.3.77"], into=db)
+    assert len(report.succeeded) == 5 and list(report.failed) == ["1.2.3.77"]
+    assert "series not found on the server" in report.failed["1.2.3.77"]
+    report = node.retrieve(STUDY, sop_uids=[f"{SERIES_A}.2", "1.2.3.78"], into=db)
+    assert report.succeeded == (f"{SERIES_A}.2",) and list(report.failed) == ["1.2.3.78"]
+
+
 def test_unknown_study(loaded_orthanc: OrthancServer, node: DicomWebNode, db: Database) -> None:
     with pytest.raises(RemoteStatusError, match="not found") as info:
         node.retrieve("1.2.3.999", into=db)

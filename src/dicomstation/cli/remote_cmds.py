@@ -114,11 +114,22 @@ def query(
     print_refs(refs, as_json)
 
 
+def _number(header: Any, keyword: str) -> float:
+    try:
+        return float(first_value(header, keyword) or 0)
+    except ValueError:
+        return 0.0
+
+
+def _position(header: Any) -> tuple[float, float]:
+    return _number(header, "SeriesNumber"), _number(header, "InstanceNumber")
+
+
 def _metadata_table(headers: list[Any]) -> Table:
     table = Table()
     for title in ("Series", "#", "Modality", "Rows x Cols", "Frames", "SOP instance UID"):
         table.add_column(title, overflow="fold")
-    for header in headers:
+    for header in sorted(headers, key=_position):
         size = f"{first_value(header, 'Rows')} x {first_value(header, 'Columns')}"
         table.add_row(
             first_value(header, "SeriesNumber"),

@@ -82,6 +82,8 @@ class RetrievePlanner:
         """Targets to fetch; instances already in ``into`` are recorded as skipped."""
         if sop_uids:
             listing = self.listing(study_uid, series_uids, sop_uids)
+            listed = {uid for uids in listing.values() for uid in uids}
+            self._absent(tracker, [u for u in sop_uids if u not in listed], "instance")
             return self._instance_targets(study_uid, listing, into, tracker)
         filters = {"SeriesInstanceUID": "\\".join(series_uids)} if series_uids else {}
         found = [
@@ -93,12 +95,20 @@ class RetrievePlanner:
             raise self._not_found(
                 "series" if series_uids else "study", (list(series_uids) or [study_uid])[0]
             )
+        known = {r.series_uid for r in found}
+        self._absent(tracker, [u for u in series_uids if u not in known], "series")
         fresh = [r for r in found if not _has_series(into, r.series_uid)]
         partial = [r.series_uid for r in found if r not in fresh]
         listing = self.listing(study_uid, partial, ()) if partial else {}
         tracker.add_total(sum(r.num_instances or 0 for r in fresh))
         targets = [Target(study_uid, r.series_uid) for r in fresh]
         return targets + self._instance_targets(study_uid, listing, into, tracker, whole=True)
+
+    def _absent(self, tracker: TransferTracker, uids: list[str], what: str) -> None:
+        """Record requested UIDs the server does not have (the others are still fetched)."""
+        tracker.add_total(len(uids))
+        for uid in uids:
+            tracker.fail(uid, f"WADO-RS on {self.server} for {uid}: {what} not found on the server")
 
     @staticmethod
     def _instance_targets(
