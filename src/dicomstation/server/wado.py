@@ -19,9 +19,11 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomstation.models import InstanceRef
 from dicomstation.nodes.multipart import (
+    close_delimiter,
     iter_multipart,
     multipart_content_type,
     new_boundary,
+    part_head,
 )
 from dicomstation.server.accept import EXPLICIT_LE, Acceptable, parse_accept
 from dicomstation.server.context import ServerContext
@@ -33,7 +35,7 @@ __all__ = ["choose_syntax", "wado_router"]
 DICOM = "application/dicom"
 PartSpec = tuple[Mapping[str, str], Iterable[bytes]]
 _WHOLE_FILE = 16 << 20
-_FLUSH = 4 << 20
+_SMALL = 64 << 10
 
 
 def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
@@ -90,21 +92,33 @@ def _parts(ctx: ServerContext, refs: list[InstanceRef], syntax: str | None) -> I
 
 
 def _coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Join the writer's small pieces (headers, CRLF) with the data around them.
+    """Join the writer's small pieces (headers, CRLF) and pass large blocks through uncopied.
 
     StreamingResponse pulls each item through a thread hop, so a few large
     items per instance are much faster than many small ones.
     """
     pending: list[bytes] = []
-    size = 0
     for chunk in chunks:
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= _FLUSH:
+        if len(chunk) < _SMALL:
+            pending.append(chunk)
+            continue
+        if pending:
             yield b"".join(pending)
-            pending, size = [], 0
+            pending = []
+        yield chunk
     if pending:
         yield b"".join(pending)
+
+
+def _length(ctx: ServerContext, refs: list[InstanceRef], boundary: str) -> int:
+    """Exact body length when files are sent as stored (no chunked encoding needed)."""
+    total = len(close_delimiter(boundary))
+    for ref in refs:
+        stored = transfer_syntax(ref)
+        kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
+        size = ctx.db.instance_path(ref.sop_instance_uid).stat().st_size
+        total += len(part_head(boundary, {"Content-Type": kind})) + size + 2
+    return total
 
 
 def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> StreamingResponse:
@@ -112,9 +126,11 @@ def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> S
     stored = {transfer_syntax(r) for r in refs} - {""}
     syntax = choose_syntax(parse_accept(request.headers.get("accept"), DICOM), stored)
     boundary = new_boundary()
+    headers = {} if syntax is not None else {"Content-Length": str(_length(ctx, refs, boundary))}
     return StreamingResponse(
         _coalesce(iter_multipart(_parts(ctx, refs, syntax), boundary)),
         media_type=multipart_content_type(boundary, DICOM),
+        headers=headers,
     )
 
 
