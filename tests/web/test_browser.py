@@ -134,6 +134,16 @@ def test_query_metadata_fetch_view_segment_export_send(
     page.fill("#seg-high", "3000")
     page.click("#threshold-button")
     expect(page.locator("#seg-result")).to_contain_text("voxels")
+    axial = page.locator("#view-axial")
+    box = axial.bounding_box()
+    assert box is not None
+    # the skull's left edge on the middle row of the phantom (column 10 of 128)
+    axial.click(position={"x": box["width"] * 10.5 / 128, "y": box["height"] * 64.5 / 128})
+    expect(page.locator("#seed-list")).to_contain_text("64,10")
+    page.click("#grow-button")
+    expect(page.locator("#status")).to_contain_text("segmented (region_grow)")
+    # the skull is one connected piece: growing from it finds the whole threshold mask
+    expect(page.locator("#seg-result")).to_contain_text("73616 voxels")
     page.check("#mip")
     page.uncheck("#mip")
     _shot(page, "05-segmented")
