@@ -100,7 +100,10 @@ def _extra(
     if wanted is not None and not wanted:
         return {}
     study = obj.get("0020000D", {}).get("Value", [""])[0]
-    series = obj.get("0020000E", {}).get("Value", [None])[0] if level is not Level.STUDY else None
+    series = obj.get("0020000E", {}).get("Value", [None])[0]
+    if level is Level.STUDY:  # one series' headers are enough for study attributes
+        first = ctx.db.find(Query(Level.SERIES, study_uid=study, limit=1))
+        series = getattr(first[0], "series_uid", None) if first else None
     try:
         headers = ctx.db.metadata(study, series)
     except NotFoundError:
