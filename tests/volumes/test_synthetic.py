@@ -175,3 +175,19 @@ def test_folder_input_and_ambiguous_choice_is_warned(tmp_path: Path) -> None:
         loaded = load_series([tmp_path])
     assert loaded.volume.array.shape == (4, 12, 10)
     assert any("hold 2 loadables" in w for w in loaded.warnings)
+
+
+def test_forked_header_parsing_equals_threaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from dicomstation.volumes import headers
+
+    files = make_series(tmp_path, n=70, rows=4, cols=3)
+    monkeypatch.setattr(headers, "can_fork", lambda: False)
+    threaded, _ = headers.read_headers(files)
+    if sys.platform == "linux":
+        monkeypatch.setattr(headers, "can_fork", lambda: True)
+    forked, _ = headers.read_headers(files)
+    assert forked == threaded and len(forked) == 70

@@ -18,15 +18,19 @@ def worker_count() -> int:
 
 
 def can_fork() -> bool:
-    """True when forking is safe and useful: several CPUs and no other thread running.
+    """True when forking is safe and useful: idle CPUs and no other thread running.
 
     Forking a process that runs other threads (a web server, a pool) can copy
     a lock held by one of them; then the threaded code paths are used instead.
+    Workers only pay off on idle cores: with the machine already busy (1-minute
+    load average above CPUs - 1) their start-up and pickling cost more than
+    they save.
     """
     return (
         sys.platform == "linux"  # macOS system libraries are not fork-safe
         and worker_count() > 1
         and threading.active_count() == 1
+        and os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
         and "fork" in multiprocessing.get_all_start_methods()
     )
 
