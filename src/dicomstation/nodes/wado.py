@@ -11,9 +11,7 @@ first instances already arrived continues instance by instance (resume).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +23,16 @@ import httpx
 from pydicom.errors import InvalidDicomError as PydicomInvalid
 from pydicom.filereader import read_file_meta_info
 
-from dicomstation.errors import AuthenticationError, CancelledError, NodeError, ProtocolError
+from dicomstation.errors import (
+    AuthenticationError,
+    CancelledError,
+    DatabaseError,
+    NodeError,
+    ProtocolError,
+)
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
+from dicomstation.nodes.staging import StagedFile, StagingWriter
 from dicomstation.transfer import (
     RetryPolicy,
     SerialWorker,
@@ -181,12 +186,14 @@ class WadoFetcher:
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
         self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
         self.staging.mkdir(parents=True, exist_ok=True)
-        # Indexing runs on its own thread, overlapping the downloads.
+        # Writing and indexing run on their own threads, overlapping the downloads.
         self._committer: SerialWorker[Path] = SerialWorker(self._commit, "wado-index")
+        self._writer = StagingWriter(self.staging, lambda path: self._committer.submit([path]))
 
     def close(self) -> None:
         """Index what is complete, then remove the staging folder (only partial leftovers)."""
         try:
+            self._writer.close()
             self._committer.close()
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
@@ -255,18 +262,29 @@ class WadoFetcher:
                 ) from exc
 
     def _receive(self, response: httpx.Response, target: Target) -> None:
-        for part in read_parts(
-            response,
-            server=self.server,
-            operation="WADO-RS",
-            uid=target.uid,
-            chunk_size=self.chunk_size,
-        ):
-            # each complete instance is handed to the indexer at once, so a broken
-            # stream keeps everything that arrived whole
-            self._committer.submit([self._write_part(part, target)])
+        last: StagedFile | None = None
+        try:
+            for part in read_parts(
+                response,
+                server=self.server,
+                operation="WADO-RS",
+                uid=target.uid,
+                chunk_size=self.chunk_size,
+            ):
+                # each complete instance goes to the indexer as soon as it is written,
+                # so a broken stream keeps everything that arrived whole
+                last = self._write_part(part, target)
+        finally:
+            if last is not None:
+                self._wait(last)
 
-    def _write_part(self, part: Part, target: Target) -> Path:
+    def _wait(self, staged: StagedFile) -> None:
+        try:
+            staged.wait()
+        except OSError as exc:
+            raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
+
+    def _write_part(self, part: Part, target: Target) -> StagedFile:
         if part.content_type not in ("application/dicom", ""):
             raise ProtocolError(
                 f"part of type {part.content_type!r}, expected application/dicom",
@@ -274,19 +292,17 @@ class WadoFetcher:
                 operation="WADO-RS",
                 uid=target.uid,
             )
-        fd, name = tempfile.mkstemp(dir=self.staging, suffix=".part")
-        path = Path(name)
+        staged = self._writer.new_file()
         size = 0
         head = b""
         try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in part.chunks():
-                    check_cancel(self.cancel, "fetch")
-                    out.write(chunk)
-                    size += len(chunk)
-                    if len(head) < 4096:
-                        head += chunk[:4096]
-                    self.tracker.add_bytes(len(chunk))
+            for chunk in part.chunks():
+                check_cancel(self.cancel, "fetch")
+                staged.write(chunk)
+                size += len(chunk)
+                if len(head) < 4096:
+                    head += chunk[:4096]
+                self.tracker.add_bytes(len(chunk))
             declared = part.headers.get("content-length", "")
             if declared.isdigit() and int(declared) != size:
                 raise ProtocolError(
@@ -295,11 +311,15 @@ class WadoFetcher:
                     operation="WADO-RS",
                     uid=target.uid,
                 )
+        except OSError as exc:
+            staged.abort()
+            raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
         except BaseException:
-            path.unlink(missing_ok=True)
+            staged.abort()
             raise
-        self._uids[str(path)] = sop_uid_from_head(head)
-        return path
+        self._uids[str(staged.path)] = sop_uid_from_head(head)
+        staged.close()
+        return staged
 
     def _commit(self, paths: list[Path]) -> None:
         if not paths:

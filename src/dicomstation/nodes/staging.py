@@ -1,0 +1,148 @@
+"""Write received parts to staging files on a background thread.
+
+File creation and writes (kernel copies into the page cache) cost about as much
+CPU as receiving the bytes; doing them on their own thread lets them overlap
+with the network reads (both release the GIL). The queue is bounded, so memory
+stays at ``depth`` chunks whatever the transfer size, and a slow disk slows the
+download instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["StagedFile", "StagingWriter"]
+
+
+class _Op(enum.Enum):
+    DATA = 1
+    CLOSE = 2
+    ABORT = 3
+    STOP = 4
+
+
+class StagedFile:
+    """One file being written by a :class:`StagingWriter` (use from one thread)."""
+
+    def __init__(self, writer: StagingWriter, path: Path) -> None:
+        self.path = path
+        self._writer = writer
+        self.handle: BinaryIO | None = None
+        self.done = threading.Event()  # set once closed (or discarded) by the writer
+
+    def write(self, chunk: bytes) -> None:
+        """Queue a chunk (blocks while the queue is full)."""
+        self._writer._put(_Op.DATA, self, chunk)
+
+    def close(self) -> None:
+        """Queue the end of the file; ``on_complete(path)`` runs once it is written."""
+        self._writer._put(_Op.CLOSE, self, b"")
+
+    def abort(self) -> None:
+        """Queue the removal of the (incomplete) file."""
+        self._writer._put(_Op.ABORT, self, b"", check=False)
+
+    def wait(self) -> None:
+        """Wait until the writer has handled this file (and all queued before it).
+
+        Raises the writer's error (e.g. disk full) if there was one.
+        """
+        self.done.wait()
+        self._writer.check()
+
+
+class StagingWriter:
+    """A writer thread for staged files in ``folder``.
+
+    Parameters
+    ----------
+    folder : Path
+        Where files are created (``*.part``).
+    on_complete : callable
+        Called on the writer thread with the path of each file closed complete.
+    depth : int
+        Chunks the queue holds at most.
+    """
+
+    def __init__(self, folder: Path, on_complete: Callable[[Path], None], depth: int = 64) -> None:
+        self.folder = folder
+        self._on_complete = on_complete
+        self._queue: queue.Queue[tuple[_Op, StagedFile | None, bytes]] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="staging-writer", daemon=True)
+        self._thread.start()
+
+    def new_file(self) -> StagedFile:
+        """A new staged file (created on the writer thread with its first chunk)."""
+        return StagedFile(self, self.folder / f"{uuid.uuid4().hex}.part")
+
+    def check(self) -> None:
+        """Raise the writer thread's error, if any."""
+        if self._error is not None:
+            raise self._error
+
+    def _put(self, op: _Op, item: StagedFile | None, data: bytes, *, check: bool = True) -> None:
+        if check:
+            self.check()
+        self._queue.put((op, item, data))
+
+    def _run(self) -> None:
+        while True:
+            op, item, data = self._queue.get()
+            try:
+                if op is _Op.STOP:
+                    return
+                assert item is not None
+                if self._error is not None or op is _Op.ABORT:
+                    self._discard(item)
+                    if self._error is not None and op is _Op.DATA:
+                        item.done.set()  # a producer waiting on it must not hang
+                else:
+                    self._apply(op, item, data)
+            except BaseException as exc:  # kept; raised to the producer on its next put
+                self._error = exc
+                if item is not None:
+                    self._discard(item)
+            finally:
+                if item is not None and op is not _Op.DATA:
+                    item.done.set()
+                self._queue.task_done()
+
+    def _apply(self, op: _Op, item: StagedFile, data: bytes) -> None:
+        if item.handle is None:
+            item.handle = open(item.path, "xb")  # noqa: SIM115 - closed by CLOSE/ABORT
+        if op is _Op.DATA:
+            item.handle.write(data)
+            return
+        item.handle.close()
+        item.handle = None
+        self._on_complete(item.path)
+
+    @staticmethod
+    def _discard(item: StagedFile) -> None:
+        if item.handle is not None:
+            with contextlib.suppress(OSError):
+                item.handle.close()
+            item.handle = None
+        with contextlib.suppress(OSError):
+            os.unlink(item.path)
+
+    def drain(self) -> None:
+        """Wait until everything queued is written; raise a write error if one happened."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Finish the queue and stop the thread (errors are left to :meth:`drain`)."""
+        if self._thread.is_alive():
+            self._queue.put((_Op.STOP, None, b""))
+            self._thread.join()
