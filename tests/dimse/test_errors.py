@@ -229,3 +229,28 @@ def test_context_for_find_is_study_root_unless_patient_level() -> None:
         == "1.2.840.10008.5.1.4.1.2.1.1"
     )
     assert model_uid(QueryRoot.STUDY, "C-GET", Level.SERIES) == "1.2.840.10008.5.1.4.1.2.2.3"
+
+
+def test_fast_get_file_meta_is_what_pydicom_encodes() -> None:
+    from pynetdicom.dsutils import create_file_meta, encode_file_meta
+
+    from dicomstation.nodes.dimse_fastget import file_meta
+
+    meta = create_file_meta(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        sop_instance_uid="1.2.3.4",
+        transfer_syntax="1.2.840.10008.1.2.1",
+    )
+    meta.SourceApplicationEntityTitle = "ORTHANC"
+    assert file_meta(
+        "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4", "1.2.840.10008.1.2.1", "ORTHANC"
+    ) == encode_file_meta(meta)
+
+
+def test_fast_get_command_parser_reads_what_pynetdicom_writes() -> None:
+    from dicomstation.nodes.dimse_fastget import parse_command
+
+    raw = command_set("1.2.840.10008.5.1.4.1.1.2", "1.2.3.45", 513)
+    fields = parse_command(raw)
+    assert fields[0x0100] == b"\x01\x00" and fields[0x0110] == (513).to_bytes(2, "little")
+    assert fields[0x1000].rstrip(b"\x00") == b"1.2.3.45"

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import build_context
 
 from dicomstation.config import DimseServer, LocalNodeConfig
@@ -117,6 +118,10 @@ class DimseNode:
 
     # -- C-FIND ------------------------------------------------------------------------
     def _identifiers(self, query: Query, extra: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+        for found in self._datasets(query, extra):
+            yield to_json(found, server=self.name)
+
+    def _datasets(self, query: Query, extra: Iterable[str] = ()) -> Iterator[Dataset]:
         level = Level.parse(query.level)
         identifier = build_identifier(query, extra)
         model = model_uid(self.root, "C-FIND", level)
@@ -129,7 +134,7 @@ class DimseNode:
                 if skipped < query.offset:
                     skipped += 1
                     continue
-                yield to_json(found, server=self.name)
+                yield found
                 yielded += 1
                 if query.limit is not None and yielded >= query.limit:
                     break
@@ -168,7 +173,20 @@ class DimseNode:
             filters["SOPInstanceUID"] = "\\".join(sops)
         query = Query(Level.IMAGE, filters, study_uid=study_uid)
         extra = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
-        return [InstanceRef.from_json(o) for o in self._identifiers(query, extra)]
+        # read the few attributes directly: JSON for every listed instance is costly
+        refs = []
+        for found in self._datasets(query, extra):
+            patient = str(found.get("PatientID", "") or "")
+            refs.append(
+                InstanceRef(
+                    sop_instance_uid=str(found.get("SOPInstanceUID", "") or ""),
+                    sop_class_uid=str(found.get("SOPClassUID", "") or ""),
+                    series_uid=str(found.get("SeriesInstanceUID", "") or ""),
+                    study_uid=str(found.get("StudyInstanceUID", "") or study_uid),
+                    json={"00100020": {"vr": "LO", "Value": [patient]}} if patient else {},
+                )
+            )
+        return refs
 
     def _listing(
         self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]

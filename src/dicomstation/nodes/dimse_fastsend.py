@@ -27,7 +27,16 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-__all__ = ["command_set", "fast_path_available", "paused", "send_file"]
+__all__ = [
+    "command_set",
+    "encode_command",
+    "fast_path_available",
+    "paused",
+    "send_file",
+    "send_message",
+    "uid_value",
+    "us_value",
+]
 
 _PDU_HEADER = struct.Struct(">BBI")  # PDU type, reserved, PDU length
 _PDV_HEADER = struct.Struct(">IBB")  # item length, presentation context ID, control header
@@ -87,6 +96,32 @@ def _element(tag: tuple[int, int], value: bytes) -> bytes:
 def _uid(value: str) -> bytes:
     raw = value.encode("ascii")
     return raw + b"\x00" * (len(raw) % 2)
+
+
+def uid_value(value: str) -> bytes:
+    """A UI value, null-padded to even length."""
+    return _uid(value)
+
+
+def us_value(value: int) -> bytes:
+    """A US value."""
+    return _US.pack(value)
+
+
+def encode_command(fields: dict[int, bytes]) -> bytes:
+    """A command set (group 0000, Implicit VR LE) from ``{element: encoded value}``."""
+    body = b"".join(_element((0x0000, tag), fields[tag]) for tag in sorted(fields))
+    return _element((0x0000, 0x0000), _UL.pack(len(body))) + body
+
+
+def send_message(
+    sock: Any, context_id: int, command: bytes, dataset: bytes | None, max_pdu: int
+) -> None:
+    """Send a DIMSE message (command, then data set if any) as P-DATA-TF PDUs."""
+    size = max_pdu - 6 if max_pdu else _UNLIMITED_FRAGMENT
+    _send_fragments(sock, context_id, command, size, _COMMAND_LAST, _COMMAND)
+    if dataset is not None:
+        sock.sendall(_pdus(context_id, dataset, size, last=True))
 
 
 def command_set(sop_class: str, sop_uid: str, msg_id: int) -> bytes:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pynetdicom.dsutils import encode_file_meta
 
@@ -92,53 +92,76 @@ class Receiver:
         )
         self._thread.start()
 
-    # -- receiving (pynetdicom threads) ---------------------------------------------
-    def handle(self, event: Any) -> int:
-        """Handle one C-STORE request: write it raw, queue it for indexing."""
-        request = event.request
-        sop_uid = str(request.AffectedSOPInstanceUID)
+    # -- receiving (pynetdicom threads, or the fast C-GET reader) ----------------------
+    def claim(self, sop_uid: str) -> bool:
+        """True if ``sop_uid`` should be written; False (counted as skipped) if present."""
         with self._lock:
             duplicate = sop_uid in self._tally.in_flight
             if not duplicate:
                 self._tally.in_flight.add(sop_uid)
         if duplicate or self.db.has_instances([sop_uid]):
             self._count_skip(sop_uid, forget=not duplicate)
+            return False
+        return True
+
+    def open_part(self, sop_uid: str, meta: Any) -> tuple[Path, BinaryIO]:
+        """A new ``.part`` file in the staging folder, with preamble and file meta written.
+
+        ``meta`` is a FileMetaDataset, or its encoding as bytes.
+        """
+        self._dir.mkdir(parents=True, exist_ok=True)
+        part = self._dir / f"{sop_uid}.{uuid.uuid4().hex[:8]}.part"
+        handle = part.open("wb")
+        try:
+            handle.write(_PREAMBLE)
+            handle.write(meta if isinstance(meta, bytes) else encode_file_meta(meta))
+        except BaseException:
+            handle.close()
+            part.unlink(missing_ok=True)
+            raise
+        return part, handle
+
+    def accept(self, part: Path, sop_uid: str, size: int) -> None:
+        """A complete ``.part`` file: rename it and queue it for indexing."""
+        final = part.with_suffix(".dcm")
+        os.replace(part, final)
+        with self._lock:
+            self._paths[str(final)] = sop_uid
+            self._tally.received += 1
+            self._tally.nbytes += size
+            done = self._tally.received + len(self._tally.skipped)
+        self._queue.put(final)
+        self._emit(Phase.PROGRESS, done, sop_uid)
+
+    def reject(self, sop_uid: str, reason: str) -> None:
+        """A claimed instance that could not be stored."""
+        self._fail(sop_uid, reason)
+
+    def handle(self, event: Any) -> int:
+        """``evt.EVT_C_STORE`` handler: write the data set as received, queue it for indexing."""
+        sop_uid = str(event.request.AffectedSOPInstanceUID)
+        if not self.claim(sop_uid):
             return _SUCCESS
         try:
-            path, size = self._write(event, sop_uid)
+            meta = event.file_meta
+            with contextlib.suppress(Exception):
+                meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
+            data = event.request.DataSet.getbuffer()
+            part, handle = self.open_part(sop_uid, meta)
+            try:
+                with handle:
+                    handle.write(data)
+                self.accept(part, sop_uid, len(data))
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
         except OSError as exc:
             self._fail(sop_uid, f"cannot write received instance: {exc}")
             return _OUT_OF_RESOURCES
         except Exception as exc:  # a malformed request must not kill the association
             self._fail(sop_uid, f"cannot store received instance: {exc}")
             return _CANNOT_UNDERSTAND
-        with self._lock:
-            self._paths[str(path)] = sop_uid
-            self._tally.received += 1
-            self._tally.nbytes += size
-            done = self._tally.received + len(self._tally.skipped)
-        self._queue.put(path)
-        self._emit(Phase.PROGRESS, done, sop_uid)
         return _SUCCESS
-
-    def _write(self, event: Any, sop_uid: str) -> tuple[Path, int]:
-        meta = event.file_meta
-        with contextlib.suppress(Exception):
-            meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
-        data = event.request.DataSet.getbuffer()
-        self._dir.mkdir(parents=True, exist_ok=True)
-        part = self._dir / f"{sop_uid}.{uuid.uuid4().hex[:8]}.part"
-        try:
-            with part.open("wb") as handle:
-                handle.write(_PREAMBLE)
-                handle.write(encode_file_meta(meta))
-                handle.write(data)
-            final = part.with_suffix(".dcm")
-            os.replace(part, final)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        return final, len(data)
 
     def _count_skip(self, sop_uid: str, *, forget: bool) -> None:
         with self._lock:

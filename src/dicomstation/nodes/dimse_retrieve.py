@@ -20,11 +20,12 @@ from pynetdicom import build_context, evt
 from pynetdicom.presentation import StoragePresentationContexts
 
 from dicomstation.config import DimseServer, LocalNodeConfig
-from dicomstation.errors import CancelledError, ConfigError
+from dicomstation.errors import CancelledError, ConfigError, ConnectionFailedError
 from dicomstation.models import InstanceRef, ProgressEvent
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association, receive_contexts
 from dicomstation.nodes.dimse_errors import StatusCategory, check_status, status_category
+from dicomstation.nodes.dimse_fastget import fast_get, fast_get_available
 from dicomstation.nodes.dimse_query import QueryRoot, model_uid
 from dicomstation.nodes.dimse_receive import Receiver
 from dicomstation.nodes.listener import StorageListener
@@ -149,18 +150,77 @@ def _run(
         if code is not None and status_category(code, operation) is StatusCategory.PENDING:
             continue
         failed_uids = identifier.get("FailedSOPInstanceUIDList", "") if identifier else ""
-        for sop in [failed_uids] if isinstance(failed_uids, str) else failed_uids:
-            if sop:
-                receiver.add_failure(
-                    str(sop), f"{server.name} reported the {operation} sub-operation failed"
-                )
-        if cancelled:
-            raise CancelledError(f"{operation} from {server.name} for {uid} cancelled")
-        outcome = check_status(
-            status, server=server.name, operation=operation, uid=uid, timeout=server.timeout
+        uids = [failed_uids] if isinstance(failed_uids, str) else list(failed_uids)
+        _finish(
+            status, uids, cancelled, server=server, operation=operation, uid=uid, receiver=receiver
         )
-        if outcome.warning:
-            receiver.add_warning(uid, outcome.warning)
+
+
+def _finish(
+    status: Any,
+    failed: Sequence[str],
+    cancelled: bool,
+    *,
+    server: DimseServer,
+    operation: str,
+    uid: str,
+    receiver: Receiver,
+) -> None:
+    """Map a final C-GET/C-MOVE response: failed sub-operations, cancel, status."""
+    for sop in failed:
+        if sop:
+            receiver.add_failure(
+                str(sop), f"{server.name} reported the {operation} sub-operation failed"
+            )
+    if cancelled:
+        raise CancelledError(f"{operation} from {server.name} for {uid} cancelled")
+    outcome = check_status(
+        status, server=server.name, operation=operation, uid=uid, timeout=server.timeout
+    )
+    if outcome.warning:
+        receiver.add_warning(uid, outcome.warning)
+
+
+def _fast_gets(
+    assoc: Any,
+    requests: Sequence[Request],
+    model: Any,
+    server: DimseServer,
+    receiver: Receiver,
+    uid: str,
+    cancel: CancelToken | None,
+) -> None:
+    for request in requests:
+        try:
+            result = fast_get(
+                assoc,
+                request.identifier,
+                model,
+                receiver,
+                server=server.name,
+                source_ae=server.ae_title,
+                cancel=cancel,
+            )
+        except TimeoutError:
+            raise ConnectionFailedError(
+                f"no data within {server.timeout:g}s",
+                server=server.name,
+                operation="C-GET",
+                uid=uid,
+            ) from None
+        except OSError as exc:
+            raise ConnectionFailedError(
+                f"connection lost: {exc}", server=server.name, operation="C-GET", uid=uid
+            ) from None
+        _finish(
+            result.status,
+            result.failed,
+            result.cancelled,
+            server=server,
+            operation="C-GET",
+            uid=uid,
+            receiver=receiver,
+        )
 
 
 def retrieve_get(
@@ -177,6 +237,9 @@ def retrieve_get(
     contexts = [build_context(model), *receive_contexts(classes)]
     handlers = [(evt.EVT_C_STORE, receiver.handle)]
     with open_association(server, contexts, "C-GET", scp_roles=classes, handlers=handlers) as assoc:
+        if fast_get_available(assoc):
+            _fast_gets(assoc, requests, model, server, receiver, uid, cancel)
+            return
         for request in requests:
             responses = assoc.send_c_get(request.identifier, model)
             _run(
