@@ -19,10 +19,10 @@ def demo(
         bool,
         typer.Option("--headless", help="Run the flow scripted, print what happened, and exit."),
     ] = False,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 0,
+    port: Annotated[int, typer.Option(help="UI port on 127.0.0.1 (0: a free one).")] = 0,
     open_browser: Annotated[
-        bool, typer.Option("--open/--no-open", help="Open the UI in the default browser.")
-    ] = True,
+        bool, typer.Option("--open/--no-open", help="Also open the UI in the default browser.")
+    ] = False,
 ) -> None:
     """Start the app with a seeded demo database, served over DICOMweb as server 'demo'.
 
