@@ -111,6 +111,7 @@ class StagingWriter:
                 self._error = exc
                 if item is not None:
                     self._discard(item)
+                    item.done.set()  # nobody may wait forever on a failed file
             finally:
                 if item is not None and op is not _Op.DATA:
                     item.done.set()
