@@ -9,6 +9,8 @@ import httpx
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dicomstation.database import Database
 from dicomstation.models import Query
@@ -162,3 +164,24 @@ def test_bad_study_uid_in_stow_url(empty_server: Served) -> None:
     response = _post(server, _body([b"x"]), path="/studies/01.2")
     assert response.status_code == 400
     assert "01.2" in response.json()["detail"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.binary(max_size=300), max_size=4),
+    st.booleans(),
+    st.sampled_from(["xyzzy", "other"]),
+)
+def test_fuzzed_bodies_never_crash_or_store_junk(
+    empty_server: Served, parts: list[bytes], close: bool, boundary: str
+) -> None:
+    db, server = empty_server
+    body = _body(parts, close=close)
+    response = _post(
+        server, body, ctype=f'multipart/related; type="application/dicom"; boundary={boundary}'
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert db.find(Query()) == []
+    assert os.listdir(db.root / "incoming") == []
