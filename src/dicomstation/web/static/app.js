@@ -83,7 +83,9 @@ function studyFilters(form) {
 async function queryStudies() {
   const params = new URLSearchParams({...state.filters, limit: state.limit, offset: state.offset});
   status(`querying ${state.server}…`);
+  const seq = (state.querySeq = (state.querySeq || 0) + 1);
   const page = await api(`/api/servers/${enc(state.server)}/studies?${params}`);
+  if (seq !== state.querySeq) return;  // a newer query was started meanwhile
   state.more = page.more;
   renderStudies(page.items);
   $("#page-label").textContent = page.items.length
@@ -429,5 +431,8 @@ $("#auth-form").addEventListener("submit", async e => {
 });
 
 // ---------------------------------------------------------------- start
-loadServers().then(() => { state.server = $("#server-select").value; });
+loadServers().then(() => {
+  state.server = $("#server-select").value;
+  if (state.server && state.server !== "local") queryStudies();  // show what the server has
+});
 loadPresets();
