@@ -72,7 +72,7 @@ class StagingWriter:
         Chunks the queue holds at most.
     """
 
-    def __init__(self, folder: Path, on_complete: Callable[[Path], None], depth: int = 64) -> None:
+    def __init__(self, folder: Path, on_complete: Callable[[Path], None], depth: int = 16) -> None:
         self.folder = folder
         self._on_complete = on_complete
         self._queue: queue.Queue[tuple[_Op, StagedFile | None, bytes]] = queue.Queue(depth)
