@@ -248,7 +248,7 @@ def test_fast_get_file_meta_is_what_pydicom_encodes() -> None:
 
 
 def test_fast_get_command_parser_reads_what_pynetdicom_writes() -> None:
-    from dicomstation.nodes.dimse_fastget import parse_command
+    from dicomstation.nodes.dimse_pdu import parse_command
 
     raw = command_set("1.2.840.10008.5.1.4.1.1.2", "1.2.3.45", 513)
     fields = parse_command(raw)

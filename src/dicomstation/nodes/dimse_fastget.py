@@ -19,10 +19,7 @@ It relies on pynetdicom 3.0 internals (``dul._is_transport_event``,
 
 from __future__ import annotations
 
-import contextlib
 import struct
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -36,20 +33,29 @@ from pynetdicom.dsutils import decode, encode
 from dicomstation.errors import AssociationError, ProtocolError
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_errors import StatusCategory, status_category
-from dicomstation.nodes.dimse_fastsend import (
+from dicomstation.nodes.dimse_pdu import (
+    A_ABORT,
+    A_RELEASE_RQ,
+    NO_DATA_SET,
+    P_DATA,
+    PduReader,
     encode_command,
     fast_path_available,
+    own_socket,
+    parse_command,
+    pdvs,
     send_message,
+    text_field,
     uid_value,
+    us_field,
     us_value,
 )
 from dicomstation.nodes.dimse_receive import Receiver
 
-__all__ = ["GetResult", "fast_get", "fast_get_available", "file_meta", "parse_command"]
+__all__ = ["GetResult", "fast_get", "fast_get_available", "file_meta"]
 
-_PDU_HEADER = struct.Struct(">BBI")
-_PDV_HEADER = struct.Struct(">IBB")
-_P_DATA, _A_RELEASE_RQ, _A_ABORT = 0x04, 0x05, 0x07
+fast_get_available = fast_path_available
+
 _C_STORE_RQ, _C_GET_RSP, _C_STORE_RSP, _C_GET_RQ, _C_CANCEL_RQ = (
     0x0001,
     0x8010,
@@ -57,40 +63,11 @@ _C_STORE_RQ, _C_GET_RSP, _C_STORE_RSP, _C_GET_RQ, _C_CANCEL_RQ = (
     0x0010,
     0x0FFF,
 )
-_NO_DATA_SET = 0x0101
-_SUCCESS, _OUT_OF_RESOURCES, _CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC000
-_READ_BUFFER = 1024 * 1024
-
-
-_IMPLICIT = struct.Struct("<HHI")
+_SUCCESS, _OUT_OF_RESOURCES = 0x0000, 0xA700
 _EXPLICIT_SHORT = struct.Struct("<HH2sH")
 _EXPLICIT_LONG = struct.Struct("<HH2s2xI")
-_US = struct.Struct("<H")
-
-
-def parse_command(raw: bytes) -> dict[int, bytes]:
-    """Group 0000 command set (Implicit VR LE) as ``{element: value bytes}``.
-
-    Decoded by hand: a handful of fixed elements per message, and pydicom's decode
-    was the largest cost of receiving a small instance.
-    """
-    fields: dict[int, bytes] = {}
-    offset = 0
-    while offset + 8 <= len(raw):
-        _group, element, length = _IMPLICIT.unpack_from(raw, offset)
-        offset += 8
-        fields[element] = raw[offset : offset + length]
-        offset += length
-    return fields
-
-
-def _us(fields: dict[int, bytes], element: int, default: int = 0) -> int:
-    value = fields.get(element)
-    return int(_US.unpack(value[:2])[0]) if value and len(value) >= 2 else default
-
-
-def _text(fields: dict[int, bytes], element: int) -> str:
-    return fields.get(element, b"").decode("ascii", "replace").rstrip("\x00 ")
+_us = us_field
+_text = text_field
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
@@ -120,15 +97,6 @@ def file_meta(sop_class: str, sop_uid: str, syntax: str, source_ae: str) -> byte
     return _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
-def fast_get_available(assoc: Any) -> bool:
-    """True when this pynetdicom association exposes what the fast C-GET path needs."""
-    return (
-        fast_path_available(assoc)
-        and hasattr(assoc.dul, "_is_transport_event")
-        and hasattr(assoc.dul, "_idle_timer")
-    )
-
-
 @dataclass(frozen=True)
 class GetResult:
     """The final C-GET-RSP: its status and the failed SOP Instance UIDs it listed."""
@@ -136,43 +104,6 @@ class GetResult:
     status: Dataset
     failed: tuple[str, ...]
     cancelled: bool
-
-
-@contextlib.contextmanager
-def own_socket(assoc: Any) -> Iterator[Any]:
-    """Pause the reactor and pynetdicom's socket reader; yield the raw socket."""
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused and assoc.is_established:
-        time.sleep(0.0001)
-    dul = assoc.dul
-    dul._is_transport_event = lambda: False
-    time.sleep(max(0.005, 3 * dul._run_loop_delay))  # let a reader loop in progress finish
-    try:
-        yield dul.socket.socket
-    finally:
-        del dul._is_transport_event
-        dul._idle_timer.restart()
-        assoc._reactor_checkpoint.set()
-
-
-class _Reader:
-    """Whole PDUs from a socket, through one large buffer."""
-
-    def __init__(self, sock: Any) -> None:
-        self._file = sock.makefile("rb", buffering=_READ_BUFFER)
-
-    def _exact(self, count: int) -> bytes:
-        data: bytes = self._file.read(count)
-        if len(data) < count:
-            raise ConnectionResetError("the peer closed the connection")
-        return data
-
-    def pdu(self) -> tuple[int, bytes]:
-        kind, _reserved, length = _PDU_HEADER.unpack(self._exact(6))
-        return kind, self._exact(length)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass
@@ -232,7 +163,7 @@ class _Exchange:
 
     def _on_command(self, context_id: int, command: dict[int, bytes]) -> None:
         field_ = _us(command, 0x0100)
-        has_data = _us(command, 0x0800, _NO_DATA_SET) != _NO_DATA_SET
+        has_data = _us(command, 0x0800, NO_DATA_SET) != NO_DATA_SET
         if field_ == _C_STORE_RQ and has_data:
             self._start_store(context_id, command)
         elif field_ == _C_GET_RSP:
@@ -298,7 +229,7 @@ class _Exchange:
                 0x0002: uid_value(store.sop_class),
                 0x0100: us_value(_C_STORE_RSP),
                 0x0120: us_value(store.msg_id),
-                0x0800: us_value(_NO_DATA_SET),
+                0x0800: us_value(NO_DATA_SET),
                 0x0900: us_value(store.status),
                 0x1000: uid_value(store.sop_uid),
             }
@@ -383,7 +314,7 @@ def fast_get(
             identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         send_message(sock, int(get_cx.context_id), command, data, max_pdu)
-        reader = _Reader(sock)
+        reader = PduReader(sock)
         try:
             while exchange.final is None:
                 _step(reader, exchange, server)
@@ -398,15 +329,12 @@ def fast_get(
     return exchange.final
 
 
-def _step(reader: _Reader, exchange: _Exchange, server: str) -> None:
+def _step(reader: PduReader, exchange: _Exchange, server: str) -> None:
     kind, body = reader.pdu()
-    if kind == _P_DATA:
-        offset = 0
-        while offset < len(body):
-            length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
-            exchange.feed(context_id, control, body[offset + 6 : offset + 4 + length])
-            offset += 4 + length
-    elif kind in (_A_ABORT, _A_RELEASE_RQ):
+    if kind == P_DATA:
+        for context_id, control, fragment in pdvs(body):
+            exchange.feed(context_id, control, fragment)
+    elif kind in (A_ABORT, A_RELEASE_RQ):
         raise AssociationError(
             "association aborted by the peer during the operation", server=server, operation="C-GET"
         )
@@ -418,7 +346,7 @@ def _step(reader: _Reader, exchange: _Exchange, server: str) -> None:
 
 def _send_cancel(exchange: _Exchange, context_id: int, msg_id: int) -> None:
     command = encode_command(
-        {0x0100: us_value(_C_CANCEL_RQ), 0x0120: us_value(msg_id), 0x0800: us_value(_NO_DATA_SET)}
+        {0x0100: us_value(_C_CANCEL_RQ), 0x0120: us_value(msg_id), 0x0800: us_value(NO_DATA_SET)}
     )
     send_message(exchange.sock, context_id, command, None, exchange.max_pdu)
     exchange.cancel_sent = True

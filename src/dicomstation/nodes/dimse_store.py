@@ -40,7 +40,8 @@ from dicomstation.models import Phase, ProgressEvent, TransferReport
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status
-from dicomstation.nodes.dimse_fastsend import fast_path_available, paused, send_file
+from dicomstation.nodes.dimse_fastsend import StoreChannel
+from dicomstation.nodes.dimse_pdu import fast_path_available, own_socket
 
 __all__ = ["Outgoing", "scan_outgoing", "send_files"]
 
@@ -119,6 +120,7 @@ class _SendState:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
+    broken: bool = False
 
     def emit(self, phase: Phase, uid: str | None, message: str = "") -> None:
         if self.progress is not None:
@@ -142,14 +144,13 @@ def _send_one(
     accepted: dict[tuple[str, str], int],
     msg_id: int,
     state: _SendState,
-    fast: bool,
+    channel: StoreChannel | None,
 ) -> None:
     context_id = accepted.get((item.sop_class, item.transfer_syntax))
-    if context_id is not None and fast:
+    if context_id is not None and channel is not None:
         # PS3.5 A.5: a deflated data set of odd length is padded with one null byte
         pad = item.transfer_syntax == DeflatedExplicitVRLittleEndian
-        status = send_file(
-            assoc,
+        status = channel.send_file(
             context_id,
             item.path,
             item.offset,
@@ -192,7 +193,7 @@ def _send_items(
     items: list[Outgoing],
     accepted: dict[tuple[str, str], int],
     state: _SendState,
-    fast: bool,
+    channel: StoreChannel | None,
 ) -> list[Outgoing]:
     """Send ``items``; return those left when the association died."""
     for index, item in enumerate(items):
@@ -202,13 +203,19 @@ def _send_items(
                 f"{len(state.succeeded)} of {state.total} instances"
             )
         try:
-            _send_one(assoc, item, accepted, index % 65535 + 1, state, fast)
+            _send_one(assoc, item, accepted, index % 65535 + 1, state, channel)
         except RemoteStatusError as exc:
             state.failed[item.sop_uid] = str(exc)
-        except OSError as exc:  # fast path: socket error or timeout while writing
-            if assoc.is_established:
-                assoc.abort()
-            state.failed[item.sop_uid] = f"connection lost while sending {item.path}: {exc}"
+        except OSError as exc:  # fast path: socket error, timeout or abort
+            reason = (
+                f"no response within {state.server.timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else f"connection lost: {exc}"
+            )
+            state.failed[item.sop_uid] = (
+                f"C-STORE on {state.server.name} for {item.sop_uid}: {reason} ({item.path})"
+            )
+            state.broken = True
             return items[index + 1 :]
         except (ConnectionFailedError, AssociationError) as exc:
             if assoc.is_established:
@@ -225,20 +232,28 @@ def _send_group(group: list[Outgoing], state: _SendState) -> list[Outgoing]:
     """Send a group over one association; return what is left if the association died.
 
     Files whose exact (SOP class, transfer syntax) was accepted go first, through
-    the fast path with the reactor paused once for all of them; the others after.
+    the fast path (:mod:`dimse_fastsend`, socket taken once for all of them);
+    the others after, through pynetdicom.
     """
     with open_association(state.server, _contexts_for(group), "C-STORE") as assoc:
         accepted = _accepted(assoc)
         exact = [i for i in group if (i.sop_class, i.transfer_syntax) in accepted]
         others = [i for i in group if (i.sop_class, i.transfer_syntax) not in accepted]
+        state.broken = False
         if exact and fast_path_available(assoc):
-            with paused(assoc):
-                left = _send_items(assoc, exact, accepted, state, fast=True)
+            with own_socket(assoc) as sock:
+                channel = StoreChannel(sock, int(assoc.dimse.maximum_pdu_size or 0))
+                try:
+                    left = _send_items(assoc, exact, accepted, state, channel)
+                finally:
+                    channel.close()
+            if state.broken:  # the socket is in an unknown state: end the association
+                assoc.abort()
         else:
-            left = _send_items(assoc, exact, accepted, state, fast=False)
-        if left:
+            left = _send_items(assoc, exact, accepted, state, None)
+        if left or state.broken:
             return left + others
-        return _send_items(assoc, others, accepted, state, fast=False)
+        return _send_items(assoc, others, accepted, state, None)
 
 
 def _send_with_retries(group: list[Outgoing], state: _SendState) -> None:
