@@ -275,6 +275,7 @@ def fast_get(
     server: str,
     source_ae: str,
     cancel: CancelToken | None,
+    timeout: float | None = None,
     msg_id: int = 1,
 ) -> GetResult:
     """Run one C-GET on ``assoc`` with our own PDU reader; return the final response.
@@ -292,7 +293,7 @@ def fast_get(
     get_cx = next(cx for cx in accepted.values() if cx.abstract_syntax == model)
     syntax = get_cx.transfer_syntax[0]
     max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
-    with own_socket(assoc) as sock:
+    with own_socket(assoc, timeout) as sock:
         exchange = _Exchange(
             sock,
             receiver,

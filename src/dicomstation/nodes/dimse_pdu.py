@@ -69,17 +69,25 @@ def fast_path_available(assoc: Any) -> bool:
 
 
 @contextlib.contextmanager
-def own_socket(assoc: Any) -> Iterator[Any]:
-    """Pause the reactor and pynetdicom's socket reader; yield the raw socket."""
+def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
+    """Pause the reactor and pynetdicom's socket reader; yield the raw socket.
+
+    While it is ours, every socket read or write waits at most ``timeout`` seconds
+    (the DIMSE timeout: a peer that stops answering raises ``TimeoutError``).
+    """
     assoc._reactor_checkpoint.clear()
     while not assoc._is_paused and assoc.is_established:
         time.sleep(0.0001)
     dul = assoc.dul
     dul._is_transport_event = lambda: False
     time.sleep(max(0.005, 3 * dul._run_loop_delay))  # let a reader loop in progress finish
+    sock = dul.socket.socket
+    previous = sock.gettimeout()
+    sock.settimeout(timeout)
     try:
-        yield dul.socket.socket
+        yield sock
     finally:
+        sock.settimeout(previous)
         del dul._is_transport_event
         dul._idle_timer.restart()
         assoc._reactor_checkpoint.set()

@@ -200,6 +200,7 @@ def _fast_gets(
                 server=server.name,
                 source_ae=server.ae_title,
                 cancel=cancel,
+                timeout=server.timeout,
             )
         except TimeoutError:
             raise ConnectionFailedError(

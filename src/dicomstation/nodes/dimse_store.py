@@ -241,7 +241,7 @@ def _send_group(group: list[Outgoing], state: _SendState) -> list[Outgoing]:
         others = [i for i in group if (i.sop_class, i.transfer_syntax) not in accepted]
         state.broken = False
         if exact and fast_path_available(assoc):
-            with own_socket(assoc) as sock:
+            with own_socket(assoc, state.server.timeout) as sock:
                 channel = StoreChannel(sock, int(assoc.dimse.maximum_pdu_size or 0))
                 try:
                     left = _send_items(assoc, exact, accepted, state, channel)
