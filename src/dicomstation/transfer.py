@@ -275,12 +275,22 @@ class SerialWorker(Generic[T]):
 
     Used to overlap slow sequential work (e.g. indexing fetched files) with
     network transfers. Items submitted while the thread is busy are handed over
-    together in the next call. :meth:`flush` waits for everything submitted so
-    far and re-raises the first error of ``handle``.
+    together in the next call; ``linger`` seconds of waiting for more items make
+    bigger batches (fewer, cheaper database transactions). :meth:`flush` waits
+    for everything submitted so far and re-raises the first error of ``handle``.
     """
 
-    def __init__(self, handle: Callable[[list[T]], None], name: str = "serial-worker") -> None:
+    def __init__(
+        self,
+        handle: Callable[[list[T]], None],
+        name: str = "serial-worker",
+        *,
+        linger: float = 0.0,
+        max_batch: int = 256,
+    ) -> None:
         self._handle = handle
+        self._linger = linger
+        self._max_batch = max_batch
         self._queue: queue.Queue[T | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -293,13 +303,7 @@ class SerialWorker(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [first]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._collect()
             items = [i for i in batch if i is not None]
             try:
                 if items and self._error is None:
@@ -311,6 +315,17 @@ class SerialWorker(Generic[T]):
                     self._queue.task_done()
             if len(items) < len(batch):
                 return
+
+    def _collect(self) -> list[T | None]:
+        """The next batch: what is queued, waiting up to ``linger`` for more."""
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self._linger
+        while batch[-1] is not None and len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
 
     def flush(self) -> None:
         """Wait until every submitted item was handled; re-raise a handler error."""

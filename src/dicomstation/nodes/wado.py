@@ -54,6 +54,9 @@ DICOM_ACCEPTS = (
     'multipart/related; type="application/dicom"',
 )
 _REFUSED = frozenset({400, 406, 415})
+#: seconds the indexer waits to gather more files into one database transaction
+INDEX_LINGER = 0.02
+
 #: lists the SOP Instance UIDs of a series on the server (for resuming a series)
 Lister = Callable[[str, str], tuple[str, ...]]
 
@@ -187,7 +190,9 @@ class WadoFetcher:
         self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
         self.staging.mkdir(parents=True, exist_ok=True)
         # Writing and indexing run on their own threads, overlapping the downloads.
-        self._committer: SerialWorker[Path] = SerialWorker(self._commit, "wado-index")
+        self._committer: SerialWorker[Path] = SerialWorker(
+            self._commit, "wado-index", linger=INDEX_LINGER
+        )
         self._writer = StagingWriter(self.staging, lambda path: self._committer.submit([path]))
 
     def close(self) -> None:
