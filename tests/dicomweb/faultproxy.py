@@ -39,6 +39,7 @@ class Faults:
     refuse_any_ts: bool = False
     truncate_at: int | None = None  # send this many body bytes then close (Content-Length kept)
     truncate_times: int = 0
+    hang_after: int | None = None  # send this many body bytes, then hang until proxy exit
     content_type: str | None = None  # replace the upstream Content-Type
     body: Callable[[bytes], bytes] | None = None  # rewrite the upstream body
     stall: float = 0.0  # wait before answering
@@ -84,7 +85,20 @@ class _Handler(BaseHTTPRequestHandler):
             out["content-type"] = faults.content_type
         if applies and faults.body is not None:
             content = faults.body(content)
+        if applies and faults.hang_after is not None:
+            return self._hang(answer.status_code, out, content, faults.hang_after)
         self._reply(answer.status_code, out, content, faults.truncate_at if truncate else None)
+
+    def _hang(self, status: int, headers: dict[str, str], content: bytes, keep: int) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content[:keep])
+        self.wfile.flush()
+        self.server.released.wait(60)
+        self.close_connection = True
 
     def _reply(
         self, status: int, headers: dict[str, str], content: bytes, truncate_at: int | None = None
@@ -117,6 +131,7 @@ class FaultProxy(ThreadingHTTPServer):
         self.upstream = f"{split.scheme}://{split.netloc}"
         self.path_prefix = split.path
         self.faults = Faults()
+        self.released = threading.Event()
         self.client = httpx.Client(timeout=60)
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
@@ -131,6 +146,7 @@ class FaultProxy(ThreadingHTTPServer):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.released.set()
         self.shutdown()
         self.server_close()
         self.client.close()
