@@ -254,3 +254,38 @@ def test_fast_get_command_parser_reads_what_pynetdicom_writes() -> None:
     fields = parse_command(raw)
     assert fields[0x0100] == b"\x01\x00" and fields[0x0110] == (513).to_bytes(2, "little")
     assert fields[0x1000].rstrip(b"\x00") == b"1.2.3.45"
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected", "text"),
+    [
+        (TimeoutError("timed out"), ConnectionFailedError, "no response within 2s"),
+        (ConnectionAbortedError("peer aborted"), AssociationError, "aborted"),
+        (ConnectionResetError("reset"), ConnectionFailedError, "connection lost"),
+    ],
+)
+def test_socket_errors_of_the_fast_paths(
+    exc: OSError, expected: type[Exception], text: str
+) -> None:
+    from dicomstation.nodes.dimse_errors import socket_error
+
+    error = socket_error(exc, server="pacs", operation="C-GET", uid="1.2", timeout=2)
+    assert type(error) is expected and text in str(error) and "C-GET on pacs for 1.2" in str(error)
+
+
+def _pending_without_identifier(event: Any) -> Iterator[tuple[int, Dataset | None]]:
+    yield 0xFF00, None
+    yield 0x0000, None
+
+
+def test_pending_without_identifier_is_never_dropped() -> None:
+    port = free_port()
+    server = _scp(port, evt_handlers=[(evt.EVT_C_FIND, _pending_without_identifier)])
+    try:
+        node = DimseNode(DimseServer("odd", "PYSCP", "127.0.0.1", port, timeout=5))
+        # pynetdicom's SCP answers a pending without identifier with 0xC312; either way
+        # the caller gets an error naming the server, never a silently shorter list
+        with pytest.raises((ProtocolError, RemoteStatusError), match="C-FIND on odd"):
+            node.find(Query(Level.STUDY))
+    finally:
+        server.shutdown()

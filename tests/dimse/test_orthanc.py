@@ -263,3 +263,26 @@ def test_move_varied_syntaxes_arrive_as_stored(
         got, original = dcmread(db.instance_path(sop_uid(path))), dcmread(path)
         assert got.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID, path.name
         assert got.PixelData == original.PixelData
+
+
+def test_move_to_an_already_running_listener(
+    loaded: list[Path], orthanc: OrthancServer, db: Database
+) -> None:
+    from dicomstation.nodes.listener import StorageListener
+
+    port = free_port()
+    orthanc.add_modality("dsrunning", "DSRUNNING", port)
+    local = LocalNodeConfig(ae_title="DSRUNNING", port=port)
+    with StorageListener(db, ae_title="DSRUNNING", port=port) as running:
+        # the port is taken (as by `dicomstation listen`): arrival is checked in the db
+        node = DimseNode(orthanc_server(orthanc, move_destination="DSRUNNING"), local=local)
+        report = node.retrieve(_study(node), into=db)
+        assert report.ok and sorted(report.succeeded) == sorted(sop_uid(p) for p in loaded)
+        # and a listener object handed to the node is used as is
+        given = DimseNode(
+            orthanc_server(orthanc, move_destination="DSRUNNING"), local=local, listener=running
+        )
+        db.delete(sop_uid(loaded[0]))
+        again = given.retrieve(_study(node), into=db)
+        assert again.succeeded == (sop_uid(loaded[0]),)
+    assert len(running.report.succeeded) == len(loaded) + 1

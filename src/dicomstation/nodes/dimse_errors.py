@@ -20,6 +20,8 @@ status category Cancel                 :class:`CancelledError`
 status category Warning                a warning text (kept in the report)
 status category Unknown                :class:`ProtocolError`
 Pending without an identifier          :class:`ProtocolError`
+fast path: socket timeout              :class:`ConnectionFailedError`
+fast path: A-ABORT / reset / closed    :class:`AssociationError`
 =====================================  ======================================
 """
 
@@ -50,6 +52,7 @@ __all__ = [
     "check_status",
     "describe",
     "missing_identifier",
+    "socket_error",
     "status_category",
     "status_error",
 ]
@@ -212,6 +215,29 @@ def association_error(
             operation=operation,
         )
     return AssociationError("association aborted", server=server, operation=operation)
+
+
+def socket_error(
+    exc: OSError,
+    *,
+    server: str,
+    operation: str,
+    uid: str | None = None,
+    timeout: float | None = None,
+) -> NodeError:
+    """The error for a socket failure on the fast paths (which read the socket themselves)."""
+    if isinstance(exc, TimeoutError):
+        waited = f" within {timeout:g}s" if timeout else ""
+        return ConnectionFailedError(
+            f"no response{waited} (timeout)", server=server, operation=operation, uid=uid
+        )
+    if isinstance(exc, ConnectionAbortedError):
+        return AssociationError(
+            f"association aborted: {exc}", server=server, operation=operation, uid=uid
+        )
+    return ConnectionFailedError(
+        f"connection lost: {exc}", server=server, operation=operation, uid=uid
+    )
 
 
 def aborted(*, server: str, operation: str, uid: str | None = None) -> AssociationError:

@@ -30,7 +30,7 @@ from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import decode, encode
 
-from dicomstation.errors import AssociationError, ProtocolError
+from dicomstation.errors import ProtocolError
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_errors import StatusCategory, status_category
 from dicomstation.nodes.dimse_pdu import (
@@ -282,12 +282,11 @@ def fast_get(
 
     Raises
     ------
-    AssociationError
-        If the peer aborts or releases mid-exchange.
     ProtocolError
         If the peer sends something a C-GET exchange cannot contain.
     OSError
-        Socket errors and timeouts (the caller maps and aborts).
+        Socket errors, timeouts and peer aborts (``ConnectionAbortedError``); the
+        caller maps them with :func:`dimse_errors.socket_error` and aborts.
     """
     accepted = {int(cx.context_id): cx for cx in assoc.accepted_contexts}
     get_cx = next(cx for cx in accepted.values() if cx.abstract_syntax == model)
@@ -336,9 +335,7 @@ def _step(reader: PduReader, exchange: _Exchange, server: str) -> None:
         for context_id, control, fragment in pdvs(body):
             exchange.feed(context_id, control, fragment)
     elif kind in (A_ABORT, A_RELEASE_RQ):
-        raise AssociationError(
-            "association aborted by the peer during the operation", server=server, operation="C-GET"
-        )
+        raise ConnectionAbortedError("the peer aborted the association")  # see socket_error
     else:
         raise ProtocolError(
             f"unexpected PDU type 0x{kind:02X} during a C-GET", server=server, operation="C-GET"

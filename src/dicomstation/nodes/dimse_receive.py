@@ -219,12 +219,18 @@ class Receiver:
                 path.unlink(missing_ok=True)
         with self._lock:
             for source in report.succeeded:
-                self._tally.succeeded.append(self._paths.pop(source, source))
+                self._tally.succeeded.append(self._done(source))
             for source in report.skipped:
-                self._tally.skipped.append(self._paths.pop(source, source))
+                self._tally.skipped.append(self._done(source))
             for source, reason in report.failed.items():
-                self._tally.failed[self._paths.pop(source, source)] = reason
+                self._tally.failed[self._done(source)] = reason
                 Path(source).unlink(missing_ok=True)
+
+    def _done(self, source: str) -> str:
+        """The SOP UID of an indexed file; it may be received again later (call locked)."""
+        uid = self._paths.pop(source, source)
+        self._tally.in_flight.discard(uid)
+        return uid
 
     # -- results ----------------------------------------------------------------------
     def wait(self) -> None:

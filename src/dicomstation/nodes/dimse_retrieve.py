@@ -20,11 +20,16 @@ from pynetdicom import build_context, evt
 from pynetdicom.presentation import StoragePresentationContexts
 
 from dicomstation.config import DimseServer, LocalNodeConfig
-from dicomstation.errors import CancelledError, ConfigError, ConnectionFailedError
+from dicomstation.errors import CancelledError, ConfigError
 from dicomstation.models import InstanceRef, ProgressEvent
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association, receive_contexts
-from dicomstation.nodes.dimse_errors import StatusCategory, check_status, status_category
+from dicomstation.nodes.dimse_errors import (
+    StatusCategory,
+    check_status,
+    socket_error,
+    status_category,
+)
 from dicomstation.nodes.dimse_fastget import fast_get, fast_get_available
 from dicomstation.nodes.dimse_query import QueryRoot, model_uid
 from dicomstation.nodes.dimse_receive import Receiver
@@ -202,16 +207,9 @@ def _fast_gets(
                 cancel=cancel,
                 timeout=server.timeout,
             )
-        except TimeoutError:
-            raise ConnectionFailedError(
-                f"no data within {server.timeout:g}s",
-                server=server.name,
-                operation="C-GET",
-                uid=uid,
-            ) from None
         except OSError as exc:
-            raise ConnectionFailedError(
-                f"connection lost: {exc}", server=server.name, operation="C-GET", uid=uid
+            raise socket_error(
+                exc, server=server.name, operation="C-GET", uid=uid, timeout=server.timeout
             ) from None
         _finish(
             result.status,

@@ -39,7 +39,7 @@ from dicomstation.errors import (
 from dicomstation.models import Phase, ProgressEvent, TransferReport
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
-from dicomstation.nodes.dimse_errors import aborted, check_status
+from dicomstation.nodes.dimse_errors import aborted, check_status, socket_error
 from dicomstation.nodes.dimse_fastsend import StoreChannel
 from dicomstation.nodes.dimse_pdu import fast_path_available, own_socket
 
@@ -207,14 +207,14 @@ def _send_items(
         except RemoteStatusError as exc:
             state.failed[item.sop_uid] = str(exc)
         except OSError as exc:  # fast path: socket error, timeout or abort
-            reason = (
-                f"no response within {state.server.timeout:g}s"
-                if isinstance(exc, TimeoutError)
-                else f"connection lost: {exc}"
+            error = socket_error(
+                exc,
+                server=state.server.name,
+                operation="C-STORE",
+                uid=item.sop_uid,
+                timeout=state.server.timeout,
             )
-            state.failed[item.sop_uid] = (
-                f"C-STORE on {state.server.name} for {item.sop_uid}: {reason} ({item.path})"
-            )
+            state.failed[item.sop_uid] = f"{error} ({item.path})"
             state.broken = True
             return items[index + 1 :]
         except (ConnectionFailedError, AssociationError) as exc:
