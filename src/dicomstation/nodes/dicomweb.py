@@ -282,7 +282,6 @@ class DicomWebNode:
                     server=self.name,
                     operation="WADO-RS frames",
                     uid=sop_uid,
-                    chunk_size=1 << 16,
                 ):
                     yield part.read()
         except httpx.HTTPError as exc:

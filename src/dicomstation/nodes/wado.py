@@ -108,7 +108,7 @@ class AcceptNegotiator:
 
 
 def read_parts(
-    response: httpx.Response, *, server: str, operation: str, uid: str | None, chunk_size: int
+    response: httpx.Response, *, server: str, operation: str, uid: str | None
 ) -> Iterator[Part]:
     """Parts of a streamed multipart/related response; ProtocolError if it is not one."""
     content_type = response.headers.get("content-type", "")
@@ -122,7 +122,6 @@ def read_parts(
             uid=uid,
         ) from None
     # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
-    del chunk_size
     return iter_parts(response.iter_bytes(), boundary, server=server, operation=operation, uid=uid)
 
 
@@ -174,7 +173,6 @@ class WadoFetcher:
         policy: RetryPolicy,
         lister: Lister,
         cancel: CancelToken | None = None,
-        chunk_size: int = 1 << 20,
     ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -184,7 +182,6 @@ class WadoFetcher:
         self.negotiator = negotiator
         self.policy = policy
         self.cancel = cancel
-        self.chunk_size = chunk_size
         self.lister = lister
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
         self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
@@ -274,7 +271,6 @@ class WadoFetcher:
                 server=self.server,
                 operation="WADO-RS",
                 uid=target.uid,
-                chunk_size=self.chunk_size,
             ):
                 # each complete instance goes to the indexer as soon as it is written,
                 # so a broken stream keeps everything that arrived whole
