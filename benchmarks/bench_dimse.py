@@ -10,7 +10,8 @@ C-STORE of the series to Orthanc (Orthanc emptied before each run):
   * plain pynetdicom SCU, naive: ``dcmread`` + ``send_c_store(dataset)`` per file.
 C-GET of the same series from Orthanc:
   * dcmtk ``getscu`` into a folder;
-  * dicomstation ``DimseNode.retrieve`` into a fresh database (files written + indexed).
+  * dicomstation ``DimseNode.retrieve`` into a fresh database (instance listing by
+    C-FIND, files written + indexed), by C-GET and, for information, by C-MOVE.
 
 Prints seconds, instances/s, MB/s and the ratio to the dcmtk tool (best of REPEATS).
 """
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from pydicom import dcmread
@@ -31,10 +33,10 @@ from pydicom import dcmread
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pynetdicom import AE
-from tests.peers import OrthancServer, start_orthanc
+from tests.peers import OrthancServer, free_port, start_orthanc
 from tests.synth import write_ct_series
 
-from dicomstation.config import DimseServer
+from dicomstation.config import DimseServer, LocalNodeConfig
 from dicomstation.database import Database
 from dicomstation.nodes.dimse import DimseNode
 
@@ -171,6 +173,19 @@ def main() -> None:
         )
         print(_row("dicomstation retrieve (C-GET)", ours, count, nbytes, ref))
         print(f"dicomstation / getscu speed: {ref / ours:.0%}")
+        port = free_port()
+        orthanc.add_modality("benchmove", "BENCHMOVE", port)
+        mover = DimseNode(
+            replace(server, move_destination="BENCHMOVE"),
+            local=LocalNodeConfig(ae_title="BENCHMOVE", port=port),
+        )
+        moved = _best(
+            lambda i: _dicomstation_get(mover, study, series, got / f"move{i}", count),
+            repeats,
+            lambda: None,
+        )
+        print(_row("dicomstation retrieve (C-MOVE)*", moved, count, nbytes, ref))
+        print("* C-MOVE stores arrive on dicomstation's listener (pynetdicom receive path)")
     finally:
         orthanc.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -40,6 +40,7 @@ from dicomstation.nodes.dimse_query import (
 )
 from dicomstation.nodes.dimse_receive import Receiver
 from dicomstation.nodes.dimse_retrieve import (
+    Request,
     RetrieveMethod,
     plan_request,
     retrieve_get,
@@ -255,35 +256,41 @@ class DimseNode:
         receiver = Receiver(
             into, operation=self.method.value, progress=progress, expected=len(expected) or None
         )
-        external = False
         try:
             if cancel is not None and cancel.cancelled:
                 raise CancelledError(f"{self.method.value} from {self.name} cancelled")
-            if requests and self.method is RetrieveMethod.GET:
-                retrieve_get(
-                    self.server,
-                    requests,
-                    storage_classes(listing),
-                    receiver,
-                    self.root,
-                    study_uid,
-                    cancel,
-                )
-            elif requests:
-                external = not retrieve_move(
-                    self.server,
-                    self.local,
-                    requests,
-                    into,
-                    receiver,
-                    self.root,
-                    study_uid,
-                    cancel,
-                    self.listener,
-                )
+            external = self._transfer(requests, listing, into, receiver, study_uid, cancel)
         finally:
             got = receiver.finish()
         return self._merge(got, present, expected, into if external else None, started)
+
+    def _transfer(
+        self,
+        requests: Sequence[Request],
+        listing: Sequence[InstanceRef] | None,
+        into: Database,
+        receiver: Receiver,
+        study_uid: str,
+        cancel: CancelToken | None,
+    ) -> bool:
+        """Run the requests; True when another listener received (check the database)."""
+        if not requests:
+            return False
+        if self.method is RetrieveMethod.GET:
+            classes = storage_classes(listing)
+            retrieve_get(self.server, requests, classes, receiver, self.root, study_uid, cancel)
+            return False
+        return not retrieve_move(
+            self.server,
+            self.local,
+            requests,
+            into,
+            receiver,
+            self.root,
+            study_uid,
+            cancel,
+            self.listener,
+        )
 
     def _merge(
         self,

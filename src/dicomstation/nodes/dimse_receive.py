@@ -38,6 +38,7 @@ _OUT_OF_RESOURCES = 0xA700
 _CANNOT_UNDERSTAND = 0xC000
 _BATCH = 64
 _BATCH_WAIT = 0.2
+_WRITE_BUFFER = 1024 * 1024  # fragments arrive in 16 KB pieces: write in MB pieces
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
@@ -111,7 +112,7 @@ class Receiver:
         """
         self._dir.mkdir(parents=True, exist_ok=True)
         part = self._dir / f"{sop_uid}.{uuid.uuid4().hex[:8]}.part"
-        handle = part.open("wb")
+        handle = part.open("wb", buffering=_WRITE_BUFFER)
         try:
             handle.write(_PREAMBLE)
             handle.write(meta if isinstance(meta, bytes) else encode_file_meta(meta))
