@@ -181,11 +181,14 @@ def run_worker(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
 def measure(
     jobs: dict[str, tuple[str, dict[str, Any]]], repeat: int, before: Any = None
 ) -> dict[str, dict[str, Any]]:
-    """Run every job ``repeat`` times, interleaved (A B C A B C...) so that a server's
-    drift hits all clients alike; keep each job's fastest run, median time and peak RSS."""
+    """Run every job ``repeat`` times, interleaved and rotated (A B C, B C A, ...) so that a
+    server's drift hits all clients alike; keep each job's fastest run, median and peak RSS."""
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in jobs}
-    for _ in range(repeat):
-        for label, (worker, cfg) in jobs.items():
+    labels = list(jobs)
+    for round_ in range(repeat):
+        shift = round_ % len(labels)  # rotate the order too: no client always goes first
+        for label in labels[shift:] + labels[:shift]:
+            worker, cfg = jobs[label]
             if before is not None:
                 before()
             runs[label].append(run_worker(worker, cfg))
