@@ -185,7 +185,7 @@ def main() -> None:
             lambda: None,
         )
         print(_row("dicomstation retrieve (C-MOVE)*", moved, count, nbytes, ref))
-        print("* C-MOVE stores arrive on dicomstation's listener (pynetdicom receive path)")
+        print("* C-MOVE: Orthanc sends the stores to a dicomstation listener started for the move")
     finally:
         orthanc.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -107,12 +107,13 @@ def _storescu(port: int, files: list[Path]) -> subprocess.Popen[bytes]:
     )
 
 
-def test_listener_concurrent_storescu(db: Database, ct_series: list[Path]) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "pynetdicom-path"])
+def test_listener_concurrent_storescu(db: Database, ct_series: list[Path], fast: bool) -> None:
     # storescu decompresses whenever the receiver also accepts uncompressed, and has no
     # decoders for several syntaxes: send it uncompressed files (see the C-MOVE tests
     # for compressed ones reaching the listener)
     files = [*ct_series, *(p for p in varied_files() if p.name == "CT_small.dcm")]
-    with StorageListener(db, port=0) as listener:
+    with StorageListener(db, port=0, fast=fast) as listener:
         runs = [
             _storescu(listener.port, files[::2]),
             _storescu(listener.port, files[1::2]),

@@ -9,7 +9,10 @@ The CLI, web UI and transfer code use it exactly like the DICOMweb node:
 Module map: ``dimse_assoc`` (associations), ``dimse_query`` (C-FIND),
 ``dimse_retrieve`` (C-GET/C-MOVE), ``dimse_receive`` (raw storage into the
 database), ``dimse_store`` (C-STORE SCU), ``dimse_errors`` (the one error mapping),
-``listener`` (storage SCP).
+``listener`` (storage SCP). Fast paths that read/write the association's PDUs
+themselves where pynetdicom's per-PDU cost dominated: ``dimse_pdu`` (framing,
+socket take-over), ``dimse_fastsend`` (C-STORE), ``dimse_fastget`` (C-GET),
+``dimse_fastscp`` (listener).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from dicomstation.nodes.dimse_pdu import (
 )
 from dicomstation.nodes.dimse_receive import Receiver
 
-__all__ = ["GetResult", "fast_get", "fast_get_available", "file_meta"]
+__all__ = ["Exchange", "GetResult", "fast_get", "fast_get_available", "file_meta"]
 
 fast_get_available = fast_path_available
 
@@ -64,6 +64,7 @@ _C_STORE_RQ, _C_GET_RSP, _C_STORE_RSP, _C_GET_RQ, _C_CANCEL_RQ = (
     0x0FFF,
 )
 _SUCCESS, _OUT_OF_RESOURCES = 0x0000, 0xA700
+_C_ECHO_RQ, _C_ECHO_RSP = 0x0030, 0x8030
 _EXPLICIT_SHORT = struct.Struct("<HH2sH")
 _EXPLICIT_LONG = struct.Struct("<HH2s2xI")
 _us = us_field
@@ -121,8 +122,8 @@ class _Store:
 
 
 @dataclass
-class _Exchange:
-    """State of one C-GET exchange."""
+class Exchange:
+    """State of one C-GET exchange, or of a storage SCP association (``serving``)."""
 
     sock: Any
     receiver: Receiver
@@ -136,6 +137,7 @@ class _Exchange:
     identifier: bytearray = field(default_factory=bytearray)
     final: GetResult | None = None
     cancel_sent: bool = False
+    serving: bool = False  # as a storage SCP (listener): also answer C-ECHO
 
     # -- dispatch --------------------------------------------------------------------
     def feed(self, context_id: int, control: int, fragment: bytes) -> None:
@@ -170,6 +172,17 @@ class _Exchange:
             self.response, self.identifier = command, bytearray()
             if not has_data:
                 self._on_response(command, None)
+        elif field_ == _C_ECHO_RQ and self.serving:
+            reply = encode_command(
+                {
+                    0x0002: uid_value(_text(command, 0x0002)),
+                    0x0100: us_value(_C_ECHO_RSP),
+                    0x0120: us_value(_us(command, 0x0110)),
+                    0x0800: us_value(NO_DATA_SET),
+                    0x0900: us_value(_SUCCESS),
+                }
+            )
+            send_message(self.sock, context_id, reply, None, self.max_pdu)
         else:
             raise ProtocolError(
                 f"unexpected DIMSE command 0x{field_:04X} during a C-GET",
@@ -293,7 +306,7 @@ def fast_get(
     syntax = get_cx.transfer_syntax[0]
     max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
     with own_socket(assoc, timeout) as sock:
-        exchange = _Exchange(
+        exchange = Exchange(
             sock,
             receiver,
             {k: cx.transfer_syntax[0] for k, cx in accepted.items()},
@@ -329,7 +342,7 @@ def fast_get(
     return exchange.final
 
 
-def _step(reader: PduReader, exchange: _Exchange, server: str) -> None:
+def _step(reader: PduReader, exchange: Exchange, server: str) -> None:
     kind, body = reader.pdu()
     if kind == P_DATA:
         for context_id, control, fragment in pdvs(body):
@@ -342,7 +355,7 @@ def _step(reader: PduReader, exchange: _Exchange, server: str) -> None:
         )
 
 
-def _send_cancel(exchange: _Exchange, context_id: int, msg_id: int) -> None:
+def _send_cancel(exchange: Exchange, context_id: int, msg_id: int) -> None:
     command = encode_command(
         {0x0100: us_value(_C_CANCEL_RQ), 0x0120: us_value(msg_id), 0x0800: us_value(NO_DATA_SET)}
     )

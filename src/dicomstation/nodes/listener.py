@@ -24,6 +24,7 @@ from dicomstation.config import LocalNodeConfig
 from dicomstation.errors import ConfigError
 from dicomstation.models import ProgressEvent, TransferReport
 from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, no_delay
+from dicomstation.nodes.dimse_fastscp import FastStorageSCP
 from dicomstation.nodes.dimse_query import VERIFICATION
 from dicomstation.nodes.dimse_receive import Receiver
 
@@ -68,6 +69,9 @@ class StorageListener:
         Name used in progress events and the report.
     receiver : Receiver, optional
         Use this receiver (owned by the caller) instead of a new one.
+    fast : bool
+        Read storage associations with :mod:`dimse_fastscp` (default) rather than
+        through pynetdicom's slower receive path.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class StorageListener:
         timeout: float = 60.0,
         operation: str = "C-STORE",
         receiver: Receiver | None = None,
+        fast: bool = True,
     ) -> None:
         self.db = db
         self.ae_title = ae_title
@@ -92,6 +97,7 @@ class StorageListener:
         self._server: Any = None
         self._ae: AE | None = None
         self._given = receiver
+        self.fast = fast
         self.receiver: Receiver | None = None
         self._report: TransferReport | None = None
 
@@ -130,6 +136,8 @@ class StorageListener:
             (evt.EVT_C_STORE, self.receiver.handle),
             (evt.EVT_CONN_OPEN, no_delay),
         ]
+        if self.fast:
+            handlers += FastStorageSCP(self.receiver, self._timeout).handlers()
         try:
             self._server = self._ae.start_server(
                 (self.host, self._port), block=False, evt_handlers=handlers
