@@ -1,9 +1,15 @@
 """dicomstation: a Python DICOM workstation core.
 
 query -> fetch -> database -> load -> process -> export -> send, from Python,
-the ``dicomstation`` CLI, or the web UI. The names below are the public API;
-everything else may change.
+the ``dicomstation`` CLI, or the web UI. The names below are the public API,
+together with the subpackages ``dicomstation.volumes`` (load), ``dicomstation.processing``
+(segment, statistics), ``dicomstation.export`` (SEG, SR, SC, derived, bundle) and
+``dicomstation.nodes`` (DICOMweb, DIMSE, local); everything else may change.
+
+``load_series`` and ``LoadedVolume`` are imported on first use (they pull in highdicom).
 """
+
+from typing import Any
 
 from dicomstation.config import Credentials, DicomWebServer, DimseServer, LocalNodeConfig, Secret
 from dicomstation.database import Database
@@ -41,6 +47,17 @@ from dicomstation.settings import Settings
 
 __version__ = "0.1.0"
 
+_LAZY = {"load_series": "dicomstation.volumes", "LoadedVolume": "dicomstation.volumes"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dicomstation' has no attribute {name!r}")
+
+
 __all__ = [
     "AssociationError",
     "AuthenticationError",
@@ -61,6 +78,7 @@ __all__ = [
     "InvalidDicomError",
     "Level",
     "LoadError",
+    "LoadedVolume",
     "LocalNodeConfig",
     "NodeError",
     "NotFoundError",
@@ -77,5 +95,6 @@ __all__ = [
     "StudyRef",
     "TransferReport",
     "__version__",
+    "load_series",
     "open_node",
 ]

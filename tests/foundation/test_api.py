@@ -44,6 +44,8 @@ PUBLIC = {
     "TransferReport",
     "__version__",
     "open_node",
+    "load_series",
+    "LoadedVolume",
 }
 
 
