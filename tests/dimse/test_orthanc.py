@@ -286,3 +286,20 @@ def test_move_to_an_already_running_listener(
         again = given.retrieve(_study(node), into=db)
         assert again.succeeded == (sop_uid(loaded[0]),)
     assert len(running.report.succeeded) == len(loaded) + 1
+
+
+def test_patient_root_get(loaded: list[Path], orthanc: OrthancServer, db: Database) -> None:
+    node = DimseNode(orthanc_server(orthanc), root="patient")
+    report = node.retrieve(_study(node), into=db)
+    assert report.ok and len(report.succeeded) == len(loaded)
+
+
+def test_store_database_series_back(
+    loaded: list[Path], node: DimseNode, db: Database, orthanc: OrthancServer
+) -> None:
+    study = _study(node)
+    node.retrieve(study, into=db)
+    orthanc.clear()
+    report = node.store_uids(db, [study])
+    assert report.ok and len(report.succeeded) == len(loaded)
+    assert orthanc.count_instances() == len(loaded)
