@@ -303,3 +303,25 @@ def test_store_database_series_back(
     report = node.store_uids(db, [study])
     assert report.ok and len(report.succeeded) == len(loaded)
     assert orthanc.count_instances() == len(loaded)
+
+
+def test_pynetdicom_fallback_paths(
+    loaded: list[Path],
+    node: DimseNode,
+    db: Database,
+    orthanc: OrthancServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the pynetdicom internals the fast paths need, plain pynetdicom is used."""
+    import dicomstation.nodes.dimse_retrieve as retrieve_module
+    import dicomstation.nodes.dimse_store as store_module
+
+    monkeypatch.setattr(store_module, "fast_path_available", lambda assoc: False)
+    monkeypatch.setattr(retrieve_module, "fast_get_available", lambda assoc: False)
+    study = _study(node)
+    report = node.retrieve(study, into=db)
+    assert report.ok and len(report.succeeded) == len(loaded)
+    for path in loaded:
+        assert _dataset_bytes(db.instance_path(sop_uid(path))) == _dataset_bytes(path)
+    orthanc.clear()
+    assert node.store(varied_files()).ok

@@ -159,6 +159,10 @@ def _send_one(
             msg_id,
             pad_odd=pad,
         )
+    elif context_id is not None and item.transfer_syntax == DeflatedExplicitVRLittleEndian:
+        # pynetdicom would stream an odd-length deflated stream unpadded (peers refuse
+        # it): let it decode and deflate again
+        status = assoc.send_c_store(dcmread(item.path), msg_id=msg_id)
     elif context_id is not None:
         status = assoc.send_c_store(item.path, msg_id=msg_id)
     elif item.transfer_syntax in _UNCOMPRESSED and any(
