@@ -236,3 +236,25 @@ def test_killed_import_leaves_no_half_indexed_instance(tmp_path: Path) -> None:
     assert len(report.succeeded) + len(report.skipped) == 400
     assert len(db.find(Query(Level.IMAGE))) == 400
     db.close()
+
+
+def test_open_sweeps_only_staging_of_dead_processes(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        with Database.open(tmp_path) as db:
+            mine = db.staging_dir("recv")
+            (mine / "a.part").write_bytes(b"x")
+        live = tmp_path / "incoming" / f"recv.{sleeper.pid}.abc"
+        gone = tmp_path / "incoming" / f"wado.{dead.pid}.def"
+        for folder in (live, gone):
+            folder.mkdir()
+            (folder / "b.part").write_bytes(b"x")
+        (tmp_path / "incoming" / "stray.part").write_bytes(b"x")
+        with Database.open(tmp_path):
+            left = sorted(p.name for p in (tmp_path / "incoming").iterdir())
+        assert left == sorted([mine.name, live.name]), "running processes keep their staging"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

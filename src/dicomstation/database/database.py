@@ -42,6 +42,29 @@ PathLike = str | os.PathLike[str]
 Progress = Callable[[ProgressEvent], None]
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_staging(incoming: Path) -> None:
+    """Remove staging leftovers of processes that no longer run."""
+    for entry in incoming.iterdir():
+        parts = entry.name.split(".")
+        owner = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if owner is not None and _process_alive(owner):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 class Database:
     """A local DICOM database in one folder. Thread-safe; use :meth:`open` or :meth:`temporary`."""
 
@@ -64,8 +87,8 @@ class Database:
         root = Path(path).expanduser().resolve()
         try:
             (root / "files").mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(root / "incoming", ignore_errors=True)
-            (root / "incoming").mkdir()
+            (root / "incoming").mkdir(exist_ok=True)
+            _sweep_staging(root / "incoming")
             conn = sqlite3.connect(
                 root / "index.sqlite", check_same_thread=False, isolation_level=None, timeout=30
             )
@@ -162,8 +185,7 @@ class Database:
         workers: int | None,
     ) -> TransferReport:
         started = time.perf_counter()
-        staging = self.root / "incoming" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        staging = self.staging_dir("import")
         ok: list[str] = []
         skipped: list[str] = []
         failed: dict[str, str] = {}
@@ -200,6 +222,18 @@ class Database:
     def _insert(self, batch: list[Scanned], mode: Mode) -> TransferReport:
         with self._lock:
             return insert_batch(self._conn, self.root / "files", batch, mode)
+
+    def staging_dir(self, purpose: str) -> Path:
+        """A new folder under ``incoming/`` for files being received or copied.
+
+        Files are complete here before :meth:`add_files` moves them into the store.
+        The folder name carries this process's id, so opening the database from
+        another process only sweeps folders whose process is gone (crash leftovers),
+        never those of a running listener or fetch.
+        """
+        folder = self.root / "incoming" / f"{purpose}.{os.getpid()}.{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        return folder
 
     # -- queries -------------------------------------------------------------------
     def iter_find(self, query: Query) -> Iterator[Ref]:

@@ -86,7 +86,7 @@ class Receiver:
         self._tally = _Tally()
         self._paths: dict[str, str] = {}
         self._queue: queue.Queue[Path | None] = queue.Queue()
-        self._dir = db.root / "incoming" / f"recv-{uuid.uuid4().hex}"
+        self._dir = db.staging_dir("recv")
         self._started = time.perf_counter()
         self._thread = threading.Thread(
             target=self._index_loop, name="dicomstation-indexer", daemon=True

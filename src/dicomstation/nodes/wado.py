@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +183,7 @@ class WadoFetcher:
         self.cancel = cancel
         self.lister = lister
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
-        self.staging = db.root / "incoming" / f"wado-{uuid.uuid4().hex}"
-        self.staging.mkdir(parents=True, exist_ok=True)
+        self.staging = db.staging_dir("wado")
         # Writing and indexing run on their own threads, overlapping the downloads.
         self._committer: SerialWorker[Path] = SerialWorker(
             self._commit, "wado-index", linger=INDEX_LINGER

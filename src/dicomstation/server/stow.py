@@ -11,7 +11,6 @@ instance as stored or failed (FailedSOPSequence).
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,8 +146,7 @@ async def store(ctx: ServerContext, request: Request, study: str | None) -> JSON
         check_uid(study, "StudyInstanceUID")
     _check_length(request, ctx.options.max_request_bytes)
     boundary = _boundary(request.headers.get("content-type", ""))
-    folder = ctx.db.root / "incoming" / f"stow-{uuid.uuid4().hex}"
-    folder.mkdir(parents=True)
+    folder = ctx.db.staging_dir("stow")
 
     def work() -> list[PartResult]:
         chunks = _sync_chunks(request.stream(), ctx.options.max_request_bytes)
