@@ -33,12 +33,12 @@ def test_orthanc_listens_on_loopback_only(orthanc: OrthancServer) -> None:
 
 
 @pytest.mark.orthanc
-def test_orthanc_requires_auth_and_serves_dicomweb(orthanc: OrthancServer, pydicom_files: Path) -> None:
+def test_orthanc_requires_auth_and_serves_dicomweb(
+    orthanc: OrthancServer, pydicom_files: Path
+) -> None:
     assert httpx.get(f"{orthanc.url}/system").status_code == 401
     orthanc.clear()
     orthanc.upload(pydicom_files / "CT_small.dcm")
-    response = httpx.get(
-        f"{orthanc.dicomweb_url}/studies", auth=(orthanc.user, orthanc.password)
-    )
+    response = httpx.get(f"{orthanc.dicomweb_url}/studies", auth=(orthanc.user, orthanc.password))
     assert response.status_code == 200
     assert len(response.json()) == 1
