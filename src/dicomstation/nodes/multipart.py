@@ -123,11 +123,11 @@ def multipart_content_type(boundary: str, part_type: str = "application/dicom") 
 class Part:
     """One part of a multipart message: headers and a body streamed on demand.
 
-    The body must be consumed (:meth:`chunks` or :meth:`read`) before the next
-    part is requested; whatever is left unread is skipped.
+    The body must be consumed (:meth:`chunks`, :meth:`views` or :meth:`read`)
+    before the next part is requested; whatever is left unread is skipped.
     """
 
-    def __init__(self, headers: Mapping[str, str], body: Iterator[bytes]) -> None:
+    def __init__(self, headers: Mapping[str, str], body: Iterator[bytes | memoryview]) -> None:
         self.headers = dict(headers)
         self._body = body
 
@@ -137,7 +137,17 @@ class Part:
         return parse_content_type(self.headers.get("content-type", ""))[0]
 
     def chunks(self) -> Iterator[bytes]:
-        """Yield the body in chunks as it arrives."""
+        """Yield the body in chunks (bytes) as it arrives."""
+        for piece in self._body:
+            yield piece if isinstance(piece, bytes) else bytes(piece)
+
+    def views(self) -> Iterator[bytes | memoryview]:
+        """Yield the body as it arrives, without copying it (read-only views).
+
+        For consumers that only write or hash the data (``file.write`` takes a
+        memoryview): it saves a copy of every byte. A view stays valid after the
+        next one is yielded (it keeps its immutable buffer alive).
+        """
         yield from self._body
 
     def read(self) -> bytes:
@@ -148,14 +158,17 @@ class Part:
 class _Parser:
     """The state machine behind :func:`iter_parts` (one instance per message).
 
-    ``_buf[_pos:]`` is the unread data; slicing happens only when a chunk is
-    appended or a body piece is yielded, so each byte is copied O(1) times.
+    ``_buf[_pos:]`` is the unread data. Body pieces are yielded as memoryview
+    slices of the received chunks (no copy), and a new chunk replaces the buffer
+    instead of being appended to it whenever the unread rest is only a possible
+    delimiter prefix, so each body byte is copied at most once here (usually never).
     """
 
     def __init__(self, chunks: Iterable[bytes], boundary: str, error: ProtocolError) -> None:
         self._source = iter(chunks)
         self._delim = CRLF + b"--" + boundary.encode("latin-1")
         self._buf = CRLF  # so a delimiter at the very start matches like any other
+        self._view = memoryview(self._buf)
         self._pos = 0
         self._error = error
 
@@ -163,13 +176,22 @@ class _Parser:
         err = self._error
         return ProtocolError(message, server=err.server, operation=err.operation, uid=err.uid)
 
-    def _more(self) -> bool:
+    def _next_chunk(self) -> bytes | None:
         for chunk in self._source:
             if chunk:
-                self._buf = self._buf[self._pos :] + chunk
-                self._pos = 0
-                return True
-        return False
+                return bytes(chunk) if not isinstance(chunk, bytes) else chunk
+        return None
+
+    def _set(self, buf: bytes, pos: int) -> None:
+        self._buf, self._pos = buf, pos
+        self._view = memoryview(buf)
+
+    def _more(self) -> bool:
+        chunk = self._next_chunk()
+        if chunk is None:
+            return False
+        self._set(self._buf[self._pos :] + chunk if self._unread() else chunk, 0)
+        return True
 
     def _unread(self) -> int:
         return len(self._buf) - self._pos
@@ -220,22 +242,46 @@ class _Parser:
             headers[name.strip().lower()] = value.strip()
         return headers
 
-    def body(self) -> Iterator[bytes]:
+    def _refill_body(self) -> bytes | None:
+        """Replace the buffer by the next chunk while inside a body.
+
+        The unread rest (shorter than the delimiter) is returned as body data,
+        unless a delimiter starts in it: then the buffer keeps it (a small copy).
+        Raises when the message ends here.
+        """
+        chunk = self._next_chunk()
+        if chunk is None:
+            raise self._fail("message truncated inside a part (no closing boundary)")
+        rest = self._buf[self._pos :]
+        if (
+            rest
+            and (
+                len(chunk) < len(self._delim)  # too short to rule out a delimiter in ``rest``
+                or (rest + chunk[: len(self._delim)]).find(self._delim) >= 0
+            )
+        ):
+            self._set(rest + chunk, 0)
+            return None
+        self._set(chunk, 0)
+        return rest or None
+
+    def body(self) -> Iterator[bytes | memoryview]:
         """Yield a part's body up to (not including) the next delimiter."""
         keep = len(self._delim) - 1
         while True:
             found = self._buf.find(self._delim, self._pos)
             if found >= 0:
                 if found > self._pos:
-                    yield self._buf[self._pos : found]
+                    yield self._view[self._pos : found]
                 self._pos = found + len(self._delim)
                 return
             if self._unread() > keep:
                 cut = len(self._buf) - keep
-                yield self._buf[self._pos : cut]
+                yield self._view[self._pos : cut]
                 self._pos = cut
-            if not self._more():
-                raise self._fail("message truncated inside a part (no closing boundary)")
+            rest = self._refill_body()
+            if rest is not None:
+                yield rest
 
     def parts(self) -> Iterator[Part]:
         if not self._find_delimiter():

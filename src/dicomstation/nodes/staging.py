@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import os
 import queue
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 __all__ = ["StagedFile", "StagingWriter"]
+
+
+_CREATE = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
 
 
 class _Op(enum.Enum):
@@ -35,10 +40,10 @@ class StagedFile:
     def __init__(self, writer: StagingWriter, path: Path) -> None:
         self.path = path
         self._writer = writer
-        self.handle: BinaryIO | None = None
+        self.handle: int | None = None  # an OS file descriptor (no buffering layer)
         self.done = threading.Event()  # set once closed (or discarded) by the writer
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Queue a chunk (blocks while the queue is full)."""
         self._writer._put(_Op.DATA, self, chunk)
 
@@ -75,21 +80,29 @@ class StagingWriter:
     def __init__(self, folder: Path, on_complete: Callable[[Path], None], depth: int = 16) -> None:
         self.folder = folder
         self._on_complete = on_complete
-        self._queue: queue.Queue[tuple[_Op, StagedFile | None, bytes]] = queue.Queue(depth)
+        self._queue: queue.Queue[tuple[_Op, StagedFile | None, bytes | memoryview]] = queue.Queue(
+            depth
+        )
+        # one random prefix per writer and a counter: unique names without a uuid4
+        # (an urandom read) per file
+        self._prefix = uuid.uuid4().hex[:12]
+        self._names = itertools.count()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="staging-writer", daemon=True)
         self._thread.start()
 
     def new_file(self) -> StagedFile:
         """A new staged file (created on the writer thread with its first chunk)."""
-        return StagedFile(self, self.folder / f"{uuid.uuid4().hex}.part")
+        return StagedFile(self, self.folder / f"{self._prefix}-{next(self._names)}.part")
 
     def check(self) -> None:
         """Raise the writer thread's error, if any."""
         if self._error is not None:
             raise self._error
 
-    def _put(self, op: _Op, item: StagedFile | None, data: bytes, *, check: bool = True) -> None:
+    def _put(
+        self, op: _Op, item: StagedFile | None, data: bytes | memoryview, *, check: bool = True
+    ) -> None:
         if check:
             self.check()
         self._queue.put((op, item, data))
@@ -117,13 +130,17 @@ class StagingWriter:
                     item.done.set()
                 self._queue.task_done()
 
-    def _apply(self, op: _Op, item: StagedFile, data: bytes) -> None:
+    def _apply(self, op: _Op, item: StagedFile, data: bytes | memoryview) -> None:
+        # os.open/os.write rather than open(): no buffer copy, and 3 fewer system
+        # calls per file (fstat, ioctl, lseek) than a BufferedWriter's setup.
         if item.handle is None:
-            item.handle = open(item.path, "xb")  # noqa: SIM115 - closed by CLOSE/ABORT
+            item.handle = os.open(item.path, _CREATE, 0o666)
         if op is _Op.DATA:
-            item.handle.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(item.handle, view) :]
             return
-        item.handle.close()
+        os.close(item.handle)
         item.handle = None
         self._on_complete(item.path)
 
@@ -131,7 +148,7 @@ class StagingWriter:
     def _discard(item: StagedFile) -> None:
         if item.handle is not None:
             with contextlib.suppress(OSError):
-                item.handle.close()
+                os.close(item.handle)
             item.handle = None
         with contextlib.suppress(OSError):
             os.unlink(item.path)

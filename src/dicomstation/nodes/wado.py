@@ -295,7 +295,7 @@ class WadoFetcher:
         size = 0
         head = b""
         try:
-            for chunk in part.chunks():
+            for chunk in part.views():  # no copy: the writer thread writes the views
                 check_cancel(self.cancel, "fetch")
                 staged.write(chunk)
                 size += len(chunk)
