@@ -19,6 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -239,6 +240,47 @@ def _larger_reads() -> None:
         return
     if getattr(HTTP11Connection, "READ_NUM_BYTES", _READ_BYTES) < _READ_BYTES:
         HTTP11Connection.READ_NUM_BYTES = _READ_BYTES
+    _fewer_body_copies()
+
+
+def _extract_at_most(self: Any, count: int) -> bytearray | None:
+    """h11's ``ReceiveBuffer.maybe_extract_at_most``, without copying a whole buffer.
+
+    h11 0.14-0.16 slices the buffer twice (``_data[:count]`` to test for data,
+    then again in ``_extract``), i.e. copies every body byte twice. When the
+    whole buffer is taken (the usual case for a large body), handing over the
+    bytearray itself and starting a new one gives the same result with no copy.
+    """
+    data: bytearray = self._data
+    if not data:
+        return None
+    if count < len(data):
+        out: bytearray = self._extract(count)
+        return out
+    self._data = bytearray()
+    self._next_line_search = 0
+    self._multiple_lines_search = 0
+    return data
+
+
+def _fewer_body_copies() -> None:
+    """Install :func:`_extract_at_most` on h11 versions whose buffer it matches.
+
+    Checked against h11's source (0.14 to 0.16: ``_data`` bytearray, ``_extract``,
+    the two search offsets); any other version keeps its own method.
+    """
+    try:
+        import h11
+        from h11._receivebuffer import ReceiveBuffer
+    except ImportError:  # pragma: no cover - another h11 layout
+        return
+    version = getattr(h11, "__version__", "")
+    probe = ReceiveBuffer()
+    known = all(
+        hasattr(probe, name) for name in ("_data", "_next_line_search", "_multiple_lines_search")
+    ) and hasattr(ReceiveBuffer, "_extract")
+    if version.startswith(("0.14.", "0.15.", "0.16.")) and known:
+        ReceiveBuffer.maybe_extract_at_most = _extract_at_most  # type: ignore[method-assign]
 
 
 def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client:

@@ -165,15 +165,24 @@ class Database:
         )
 
     def add_files(
-        self, paths: Iterable[PathLike], *, move: bool = True, progress: Progress | None = None
+        self,
+        paths: Iterable[PathLike],
+        *,
+        move: bool = True,
+        progress: Progress | None = None,
+        heads: Mapping[str, bytes] | None = None,
     ) -> TransferReport:
         """Index complete files written by dicomstation (fetched, received, exported).
 
         With ``move=True`` the database takes the files over: they are moved into
         the store, and duplicates (SOP Instance UID already present) are deleted.
+        ``heads`` may give the first bytes of files (``os.fspath(path)`` -> bytes)
+        that the writer still holds, which saves reading them again; file sizes
+        still come from the disk, so a truncated file is still refused.
         """
         sources = [os.fspath(p) for p in paths]
-        return self._ingest(sources, Mode.MOVE if move else Mode.COPY, "add", progress, None, 1)
+        mode = Mode.MOVE if move else Mode.COPY
+        return self._ingest(sources, mode, "add", progress, None, 1, heads)
 
     def _ingest(
         self,
@@ -183,16 +192,19 @@ class Database:
         progress: Progress | None,
         cancel: CancelToken | None,
         workers: int | None,
+        heads: Mapping[str, bytes] | None = None,
     ) -> TransferReport:
         started = time.perf_counter()
-        staging = self.staging_dir("import")
+        # only copies are staged; moved and referenced files need no folder (and
+        # add_files runs once per small batch of a transfer: no mkdir/rmtree each time)
+        staging = self.staging_dir("import") if mode is Mode.COPY else None
         ok: list[str] = []
         skipped: list[str] = []
         failed: dict[str, str] = {}
         nbytes = 0
         try:
-            stage_dir = str(staging) if mode is Mode.COPY else None
-            for batch in scan_files(sources, stage_dir, workers):
+            stage_dir = str(staging) if staging is not None else None
+            for batch in scan_files(sources, stage_dir, workers, heads):
                 if cancel is not None and cancel.cancelled:
                     break
                 result = self._insert(batch, mode)
@@ -211,7 +223,8 @@ class Database:
                         )
                     )
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         report = TransferReport(
             operation, tuple(ok), tuple(skipped), failed, {}, nbytes, time.perf_counter() - started
         )

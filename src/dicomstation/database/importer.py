@@ -15,13 +15,13 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dicomstation.database.scanner import scan_bytes
+from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
 __all__ = ["Scanned", "expand_paths", "scan_files"]
@@ -59,15 +59,27 @@ def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return found
 
 
-def _scan_one(source: str, staging: str | None) -> Scanned:
+def _scan_file(source: str, head: bytes | None) -> tuple[int, ScanResult | None]:
+    """(size, fields); fields None for an empty file."""
+    if head:  # the caller's copy of the first bytes: only the size is read from disk
+        size = os.stat(source).st_size
+        result = scan_head(head, size, source) if size else None
+        if result is not None or not size:
+            return size, result
     # mmap: the scanner touches only the header pages and skips pixel data by offset.
+    with open(source, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return 0, None
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return size, scan_bytes(data, source)
+
+
+def _scan_one(source: str, staging: str | None, head: bytes | None = None) -> Scanned:
     try:
-        with open(source, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                return Scanned(source, None, error=f"{source}: empty file")
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                result = scan_bytes(data, source)
+        size, result = _scan_file(source, head)
+        if result is None:
+            return Scanned(source, None, error=f"{source}: empty file")
     except OSError as exc:
         return Scanned(source, None, error=f"{source}: cannot read ({exc.strerror or exc})")
     except InvalidDicomError as exc:
@@ -83,7 +95,11 @@ def _scan_one(source: str, staging: str | None) -> Scanned:
     return Scanned(source, result.fields, result.transfer_syntax, size, staged)
 
 
-def _scan_chunk(sources: list[str], staging: str | None) -> list[Scanned]:
+def _scan_chunk(
+    sources: list[str], staging: str | None, heads: Mapping[str, bytes] | None = None
+) -> list[Scanned]:
+    if heads:
+        return [_scan_one(source, staging, heads.get(source)) for source in sources]
     return [_scan_one(source, staging) for source in sources]
 
 
@@ -101,7 +117,10 @@ def _executor(workers: int) -> Executor:
 
 
 def scan_files(
-    sources: list[str], staging: str | None, workers: int | None = None
+    sources: list[str],
+    staging: str | None,
+    workers: int | None = None,
+    heads: Mapping[str, bytes] | None = None,
 ) -> Iterator[list[Scanned]]:
     """Scan ``sources`` (in parallel when many), yielding results chunk by chunk, in order.
 
@@ -113,12 +132,16 @@ def scan_files(
         Folder for staged copies, or None to only scan (import by reference).
     workers : int, optional
         Process count; default: CPU count. Small imports run in this process.
+    heads : mapping, optional
+        The first bytes of some sources (path -> bytes), as their writer still has
+        them: those are scanned from memory when the head holds every header
+        element (see :func:`~.scanner.scan_head`), sizes still come from the disk.
     """
     chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
     count = workers or os.cpu_count() or 1
     if count <= 1 or len(sources) < _PARALLEL_THRESHOLD:
         for chunk in chunks:
-            yield _scan_chunk(chunk, staging)
+            yield _scan_chunk(chunk, staging, heads)
         return
     with _executor(count) as pool:
         yield from pool.map(_scan_chunk, chunks, [staging] * len(chunks))

@@ -37,12 +37,14 @@ def _target(files: Path, fields: dict[str, object]) -> Path:
     )
 
 
-def _place(item: Scanned, files: Path, mode: Mode) -> Path:
+def _place(item: Scanned, files: Path, mode: Mode, folders: set[Path]) -> Path:
     assert item.fields is not None
     if mode is Mode.REFERENCE:
         return Path(os.path.abspath(item.source))
     target = _target(files, item.fields)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.parent not in folders:  # a series' folder is made once per batch, not per file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
     os.replace(item.staged if mode is Mode.COPY and item.staged else item.source, target)
     return target
 
@@ -139,6 +141,7 @@ def insert_batch(
     )
     placed: list[tuple[Scanned, Path]] = []
     skipped: list[str] = []
+    folders: set[Path] = set()
     try:
         for item in good:
             assert item.fields is not None
@@ -148,7 +151,7 @@ def insert_batch(
                 _discard(item, mode)
                 continue
             present.add(uid)
-            placed.append((item, _place(item, files, mode)))
+            placed.append((item, _place(item, files, mode, folders)))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for item, path in placed:

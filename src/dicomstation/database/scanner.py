@@ -27,7 +27,7 @@ from pydicom.errors import InvalidDicomError as PydicomInvalid
 
 from dicomstation.errors import InvalidDicomError
 
-__all__ = ["INDEX_FIELDS", "ScanResult", "scan_bytes"]
+__all__ = ["INDEX_FIELDS", "ScanResult", "scan_bytes", "scan_head"]
 
 Data = bytes | mmap.mmap
 
@@ -83,6 +83,10 @@ class _TruncatedError(Exception):
 
 class _NeedsPydicomError(Exception):
     pass
+
+
+class _BeyondHeadError(Exception):
+    """An index value lies past the bytes given to :func:`scan_head`."""
 
 
 def _tag(data: Data, pos: int) -> int:
@@ -141,6 +145,8 @@ def _walk(
         if pos + length > end:
             raise _TruncatedError
         if found is not None and tag in INDEX_FIELDS:
+            if pos + length > len(data):
+                raise _BeyondHeadError
             found[tag] = data[pos : pos + length]
         pos += length
     if stop_tag is not None:
@@ -163,7 +169,8 @@ def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
     return decoded.split("=")[0] if kind == "pn" else decoded
 
 
-def _fast(data: Data) -> ScanResult:
+def _fast(data: Data, size: int | None = None) -> ScanResult:
+    """Scan ``data``; ``size`` is the file size when ``data`` is only its head."""
     if data[128:132] != b"DICM":
         raise _NeedsPydicomError
     meta: dict[int, bytes] = {}
@@ -182,10 +189,10 @@ def _fast(data: Data) -> ScanResult:
         meta[tag] = data[pos : pos + length]
         pos += length
     syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii", "replace")
-    if not syntax or syntax in _SLOW_SYNTAXES or pos != meta_end:
+    if not syntax or syntax in _SLOW_SYNTAXES or pos != meta_end or meta_end > len(data):
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
-    _walk(data, meta_end, len(data), found)
+    _walk(data, meta_end, len(data) if size is None else size, found)
     charset = found.get(0x00080005, b"").rstrip(b"\x00 ").decode("ascii", "replace")
     encodings = (
         pydicom.charset.convert_encodings(charset.split("\\")) if charset else [default_encoding]
@@ -264,6 +271,35 @@ def scan_bytes(data: Data, name: str) -> ScanResult:
             if data[128:132] != b"DICM":
                 raise InvalidDicomError(name, "not a DICOM file") from None
             raise
+    return _checked(result, data, name)
+
+
+def scan_head(head: bytes, size: int, name: str) -> ScanResult | None:
+    """Index fields from the first bytes of a file, or None if they are not enough.
+
+    For files just written by the caller, which still has their first bytes in
+    memory: no second open/read/mmap. Every element is still checked against the
+    file's real ``size`` (take it from the file system, not from the writer), so a
+    truncated file is caught as with :func:`scan_bytes`; anything that would need
+    bytes past ``head`` (an element header or an index value there, a syntax the
+    fast path does not read) returns None, and the caller scans the whole file.
+
+    Raises
+    ------
+    InvalidDicomError
+        As :func:`scan_bytes`, for a file the head shows to be invalid.
+    """
+    if size < len(head) or size <= 0:
+        return None
+    try:
+        result = _fast(head, size)
+    except (_TruncatedError, _NeedsPydicomError, _BeyondHeadError, struct.error, IndexError):
+        return None  # the whole-file scan decides (and names the problem)
+    return _checked(result, head, name)
+
+
+def _checked(result: ScanResult, data: Data, name: str) -> ScanResult:
+    """Require the identifying UIDs (safe as file names) of a scanned file."""
     missing = [k for k in _REQUIRED if not result.fields.get(k)]
     if missing and data[128:132] != b"DICM" and len(missing) == len(_REQUIRED):
         raise InvalidDicomError(name, "not a DICOM file")

@@ -56,6 +56,10 @@ _REFUSED = frozenset({400, 406, 415})
 #: seconds the indexer waits to gather more files into one database transaction
 INDEX_LINGER = 0.02
 
+#: bytes kept from the start of each instance: the indexer scans its header from
+#: them instead of reading the file again (pixel data is checked against the file size)
+_HEAD_BYTES = 16384
+
 #: lists the SOP Instance UIDs of a series on the server (for resuming a series)
 Lister = Callable[[str, str], tuple[str, ...]]
 
@@ -183,6 +187,7 @@ class WadoFetcher:
         self.cancel = cancel
         self.lister = lister
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
+        self._heads: dict[str, bytes] = {}  # staged file -> its first bytes (for the indexer)
         self.staging = db.staging_dir("wado")
         # Writing and indexing run on their own threads, overlapping the downloads.
         self._committer: SerialWorker[Path] = SerialWorker(
@@ -299,8 +304,8 @@ class WadoFetcher:
                 check_cancel(self.cancel, "fetch")
                 staged.write(chunk)
                 size += len(chunk)
-                if len(head) < 4096:
-                    head += chunk[:4096]
+                if len(head) < _HEAD_BYTES:
+                    head += chunk[:_HEAD_BYTES]
                 self.tracker.add_bytes(len(chunk))
             declared = part.headers.get("content-length", "")
             if declared.isdigit() and int(declared) != size:
@@ -317,6 +322,7 @@ class WadoFetcher:
             staged.abort()
             raise
         self._uids[str(staged.path)] = sop_uid_from_head(head)
+        self._heads[str(staged.path)] = head
         staged.close()
         return staged
 
@@ -324,7 +330,8 @@ class WadoFetcher:
         if not paths:
             return
         uids = {str(p): self._uids.pop(str(p), "") or _sop_uid(p) for p in paths}
-        report = self.db.add_files(paths, move=True)
+        heads = {str(p): self._heads.pop(str(p), b"") for p in paths}
+        report = self.db.add_files(paths, move=True, heads=heads)
         self.tracker.succeed(uids.get(p, p) for p in report.succeeded)
         if report.skipped:
             self.tracker.skip((uids.get(p, p) for p in report.skipped), "already present")
@@ -334,5 +341,5 @@ class WadoFetcher:
                 f"{self.server} sent an invalid "
                 "instance: " + reason.replace(source, "").strip(": "),
             )
-        for path in paths:
-            path.unlink(missing_ok=True)
+        for source in report.failed:  # moved or (duplicates) deleted by add_files otherwise
+            Path(source).unlink(missing_ok=True)
