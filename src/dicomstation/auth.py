@@ -243,14 +243,60 @@ def _larger_reads() -> None:
     _fewer_body_copies()
 
 
-def _extract_at_most(self: Any, count: int) -> bytearray | None:
-    """h11's ``ReceiveBuffer.maybe_extract_at_most``, without copying a whole buffer.
+# -- fewer copies of received bytes in h11 (see _fewer_body_copies) ----------------------
+_PENDING = "_dicomstation_pending"  # a whole received ``bytes`` object, not copied yet
+_H11_METHODS = frozenset(
+    {
+        "__init__",
+        "__iadd__",
+        "__bool__",
+        "__len__",
+        "__bytes__",
+        "_extract",
+        "maybe_extract_at_most",
+        "maybe_extract_next_line",
+        "maybe_extract_lines",
+        "is_next_line_obviously_invalid_request_line",
+    }
+)
 
-    h11 0.14-0.16 slices the buffer twice (``_data[:count]`` to test for data,
-    then again in ``_extract``), i.e. copies every body byte twice. When the
-    whole buffer is taken (the usual case for a large body), handing over the
-    bytearray itself and starting a new one gives the same result with no copy.
+
+def _materialize(buf: Any) -> None:
+    """Append an adopted ``bytes`` object to the buffer proper (what h11 does at once)."""
+    pending = buf.__dict__.pop(_PENDING, None)
+    if pending is not None:
+        buf._data += pending
+
+
+def _iadd(self: Any, data: bytes | bytearray) -> Any:
+    if type(data) is bytes and not self._data and _PENDING not in self.__dict__:
+        self.__dict__[_PENDING] = data  # adopted: an immutable object needs no copy
+    else:
+        _materialize(self)
+        self._data += data
+    return self
+
+
+def _len(self: Any) -> int:
+    pending = self.__dict__.get(_PENDING)
+    return len(self._data) + (0 if pending is None else len(pending))
+
+
+def _extract_at_most(self: Any, count: int) -> bytes | bytearray | None:
+    """h11's ``maybe_extract_at_most``, handing whole buffers over instead of copying.
+
+    h11 0.14-0.16 copies each received read into its bytearray, then slices it
+    twice (``_data[:count]`` to test for data, again in ``_extract``), and
+    httpcore copies the result into ``bytes``: four copies of every body byte.
+    A read adopted whole by :func:`_iadd` is returned as is (``bytes(x)`` of a
+    ``bytes`` is free), and a whole bytearray is handed over, not sliced.
     """
+    pending: bytes | None = self.__dict__.get(_PENDING)
+    if pending is not None and count >= len(pending):  # _data is empty meanwhile
+        del self.__dict__[_PENDING]
+        self._next_line_search = self._multiple_lines_search = 0
+        return pending
+    _materialize(self)
     data: bytearray = self._data
     if not data:
         return None
@@ -258,29 +304,56 @@ def _extract_at_most(self: Any, count: int) -> bytearray | None:
         out: bytearray = self._extract(count)
         return out
     self._data = bytearray()
-    self._next_line_search = 0
-    self._multiple_lines_search = 0
+    self._next_line_search = self._multiple_lines_search = 0
     return data
 
 
-def _fewer_body_copies() -> None:
-    """Install :func:`_extract_at_most` on h11 versions whose buffer it matches.
+def _materializing(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any) -> Any:
+        _materialize(self)
+        return method(self, *args)
 
-    Checked against h11's source (0.14 to 0.16: ``_data`` bytearray, ``_extract``,
-    the two search offsets); any other version keeps its own method.
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+def _fewer_body_copies() -> None:
+    """Let h11's receive buffer pass large reads through without copying them.
+
+    Installed only on h11 0.14-0.16 whose ``ReceiveBuffer`` has exactly the
+    methods this was checked against (any other version keeps its own code):
+    ``__iadd__`` adopts a ``bytes`` read while the buffer is empty, every method
+    that parses the buffer (lines, headers, chunk sizes) first appends it as h11
+    would have, and ``maybe_extract_at_most`` (bodies) returns it untouched.
     """
     try:
         import h11
         from h11._receivebuffer import ReceiveBuffer
     except ImportError:  # pragma: no cover - another h11 layout
         return
-    version = getattr(h11, "__version__", "")
+    if getattr(ReceiveBuffer, "_dicomstation_patched", False):
+        return
+    methods = {name for name, value in vars(ReceiveBuffer).items() if callable(value)}
     probe = ReceiveBuffer()
-    known = all(
-        hasattr(probe, name) for name in ("_data", "_next_line_search", "_multiple_lines_search")
-    ) and hasattr(ReceiveBuffer, "_extract")
-    if version.startswith(("0.14.", "0.15.", "0.16.")) and known:
-        ReceiveBuffer.maybe_extract_at_most = _extract_at_most  # type: ignore[method-assign]
+    fields = ("_data", "_next_line_search", "_multiple_lines_search")
+    known = (
+        getattr(h11, "__version__", "").startswith(("0.14.", "0.15.", "0.16."))
+        and methods == _H11_METHODS
+        and hasattr(probe, "__dict__")
+        and all(hasattr(probe, name) for name in fields)
+        and isinstance(probe._data, bytearray)
+    )
+    if not known:  # pragma: no cover - checked on the pinned h11
+        return
+    for name in ("__bytes__", "_extract", "maybe_extract_next_line", "maybe_extract_lines"):
+        setattr(ReceiveBuffer, name, _materializing(getattr(ReceiveBuffer, name)))
+    name = "is_next_line_obviously_invalid_request_line"
+    setattr(ReceiveBuffer, name, _materializing(getattr(ReceiveBuffer, name)))
+    ReceiveBuffer.__iadd__ = _iadd  # type: ignore[method-assign]
+    ReceiveBuffer.__len__ = _len  # type: ignore[method-assign]
+    ReceiveBuffer.maybe_extract_at_most = _extract_at_most  # type: ignore[method-assign,assignment]
+    ReceiveBuffer._dicomstation_patched = True  # type: ignore[attr-defined]
 
 
 def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client:
