@@ -3,8 +3,10 @@
 File creation and writes (kernel copies into the page cache) cost about as much
 CPU as receiving the bytes; doing them on their own thread lets them overlap
 with the network reads (both release the GIL). The queue is bounded, so memory
-stays at ``depth`` chunks whatever the transfer size, and a slow disk slows the
-download instead of filling memory.
+stays at ``depth`` groups of about 1 MiB whatever the transfer size, and a slow
+disk slows the download instead of filling memory. Pieces may be memoryviews of
+the received chunks (no copy); they are written with ``writev`` on a raw file
+descriptor.
 """
 
 from __future__ import annotations
