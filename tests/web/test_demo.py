@@ -35,3 +35,39 @@ def test_headless_demo_as_a_command_leaves_nothing_running() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "40 instances" in completed.stdout
+
+
+def test_interactive_demo_serves_and_cleans_up_on_sigterm() -> None:
+    import re
+    import signal
+    from pathlib import Path
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomstation.cli.main", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("open http"):
+                break
+        text = "".join(lines)
+        url = re.search(r"open (http://127\.0\.0\.1:\d+)/", text)
+        folder = re.search(r"local database (\S+)/database", text)
+        assert url and folder, text
+        page = httpx.get(url.group(1) + "/", timeout=10)
+        assert page.status_code == 200 and "dicomstation" in page.text
+        assert Path(folder.group(1)).exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not Path(folder.group(1)).exists(), "the demo's temporary folder is removed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

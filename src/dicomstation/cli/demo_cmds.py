@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import webbrowser
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -40,6 +42,11 @@ def demo(
         console.print(f"open {env.url}/ in a browser; press Ctrl+C to stop", highlight=False)
         if open_browser:
             webbrowser.open(f"{env.url}/")
+
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt  # SIGTERM (kill, make's timeout) also cleans up
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
