@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers used by tests and benchmarks (Debian packages).
-APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc libc6-dev curl
 PYTEST_ARGS ?=
 
 .PHONY: demo test venv system-deps lint typecheck bench clean
