@@ -101,6 +101,9 @@ def test_cli_db_import_ls_show_rm(env: Path) -> None:
     assert series[0]["00201209"]["Value"] == [3]
     shown = json.loads(runner.invoke(app, ["db", "show", series[0]["0020000E"]["Value"][0]]).output)
     assert len(shown) == 3
+    sop_uid = shown[1]["00080018"]["Value"][0]
+    (one,) = json.loads(runner.invoke(app, ["db", "show", sop_uid]).output)
+    assert one["00080018"]["Value"] == [sop_uid]
     assert runner.invoke(app, ["db", "rm", study_uid]).exit_code == 0
     gone = runner.invoke(app, ["db", "show", study_uid])
     assert gone.exit_code == 1 and study_uid in gone.output

@@ -93,21 +93,7 @@ def db_ls(
 def db_show(uid: str, db: DbOption = None) -> None:
     """Show the cached DICOM JSON header(s) of a study, series or instance."""
     with open_database(db) as database:
-        level = database.level_of(uid)
-        if level is Level.STUDY:
-            headers = database.metadata(uid)
-        elif level is Level.SERIES:
-            ref = database.find(Query(Level.SERIES, {"SeriesInstanceUID": uid}))[0]
-            headers = database.metadata(ref.json["0020000D"]["Value"][0], uid)
-        else:
-            ref = database.find(Query(Level.IMAGE, {"SOPInstanceUID": uid}))[0]
-            study_uid = ref.json["0020000D"]["Value"][0]
-            series_uid = ref.json["0020000E"]["Value"][0]
-            headers = [
-                h
-                for h in database.metadata(study_uid, series_uid)
-                if h.get("00080018", {}).get("Value", [""])[0] == uid
-            ]
+        headers = database.headers_of(uid)
     print_json(headers)
 
 

@@ -42,6 +42,9 @@ PathLike = str | os.PathLike[str]
 Progress = Callable[[ProgressEvent], None]
 
 
+_UID_COLUMN = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid", Level.IMAGE: "i.sop_uid"}
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -346,10 +349,18 @@ class Database:
 
         Headers are made from the files on first request and cached in the index.
         """
-        from dicomstation.database.headers import load_headers
-
         where = "se.study_uid = ?" + (" AND se.series_uid = ?" if series_uid else "")
         params = (study_uid, series_uid) if series_uid else (study_uid,)
+        return self._headers(where, params, series_uid or study_uid)
+
+    def headers_of(self, uid: str) -> list[Mapping[str, Any]]:
+        """Cached DICOM JSON headers of a study, series or single instance UID."""
+        column = _UID_COLUMN[self.level_of(uid)]
+        return self._headers(f"{column} = ?", (uid,), uid)
+
+    def _headers(self, where: str, params: Sequence[object], uid: str) -> list[Mapping[str, Any]]:
+        from dicomstation.database.headers import load_headers
+
         with self._lock:
             rows = self._conn.execute(
                 "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
@@ -358,7 +369,7 @@ class Database:
                 params,
             ).fetchall()
         if not rows:
-            raise NotFoundError(f"{series_uid or study_uid} is not in the database {self.root}")
+            raise NotFoundError(f"{uid} is not in the database {self.root}")
         headers, fresh = load_headers(rows)
         if fresh:
             with self._lock:
@@ -374,11 +385,7 @@ class Database:
         Returns the number of instances removed.
         """
         level = self.level_of(uid)
-        column = {
-            Level.STUDY: "se.study_uid",
-            Level.SERIES: "se.series_uid",
-            Level.IMAGE: "i.sop_uid",
-        }[level]
+        column = _UID_COLUMN[level]
         from dicomstation.database.ingest import delete_rows
 
         with self._lock:
