@@ -27,7 +27,7 @@ from pydicom.errors import InvalidDicomError as PydicomInvalid
 
 from dicomstation.errors import InvalidDicomError
 
-__all__ = ["INDEX_FIELDS", "ScanResult", "scan_bytes", "scan_head"]
+__all__ = ["INDEX_FIELDS", "ScanResult", "read_file_meta", "scan_bytes", "scan_head"]
 
 Data = bytes | mmap.mmap
 
@@ -169,17 +169,20 @@ def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
     return decoded.split("=")[0] if kind == "pn" else decoded
 
 
-def _fast(data: Data, size: int | None = None) -> ScanResult:
-    """Scan ``data``; ``size`` is the file size when ``data`` is only its head."""
-    if data[128:132] != b"DICM":
-        raise _NeedsPydicomError
+def read_file_meta(data: Data) -> tuple[dict[int, bytes], int] | None:
+    """The file meta elements (tag -> raw value) and the offset where the data set starts.
+
+    None when ``data`` has no Part 10 preamble and group length, or does not hold the
+    whole meta group. Shared by the scanner and by fetchers that hold a file's head.
+    """
+    if len(data) < 144 or data[128:132] != b"DICM" or _tag(data, 132) != 0x00020000:
+        return None
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    if meta_end > len(data):
+        return None
     meta: dict[int, bytes] = {}
-    group_length = _tag(data, 132) == 0x00020000 and struct.unpack_from("<I", data, 140)[0]
-    if not group_length:
-        raise _NeedsPydicomError
-    meta_end = 144 + group_length
     pos = 132
-    while pos < meta_end:
+    while pos + 8 <= meta_end:
         tag = _tag(data, pos)
         vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
@@ -188,8 +191,17 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
             length, pos = struct.unpack_from("<H", data, pos + 6)[0], pos + 8
         meta[tag] = data[pos : pos + length]
         pos += length
+    return (meta, meta_end) if pos == meta_end else None
+
+
+def _fast(data: Data, size: int | None = None) -> ScanResult:
+    """Scan ``data``; ``size`` is the file size when ``data`` is only its head."""
+    found_meta = read_file_meta(data)
+    if found_meta is None:
+        raise _NeedsPydicomError
+    meta, meta_end = found_meta
     syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii", "replace")
-    if not syntax or syntax in _SLOW_SYNTAXES or pos != meta_end or meta_end > len(data):
+    if not syntax or syntax in _SLOW_SYNTAXES:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data) if size is None else size, found)

@@ -22,6 +22,7 @@ import httpx
 from pydicom.errors import InvalidDicomError as PydicomInvalid
 from pydicom.filereader import read_file_meta_info
 
+from dicomstation.database.scanner import read_file_meta
 from dicomstation.errors import (
     AuthenticationError,
     CancelledError,
@@ -128,30 +129,14 @@ def read_parts(
     return iter_parts(response.iter_bytes(), boundary, server=server, operation=operation, uid=uid)
 
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
-
-
 def sop_uid_from_head(head: bytes) -> str:
     """MediaStorageSOPInstanceUID from the first bytes of a Part 10 file ('' if absent).
 
-    A few lines instead of pydicom's ``read_file_meta_info`` because it runs on
-    every fetched instance, on bytes already in memory (no second open/read).
+    Runs on every fetched instance, on bytes already in memory (no second open/read).
     """
-    if head[128:132] != b"DICM":
-        return ""
-    pos = 132
-    while pos + 8 <= len(head) and head[pos : pos + 2] == b"\x02\x00":
-        element = int.from_bytes(head[pos + 2 : pos + 4], "little")
-        vr = head[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            length, start = int.from_bytes(head[pos + 8 : pos + 12], "little"), pos + 12
-        else:
-            length, start = int.from_bytes(head[pos + 6 : pos + 8], "little"), pos + 8
-        if element == 3:
-            value = head[start : start + length]
-            return value.rstrip(b"\x00 ").decode("ascii", "replace") if len(value) == length else ""
-        pos = start + length
-    return ""
+    found = read_file_meta(head)
+    value = found[0].get(0x00020003, b"") if found else b""
+    return value.rstrip(b"\x00 ").decode("ascii", "replace")
 
 
 def _sop_uid(path: Path) -> str:
