@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret, ServerConfig
 from dicomstation.database import Database
-from dicomstation.errors import ConfigError
 from dicomstation.models import Level, ProgressEvent, Query, TransferReport
 from dicomstation.nodes import DicomNode, open_node
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.local import LocalNode
 from dicomstation.settings import Settings
+from dicomstation.web import servers
 from dicomstation.web.jobs import Job, JobRegistry
+from dicomstation.web.servers import LOCAL, public_server
 from dicomstation.web.viewer import Viewer
 
 __all__ = ["LOCAL", "Workstation", "public_server", "ref_json"]
-
-LOCAL = "local"
-_SECRETS = ("password", "token", "client_secret")
 
 
 def ref_json(ref: Any) -> dict[str, Any]:
@@ -37,70 +34,6 @@ def ref_json(ref: Any) -> dict[str, Any]:
     data = {k: v for k, v in asdict(ref).items() if k != "json"}
     data["level"] = type(ref).__name__.removesuffix("Ref").lower()
     return data
-
-
-def _state(secret: Secret) -> str:
-    return "set" if secret else "not set"
-
-
-def public_server(server: ServerConfig) -> dict[str, Any]:
-    """A server's settings for the browser: secrets only as "set" / "not set"."""
-    if isinstance(server, DimseServer):
-        return {
-            "name": server.name,
-            "protocol": "dimse",
-            "ae_title": server.ae_title,
-            "host": server.host,
-            "port": server.port,
-            "calling_ae": server.calling_ae,
-        }
-    creds = server.credentials
-    return {
-        "name": server.name,
-        "protocol": "dicomweb",
-        "url": server.url,
-        "verify_tls": server.verify_tls,
-        "username": creds.username,
-        "password": _state(creds.password),
-        "token": _state(creds.token),
-        "client_secret": _state(creds.client_secret),
-    }
-
-
-def _merge_credentials(old: Credentials, body: Mapping[str, Any]) -> Credentials:
-    """New credentials from a form: empty secret fields keep the stored secret."""
-    clear = set(body.get("clear", ()))
-    values: dict[str, Any] = {"username": str(body.get("username", old.username))}
-    for key in _SECRETS:
-        text = str(body.get(key) or "")
-        values[key] = Secret("") if key in clear else Secret(text) if text else getattr(old, key)
-    return replace(old, **values)
-
-
-def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | None) -> ServerConfig:
-    """Build a server configuration from the settings form (ConfigError when incomplete)."""
-    protocol = body.get("protocol", "dicomweb")
-    try:
-        if protocol == "dimse":
-            return DimseServer(
-                name=name,
-                ae_title=str(body["ae_title"]),
-                host=str(body["host"]),
-                port=int(body["port"]),
-                calling_ae=str(body.get("calling_ae") or "DICOMSTATION"),
-            )
-        url = str(body["url"]).rstrip("/")
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"server {name!r}: missing or bad field {exc}") from None
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"server {name!r}: the URL must start with http:// or https://")
-    creds = old.credentials if isinstance(old, DicomWebServer) else Credentials()
-    return DicomWebServer(
-        name=name,
-        url=url,
-        credentials=_merge_credentials(creds, body),
-        verify_tls=bool(body.get("verify_tls", True)),
-    )
 
 
 @dataclass
@@ -122,39 +55,24 @@ class Workstation:
 
     def servers(self) -> list[dict[str, Any]]:
         """Every configured server (secrets masked), plus the local database."""
-        settings = self.settings()
-        listed = [public_server(settings.server(n)) for n in sorted(settings.servers)]
-        return [{"name": LOCAL, "protocol": "local", "url": str(self.db.root)}, *listed]
+        local = {"name": LOCAL, "protocol": "local", "url": str(self.db.root)}
+        return [local, *servers.list_servers(self.settings_path)]
 
     def save_server(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Add or change a server; secrets left empty in the form are kept."""
-        if not name or name == LOCAL or "/" in name:
-            raise ConfigError(f"invalid server name {name!r}")
-        settings = self.settings()
-        server = server_from_form(name, body, settings.servers.get(name))
-        settings.with_server(server).save(self.settings_path)
-        return public_server(server)
+        """Add or change a server (see :func:`dicomstation.web.servers.save_server`)."""
+        return servers.save_server(self.settings_path, name, body)
 
     def delete_server(self, name: str) -> None:
         """Forget a server."""
-        self.settings().without_server(name).save(self.settings_path)
+        servers.delete_server(self.settings_path, name)
 
     def auth(self) -> dict[str, str]:
         """Global DICOMweb credentials, masked."""
-        creds = self.settings().credentials
-        return {
-            "username": creds.username,
-            "password": _state(creds.password),
-            "token": _state(creds.token),
-        }
+        return servers.auth_state(self.settings_path)
 
     def save_auth(self, body: Mapping[str, Any]) -> dict[str, str]:
-        """Change the global credentials (empty secrets kept)."""
-        settings = self.settings()
-        settings.with_credentials(_merge_credentials(settings.credentials, body)).save(
-            self.settings_path
-        )
-        return self.auth()
+        """Change the global credentials (see :func:`dicomstation.web.servers.save_auth`)."""
+        return servers.save_auth(self.settings_path, body)
 
     # -- browse ------------------------------------------------------------------------
     @contextlib.contextmanager
