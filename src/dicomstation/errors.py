@@ -10,6 +10,7 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
     ├── InvalidDicomError           a file that is not (complete) DICOM; names the file
     ├── NotFoundError               a UID that is not in the database or on the server
     ├── DatabaseError               the local database cannot do what was asked
+    │   └── DiskFullError           no space left (ENOSPC, SQLITE_FULL); nothing half-written
     ├── NodeError                   a remote server failed; names server, operation, UID
     │   ├── ConnectionFailedError   refused, reset, dropped mid-transfer, timed out
     │   ├── AuthenticationError     401/403, association rejected for the calling AE
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectionFailedError",
     "DatabaseError",
     "DicomStationError",
+    "DiskFullError",
     "ExportError",
     "GeometryWarning",
     "InvalidDicomError",
@@ -79,6 +81,10 @@ class NotFoundError(DicomStationError):
 
 class DatabaseError(DicomStationError):
     """The local database cannot complete an operation."""
+
+
+class DiskFullError(DatabaseError):
+    """The disk (or quota) holding the database is full; the operation was undone."""
 
 
 class NodeError(DicomStationError):

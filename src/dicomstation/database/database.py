@@ -4,16 +4,20 @@ Layout of a database folder::
 
     index.sqlite                     the index (WAL mode, schema in schema.py)
     files/<study>/<series>/<sop>.dcm instances owned by the database
-    incoming/                        staging area; emptied on open (crash leftovers)
+    incoming/                        staging area; leftovers of dead processes are
+                                     indexed (complete) or removed on open (leftovers.py)
 
+Folders are created with mode 0700 and files 0600, whatever the umask.
 Every instance is indexed atomically: its file is complete and in place before
 its row is committed, and a failed commit removes (or gives back) the file, so
-neither a crash nor a bad file leaves a half-indexed instance.
+neither a crash nor a bad file leaves a half-indexed instance. Any number of
+processes may use one database at once (ingest.py explains how).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sqlite3
@@ -26,11 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.importer import Scanned, expand_paths, scan_files
-from dicomstation.database.ingest import Mode, insert_batch
+from dicomstation.database.ingest import Mode, delete_rows, insert_batch
+from dicomstation.database.journal import Journal
+from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
+from dicomstation.database.private import database_error, make_private_dirs
 from dicomstation.database.records import LEVEL_SQL, row_to_ref
-from dicomstation.database.schema import migrate
-from dicomstation.errors import DatabaseError, NotFoundError
+from dicomstation.database.schema import connect
+from dicomstation.errors import NotFoundError
 from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
 
 if TYPE_CHECKING:
@@ -45,29 +52,6 @@ Progress = Callable[[ProgressEvent], None]
 _UID_COLUMN = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid", Level.IMAGE: "i.sop_uid"}
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sweep_staging(incoming: Path) -> None:
-    """Remove staging leftovers of processes that no longer run."""
-    for entry in incoming.iterdir():
-        parts = entry.name.split(".")
-        owner = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-        if owner is not None and _process_alive(owner):
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-
-
 class Database:
     """A local DICOM database in one folder. Thread-safe; use :meth:`open` or :meth:`temporary`."""
 
@@ -76,33 +60,31 @@ class Database:
         self.temporary_db = temporary
         self._conn = conn
         self._lock = threading.RLock()
+        self._journal = Journal(root / "incoming")
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
     def open(cls, path: PathLike) -> Database:
         """Open (creating if needed) the database in folder ``path``.
 
+        Leftovers of dead processes in ``incoming/`` are settled first: complete
+        received files are indexed, partial ones removed, interrupted writes undone.
+
         Raises
         ------
         DatabaseError
-            If the folder or index cannot be opened.
+            If the folder or index cannot be opened (DiskFullError if the disk is full).
         """
         root = Path(path).expanduser().resolve()
         try:
-            (root / "files").mkdir(parents=True, exist_ok=True)
-            (root / "incoming").mkdir(exist_ok=True)
-            _sweep_staging(root / "incoming")
-            conn = sqlite3.connect(
-                root / "index.sqlite", check_same_thread=False, isolation_level=None, timeout=30
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn, str(root))
+            make_private_dirs(root / "files")
+            make_private_dirs(root / "incoming")
+            conn = connect(root / "index.sqlite")
         except (OSError, sqlite3.Error) as exc:
-            raise DatabaseError(f"cannot open database {root}: {exc}") from exc
-        return cls(root, conn)
+            raise database_error(exc, "cannot open database", root) from exc
+        db = cls(root, conn)
+        sweep(root / "incoming", conn, db._lock, lambda files: db.add_files(files, move=True))
+        return db
 
     @classmethod
     @contextlib.contextmanager
@@ -237,7 +219,7 @@ class Database:
 
     def _insert(self, batch: list[Scanned], mode: Mode) -> TransferReport:
         with self._lock:
-            return insert_batch(self._conn, self.root / "files", batch, mode)
+            return insert_batch(self._conn, self.root / "files", batch, mode, self._journal)
 
     def staging_dir(self, purpose: str) -> Path:
         """A new folder under ``incoming/`` for files being received or copied.
@@ -248,7 +230,12 @@ class Database:
         never those of a running listener or fetch.
         """
         folder = self.root / "incoming" / f"{purpose}.{os.getpid()}.{uuid.uuid4().hex}"
-        folder.mkdir(parents=True)
+        try:
+            make_private_dirs(folder)
+        except OSError as exc:
+            raise database_error(
+                exc, f"cannot make staging folder {folder.name}", self.root
+            ) from exc
         return folder
 
     # -- queries -------------------------------------------------------------------
@@ -386,17 +373,12 @@ class Database:
         """
         level = self.level_of(uid)
         column = _UID_COLUMN[level]
-        from dicomstation.database.ingest import delete_rows
-
-        with self._lock:
-            count, owned = delete_rows(self._conn, level, column, uid)
-        for path in owned:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()
-                path.parent.parent.rmdir()
-        return count
+        trash = functools.partial(self.staging_dir, "delete")
+        try:
+            with self._lock:
+                return delete_rows(self._conn, level, column, uid, trash, self._journal)
+        except (OSError, sqlite3.Error) as exc:
+            raise database_error(exc, f"cannot delete {uid}", self.root) from exc
 
     def load(self, series_uid: str) -> Any:
         """Load a series as a volume (see :func:`dicomstation.volumes.load_series`)."""

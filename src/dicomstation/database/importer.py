@@ -12,7 +12,6 @@ import contextlib
 import mmap
 import multiprocessing
 import os
-import shutil
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dicomstation.database.private import copy_private, is_disk_full
 from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
@@ -32,7 +32,10 @@ _CHUNK = 32
 
 @dataclass(frozen=True)
 class Scanned:
-    """One file's outcome: fields on success, else ``error`` names what was wrong."""
+    """One file's outcome: fields when parsed, ``error`` names what went wrong.
+
+    ``fields`` with an ``error`` means the file was parsed but could not be staged.
+    """
 
     source: str
     fields: dict[str, Any] | None
@@ -88,10 +91,13 @@ def _scan_one(source: str, staging: str | None, head: bytes | None = None) -> Sc
     if staging is not None:
         staged = os.path.join(staging, f"{uuid.uuid4().hex}.part")
         try:
-            shutil.copyfile(source, staged)  # kernel-side copy (copy_file_range/sendfile)
+            copy_private(source, staged)  # mode 0600, kernel-side copy (sendfile)
         except OSError as exc:
             _unlink(staged)
-            return Scanned(source, None, error=f"{source}: cannot stage copy ({exc})")
+            # fields kept: an instance the database already has still counts as present
+            reason = "disk full" if is_disk_full(exc) else "cannot stage copy"
+            error = f"{source}: {reason} ({exc})"
+            return Scanned(source, result.fields, result.transfer_syntax, size, None, error)
     return Scanned(source, result.fields, result.transfer_syntax, size, staged)
 
 

@@ -1,20 +1,28 @@
 """Batched, atomic writes of the index: insert scanned files, delete rows.
 
-Order of operations for each batch: files are moved into place first, rows are
-committed after, and if the commit fails the moves are undone. A row therefore
-never points at a missing or partial file.
+Each batch is one ``BEGIN IMMEDIATE`` transaction, and every file move under
+``files/`` happens inside it: the rows already present are read after the write
+lock is taken, files are moved into place, rows inserted, then committed; if
+anything fails the moves are undone before the lock is released. So a row never
+points at a missing or partial file, two processes never both claim one
+instance (the second finds it present and counts it as skipped), and no process
+moves or removes a file another process has committed. The moves are written
+to the :class:`~.journal.Journal` first, so a killed process is undone on open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dicomstation.database.importer import Scanned
-from dicomstation.errors import DatabaseError
+from dicomstation.database.journal import DELETE, PLACE, Journal
+from dicomstation.database.private import FILE_MODE, database_error, make_private_dirs
 from dicomstation.models import Level, TransferReport
 
 __all__ = ["Mode", "delete_rows", "insert_batch"]
@@ -43,18 +51,31 @@ def _place(item: Scanned, files: Path, mode: Mode, folders: set[Path]) -> Path:
         return Path(os.path.abspath(item.source))
     target = _target(files, item.fields)
     if target.parent not in folders:  # a series' folder is made once per batch, not per file
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         folders.add(target.parent)
-    os.replace(item.staged if mode is Mode.COPY and item.staged else item.source, target)
+    if mode is Mode.MOVE:  # written by another part of dicomstation: make it private
+        os.chmod(item.source, FILE_MODE)
+    os.replace(_origin(item, mode), target)
     return target
 
 
+def _origin(item: Scanned, mode: Mode) -> str:
+    return item.staged if mode is Mode.COPY and item.staged else item.source
+
+
 def _undo(placed: list[tuple[Scanned, Path]], mode: Mode) -> None:
-    for item, target in placed:
-        if mode is Mode.MOVE:
-            os.replace(target, item.source)
-        elif mode is Mode.COPY:
-            target.unlink(missing_ok=True)
+    for item, target in reversed(placed):
+        with contextlib.suppress(OSError):  # best effort; the journal covers the rest
+            if mode is Mode.MOVE:
+                os.replace(target, item.source)
+            elif mode is Mode.COPY:
+                target.unlink(missing_ok=True)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (SQLite ends it itself on SQLITE_FULL)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _discard(item: Scanned, mode: Mode) -> None:
@@ -123,49 +144,79 @@ def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> No
     )
 
 
-def insert_batch(
-    conn: sqlite3.Connection, files: Path, batch: list[Scanned], mode: Mode
-) -> TransferReport:
-    """Place and index one batch in a single transaction; report per source file."""
-    failed = {s.source: s.error or "unknown error" for s in batch if s.fields is None}
-    good = [s for s in batch if s.fields is not None]
-    uids = [str(s.fields["SOPInstanceUID"]) for s in good if s.fields]
-    marks = ",".join("?" * len(uids))
-    present = (
-        {
-            r[0]
-            for r in conn.execute(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", uids)
-        }
-        if uids
-        else set()
-    )
-    placed: list[tuple[Scanned, Path]] = []
+def _present(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
+    present: set[str] = set()
+    for i in range(0, len(uids), 500):
+        part = uids[i : i + 500]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", part)
+        present.update(r[0] for r in rows)
+    return present
+
+
+def _sort(
+    conn: sqlite3.Connection, batch: list[Scanned], mode: Mode
+) -> tuple[list[Scanned], list[str], dict[str, str]]:
+    """Split a batch (inside the transaction) into new items, present ones, failures.
+
+    An instance already present counts as skipped even if its copy could not be
+    staged (a re-import after a disk-full failure finds what was kept).
+    """
+    uids = [str(s.fields["SOPInstanceUID"]) for s in batch if s.fields is not None]
+    present = _present(conn, uids)
+    new: list[Scanned] = []
     skipped: list[str] = []
-    folders: set[Path] = set()
-    try:
-        for item in good:
-            assert item.fields is not None
-            uid = str(item.fields["SOPInstanceUID"])
-            if uid in present:
-                skipped.append(item.source)
-                _discard(item, mode)
-                continue
+    failed: dict[str, str] = {}
+    for item in batch:
+        uid = str(item.fields["SOPInstanceUID"]) if item.fields is not None else None
+        if uid is not None and uid in present:
+            skipped.append(item.source)
+            _discard(item, mode)
+        elif uid is None or item.error:
+            failed[item.source] = item.error or "unknown error"
+        else:
             present.add(uid)
-            placed.append((item, _place(item, files, mode, folders)))
+            new.append(item)
+    return new, skipped, failed
+
+
+def insert_batch(
+    conn: sqlite3.Connection, files: Path, batch: list[Scanned], mode: Mode, journal: Journal
+) -> TransferReport:
+    """Place and index one batch in a single transaction; report per source file.
+
+    Raises
+    ------
+    DatabaseError
+        (:class:`~dicomstation.errors.DiskFullError` when the disk is full) if the
+        batch cannot be indexed; nothing of the batch is kept, sources are left as
+        they were.
+    """
+    placed: list[tuple[Scanned, Path]] = []
+    try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            new, skipped, failed = _sort(conn, batch, mode)
+            if new and mode is not Mode.REFERENCE:
+                back = mode is Mode.MOVE  # a crash moves sources back, removes copies
+                moves = ((_target(files, s.fields or {}), s.source if back else "") for s in new)
+                journal.write(PLACE, moves)
+            folders: set[Path] = set()
+            for item in new:
+                placed.append((item, _place(item, files, mode, folders)))
             for item, path in placed:
                 _rows(conn, item, path, mode)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
+            _undo(placed, mode)
             raise
+        finally:
+            journal.clear()
     except (OSError, sqlite3.Error) as exc:
-        _undo(placed, mode)
-        raise DatabaseError(f"cannot index files (nothing kept from this batch): {exc}") from exc
-    except BaseException:
-        _undo(placed, mode)
-        raise
+        raise database_error(
+            exc, "cannot index files (nothing kept from this batch)", files.parent
+        ) from exc
     return TransferReport(
         "import",
         tuple(s.source for s, _ in placed),
@@ -175,34 +226,90 @@ def insert_batch(
     )
 
 
-def delete_rows(
+def _delete_statements(
     conn: sqlite3.Connection, level: Level, column: str, uid: str
-) -> tuple[int, list[Path]]:
-    """Delete the instances under ``uid`` and empty parents; return count and owned files."""
+) -> list[sqlite3.Row]:
     rows = conn.execute(
         "SELECT i.sop_uid, i.path, i.owned FROM instances i JOIN series se"
         f" ON se.series_uid = i.series_uid WHERE {column} = ?",
         (uid,),
     ).fetchall()
+    conn.executemany("DELETE FROM instances WHERE sop_uid = ?", [(r[0],) for r in rows])
+    if level is Level.STUDY:
+        conn.execute("DELETE FROM studies WHERE study_uid = ?", (uid,))
+    elif level is Level.SERIES:
+        conn.execute("DELETE FROM series WHERE series_uid = ?", (uid,))
+    conn.execute(
+        "DELETE FROM series WHERE series_uid NOT IN (SELECT DISTINCT series_uid FROM instances)"
+    )
+    conn.execute(
+        "DELETE FROM studies WHERE study_uid NOT IN (SELECT DISTINCT study_uid FROM series)"
+    )
+    conn.execute(
+        "DELETE FROM patients WHERE patient_key NOT IN (SELECT DISTINCT patient_key FROM studies)"
+    )
+    return rows
+
+
+def _to_trash(moves: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Make the (original, trash) moves, remove emptied folders; return the moves made."""
+    moved: list[tuple[Path, Path]] = []
+    for path, spare in moves:
+        try:
+            os.replace(path, spare)
+        except FileNotFoundError:
+            continue
+        moved.append((path, spare))
+    for path, _ in moves:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+            path.parent.parent.rmdir()
+    return moved
+
+
+def _restore(moved: list[tuple[Path, Path]]) -> None:
+    for path, spare in reversed(moved):
+        with contextlib.suppress(OSError):
+            make_private_dirs(path.parent)
+            os.replace(spare, path)
+
+
+def delete_rows(
+    conn: sqlite3.Connection,
+    level: Level,
+    column: str,
+    uid: str,
+    trash: Callable[[], Path],
+    journal: Journal,
+) -> int:
+    """Delete the instances under ``uid`` with their owned files; return the count.
+
+    Owned files are moved to a new ``trash()`` folder inside the transaction (so
+    no other process can place a new file at the same path meanwhile), and the
+    folder is removed after the commit.
+    """
+    folder: Path | None = None
+    moved: list[tuple[Path, Path]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany("DELETE FROM instances WHERE sop_uid = ?", [(r[0],) for r in rows])
-        if level is Level.STUDY:
-            conn.execute("DELETE FROM studies WHERE study_uid = ?", (uid,))
-        elif level is Level.SERIES:
-            conn.execute("DELETE FROM series WHERE series_uid = ?", (uid,))
-        conn.execute(
-            "DELETE FROM series WHERE series_uid NOT IN (SELECT DISTINCT series_uid FROM instances)"
-        )
-        conn.execute(
-            "DELETE FROM studies WHERE study_uid NOT IN (SELECT DISTINCT study_uid FROM series)"
-        )
-        conn.execute(
-            "DELETE FROM patients WHERE patient_key NOT IN"
-            " (SELECT DISTINCT patient_key FROM studies)"
-        )
+        rows = _delete_statements(conn, level, column, uid)
+        owned = [Path(r[1]) for r in rows if r[2]]
+        if owned:
+            folder = trash()
+            moves = [(p, folder / f"{i}.dcm") for i, p in enumerate(owned)]
+            journal.write(DELETE, moves)
+            moved = _to_trash(moves)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
+        _restore(moved)
+        moved = []
         raise
-    return len(rows), [Path(r[1]) for r in rows if r[2]]
+    finally:
+        journal.clear()
+        if folder is not None:
+            for _, spare in moved:
+                spare.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return len(rows)

@@ -5,15 +5,23 @@ study browser shows, plus per instance the file path, size, transfer syntax and
 a cached DICOM JSON header (filled on first metadata request, no bulk data).
 A new schema version adds a step to :data:`MIGRATIONS`; opening an older
 database runs the missing steps in one transaction.
+
+Several processes may open (and create) one database at once: the version is
+read again inside a ``BEGIN IMMEDIATE`` transaction (which waits for the write
+lock up to the busy timeout), so exactly one of them runs each migration.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
+from dicomstation.database.private import touch_private
 from dicomstation.errors import DatabaseError
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["BUSY_TIMEOUT", "SCHEMA_VERSION", "connect", "migrate"]
+
+BUSY_TIMEOUT = 60.0  # seconds a writer waits for another process's transaction
 
 _V1 = """
 CREATE TABLE patients (
@@ -77,12 +85,50 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
     DatabaseError
         If the file was written by a newer dicomstation.
     """
+    if _version(conn, path) == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn, path)  # another process may have migrated meanwhile
+        if version < SCHEMA_VERSION:
+            # statement by statement: executescript would COMMIT the open transaction
+            for statement in "".join(MIGRATIONS[version:]).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _version(conn: sqlite3.Connection, path: str) -> int:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise DatabaseError(
             f"{path}: schema version {version} is newer than this dicomstation ({SCHEMA_VERSION})"
         )
-    if version == SCHEMA_VERSION:
-        return
-    script = "".join(MIGRATIONS[version:])
-    conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+    return version
+
+
+def connect(index: Path) -> sqlite3.Connection:
+    """Open (creating with mode 0600) the index file and bring its schema up to date.
+
+    The ``-wal`` and ``-shm`` files SQLite makes next to it take the index's mode.
+    Errors are raised as they come (``sqlite3.Error``, ``OSError``, :class:`DatabaseError`).
+    """
+    touch_private(index)
+    conn = sqlite3.connect(
+        index, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
+    )
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn, str(index.parent))
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -1,0 +1,106 @@
+"""Helpers for the database safety tests: writer processes and an index/disk audit."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A Python writer: imports its folders one by one (several transactions, interleaved
+# with the other writers), like a pipeline worker adding results to the database.
+PYTHON_WRITER = """
+import sys
+from dicomstation import Database
+sys.stdin.readline()  # start together (see release)
+with Database.open(sys.argv[1]) as db:
+    for folder in sys.argv[2:]:
+        report = db.import_path(folder, workers=1)
+        print(len(report.succeeded), len(report.skipped), len(report.failed), flush=True)
+"""
+
+
+def env() -> dict[str, str]:
+    """Environment for child processes: the repository on the path, no user settings."""
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+# The CLI itself, entered once a line arrives on stdin (modules are imported by then).
+CLI_AFTER_GO = """
+import sys
+from dicomstation.cli.main import app
+sys.stdin.readline()
+app(sys.argv[1:], prog_name="dicomstation")
+"""
+
+
+def start_cli_import(db: Path, *sources: Path) -> subprocess.Popen[str]:
+    """Start ``dicomstation db import --json --db <db> <sources>`` (waits for :func:`release`)."""
+    args = ["db", "import", "--json", "--db", str(db), *map(str, sources)]
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI_AFTER_GO, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
+def start_python_writer(db: Path, *sources: Path) -> subprocess.Popen[str]:
+    """Start a Python process that imports ``sources`` one by one (waits for :func:`release`)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", PYTHON_WRITER, str(db), *map(str, sources)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
+def release(procs: list[subprocess.Popen[str]]) -> None:
+    """Let processes started by this module begin their work, all at once."""
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the index and the ``files/`` folder hold."""
+
+    rows: int
+    missing: tuple[str, ...]  # rows whose file is gone
+    orphans: tuple[str, ...]  # files under files/ without a row
+    uids: frozenset[str]
+
+
+def audit(db: Path) -> Audit:
+    """Compare the index of the database folder ``db`` with the files on disk."""
+    conn = sqlite3.connect(db / "index.sqlite")
+    try:
+        rows = conn.execute("SELECT sop_uid, path, owned FROM instances").fetchall()
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert not conn.execute("PRAGMA foreign_key_check").fetchall()
+    finally:
+        conn.close()
+    paths = {os.path.realpath(r[1]) for r in rows}
+    missing = tuple(r[1] for r in rows if not os.path.isfile(r[1]))
+    on_disk = {
+        os.path.realpath(os.path.join(folder, name))
+        for folder, _, names in os.walk(db / "files")
+        for name in names
+    }
+    orphans = tuple(sorted(on_disk - paths))
+    return Audit(len(rows), missing, orphans, frozenset(r[0] for r in rows))
+
+
+def file_mode(path: Path) -> int:
+    """Permission bits of ``path``."""
+    return path.stat().st_mode & 0o777
