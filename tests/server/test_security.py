@@ -19,8 +19,13 @@ def test_refuses_to_bind_beyond_loopback_without_auth() -> None:
         create_app(db, ServerOptions(host="0.0.0.0"))
     ServerOptions(host="0.0.0.0", token=Secret("t0k")).check()
     ServerOptions(host="::1").check()
+    with pytest.raises(ConfigError, match="CORS origin '\\*' without a token"):
+        ServerOptions(cors_origins=("*",)).check()
     with pytest.raises(ConfigError, match="CORS"):
-        ServerOptions(cors_origins=("*",), token=Secret("x")).check()
+        ServerOptions(
+            cors_origins=("*",), username="u", password=Secret("p"), token=Secret("x")
+        ).check()
+    ServerOptions(cors_origins=("*",), token=Secret("x")).check()  # a page must know the token
 
 
 @pytest.fixture()

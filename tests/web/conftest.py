@@ -23,6 +23,7 @@ def demo() -> Iterator[DemoEnvironment]:
 
 @pytest.fixture()
 def api(demo: DemoEnvironment) -> Iterator[httpx.Client]:
-    """An HTTP client on the UI app."""
-    with httpx.Client(base_url=demo.url, timeout=60) as client:
+    """An HTTP client on the UI app, carrying its per-launch token."""
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=demo.url, timeout=60, headers=headers) as client:
         yield client

@@ -15,9 +15,10 @@ import pytest
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
-from dicomstation.server import RunningServer, start_in_thread
+from dicomstation.server import RunningServer, ServerOptions, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
+from dicomstation.web.app import login_url
 from dicomstation.web.demo import DemoEnvironment
 from tests.peers import OrthancServer
 
@@ -34,6 +35,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+OPTIONS = ServerOptions().with_launch_token()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
@@ -42,7 +44,8 @@ def station(
     demo: DemoEnvironment, clean_orthanc: OrthancServer, tmp_path: Path
 ) -> Iterator[tuple[Workstation, RunningServer]]:
     """An empty workstation whose settings know the demo server and Orthanc."""
-    settings = Settings().with_server(DicomWebServer("demo", demo.pacs_url))
+    demo_creds = Credentials(token=demo.pacs_options.token)
+    settings = Settings().with_server(DicomWebServer("demo", demo.pacs_url, demo_creds))
     settings = settings.with_server(
         DicomWebServer(
             "orthanc",
@@ -53,7 +56,7 @@ def station(
     settings.save(tmp_path / "settings.toml")
     with Database.temporary() as db:
         ws = Workstation(db, tmp_path / "settings.toml")
-        running = start_in_thread(create_ui_app(ws))
+        running = start_in_thread(create_ui_app(ws, OPTIONS))
         try:
             yield ws, running
         finally:
@@ -91,7 +94,7 @@ def test_query_metadata_fetch_view_segment_export_send(
 
     assert isinstance(page, Page)
     ws, running = station
-    page.goto(f"{running.url}/")
+    page.goto(login_url(running.url, OPTIONS))
     expect(page.locator("#server-select option")).to_have_count(3)
     page.select_option("#server-select", "demo")
     page.fill("#browse-filters input[name=PatientName]", "phantom*")
@@ -178,7 +181,7 @@ def test_settings_page_keeps_secrets_write_only(
 
     assert isinstance(page, Page)
     ws, running = station
-    page.goto(f"{running.url}/")
+    page.goto(login_url(running.url, OPTIONS))
     page.click("#tab-settings")
     form = page.locator("#server-form")
     form.locator("input[name=name]").fill("hospital")

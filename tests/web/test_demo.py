@@ -58,10 +58,13 @@ def test_interactive_demo_serves_and_cleans_up_on_sigterm() -> None:
             if line.startswith("open http"):
                 break
         text = "".join(lines)
-        url = re.search(r"open (http://127\.0\.0\.1:\d+)/", text)
+        url = re.search(r"open (http://127\.0\.0\.1:\d+)/\?token=(\S+) in a browser", text)
         folder = re.search(r"local database (\S+)/database", text)
         assert url and folder, text
-        page = httpx.get(url.group(1) + "/", timeout=10)
+        assert httpx.get(url.group(1) + "/api/servers", timeout=10).status_code == 401
+        login = httpx.get(f"{url.group(1)}/?token={url.group(2)}", timeout=10)
+        assert login.status_code == 303 and "httponly" in login.headers["set-cookie"].lower()
+        page = httpx.get(url.group(1) + "/", cookies=login.cookies, timeout=10)
         assert page.status_code == 200 and "dicomstation" in page.text
         assert Path(folder.group(1)).exists()
         proc.send_signal(signal.SIGTERM)

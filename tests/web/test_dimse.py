@@ -12,7 +12,7 @@ import pytest
 from dicomstation.config import DimseServer
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
-from dicomstation.server import start_in_thread
+from dicomstation.server import ServerOptions, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
 from tests.peers import OrthancServer
@@ -21,16 +21,17 @@ pytestmark = pytest.mark.orthanc
 
 
 @pytest.fixture()
-def ui(clean_orthanc: OrthancServer, tmp_path: Path) -> Iterator[tuple[Workstation, str]]:
+def ui(clean_orthanc: OrthancServer, tmp_path: Path) -> Iterator[tuple[Workstation, str, str]]:
     server = DimseServer(
         "pacs-dimse", "ORTHANC", "127.0.0.1", clean_orthanc.dicom_port, calling_ae="GETSCU"
     )
     Settings().with_server(server).save(tmp_path / "settings.toml")
     with Database.temporary() as db:
         ws = Workstation(db, tmp_path / "settings.toml")
-        running = start_in_thread(create_ui_app(ws))
+        options = ServerOptions().with_launch_token()
+        running = start_in_thread(create_ui_app(ws, options))
         try:
-            yield ws, running.url
+            yield ws, running.url, options.token.reveal()
         finally:
             running.stop()
 
@@ -44,11 +45,12 @@ def _wait(client: httpx.Client, job: dict) -> dict:
 
 
 def test_browse_fetch_and_send_over_dimse(
-    ui: tuple[Workstation, str], clean_orthanc: OrthancServer, pydicom_files: Path
+    ui: tuple[Workstation, str, str], clean_orthanc: OrthancServer, pydicom_files: Path
 ) -> None:
-    ws, url = ui
+    ws, url, token = ui
     clean_orthanc.upload(*sorted((pydicom_files / "dicomdirtests" / "77654033" / "CT2").iterdir()))
-    with httpx.Client(base_url=url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
         servers = {s["name"]: s for s in client.get("/api/servers").json()}
         assert servers["pacs-dimse"]["protocol"] == "dimse"
         studies = client.get("/api/servers/pacs-dimse/studies").json()["items"]

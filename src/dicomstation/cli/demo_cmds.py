@@ -39,9 +39,14 @@ def demo(
         if headless:
             run_headless(env, say)
             return
-        console.print(f"open {env.url}/ in a browser; press Ctrl+C to stop", highlight=False)
+        console.print(
+            f"open {env.login_url} in a browser; press Ctrl+C to stop",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         if open_browser:
-            webbrowser.open(f"{env.url}/")
+            webbrowser.open(env.login_url)
 
         def on_term(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt  # SIGTERM (kill, make's timeout) also cleans up

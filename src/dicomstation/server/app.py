@@ -8,12 +8,11 @@ app, and :func:`create_app` wraps it alone (with auth, limits and CORS) for
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from dicomstation.database import Database
 from dicomstation.errors import (
@@ -29,7 +28,9 @@ from dicomstation.errors import (
 )
 from dicomstation.server.context import ServerContext
 from dicomstation.server.frames import frames_router
-from dicomstation.server.options import ServerOptions, is_loopback
+from dicomstation.server.guard import Guard
+from dicomstation.server.options import ServerOptions
+from dicomstation.server.public import INTERNAL_ERROR, public_text
 from dicomstation.server.qido import qido_router
 from dicomstation.server.render import render_router
 from dicomstation.server.stow import stow_router
@@ -37,8 +38,7 @@ from dicomstation.server.wado import wado_router
 
 __all__ = ["create_app", "dicomweb_router", "install_security"]
 
-Handler = Callable[[Request], Awaitable[Response]]
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+log = logging.getLogger("dicomstation.server")
 
 
 def dicomweb_router(ctx: ServerContext) -> APIRouter:
@@ -66,51 +66,46 @@ def _status(exc: DicomStationError) -> int:
 
 
 def install_security(app: FastAPI, options: ServerOptions) -> None:
-    """Auth on every request, a Content-Length limit, loopback Host names only when bound
-    to loopback, CORS (off unless origins given), and errors of the package turned into
-    JSON answers with a clear ``detail``."""
+    """Guard every request (:class:`~dicomstation.server.guard.Guard`: Host, origin,
+    credentials, body size and pace), add CORS (off unless origins given), and turn
+    errors into JSON answers whose ``detail`` names no path, pid or internals.
+
+    Raises
+    ------
+    ConfigError
+        When the options are unsafe (see :meth:`ServerOptions.check`).
+    """
     options.check()
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Handler) -> Response:
-        if request.method != "OPTIONS" and not options.authorized(
-            request.headers.get("authorization")
-        ):
-            return JSONResponse(
-                {"detail": "authentication required"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="dicomstation"'},
-            )
-        length = request.headers.get("content-length", "")
-        if length.isascii() and length.isdigit() and int(length) > options.max_request_bytes:
-            return JSONResponse(
-                {
-                    "detail": f"request of {length} bytes exceeds the limit of "
-                    f"{options.max_request_bytes}"
-                },
-                status_code=413,
-            )
-        return await call_next(request)
-
     @app.exception_handler(DicomStationError)
-    async def package_error(_request: Request, exc: DicomStationError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+    async def package_error(request: Request, exc: DicomStationError) -> JSONResponse:
+        status = _status(exc)
+        if status >= 500 and status != 502:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+            return JSONResponse({"detail": INTERNAL_ERROR}, status_code=status)
+        return JSONResponse({"detail": public_text(str(exc))}, status_code=status)
 
-    if is_loopback(options.host):
-        # DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach us.
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_NAMES))
-    if options.cors_origins:
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+
+    app.add_middleware(Guard, options=options)
+    if options.cors_origins:  # outermost: preflights answered, refusals carry CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(options.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["*"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
             expose_headers=["Content-Location", "Warning"],
         )
 
 
 def create_app(db: Database, options: ServerOptions | None = None) -> FastAPI:
     """A FastAPI app serving ``db`` over DICOMweb at ``options.prefix``.
+
+    Without options it serves loopback with no credentials (a library default;
+    ``dicomstation ui`` always adds a per-launch token).
 
     Raises
     ------

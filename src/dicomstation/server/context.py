@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from dicomstation.database import Database
 from dicomstation.server.options import ServerOptions
+from dicomstation.server.uploads import UploadSlots
 
 __all__ = ["ServerContext"]
 
 
 @dataclass(frozen=True)
 class ServerContext:
-    """The database served and the server's options."""
+    """The database served, the server's options, and the uploads in progress."""
 
     db: Database
     options: ServerOptions
+    uploads: UploadSlots = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uploads", UploadSlots(self.options))
 
     def base_url(self, request: Request) -> str:
         """Absolute URL of the DICOMweb root as the client reached it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -14,12 +15,14 @@ from dicomstation.dicomjson import tag_hex
 from dicomstation.errors import DatabaseError, NotFoundError
 from dicomstation.models import Level, Query
 from dicomstation.server.context import ServerContext
+from dicomstation.server.public import public_text
 from dicomstation.server.uids import check_uid, check_uid_list
 
 __all__ = ["DICOM_JSON", "parse_query", "qido_router"]
 
 DICOM_JSON = "application/dicom+json"
-_CONTROL = {"limit", "offset", "includefield", "fuzzymatching"}
+_CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "token"}
+_MAX_OFFSET = 2**62  # beyond any database; larger values would overflow SQLite
 _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 
 
@@ -44,8 +47,11 @@ def _int_param(params: Mapping[str, str], name: str, default: int | None) -> int
         value = int(text)
     except ValueError:
         raise HTTPException(400, f"{name} must be a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise HTTPException(400, f"{name} must be a non-negative integer, not {text!r}")
+    if value < 0 or value > _MAX_OFFSET:
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise HTTPException(
+            400, f"{name} must be an integer from 0 to {_MAX_OFFSET}, not {shown!r}"
+        )
     return value
 
 
@@ -60,7 +66,10 @@ def _include_fields(request: Request) -> tuple[str, ...]:
 
 
 def parse_query(
-    request: Request, level: Level, study_uid: str | None = None, series_uid: str | None = None
+    request: Request,
+    level: Level,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
 ) -> Query:
     """Turn QIDO-RS query parameters into a :class:`Query`, validating every value.
 
@@ -120,17 +129,26 @@ def _extra(
 
 
 def _run(ctx: ServerContext, query: Query) -> JSONResponse:
+    """Answer a search; ``limit`` is clamped to ``max_results`` (set to it when absent)."""
+    most = ctx.options.max_results
+    clamped = query.limit is None or query.limit > most
+    query = replace(query, limit=most if query.limit is None else min(query.limit, most))
     try:
         refs = ctx.db.find(query)
     except DatabaseError as exc:
-        raise HTTPException(400, str(exc)) from None
+        raise HTTPException(400, public_text(str(exc))) from None
     results = []
     for ref in refs:
         obj = dict(ref.json)
         if query.include_fields:
             obj.update(_extra(ctx, obj, query.level, query.include_fields))
         results.append(dict(sorted(obj.items())))
-    return JSONResponse(results, media_type=DICOM_JSON)
+    headers = {}
+    if clamped and len(results) >= most:
+        headers["Warning"] = (
+            f'299 dicomstation "at most {most} results per answer; use offset for more"'
+        )
+    return JSONResponse(results, media_type=DICOM_JSON, headers=headers)
 
 
 def qido_router(ctx: ServerContext) -> APIRouter:

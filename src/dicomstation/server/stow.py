@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from dicomstation.errors import ProtocolError
 from dicomstation.nodes.multipart import iter_parts, parse_content_type
 from dicomstation.server.context import ServerContext
+from dicomstation.server.public import public_text
 from dicomstation.server.qido import DICOM_JSON
 from dicomstation.server.stow_check import PartResult, check_parts
 from dicomstation.server.uids import check_uid
@@ -135,28 +136,35 @@ def _answer(results: list[PartResult], study_url: str | None) -> JSONResponse:
     status = 200 if not failed else 202 if stored else 409
     headers = {}
     if failed:
-        reasons = "; ".join(f"part {r.index + 1}: {r.reason}" for r in failed[:5])
+        reasons = "; ".join(f"part {r.index + 1}: {public_text(r.reason)}" for r in failed[:5])
+        reasons = reasons.replace('"', "'").replace("\\", "/")
         headers["Warning"] = f'299 dicomstation "{reasons[:900]}"'
     return JSONResponse(body, status_code=status, media_type=DICOM_JSON, headers=headers)
 
 
 async def store(ctx: ServerContext, request: Request, study: str | None) -> JSONResponse:
-    """Receive, check and index the instances of one STOW-RS request."""
+    """Receive, check and index the instances of one STOW-RS request.
+
+    The upload holds one of ``max_uploads`` slots (at most ``max_uploads_per_client``
+    from one address) and runs on the uploads' own threads, never the shared pool.
+    """
     if study is not None:
         check_uid(study, "StudyInstanceUID")
     _check_length(request, ctx.options.max_request_bytes)
     boundary = _boundary(request.headers.get("content-type", ""))
-    folder = ctx.db.staging_dir("stow")
+    client = request.client.host if request.client else ""
 
-    def work() -> list[PartResult]:
+    def work(folder: Path) -> list[PartResult]:
         chunks = _sync_chunks(request.stream(), ctx.options.max_request_bytes)
         files = receive(chunks, boundary, folder, ctx.options.max_parts)
         return check_parts(ctx, request, files, study)
 
-    try:
-        results = await run_in_threadpool(work)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    async with ctx.uploads.slot(client):
+        folder = ctx.db.staging_dir("stow")
+        try:
+            results = await anyio.to_thread.run_sync(work, folder, limiter=ctx.uploads.limiter)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     return _answer(results, ctx.study_url(request, study) if study else None)
 
 

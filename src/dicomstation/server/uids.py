@@ -8,12 +8,12 @@ from fastapi import HTTPException
 
 __all__ = ["check_uid", "check_uid_list", "is_uid"]
 
-_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
 
 def is_uid(text: str) -> bool:
     """True when ``text`` is a syntactically valid DICOM UID (digits and dots, <= 64 chars)."""
-    return 0 < len(text) <= 64 and _UID.match(text) is not None
+    return 0 < len(text) <= 64 and _UID.fullmatch(text) is not None
 
 
 def check_uid(text: str, what: str = "UID") -> str:

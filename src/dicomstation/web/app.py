@@ -2,6 +2,9 @@
 
 ``dicomstation ui`` serves this app with uvicorn; everything (JavaScript, CSS)
 is in ``web/static`` and nothing is loaded from a CDN, so it works offline.
+Every request needs the launch token (see :mod:`dicomstation.server.access`):
+the browser gets it once through the login URL ``/?token=...`` and then sends
+an HttpOnly SameSite=Strict cookie that only same-origin pages can use.
 """
 
 from __future__ import annotations
@@ -17,21 +20,31 @@ from dicomstation.web.api_browse import browse_router
 from dicomstation.web.api_tasks import tasks_router, viewer_router
 from dicomstation.web.workstation import Workstation
 
-__all__ = ["STATIC", "create_ui_app"]
+__all__ = ["STATIC", "create_ui_app", "login_url"]
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+def login_url(root: str, options: ServerOptions) -> str:
+    """The URL to open in a browser: ``root/?token=...`` when a token is required."""
+    root = root.rstrip("/")
+    return f"{root}/?token={options.token.reveal()}" if options.token else f"{root}/"
 
 
 def create_ui_app(ws: Workstation, options: ServerOptions | None = None) -> FastAPI:
     """The UI, its API under ``/api`` and DICOMweb under ``options.prefix``.
 
+    Without options a per-launch token is generated (``app.state.options.token``);
+    pass ``ServerOptions()`` explicitly (``--no-token``) for an open loopback UI.
+
     Raises
     ------
     ConfigError
-        When the options are unsafe (bound beyond loopback without auth).
+        When the options are unsafe (bound beyond loopback without auth...).
     """
-    options = options or ServerOptions()
+    options = options or ServerOptions().with_launch_token()
     app = FastAPI(title="dicomstation", docs_url=None, redoc_url=None)
+    app.state.options = options
     install_security(app, options)
     app.include_router(dicomweb_router(ServerContext(ws.db, options)), prefix=options.prefix)
     app.include_router(browse_router(ws), prefix="/api")

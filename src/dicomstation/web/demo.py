@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dicomstation.config import DicomWebServer
+from dicomstation.config import Credentials, DicomWebServer
 from dicomstation.database import Database
 from dicomstation.errors import DicomStationError
 from dicomstation.export import ExportOptions
@@ -50,11 +50,25 @@ class DemoEnvironment:
     pacs: Database
     pacs_server: RunningServer
     folder: Path
+    options: ServerOptions
+    pacs_options: ServerOptions
 
     @property
     def url(self) -> str:
         """Where the UI (and the local database's DICOMweb root) is served."""
         return self.server.url
+
+    @property
+    def token(self) -> str:
+        """The UI's per-launch token."""
+        return self.options.token.reveal()
+
+    @property
+    def login_url(self) -> str:
+        """The URL to open in a browser (``/?token=...``; sets the UI's cookie)."""
+        from dicomstation.web.app import login_url
+
+        return login_url(self.url, self.options)
 
     @property
     def pacs_url(self) -> str:
@@ -72,18 +86,24 @@ def demo_environment(port: int = 0, say: Say = print) -> Iterator[DemoEnvironmen
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         pacs = stack.enter_context(Database.open(folder / "pacs"))
         report = seed_demo(pacs, folder / "samples")
-        pacs_server = start_in_thread(create_app(pacs))
+        pacs_options = ServerOptions(port=0).with_launch_token()
+        pacs_server = start_in_thread(create_app(pacs, pacs_options))
         stack.callback(pacs_server.stop)
         say(f"demo PACS: {len(report.succeeded)} instances at {pacs_server.url}/dicom-web")
         settings_path = folder / "settings.toml"
-        server_config = DicomWebServer(DEMO_SERVER, f"{pacs_server.url}/dicom-web")
+        server_config = DicomWebServer(
+            DEMO_SERVER,
+            f"{pacs_server.url}/dicom-web",
+            Credentials(token=pacs_options.token),  # the demo PACS wants its token too
+        )
         Settings().with_server(server_config).save(settings_path)
         local = stack.enter_context(Database.open(folder / "database"))
         workstation = Workstation(local, settings_path)
-        server = start_in_thread(create_ui_app(workstation, ServerOptions(port=port)), port=port)
+        options = ServerOptions(port=port).with_launch_token()
+        server = start_in_thread(create_ui_app(workstation, options), port=port)
         stack.callback(server.stop)
         say(f"UI at {server.url}/ (local database {local.root}, its DICOMweb at /dicom-web)")
-        yield DemoEnvironment(workstation, server, pacs, pacs_server, folder)
+        yield DemoEnvironment(workstation, server, pacs, pacs_server, folder, options, pacs_options)
 
 
 def _step(say: Say, text: str) -> float:

@@ -31,6 +31,10 @@ async function api(path, options = {}) {
   const response = await fetch(path, {
     headers: options.body ? {"Content-Type": "application/json"} : {}, ...options,
   });
+  if (response.status === 401) {
+    status("not signed in: open the URL with ?token= that dicomstation ui printed", true);
+    throw new Error("authentication required");
+  }
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
