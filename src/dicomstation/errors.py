@@ -17,6 +17,7 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
     │   ├── RemoteStatusError       HTTP 4xx/5xx or DIMSE Failure status
     │   ├── ProtocolError           malformed multipart, wrong content type, truncated part
     │   └── AssociationError        DIMSE association rejected or aborted
+    ├── TransferError               some instances of a fetch/send failed; names them
     ├── CancelledError              the user cancelled a transfer
     ├── LoadError                   a series cannot become a volume; names the files
     ├── ProcessingError             a processing step got input it cannot handle
@@ -47,6 +48,7 @@ __all__ = [
     "ProcessingError",
     "ProtocolError",
     "RemoteStatusError",
+    "TransferError",
 ]
 
 
@@ -139,6 +141,10 @@ class ProtocolError(NodeError):
 
 class AssociationError(NodeError):
     """A DIMSE association was rejected or aborted."""
+
+
+class TransferError(DicomStationError):
+    """Some instances of a fetch or send failed (the message names them and why)."""
 
 
 class CancelledError(DicomStationError):

@@ -1,0 +1,157 @@
+"""Series selection rules (like MONAI Deploy's series selector), per step.
+
+A :class:`SeriesSelector` keeps the series of a work item that match every
+rule given: modality, a SeriesDescription regular expression, ImageType values
+and a minimum slice count. On a remote server only what the query returns can
+be checked (modality, description, number of instances); in the local database
+the cached headers are read too (ImageType, frames).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dicomstation.dicomjson import first_value, values
+from dicomstation.errors import ConfigError
+from dicomstation.models import Level, Query, SeriesRef
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
+    from dicomstation.nodes import DicomNode
+    from dicomstation.pipeline.model import WorkItem
+
+__all__ = ["SeriesSelector"]
+
+
+@dataclass(frozen=True)
+class SeriesSelector:
+    """Which series of a study a step works on (every given rule must match).
+
+    Parameters
+    ----------
+    modality : tuple of str
+        Accepted modalities (``CT``, ``MR``...); empty: any.
+    description : str
+        Regular expression searched (case-insensitive) in SeriesDescription.
+    image_type : tuple of str
+        Values that must all appear in ImageType (``ORIGINAL``, ``AXIAL``...).
+    min_slices : int
+        Minimum number of slices (instances, or frames of a multi-frame image).
+    """
+
+    modality: tuple[str, ...] = ()
+    description: str = ""
+    image_type: tuple[str, ...] = ()
+    min_slices: int = 0
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            pattern = re.compile(self.description, re.IGNORECASE) if self.description else None
+        except re.error as exc:
+            raise ConfigError(f"series description pattern {self.description!r}: {exc}") from None
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "modality", tuple(m.upper() for m in self.modality))
+        object.__setattr__(self, "image_type", tuple(t.upper() for t in self.image_type))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> SeriesSelector:
+        """From a pipeline file's ``select`` table (ConfigError on unknown keys)."""
+        known = {"modality", "description", "image_type", "min_slices"}
+        unknown = set(table) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown series selection rule(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        return cls(
+            modality=_strings(table.get("modality", ())),
+            description=str(table.get("description", "")),
+            image_type=_strings(table.get("image_type", ())),
+            min_slices=int(table.get("min_slices", 0)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rules as a pipeline-file table (only the ones given)."""
+        table: dict[str, Any] = {
+            "modality": list(self.modality),
+            "description": self.description,
+            "image_type": list(self.image_type),
+            "min_slices": self.min_slices,
+        }
+        return {k: v for k, v in table.items() if v}
+
+    @property
+    def empty(self) -> bool:
+        """True when there is no rule (every series matches)."""
+        return not self.to_dict()
+
+    def matches_ref(self, ref: SeriesRef) -> bool:
+        """Check what a series query answer tells (unknown values pass)."""
+        if self.modality and ref.modality and ref.modality.upper() not in self.modality:
+            return False
+        if self._pattern is not None and not self._pattern.search(ref.description or ""):
+            return False
+        count = ref.num_instances
+        return count is None or count >= self.min_slices or not self.min_slices
+
+    def matches_headers(self, headers: Sequence[Mapping[str, Any]]) -> bool:
+        """Check every rule on a series' instance headers (DICOM JSON)."""
+        if not headers:
+            return False
+        first = headers[0]
+        if self.modality and first_value(first, "Modality").upper() not in self.modality:
+            return False
+        if self._pattern is not None and not self._pattern.search(
+            first_value(first, "SeriesDescription")
+        ):
+            return False
+        kinds = {str(v).upper() for v in values(first, "ImageType")}
+        if not set(self.image_type) <= kinds:
+            return False
+        return _slices(headers) >= self.min_slices
+
+    def remote(self, node: DicomNode, item: WorkItem) -> tuple[str, ...]:
+        """Series of ``item`` on a server that may match (checked on the query answer)."""
+        refs = node.find(Query(Level.SERIES, study_uid=item.study_uid))
+        wanted = set(item.series_uids)
+        return tuple(
+            r.series_uid
+            for r in refs
+            if isinstance(r, SeriesRef)
+            and (not wanted or r.series_uid in wanted)
+            and self.matches_ref(r)
+        )
+
+    def local(self, db: Database, item: WorkItem) -> tuple[str, ...]:
+        """Series of ``item`` in the local database that match every rule, by series number."""
+        refs = [
+            r
+            for r in db.find(Query(Level.SERIES, study_uid=item.study_uid))
+            if isinstance(r, SeriesRef)
+        ]
+        refs.sort(key=lambda r: (r.series_number is None, r.series_number or 0, r.series_uid))
+        wanted = set(item.series_uids)
+        return tuple(
+            r.series_uid
+            for r in refs
+            if (not wanted or r.series_uid in wanted)
+            and self.matches_ref(r)
+            and self.matches_headers(db.headers_of(r.series_uid))
+        )
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _slices(headers: Sequence[Mapping[str, Any]]) -> int:
+    total = 0
+    for header in headers:
+        frames = first_value(header, "NumberOfFrames")
+        total += int(frames) if frames.isdigit() else 1
+    return total
