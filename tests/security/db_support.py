@@ -26,7 +26,13 @@ with Database.open(sys.argv[1]) as db:
 
 def env() -> dict[str, str]:
     """Environment for child processes: the repository on the path, no user settings."""
-    return dict(os.environ, PYTHONPATH=str(ROOT))
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+
+
+def cli(*args: str) -> list[str]:
+    """Command line of ``dicomstation <args>`` run by this interpreter."""
+    return [sys.executable, "-m", "dicomstation.cli.main", *args]
 
 
 # The CLI itself, entered once a line arrives on stdin (modules are imported by then).
@@ -104,3 +110,43 @@ def audit(db: Path) -> Audit:
 def file_mode(path: Path) -> int:
     """Permission bits of ``path``."""
     return path.stat().st_mode & 0o777
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """Mount a tmpfs of ``size`` (e.g. ``"4m"``) on the new folder ``path``; False if not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def resize_tmpfs(path: Path, size: str) -> None:
+    """Change the size of the tmpfs mounted on ``path``."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
+
+
+def unmount(path: Path) -> None:
+    """Unmount ``path`` (lazily if something still holds it open)."""
+    if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in ``folder`` until the file system is full; return it."""
+    filler = folder / "filler"
+    block = b"\0" * 65536
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(block)
+        except OSError:
+            pass
+        try:
+            while True:
+                handle.write(b"\0" * 512)
+        except OSError:
+            pass
+    return filler

@@ -37,7 +37,7 @@ from dicomstation.database.matching import conditions
 from dicomstation.database.private import database_error, make_private_dirs
 from dicomstation.database.records import LEVEL_SQL, row_to_ref
 from dicomstation.database.schema import connect
-from dicomstation.errors import NotFoundError
+from dicomstation.errors import DiskFullError, NotFoundError
 from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
 
 if TYPE_CHECKING:
@@ -50,6 +50,13 @@ Progress = Callable[[ProgressEvent], None]
 
 
 _UID_COLUMN = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid", Level.IMAGE: "i.sop_uid"}
+
+
+def _full(root: Path, imported: int, total: int) -> DiskFullError:
+    return DiskFullError(
+        f"disk full: cannot stage copies into {root} (imported {imported} of {total} files"
+        " before; free space and import again: what is present is skipped)"
+    )
 
 
 class Database:
@@ -143,6 +150,12 @@ class Database:
         TransferReport
             Imported, skipped (already present) and failed files with reasons.
             Non-DICOM and truncated files are reported, never abort the import.
+
+        Raises
+        ------
+        DiskFullError
+            When the disk fills up; what was committed before stays, nothing is
+            half-written, and importing again skips what is present.
         """
         sources = expand_paths(paths)
         return self._ingest(
@@ -193,6 +206,8 @@ class Database:
                 if cancel is not None and cancel.cancelled:
                     break
                 result = self._insert(batch, mode)
+                if any(s.disk_full for s in batch):
+                    raise _full(self.root, len(ok) + len(result.succeeded), len(sources))
                 ok += result.succeeded
                 skipped += result.skipped
                 failed.update(result.failed)

@@ -34,7 +34,8 @@ _CHUNK = 32
 class Scanned:
     """One file's outcome: fields when parsed, ``error`` names what went wrong.
 
-    ``fields`` with an ``error`` means the file was parsed but could not be staged.
+    ``fields`` with an ``error`` means the file was parsed but could not be staged
+    (``disk_full`` says whether that was for want of space).
     """
 
     source: str
@@ -43,6 +44,7 @@ class Scanned:
     size: int = 0
     staged: str | None = None
     error: str | None = None
+    disk_full: bool = False
 
 
 def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -95,9 +97,9 @@ def _scan_one(source: str, staging: str | None, head: bytes | None = None) -> Sc
         except OSError as exc:
             _unlink(staged)
             # fields kept: an instance the database already has still counts as present
-            reason = "disk full" if is_disk_full(exc) else "cannot stage copy"
-            error = f"{source}: {reason} ({exc})"
-            return Scanned(source, result.fields, result.transfer_syntax, size, None, error)
+            full = is_disk_full(exc)
+            error = f"{source}: {'disk full' if full else 'cannot stage copy'} ({exc})"
+            return Scanned(source, result.fields, result.transfer_syntax, size, None, error, full)
     return Scanned(source, result.fields, result.transfer_syntax, size, staged)
 
 
