@@ -14,6 +14,7 @@ from dicomstation.cli import (
     listen_cmds,
     load_cmds,
     remote_cmds,
+    run_cmds,
     settings_cmds,
     ui_cmds,
 )
@@ -32,6 +33,7 @@ for _module in (
     listen_cmds,
     load_cmds,
     export_cmds,
+    run_cmds,
     ui_cmds,
     demo_cmds,
 ):

@@ -161,6 +161,14 @@ class Pipeline:
         """Hash of name, source and steps: the ledger's id of this job."""
         return _digest([self.name, self.source.to_dict(), [s.to_dict() for s in self.steps]])
 
+    def server_names(self) -> list[str]:
+        """Servers the source and steps name (``local`` excluded)."""
+        named = [
+            getattr(self.source, "server", None),
+            *(getattr(s, "server", None) for s in self.steps),
+        ]
+        return sorted({str(n) for n in named if n and n != "local"})
+
     def kinds(self) -> dict[str, str]:
         """Step kind by step name."""
         return {s.name: s.kind for s in self.steps}

@@ -13,9 +13,9 @@ database then already has), and imports everything in one go.
 from __future__ import annotations
 
 import enum
-from importlib import import_module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset

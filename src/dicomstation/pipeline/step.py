@@ -13,9 +13,9 @@ what later steps need back into the context from its recorded outputs.
 from __future__ import annotations
 
 import warnings
-from importlib import import_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from dicomstation.config import LocalNodeConfig, ServerConfig
