@@ -8,13 +8,17 @@
   more when the server answers 401.
 
 Secrets stay wrapped in :class:`~dicomstation.config.Secret` until the moment a
-header is built; no ``repr``, log line or error message shows them.
+header is built; no ``repr``, log line or error message shows them. Every flow is
+bound to the origin its credentials were entered for and adds nothing to a
+request for another origin; the client's request hook also strips any
+``Authorization`` header from a request (a redirect included) to another origin.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import ssl
 import threading
 import time
@@ -24,23 +28,33 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from dicomstation.config import Credentials, DicomWebServer, Secret
+from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
 
 __all__ = ["BasicAuth", "BearerAuth", "OAuth2ClientCredentials", "auth_for", "http_client"]
 
 Flow = Generator[httpx.Request, httpx.Response, None]
+log = logging.getLogger(__name__)
+
+
+def _same_origin(request: httpx.Request, origin: str) -> bool:
+    """True when ``request`` goes to ``origin`` ('' binds to nothing: always False)."""
+    return bool(origin) and origin_of(str(request.url)) == origin
 
 
 class BasicAuth(httpx.Auth):
     """HTTP Basic authentication with a hidden password."""
 
-    def __init__(self, username: str, password: Secret) -> None:
+    def __init__(self, username: str, password: Secret, *, origin: str) -> None:
         self.username = username
         self._password = password
+        self.origin = origin
 
     def auth_flow(self, request: httpx.Request) -> Flow:
-        """Add the ``Authorization: Basic`` header."""
+        """Add the ``Authorization: Basic`` header (to a request for our origin only)."""
+        if not _same_origin(request, self.origin):
+            yield request
+            return
         raw = f"{self.username}:{self._password.reveal()}".encode()
         request.headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         yield request
@@ -52,11 +66,15 @@ class BasicAuth(httpx.Auth):
 class BearerAuth(httpx.Auth):
     """A static bearer token."""
 
-    def __init__(self, token: Secret) -> None:
+    def __init__(self, token: Secret, *, origin: str) -> None:
         self._token = token
+        self.origin = origin
 
     def auth_flow(self, request: httpx.Request) -> Flow:
-        """Add the ``Authorization: Bearer`` header."""
+        """Add the ``Authorization: Bearer`` header (to a request for our origin only)."""
+        if not _same_origin(request, self.origin):
+            yield request
+            return
         request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
         yield request
 
@@ -86,6 +104,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         The client secret.
     scope : str
         Space-separated scopes ('' for none).
+    origin : str
+        The origin the tokens are sent to (the DICOMweb server's).
     leeway : float
         Seconds before expiry at which the token is renewed.
     clock : callable
@@ -99,6 +119,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         client_secret: Secret,
         scope: str = "",
         *,
+        origin: str,
         leeway: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -106,6 +127,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         self.client_id = client_id
         self._secret = client_secret
         self.scope = scope
+        self.origin = origin
         self.leeway = leeway
         self._clock = clock
         self._token: Secret | None = None
@@ -179,6 +201,9 @@ class OAuth2ClientCredentials(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Flow:
         """Authorise ``request``; on 401, renew the token once and resend if possible."""
+        if not _same_origin(request, self.origin):
+            yield request
+            return
         token = yield from self._fetch(None)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
@@ -193,20 +218,53 @@ class OAuth2ClientCredentials(httpx.Auth):
         yield request  # pragma: no cover
 
 
-def auth_for(credentials: Credentials) -> httpx.Auth | None:
-    """The auth flow for configured credentials (token, then OAuth2, then Basic)."""
+def auth_for(credentials: Credentials, origin: str | None = None) -> httpx.Auth | None:
+    """The auth flow for configured credentials (token, then OAuth2, then Basic).
+
+    ``origin`` (default: the credentials' own) is the only origin the flow sends
+    them to (a flow bound to no origin sends nothing); credentials entered for
+    another origin give no flow at all.
+    """
+    origin = credentials.origin if origin is None else origin
+    if credentials.empty or credentials.origin not in ("", origin):
+        return None
     if credentials.token:
-        return BearerAuth(credentials.token)
+        return BearerAuth(credentials.token, origin=origin)
     if credentials.token_url and credentials.client_id:
         return OAuth2ClientCredentials(
             credentials.token_url,
             credentials.client_id,
             credentials.client_secret,
             credentials.scope,
+            origin=origin,
         )
     if credentials.username:
-        return BasicAuth(credentials.username, credentials.password)
+        return BasicAuth(credentials.username, credentials.password, origin=origin)
     return None
+
+
+def _allowed_origins(server: DicomWebServer) -> frozenset[str]:
+    allowed = {server.origin}
+    if server.credentials.token_url:
+        allowed.add(origin_of(server.credentials.token_url))
+    return frozenset(allowed)
+
+
+def _origin_guard(server: DicomWebServer) -> Callable[[httpx.Request], None]:
+    """A request hook: no Authorization header leaves for an origin it was not meant for."""
+    allowed = _allowed_origins(server)
+
+    def guard(request: httpx.Request) -> None:
+        if "authorization" in request.headers and origin_of(str(request.url)) not in allowed:
+            del request.headers["authorization"]
+            log.warning(
+                "server %s: credentials not sent to %s (they belong to %s)",
+                server.name,
+                origin_of(str(request.url)),
+                server.origin,
+            )
+
+    return guard
 
 
 def _verify(server: DicomWebServer) -> ssl.SSLContext | bool:
@@ -365,7 +423,8 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
     timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.Client(
-        auth=auth_for(server.credentials),
+        auth=auth_for(server.credentials, server.origin),
+        event_hooks={"request": [_origin_guard(server)]},
         verify=_verify(server),
         proxy=server.proxy or None,
         timeout=timeout,

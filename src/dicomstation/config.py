@@ -8,9 +8,11 @@ receives them. Secrets are wrapped in :class:`Secret` so they never show up in a
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 __all__ = [
+    "ClientLimits",
     "Credentials",
     "DicomWebServer",
     "DimseServer",
@@ -18,7 +20,29 @@ __all__ = [
     "Protocol",
     "Secret",
     "ServerConfig",
+    "origin_of",
 ]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """The origin (``scheme://host:port``, RFC 6454) of a URL, normalised; '' if it has none.
+
+    Credentials are bound to this value: a secret entered for one origin is
+    never sent to another (another scheme, host or port).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        return ""
+    port = port or _DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class Secret:
@@ -61,6 +85,9 @@ class Credentials:
 
     Precedence when several are set: ``token`` (static bearer), then OAuth2
     client credentials (``token_url`` + ``client_id``), then Basic.
+    ``origin`` is the origin (see :func:`origin_of`) the secrets were entered
+    for; they are sent to that origin only ('' for the global credentials, which
+    are bound to a server's origin when a server opts in to them).
     """
 
     username: str = ""
@@ -70,16 +97,71 @@ class Credentials:
     client_id: str = ""
     client_secret: Secret = field(default_factory=lambda: Secret(""))
     scope: str = ""
+    origin: str = ""
 
     @property
     def empty(self) -> bool:
         """True when no credential at all is configured."""
         return not (self.username or self.token or self.client_id)
 
+    @property
+    def has_secret(self) -> bool:
+        """True when a password, token or client secret is set."""
+        return bool(self.password or self.token or self.client_secret)
+
+    def without_secrets(self) -> Credentials:
+        """The same non-secret fields (user, client id...), every secret dropped."""
+        return Credentials(
+            username=self.username,
+            token_url=self.token_url,
+            client_id=self.client_id,
+            scope=self.scope,
+        )
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """Bounds on what a DICOMweb server can make the client do (all configurable).
+
+    Parameters
+    ----------
+    max_qido_bytes : int
+        Largest JSON answer read (QIDO-RS page, WADO-RS metadata); a larger
+        one is refused while it streams in, never held whole.
+    max_qido_results : int
+        Most distinct results one query may bring (a query without ``limit``
+        that would bring more is refused: narrow it or give a limit).
+    max_qido_requests : int
+        Most QIDO-RS requests (pages) one query may send.
+    max_retry_after : float
+        Longest ``Retry-After`` (seconds) honoured; a server asking for more is
+        not retried.
+    max_instance_bytes : int
+        Largest fetched instance (or frame / rendered image); larger ones are
+        refused as they stream in.
+    """
+
+    max_qido_bytes: int = 64 << 20
+    max_qido_results: int = 50_000
+    max_qido_requests: int = 1_000
+    max_retry_after: float = 30.0
+    max_instance_bytes: int = 8 << 30
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{item.name} must be a positive number, not {value!r}")
+
 
 @dataclass(frozen=True)
 class DicomWebServer:
-    """A DICOMweb server: base URL of the QIDO/WADO/STOW root."""
+    """A DICOMweb server: base URL of the QIDO/WADO/STOW root.
+
+    ``credentials`` are used only while their ``origin`` is this URL's origin;
+    ``use_global_auth`` lets a server without credentials of its own use the
+    global ones (off by default: global secrets go only where the user said).
+    """
 
     name: str
     url: str
@@ -88,6 +170,13 @@ class DicomWebServer:
     ca_bundle: str = ""
     timeout: float = 60.0
     proxy: str = ""
+    use_global_auth: bool = False
+    limits: ClientLimits = field(default_factory=ClientLimits)
+
+    @property
+    def origin(self) -> str:
+        """The origin of :attr:`url` (see :func:`origin_of`)."""
+        return origin_of(self.url)
 
     @property
     def protocol(self) -> Protocol:

@@ -3,13 +3,21 @@
 This is the only module that reads the environment or the settings file. The
 file lives in the user config dir (``DICOMSTATION_CONFIG`` overrides the path)
 and is always written with mode 0600 through a temporary file + rename, so a
-crash never leaves a half-written or world-readable file. Secrets are kept as
-:class:`~dicomstation.config.Secret` and never printed.
+crash never leaves a half-written or world-readable file; a symlinked path is
+written through (the link's target is replaced, the link stays). Secrets are kept
+as :class:`~dicomstation.config.Secret` and never printed. A value of the wrong
+type gives a one-line :class:`ConfigError` naming the file and the key.
+
+Credentials are bound to an origin (scheme, host, port): a server's secrets are
+used only while its URL has the origin they were entered for (the ``origin``
+key; a file written before that key existed binds them to the URL it has). A
+URL carrying ``user:password@`` is refused: give the user and password as
+their own keys (``server add --user ... --password-stdin``).
 
 Example file::
 
-    [auth]                      # global DICOMweb credentials, used by every server
-    username = "alice"          # that has none of its own (Slicer's GLOBAL_DICOMWEB_USER)
+    [auth]                      # global DICOMweb credentials, used only by servers
+    username = "alice"          # that opt in with use_global_auth = true
     password = "..."
 
     [servers.orthanc]
@@ -17,7 +25,17 @@ Example file::
     url = "https://pacs.example.org/dicom-web"
     verify_tls = true
     ca_bundle = "/etc/ssl/hospital-ca.pem"
-    token = "..."               # per-server bearer token overrides the global user
+    token = "..."               # this server's own bearer token
+    origin = "https://pacs.example.org:443"   # where its secrets may be sent (written by us)
+
+    [servers.orthanc.limits]    # optional; see config.ClientLimits
+    max_qido_bytes = 67108864
+    max_retry_after = 30.0
+
+    [servers.other]
+    protocol = "dicomweb"
+    url = "https://other.example.org/dicom-web"
+    use_global_auth = true      # sends the [auth] credentials (to this origin only)
 
     [servers.legacy]
     protocol = "dimse"
@@ -34,6 +52,7 @@ Example file::
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import tomllib
@@ -49,15 +68,21 @@ from dicomstation.config import (
     DicomWebServer,
     DimseServer,
     LocalNodeConfig,
-    Secret,
     ServerConfig,
 )
 from dicomstation.errors import ConfigError
+from dicomstation.settings_tables import (
+    Table,
+    check_url,
+    credentials,
+    credentials_table,
+    limits,
+    limits_table,
+)
 
-__all__ = ["Settings", "default_database_path", "settings_path"]
+__all__ = ["Settings", "check_url", "default_database_path", "settings_path"]
 
-_SECRET_KEYS = ("password", "token", "client_secret")
-_CRED_KEYS = ("username", "password", "token", "token_url", "client_id", "client_secret", "scope")
+log = logging.getLogger(__name__)
 
 
 def settings_path() -> Path:
@@ -76,49 +101,42 @@ def default_database_path() -> Path:
     return Path(platformdirs.user_data_dir("dicomstation")) / "database"
 
 
-def _credentials(table: dict[str, Any]) -> Credentials:
-    values = {k: table.get(k, "") for k in _CRED_KEYS}
-    for key in _SECRET_KEYS:
-        values[key] = Secret(str(values[key]))
-    return Credentials(**values)
-
-
-def _credentials_table(creds: Credentials) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key in _CRED_KEYS:
-        value = getattr(creds, key)
-        text = value.reveal() if isinstance(value, Secret) else str(value)
-        if text:
-            out[key] = text
-    return out
-
-
-def _server_from_table(name: str, table: dict[str, Any]) -> ServerConfig:
-    protocol = table.get("protocol", "dicomweb")
+def _dicomweb_from_table(name: str, t: Table) -> DicomWebServer:
     try:
-        if protocol == "dicomweb":
-            return DicomWebServer(
-                name=name,
-                url=str(table["url"]).rstrip("/"),
-                credentials=_credentials(table),
-                verify_tls=bool(table.get("verify_tls", True)),
-                ca_bundle=str(table.get("ca_bundle", "")),
-                timeout=float(table.get("timeout", 60.0)),
-                proxy=str(table.get("proxy", "")),
-            )
-        if protocol == "dimse":
-            return DimseServer(
-                name=name,
-                ae_title=str(table["ae_title"]),
-                host=str(table["host"]),
-                port=int(table["port"]),
-                calling_ae=str(table.get("calling_ae", "DICOMSTATION")),
-                timeout=float(table.get("timeout", 30.0)),
-                move_destination=str(table.get("move_destination", "")),
-            )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"server {name!r} in {settings_path()}: bad or missing {exc}") from None
-    raise ConfigError(f"server {name!r}: unknown protocol {protocol!r} (dicomweb or dimse)")
+        url = check_url(name, t.get("url", str))
+    except ConfigError as exc:
+        raise t.error(t.key("url"), str(exc).split(": ", 1)[1]) from None
+    return DicomWebServer(
+        name=name,
+        url=url,
+        credentials=credentials(t, url),
+        verify_tls=t.get("verify_tls", bool, True),
+        ca_bundle=t.get("ca_bundle", str, ""),
+        timeout=t.get("timeout", float, 60.0),
+        proxy=t.get("proxy", str, ""),
+        use_global_auth=t.get("use_global_auth", bool, False),
+        limits=limits(t.sub("limits")),
+    )
+
+
+def _server_from_table(name: str, t: Table) -> ServerConfig:
+    protocol = t.get("protocol", str, "dicomweb")
+    if protocol == "dicomweb":
+        return _dicomweb_from_table(name, t)
+    if protocol == "dimse":
+        port = t.get("port", int)
+        if not 0 < port < 65536:
+            raise t.error(t.key("port"), f"must be 1..65535, not {port}")
+        return DimseServer(
+            name=name,
+            ae_title=t.get("ae_title", str),
+            host=t.get("host", str),
+            port=port,
+            calling_ae=t.get("calling_ae", str, "DICOMSTATION"),
+            timeout=t.get("timeout", float, 30.0),
+            move_destination=t.get("move_destination", str, ""),
+        )
+    raise t.error(t.key("protocol"), f"must be dicomweb or dimse, not {protocol!r}")
 
 
 def _server_table(server: ServerConfig) -> dict[str, Any]:
@@ -133,7 +151,11 @@ def _server_table(server: ServerConfig) -> dict[str, Any]:
             table["ca_bundle"] = server.ca_bundle
         if server.proxy:
             table["proxy"] = server.proxy
-        table.update(_credentials_table(server.credentials))
+        if server.use_global_auth:
+            table["use_global_auth"] = True
+        table.update(credentials_table(server.credentials))
+        if limits := limits_table(server.limits):
+            table["limits"] = limits
         return table
     return {
         "protocol": "dimse",
@@ -144,6 +166,23 @@ def _server_table(server: ServerConfig) -> dict[str, Any]:
         "timeout": server.timeout,
         **({"move_destination": server.move_destination} if server.move_destination else {}),
     }
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as TOML at ``path`` (a symlink's target), 0600, atomically."""
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".settings-", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            tomli_w.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -157,31 +196,41 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
-        """Read the settings file (an absent file gives empty settings)."""
+        """Read the settings file (an absent file gives empty settings).
+
+        Raises
+        ------
+        ConfigError
+            One line naming the file and the key, for unreadable TOML or a value
+            of the wrong type.
+        """
         path = path or settings_path()
         if not path.exists():
             return cls()
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read settings {path}: {exc}") from None
-        servers = {n: _server_from_table(n, t) for n, t in data.get("servers", {}).items()}
-        local = data.get("local", {})
+        root = Table(data, "", path)
+        servers = root.sub("servers")
+        local = root.sub("local")
         return cls(
-            servers=servers,
-            credentials=_credentials(data.get("auth", {})),
+            servers={n: _server_from_table(n, servers.server(n)) for n in servers.data},
+            credentials=credentials(root.sub("auth")),
             local=LocalNodeConfig(
-                ae_title=str(local.get("ae_title", "DICOMSTATION")),
-                port=int(local.get("port", 11112)),
-                host=str(local.get("host", "127.0.0.1")),
+                ae_title=local.get("ae_title", str, "DICOMSTATION"),
+                port=local.get("port", int, 11112),
+                host=local.get("host", str, "127.0.0.1"),
             ),
-            database=str(local.get("database", "")),
+            database=local.get("database", str, ""),
         )
 
     def save(self, path: Path | None = None) -> Path:
-        """Write the file atomically with mode 0600; return its path."""
+        """Write the file atomically with mode 0600; return its path.
+
+        A symlinked ``path`` stays a link: its target is the file replaced.
+        """
         path = path or settings_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         local: dict[str, Any] = {
             "ae_title": self.local.ae_title,
             "port": self.local.port,
@@ -190,23 +239,19 @@ class Settings:
         if self.database:
             local["database"] = self.database
         data = {
-            "auth": _credentials_table(self.credentials),
+            "auth": credentials_table(self.credentials),
             "local": local,
             "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())},
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                tomli_w.dump(data, handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_private(path, data)
         return path
 
     def server(self, name: str) -> ServerConfig:
-        """The named server, with global credentials applied when it has none of its own.
+        """The named server, with the credentials it may use at its current origin.
+
+        Its own credentials are used only while they are bound to its URL's
+        origin; the global credentials only when it opts in (``use_global_auth``)
+        and has none of its own, bound to its origin.
 
         Raises
         ------
@@ -218,12 +263,48 @@ class Settings:
         except KeyError:
             known = ", ".join(sorted(self.servers)) or "none configured"
             raise ConfigError(f"unknown server {name!r} (known: {known})") from None
-        if isinstance(server, DicomWebServer) and server.credentials.empty:
-            return replace(server, credentials=self.credentials)
-        return server
+        if not isinstance(server, DicomWebServer):
+            return server
+        creds = server.credentials
+        if not creds.empty and creds.origin != server.origin:
+            log.warning(
+                "server %s: its credentials were entered for %s, not sent to %s",
+                name,
+                creds.origin or "another address",
+                server.origin,
+            )
+            creds = Credentials()
+        if creds.empty and server.use_global_auth:
+            creds = replace(self.credentials, origin=server.origin)
+        return replace(server, credentials=creds)
 
-    def with_server(self, server: ServerConfig) -> Settings:
-        """A copy with ``server`` added or replaced."""
+    def with_server(
+        self, server: ServerConfig, *, allow_insecure_downgrade: bool = False
+    ) -> Settings:
+        """A copy with ``server`` added or replaced.
+
+        Credentials without an origin are bound to the server's origin; credentials
+        bound to another origin lose their secrets (a changed URL needs them again).
+
+        Raises
+        ------
+        ConfigError
+            When an https server would become http without ``allow_insecure_downgrade``.
+        """
+        if isinstance(server, DicomWebServer):
+            old = self.servers.get(server.name)
+            if (
+                isinstance(old, DicomWebServer)
+                and old.origin.startswith("https:")
+                and server.origin.startswith("http:")
+                and not allow_insecure_downgrade
+            ):
+                raise ConfigError(
+                    f"server {server.name!r}: changing https to http sends its data and "
+                    "credentials unencrypted; confirm it explicitly (--allow-http, or "
+                    "allow_insecure_downgrade in the UI API)"
+                )
+            server = replace(server, credentials=_bind(server.credentials, server.origin))
         return replace(self, servers={**self.servers, server.name: server})
 
     def without_server(self, name: str) -> Settings:
@@ -232,5 +313,16 @@ class Settings:
         return replace(self, servers={k: v for k, v in self.servers.items() if k != name})
 
     def with_credentials(self, credentials: Credentials) -> Settings:
-        """A copy with new global credentials."""
-        return replace(self, credentials=credentials)
+        """A copy with new global credentials (bound to no origin until a server opts in)."""
+        return replace(self, credentials=replace(credentials, origin=""))
+
+
+def _bind(creds: Credentials, origin: str) -> Credentials:
+    """``creds`` bound to ``origin``; secrets entered for another origin are dropped."""
+    if creds.origin in ("", origin):
+        return replace(creds, origin=origin)
+    if creds.has_secret:
+        log.warning(
+            "credentials entered for %s dropped: the server is now %s", creds.origin, origin
+        )
+    return replace(creds.without_secrets(), origin=origin)

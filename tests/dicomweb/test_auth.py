@@ -170,7 +170,7 @@ def test_precedence_token_then_oauth_then_basic() -> None:
 @pytest.mark.orthanc
 def test_basic_auth_and_global_credentials(orthanc: OrthancServer, tmp_path: Path) -> None:
     settings = Settings(
-        servers={"o": DicomWebServer("o", orthanc.dicomweb_url)},
+        servers={"o": DicomWebServer("o", orthanc.dicomweb_url, use_global_auth=True)},
         credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password)),
     )
     with open_node(settings.server("o")) as node:  # type: ignore[attr-defined]

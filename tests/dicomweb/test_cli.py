@@ -27,7 +27,7 @@ def env(orthanc: OrthancServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     db = tmp_path / "db"
     monkeypatch.setenv("DICOMSTATION_DB", str(db))
     Settings(
-        servers={"o": DicomWebServer("o", orthanc.dicomweb_url)},
+        servers={"o": DicomWebServer("o", orthanc.dicomweb_url, use_global_auth=True)},
         credentials=Credentials(username=orthanc.user, password=Secret(orthanc.password)),
     ).save(settings_file)
     return db

@@ -25,7 +25,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_settings_roundtrip_mode_and_global_credentials(env: Path) -> None:
     settings = Settings().with_credentials(Credentials(username="alice", password=Secret(SECRET)))
-    settings = settings.with_server(DicomWebServer("web", "https://pacs.example/dicom-web"))
+    settings = settings.with_server(
+        DicomWebServer("web", "https://pacs.example/dicom-web", use_global_auth=True)
+    )
     settings = settings.with_server(DimseServer("old", "PACS", "127.0.0.1", 104))
     path = settings.save()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

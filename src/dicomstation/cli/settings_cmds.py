@@ -13,11 +13,13 @@ from dicomstation.cli.common import console, handle_errors, print_json
 from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret
 from dicomstation.errors import ConfigError
 from dicomstation.nodes import open_node
-from dicomstation.settings import Settings
+from dicomstation.nodes.http_errors import redact
+from dicomstation.settings import Settings, check_url
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
 auth_app = typer.Typer(
-    help="Global DICOMweb credentials (used by servers without their own).", no_args_is_help=True
+    help="Global DICOMweb credentials (used only by servers added with --use-global-auth).",
+    no_args_is_help=True,
 )
 
 
@@ -48,8 +50,18 @@ def server_add(
         bool, typer.Option("--no-verify", help="Disable TLS verification.")
     ] = False,
     ca_bundle: Annotated[str, typer.Option(help="CA bundle for TLS verification.")] = "",
+    use_global_auth: Annotated[
+        bool, typer.Option(help="Send the global credentials (auth set) to this server.")
+    ] = False,
+    allow_http: Annotated[
+        bool, typer.Option("--allow-http", help="Confirm replacing an https URL by http.")
+    ] = False,
 ) -> None:
-    """Add or replace a server: ``--url`` for DICOMweb, ``--ae/--host/--port`` for DIMSE."""
+    """Add or replace a server: ``--url`` for DICOMweb, ``--ae/--host/--port`` for DIMSE.
+
+    A URL with ``user:password@`` is refused (give ``--user`` and
+    ``--password-stdin``); the secrets given are bound to the URL's origin.
+    """
     settings = Settings.load()
     if url and ae_title:
         raise ConfigError("give either --url (DICOMweb) or --ae/--host/--port (DIMSE), not both")
@@ -61,10 +73,11 @@ def server_add(
         )
         server: DicomWebServer | DimseServer = DicomWebServer(
             name=name,
-            url=url.rstrip("/"),
+            url=check_url(name, url),
             credentials=creds,
             verify_tls=not no_verify,
             ca_bundle=ca_bundle,
+            use_global_auth=use_global_auth,
         )
     elif ae_title and host:
         server = DimseServer(
@@ -72,8 +85,19 @@ def server_add(
         )
     else:
         raise ConfigError("a server needs --url, or --ae and --host (and --port)")
-    path = settings.with_server(server).save()
+    path = settings.with_server(server, allow_insecure_downgrade=allow_http).save()
     console.print(f"saved server [bold]{name}[/] ({server.protocol.value}) in {path}")
+
+
+def _auth_label(server: DicomWebServer) -> str:
+    creds = server.credentials
+    if creds.token:
+        return "token"
+    if creds.client_id:
+        return f"oauth2 client {creds.client_id}"
+    if creds.username:
+        return f"user {creds.username}"
+    return "global" if server.use_global_auth else "none"
 
 
 @server_app.command("list")
@@ -85,17 +109,12 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     for name in sorted(settings.servers):
         s = settings.servers[name]
         if isinstance(s, DicomWebServer):
-            auth = (
-                "token"
-                if s.credentials.token
-                else (f"user {s.credentials.username}" if s.credentials.username else "global")
-            )
             rows.append(
                 {
                     "name": name,
                     "protocol": "dicomweb",
-                    "address": s.url,
-                    "auth": auth,
+                    "address": redact(s.url),
+                    "auth": _auth_label(s),
                     "tls_verify": s.verify_tls,
                 }
             )
@@ -146,7 +165,7 @@ def auth_set(
     password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
     token_stdin: Annotated[bool, typer.Option(help="Read a bearer token from stdin.")] = False,
 ) -> None:
-    """Set global credentials, reused by every DICOMweb server without its own."""
+    """Set global credentials, used by the servers that opt in (--use-global-auth)."""
     settings = Settings.load()
     creds = replace(settings.credentials, username=user or settings.credentials.username)
     if password_stdin:

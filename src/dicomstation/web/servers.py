@@ -1,5 +1,12 @@
 """Server and credential editing for the web UI (secrets masked, never handed to a new host).
 
+Rules of an edit (``PUT /api/servers/{name}``): a URL moved to another origin
+(scheme, host or port) keeps none of the stored secrets, only those given in
+the same request; https -> http needs ``allow_insecure_downgrade: true``; a URL
+with ``user:password@`` is refused; fields the form does not carry (CA bundle,
+proxy, timeout, limits, C-MOVE destination) keep their stored values; global
+credentials reach a server only when it opts in (``use_global_auth``).
+
 :class:`~dicomstation.web.workstation.Workstation` delegates its settings calls
 here; settings are re-read on every call and written with
 :class:`~dicomstation.settings.Settings` (0600, atomic). Secrets never leave this
@@ -13,14 +20,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret, ServerConfig
+from dicomstation.config import (
+    Credentials,
+    DicomWebServer,
+    DimseServer,
+    Secret,
+    ServerConfig,
+    origin_of,
+)
 from dicomstation.errors import ConfigError
-from dicomstation.settings import Settings
+from dicomstation.settings import Settings, check_url
 
 __all__ = [
     "LOCAL",
     "auth_state",
     "delete_server",
+    "flag",
     "list_servers",
     "public_server",
     "save_auth",
@@ -46,6 +61,8 @@ def public_server(server: ServerConfig) -> dict[str, Any]:
             "host": server.host,
             "port": server.port,
             "calling_ae": server.calling_ae,
+            "timeout": server.timeout,
+            "move_destination": server.move_destination,
         }
     creds = server.credentials
     return {
@@ -53,6 +70,10 @@ def public_server(server: ServerConfig) -> dict[str, Any]:
         "protocol": "dicomweb",
         "url": server.url,
         "verify_tls": server.verify_tls,
+        "use_global_auth": server.use_global_auth,
+        "ca_bundle": server.ca_bundle,
+        "proxy": server.proxy,
+        "timeout": server.timeout,
         "username": creds.username,
         "password": _state(creds.password),
         "token": _state(creds.token),
@@ -70,29 +91,80 @@ def _merge_credentials(old: Credentials, body: Mapping[str, Any]) -> Credentials
     return replace(old, **values)
 
 
-def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | None) -> ServerConfig:
-    """Build a server configuration from the settings form (ConfigError when incomplete)."""
-    protocol = body.get("protocol", "dicomweb")
+_TRUE = frozenset({"true", "1", "on", "yes"})
+_FALSE = frozenset({"false", "0", "off", "no", ""})
+
+
+def flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A true/false form field (a JSON bool or its usual spellings); ConfigError otherwise."""
+    value = body.get(key, default)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(f"{key} must be true or false, not {str(value)[:40]!r}")
+
+
+def _number(body: Mapping[str, Any], key: str, default: float) -> float:
+    value = body.get(key)
+    if value in (None, ""):
+        return default
     try:
-        if protocol == "dimse":
-            return DimseServer(
-                name=name,
-                ae_title=str(body["ae_title"]),
-                host=str(body["host"]),
-                port=int(body["port"]),
-                calling_ae=str(body.get("calling_ae") or "DICOMSTATION"),
-            )
-        url = str(body["url"]).rstrip("/")
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number of seconds, not {str(value)[:40]!r}") from None
+    if not number > 0:
+        raise ConfigError(f"{key} must be positive, not {number}")
+    return number
+
+
+def _text(body: Mapping[str, Any], key: str, default: str) -> str:
+    value = body.get(key)
+    return default if value is None else str(value).strip()
+
+
+def _dimse_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | None) -> DimseServer:
+    kept = old if isinstance(old, DimseServer) else DimseServer(name, "", "", 104)
+    try:
+        return DimseServer(
+            name=name,
+            ae_title=str(body["ae_title"]),
+            host=str(body["host"]),
+            port=int(body["port"]),
+            calling_ae=str(body.get("calling_ae") or kept.calling_ae),
+            timeout=_number(body, "timeout", kept.timeout),
+            move_destination=_text(body, "move_destination", kept.move_destination),
+        )
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"server {name!r}: missing or bad field {exc}") from None
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"server {name!r}: the URL must start with http:// or https://")
-    creds = old.credentials if isinstance(old, DicomWebServer) else Credentials()
-    return DicomWebServer(
-        name=name,
+
+
+def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | None) -> ServerConfig:
+    """Build a server configuration from the settings form (ConfigError when incomplete).
+
+    Settings the form does not carry (CA bundle, proxy, timeout, limits...) are
+    kept from ``old``. When the URL moves to another origin, the stored secrets
+    are dropped: only secrets given in this form go to the new address.
+    """
+    if body.get("protocol", "dicomweb") == "dimse":
+        return _dimse_from_form(name, body, old)
+    if "url" not in body:
+        raise ConfigError(f"server {name!r}: missing or bad field 'url'")
+    url = check_url(name, str(body["url"]))
+    kept = old if isinstance(old, DicomWebServer) else DicomWebServer(name, url)
+    creds = kept.credentials
+    if kept.origin != origin_of(url):
+        creds = creds.without_secrets()  # a new address gets only secrets given again
+    return replace(
+        kept,
         url=url,
         credentials=_merge_credentials(creds, body),
-        verify_tls=bool(body.get("verify_tls", True)),
+        verify_tls=flag(body, "verify_tls", kept.verify_tls),
+        ca_bundle=_text(body, "ca_bundle", kept.ca_bundle),
+        proxy=_text(body, "proxy", kept.proxy),
+        timeout=_number(body, "timeout", kept.timeout),
+        use_global_auth=flag(body, "use_global_auth", kept.use_global_auth),
     )
 
 
@@ -108,8 +180,10 @@ def save_server(path: Path, name: str, body: Mapping[str, Any]) -> dict[str, Any
         raise ConfigError(f"invalid server name {name!r}")
     settings = Settings.load(path)
     server = server_from_form(name, body, settings.servers.get(name))
-    settings.with_server(server).save(path)
-    return public_server(server)
+    downgrade = flag(body, "allow_insecure_downgrade", False)
+    settings = settings.with_server(server, allow_insecure_downgrade=downgrade)
+    settings.save(path)
+    return public_server(settings.server(name))
 
 
 def delete_server(path: Path, name: str) -> None:
