@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from dicomstation.errors import CancelledError
+from dicomstation.errors import CancelledError, NodeError, RemoteStatusError
 from dicomstation.models import Phase, ProgressEvent, TransferReport
 
 if TYPE_CHECKING:
@@ -52,12 +52,16 @@ class RetryPolicy:
         Upper bound of one delay.
     jitter : float
         Random fraction added to each delay, so parallel clients do not retry in step.
+    max_retry_after : float
+        Longest wait a server may ask for (``Retry-After``); an error asking for
+        more is not retried (a clear error instead of a long silent wait).
     """
 
     attempts: int = 4
     backoff: float = 0.5
     max_backoff: float = 10.0
     jitter: float = 0.2
+    max_retry_after: float = 30.0
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -103,11 +107,29 @@ def with_retries(
             retry += 1
             if retry >= policy.attempts or not retryable(exc):
                 raise
+            # a server's Retry-After (429/503), when given, is waited at least
+            asked = float(getattr(exc, "retry_after", 0.0))
+            if asked > policy.max_retry_after:
+                raise _wait_refused(exc, asked, policy.max_retry_after) from exc
             if on_retry is not None:
                 on_retry(retry, exc)
-            # a server's Retry-After (429/503), when given, is waited at least
-            wait_for = max(policy.delay(retry), float(getattr(exc, "retry_after", 0.0)))
-            sleep_unless_cancelled(wait_for, cancel)
+            sleep_unless_cancelled(max(policy.delay(retry), asked), cancel)
+
+
+def _wait_refused(exc: Exception, asked: float, cap: float) -> Exception:
+    """The error for a server asking to wait longer than we do (names the server)."""
+    if not isinstance(exc, NodeError):
+        return exc
+    where = f"{exc.operation} on {exc.server}" + (f" for {exc.uid}" if exc.uid else "")
+    said = str(exc).removeprefix(where + ": ")
+    return RemoteStatusError(
+        f"{said} - asked to retry after {asked:.0f} s, longer than the {cap:.0f} s "
+        "we wait (limits.max_retry_after); not retried",
+        server=exc.server,
+        operation=exc.operation,
+        uid=exc.uid,
+        status=exc.status,
+    )
 
 
 def run_parallel(

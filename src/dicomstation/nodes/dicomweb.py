@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dicomstation.auth import http_client
-from dicomstation.config import DicomWebServer
+from dicomstation.config import ClientLimits, DicomWebServer
 from dicomstation.errors import ProtocolError, RemoteStatusError
 from dicomstation.models import Level, Query, TransferReport
 from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
+from dicomstation.nodes.http_limits import JsonArrayStream as JsonStream
+from dicomstation.nodes.http_limits import read_capped, read_capped_chunks
 from dicomstation.nodes.qido import (
     Page,
     encode_query,
@@ -74,6 +76,8 @@ class DicomWebNode:
         QIDO-RS results per request.
     stow_batch_files, stow_batch_bytes : int
         Size bounds of one STOW-RS request.
+    limits : ClientLimits
+        How much the server may make us read, request or wait.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class DicomWebNode:
         stow_batch_files: int = 16,
         stow_batch_bytes: int = 64 << 20,
         accepts: Sequence[str] = DICOM_ACCEPTS,
+        limits: ClientLimits | None = None,
     ) -> None:
         self.name = name
         self.url = url.rstrip("/")
@@ -98,12 +103,21 @@ class DicomWebNode:
         self.stow_batch_files = stow_batch_files
         self.stow_batch_bytes = stow_batch_bytes
         self.negotiator = AcceptNegotiator(accepts)
+        self.limits = limits or ClientLimits()
 
     @classmethod
     def from_config(cls, server: DicomWebServer, *, concurrency: int = 4) -> DicomWebNode:
-        """A node for a configured server (credentials, TLS, proxy and timeout applied)."""
+        """A node for a configured server (credentials, TLS, proxy, timeout and limits applied)."""
         client = http_client(server, connections=max(32, concurrency * 2))
-        return cls(server.name, server.url, client, concurrency=concurrency)
+        retry = RetryPolicy(max_retry_after=server.limits.max_retry_after)
+        return cls(
+            server.name,
+            server.url,
+            client,
+            concurrency=concurrency,
+            retry=retry,
+            limits=server.limits,
+        )
 
     def __repr__(self) -> str:
         return f"DicomWebNode({self.name!r}, {self.url!r})"
@@ -119,7 +133,7 @@ class DicomWebNode:
         self.client.close()
 
     # -- plain requests ----------------------------------------------------------------
-    def _get(
+    def _open(
         self,
         path: str,
         *,
@@ -128,18 +142,44 @@ class DicomWebNode:
         params: list[tuple[str, str]] | None = None,
         accept: str = "application/dicom+json",
     ) -> httpx.Response:
-        """GET with retries; the response is read and has a 2xx status."""
+        """GET with retries; an open streamed response with a 2xx status (caller closes it)."""
 
         def attempt() -> httpx.Response:
+            query = "?" + encode_query(params) if params else ""
             try:
-                query = "?" + encode_query(params) if params else ""
-                response = self.client.get(f"{self.url}/{path}{query}", headers={"Accept": accept})
+                request = self.client.build_request(
+                    "GET", f"{self.url}/{path}{query}", headers={"Accept": accept}
+                )
+                response = self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise translate(exc, server=self.name, operation=operation, uid=uid) from exc
-            check_status(response, server=self.name, operation=operation, uid=uid)
+            try:
+                check_status(response, server=self.name, operation=operation, uid=uid)
+            except BaseException:
+                response.close()
+                raise
             return response
 
         return with_retries(attempt, policy=self.retry, retryable=is_retryable)
+
+    def _get(
+        self,
+        path: str,
+        *,
+        operation: str,
+        uid: str | None = None,
+        params: list[tuple[str, str]] | None = None,
+        accept: str = "application/dicom+json",
+        limit: tuple[int, str],
+    ) -> bytes:
+        """The body of a GET, refused beyond ``limit`` (bytes, name of the setting)."""
+        response = self._open(path, operation=operation, uid=uid, params=params, accept=accept)
+        try:
+            return read_capped(response, *limit, server=self.name, operation=operation, uid=uid)
+        except httpx.HTTPError as exc:
+            raise translate(exc, server=self.name, operation=operation, uid=uid) from exc
+        finally:
+            response.close()
 
     def _get_json(
         self,
@@ -148,39 +188,31 @@ class DicomWebNode:
         operation: str,
         uid: str | None = None,
         params: list[tuple[str, str]] | None = None,
-    ) -> tuple[list[Any], list[str]]:
-        response = self._get(path, operation=operation, uid=uid, params=params)
+    ) -> tuple[JsonStream, list[str]]:
+        """A JSON array answer, streamed: (its objects, parsed as read; Warning headers)."""
+        response = self._open(path, operation=operation, uid=uid, params=params)
         warnings = response.headers.get_list("warning")
-        if response.status_code == 204 or not response.content.strip():
-            return [], warnings
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in _JSON_TYPES:
+        if response.status_code != 204 and media not in _JSON_TYPES:
+            response.close()
             raise ProtocolError(
                 f"expected application/dicom+json, got {media or 'none'!r}",
                 server=self.name,
                 operation=operation,
                 uid=uid,
             )
-        try:
-            data = response.json()
-        except ValueError:
-            raise ProtocolError(
-                "malformed JSON in the answer", server=self.name, operation=operation, uid=uid
-            ) from None
-        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-            raise ProtocolError(
-                "the answer is not a list of DICOM JSON objects",
-                server=self.name,
-                operation=operation,
-                uid=uid,
-            )
-        return data, warnings
+        limit = self.limits.max_qido_bytes
+        stream = JsonStream(response, limit, server=self.name, operation=operation, uid=uid)
+        return stream, warnings
 
     # -- QIDO-RS -------------------------------------------------------------------------
     def echo(self) -> float:
         """A cheap QIDO-RS (``studies?limit=1``); return the seconds it took."""
         started = time.perf_counter()
-        self._get_json("studies", operation="QIDO-RS", params=[("limit", "1")])
+        results, _ = self._get_json("studies", operation="QIDO-RS", params=[("limit", "1")])
+        for _obj in results:
+            break
+        results.close()
         return time.perf_counter() - started
 
     def iter_find(self, query: Query) -> Iterator[Ref]:
@@ -200,7 +232,9 @@ class DicomWebNode:
                 params=query_params(query, limit, offset),
             )
 
-        for obj in iter_matches(fetch, query, page_size=self.page_size, server=self.name):
+        for obj in iter_matches(
+            fetch, query, page_size=self.page_size, server=self.name, limits=self.limits
+        ):
             yield ref_from_json(level, obj)
 
     def find(self, query: Query) -> list[Ref]:
@@ -210,10 +244,10 @@ class DicomWebNode:
     def metadata(self, study_uid: str, series_uid: str | None = None) -> list[Mapping[str, Any]]:
         """WADO-RS metadata: DICOM JSON of every instance, without fetching pixel data."""
         path = f"studies/{study_uid}" + (f"/series/{series_uid}" if series_uid else "")
-        data, _ = self._get_json(
+        results, _ = self._get_json(
             path + "/metadata", operation="WADO-RS metadata", uid=series_uid or study_uid
         )
-        return data
+        return list(results)
 
     # -- WADO-RS -------------------------------------------------------------------------
     def retrieve(
@@ -257,6 +291,7 @@ class DicomWebNode:
             policy=self.retry,
             lister=planner.series_instances,
             cancel=cancel,
+            max_instance_bytes=self.limits.max_instance_bytes,
         )
         try:
             run_parallel(targets, fetcher.fetch, workers=self.concurrency, cancel=cancel)
@@ -283,7 +318,14 @@ class DicomWebNode:
                     operation="WADO-RS frames",
                     uid=sop_uid,
                 ):
-                    yield part.read()
+                    yield read_capped_chunks(
+                        part.views(),
+                        self.limits.max_instance_bytes,
+                        "max_instance_bytes",
+                        server=self.name,
+                        operation="WADO-RS frames",
+                        uid=sop_uid,
+                    )
         except httpx.HTTPError as exc:
             raise translate(exc, server=self.name, operation="WADO-RS frames", uid=sop_uid) from exc
 
@@ -309,8 +351,13 @@ class DicomWebNode:
         query = list((params or {}).items())
         try:
             return self._get(
-                path, operation=operation, uid=uid, params=query, accept=media_type
-            ).content
+                path,
+                operation=operation,
+                uid=uid,
+                params=query,
+                accept=media_type,
+                limit=(self.limits.max_instance_bytes, "max_instance_bytes"),
+            )
         except RemoteStatusError as exc:
             if not thumbnail or exc.status not in (404, 406, 501):
                 raise

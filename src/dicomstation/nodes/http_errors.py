@@ -10,6 +10,8 @@ user-info from URLs.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import re
 
@@ -23,7 +25,15 @@ from dicomstation.errors import (
     RemoteStatusError,
 )
 
-__all__ = ["MAPPING", "RETRY_STATUSES", "check_status", "is_retryable", "redact", "translate"]
+__all__ = [
+    "MAPPING",
+    "RETRY_STATUSES",
+    "check_status",
+    "is_retryable",
+    "redact",
+    "retry_after_seconds",
+    "translate",
+]
 
 #: httpx exception class -> (our error class, a plain-words description)
 MAPPING: dict[type[Exception], tuple[type[NodeError], str]] = {
@@ -59,9 +69,6 @@ MAPPING: dict[type[Exception], tuple[type[NodeError], str]] = {
     httpx.ResponseNotRead: (ProtocolError, "response not read"),
     httpx.RequestNotRead: (ProtocolError, "request not read"),
 }
-
-#: upper bound (seconds) of a server's Retry-After that we honour
-MAX_RETRY_AFTER = 60.0
 
 #: statuses worth retrying (rate limiting, server overload, gateway trouble)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -128,10 +135,30 @@ def _status_error(
     if status == 404:
         message = f"not found on the server (HTTP 404{': ' + excerpt if excerpt else ''})"
     error = RemoteStatusError(message, server=server, operation=operation, uid=uid, status=status)
-    retry_after = response.headers.get("retry-after", "").strip()
-    if retry_after.isdigit():  # seconds form; read by transfer.with_retries
-        error.retry_after = min(float(retry_after), MAX_RETRY_AFTER)  # type: ignore[attr-defined]
+    seconds = retry_after_seconds(response.headers.get("retry-after", ""))
+    if seconds is not None:  # read by transfer.with_retries, which caps it (max_retry_after)
+        error.retry_after = seconds  # type: ignore[attr-defined]
     return error
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """Seconds asked by a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent.
+
+    Not capped here: :func:`dicomstation.transfer.with_retries` refuses to wait
+    longer than its policy's ``max_retry_after``.
+    """
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(min(int(value[:12]), 10**9))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def check_status(

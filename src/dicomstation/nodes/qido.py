@@ -6,9 +6,12 @@ standard's matching rules (wildcards ``*`` / ``?``, DA/TM/DT ranges
 checked here so a typo gives a clear error instead of an empty answer.
 
 Paging is lazy: pages of ``page_size`` are requested only when the caller wants
-more. It stops on an empty page, on a short page (unless the server warned that
-more results exist), and, for servers that ignore ``offset`` and send the same
-page again, as soon as a page brings nothing new.
+more, and a streamed page is read only as far as the caller reads. It stops on
+the query's limit, on an empty page, on a short page (unless the server warned
+that more results exist), and, for servers that ignore ``offset`` and send the
+same page again, as soon as a page brings nothing new. A server that keeps
+sending new results is stopped by :class:`~dicomstation.config.ClientLimits`
+(``max_qido_results``, ``max_qido_requests``) with a clear error.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from pydicom.datadict import dictionary_VR
 
+from dicomstation.config import ClientLimits
 from dicomstation.dicomjson import first_value, tag_hex
-from dicomstation.errors import ConfigError
+from dicomstation.errors import ConfigError, ProtocolError
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, StudyRef
 
 __all__ = [
@@ -41,7 +45,7 @@ log = logging.getLogger(__name__)
 
 Json = Mapping[str, Any]
 #: a page as answered by the server: (JSON results, Warning header values)
-Page = tuple[list[Json], list[str]]
+Page = tuple[Iterable[Json], list[str]]
 
 _DA = r"\d{8}"
 _TM = r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?"
@@ -152,50 +156,90 @@ def _identity(level: Level, obj: Json) -> str:
     return first_value(obj, keyword) or repr(sorted(obj.items()))
 
 
+def _close(results: Iterable[Json]) -> None:
+    close = getattr(results, "close", None)
+    if callable(close):
+        close()
+
+
+def _over(what: str, limit: int, key: str, server: str) -> ProtocolError:
+    return ProtocolError(
+        f"{what} {limit:,}; stopped (give a --limit, narrow the query, or raise "
+        f"limits.{key} in the server's settings)",
+        server=server,
+        operation="QIDO-RS",
+    )
+
+
 def iter_matches(
     fetch: Callable[[int | None, int], Page],
     query: Query,
     *,
     page_size: int = 200,
     server: str = "",
+    limits: ClientLimits | None = None,
 ) -> Iterator[Json]:
     """Yield QIDO-RS results page by page, only as far as the caller reads.
 
     Parameters
     ----------
     fetch : callable
-        ``fetch(limit, offset)`` returns one page (results, Warning header values).
+        ``fetch(limit, offset)`` returns one page (results, Warning header values);
+        the results may be a lazy iterable with a ``close()`` (a streamed answer),
+        closed as soon as enough of it was read.
     query : Query
         ``query.limit`` caps the total (None: everything), ``query.offset`` starts.
     page_size : int
         Results per request.
     server : str
-        Named in warnings.
+        Named in warnings and errors.
+    limits : ClientLimits
+        ``max_qido_results`` and ``max_qido_requests`` bound one query.
+
+    Raises
+    ------
+    ProtocolError
+        When the server would bring more results, or need more requests, than
+        the limits allow (a server that ignores ``offset`` and keeps sending new
+        UIDs included).
     """
+    limits = limits or ClientLimits()
     level = Level.parse(query.level)
     seen: set[str] = set()
-    offset = query.offset
-    remaining = query.limit
+    offset, remaining, requests = query.offset, query.limit, 0
     while remaining is None or remaining > 0:
+        if requests >= limits.max_qido_requests:
+            raise _over("needs more requests than", requests, "max_qido_requests", server)
+        requests += 1
         want = page_size if remaining is None else min(page_size, remaining)
         results, warns = fetch(want, offset)
         for text in warns:
             log.warning("QIDO-RS on %s: server warning: %s", server, text)
             warnings.warn(QidoWarning(f"{server}: {text}"), stacklevel=2)
-        fresh = [r for r in results if _identity(level, r) not in seen]
-        if remaining is not None:
-            fresh = fresh[:remaining]  # for servers that ignore limit
+        count = fresh = 0
+        try:
+            for obj in results:  # a streamed page is read only as far as needed
+                count += 1
+                key = _identity(level, obj)
+                if key in seen:
+                    continue
+                if len(seen) >= limits.max_qido_results:
+                    raise _over("more results than", len(seen), "max_qido_results", server)
+                seen.add(key)
+                fresh += 1
+                yield obj
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+        finally:
+            _close(results)
         if not fresh:
-            if results:
+            if count:
                 log.info("QIDO-RS on %s: server repeats results (ignores offset); stopping", server)
             return
-        for obj in fresh:
-            seen.add(_identity(level, obj))
-            yield obj
-        if remaining is not None:
-            remaining -= len(fresh)
-        offset += len(results)
-        if len(results) < want and not warns:
+        offset += count
+        if count < want and not warns:
             return
 
 

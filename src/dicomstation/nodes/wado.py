@@ -31,6 +31,7 @@ from dicomstation.errors import (
     ProtocolError,
 )
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
+from dicomstation.nodes.http_limits import too_large
 from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
 from dicomstation.nodes.staging import StagedFile, StagingWriter
 from dicomstation.transfer import (
@@ -161,6 +162,7 @@ class WadoFetcher:
         policy: RetryPolicy,
         lister: Lister,
         cancel: CancelToken | None = None,
+        max_instance_bytes: int = 8 << 30,
     ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
@@ -171,6 +173,7 @@ class WadoFetcher:
         self.policy = policy
         self.cancel = cancel
         self.lister = lister
+        self.max_instance_bytes = max_instance_bytes
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
         self._heads: dict[str, bytes] = {}  # staged file -> its first bytes (for the indexer)
         self.staging = db.staging_dir("wado")
@@ -281,18 +284,22 @@ class WadoFetcher:
                 operation="WADO-RS",
                 uid=target.uid,
             )
+        declared = part.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_instance_bytes:
+            raise self._too_large(target)
         staged = self._writer.new_file()
         size = 0
         head = b""
         try:
             for chunk in part.views():  # no copy: the writer thread writes the views
                 check_cancel(self.cancel, "fetch")
-                staged.write(chunk)
                 size += len(chunk)
+                if size > self.max_instance_bytes:
+                    raise self._too_large(target)
+                staged.write(chunk)
                 if len(head) < _HEAD_BYTES:
                     head += chunk[:_HEAD_BYTES]
                 self.tracker.add_bytes(len(chunk))
-            declared = part.headers.get("content-length", "")
             if declared.isdigit() and int(declared) != size:
                 raise ProtocolError(
                     f"part truncated: {size} of {declared} bytes",
@@ -310,6 +317,16 @@ class WadoFetcher:
         self._heads[str(staged.path)] = head
         staged.close()
         return staged
+
+    def _too_large(self, target: Target) -> ProtocolError:
+        return too_large(
+            "instance",
+            self.max_instance_bytes,
+            "max_instance_bytes",
+            server=self.server,
+            operation="WADO-RS",
+            uid=target.uid,
+        )
 
     def _commit(self, paths: list[Path]) -> None:
         if not paths:
