@@ -113,7 +113,7 @@ def file_mode(path: Path) -> int:
 
 
 def mount_tmpfs(path: Path, size: str) -> bool:
-    """Mount a tmpfs of ``size`` (e.g. ``"4m"``) on the new folder ``path``; False if not allowed."""
+    """Mount a tmpfs of ``size`` (e.g. ``"4m"``) on the folder ``path``; False if not allowed."""
     path.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],

@@ -30,7 +30,8 @@ with Database.open(root) as db:
     db.import_path(source, workers=1)  # copies
     staging = db.staging_dir("recv")
     modes["staging"] = staging.stat().st_mode
-    for batch in scan_files([os.path.join(source, n) for n in os.listdir(source)][:2], str(staging)):
+    some = [os.path.join(source, n) for n in os.listdir(source)][:2]
+    for batch in scan_files(some, str(staging)):
         for item in batch:
             modes["staged copy"] = os.stat(item.staged).st_mode
             os.unlink(item.staged)
