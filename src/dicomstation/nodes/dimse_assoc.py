@@ -33,12 +33,14 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomstation.config import DimseServer
 from dicomstation.nodes.dimse_errors import association_error
+from dicomstation.nodes.dimse_pdu import limit_pdu_reads
 
 __all__ = [
     "ACCEPT_TRANSFER_SYNTAXES",
     "MAX_CONTEXTS",
     "MAX_PDU",
     "RECEIVE_TRANSFER_SYNTAXES",
+    "connection_opened",
     "make_ae",
     "no_delay",
     "open_association",
@@ -112,6 +114,18 @@ def no_delay(event: Any) -> None:
         event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def connection_opened(event: Any) -> None:
+    """``evt.EVT_CONN_OPEN`` handler: Nagle off, and PDUs held to our maximum length.
+
+    A PDU longer than :data:`MAX_PDU` (what we announce as our maximum receive
+    length; an association request is far smaller) is refused before it is read
+    on pynetdicom's read path; the fast paths check the same limit themselves.
+    """
+    no_delay(event)
+    with contextlib.suppress(AttributeError):
+        limit_pdu_reads(event.assoc, MAX_PDU)
+
+
 def make_ae(ae_title: str, timeout: float) -> AE:
     """An application entity with our AE title, timeouts and a large receive PDU."""
     ae = AE(ae_title=ae_title)
@@ -164,7 +178,7 @@ def open_association(
     ae = ae or make_ae(server.calling_ae, server.timeout)
     ae.requested_contexts = list(contexts)
     roles: list[Any] = [build_role(uid, scp_role=True) for uid in scp_roles]
-    bound: list[Any] = [(evt.EVT_CONN_OPEN, no_delay), *handlers]
+    bound: list[Any] = [(evt.EVT_CONN_OPEN, connection_opened), *handlers]
     assoc = ae.associate(
         server.host,
         server.port,

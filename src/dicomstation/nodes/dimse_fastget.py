@@ -7,9 +7,13 @@ of dcmtk getscu. Here, while the association reactor is paused and pynetdicom's
 DUL reader is switched off (its transport check answers "nothing to read"), the
 PDUs of one C-GET are read with a buffered socket reader: C-STORE sub-operation
 data sets are written fragment by fragment straight to their ``.part`` file (no
-re-encoding, never whole in memory), each is answered with a C-STORE-RSP, and
-the C-GET-RSPs are decoded until the final one. Associations, negotiation,
-release and abort stay pynetdicom's.
+re-encoding, never whole in memory) through a
+:class:`~dicomstation.nodes.dimse_receive.Incoming` (files named by us, data set
+checked, indexed), each is answered with a C-STORE-RSP once its instance is
+indexed (or with a failure status and a reason), and the C-GET-RSPs are decoded
+until the final one. PDUs longer than we announced, malformed PDV items and
+oversized command sets end the exchange (``ProtocolError``; the association is
+aborted). Associations, negotiation, release and abort stay pynetdicom's.
 
 It relies on pynetdicom 3.0 internals (``dul._is_transport_event``,
 ``dul._idle_timer``, the reactor checkpoint, ``dul.socket``);
@@ -19,15 +23,12 @@ It relies on pynetdicom 3.0 internals (``dul._is_transport_event``,
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from io import BytesIO
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import decode, encode
 
 from dicomstation.errors import ProtocolError
@@ -38,9 +39,11 @@ from dicomstation.nodes.dimse_pdu import (
     A_RELEASE_RQ,
     NO_DATA_SET,
     P_DATA,
+    PduError,
     PduReader,
     encode_command,
     fast_path_available,
+    local_max_pdu,
     own_socket,
     parse_command,
     pdvs,
@@ -50,7 +53,13 @@ from dicomstation.nodes.dimse_pdu import (
     us_field,
     us_value,
 )
-from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_receive import (
+    Incoming,
+    Receiver,
+    StoreOutcome,
+    StoreRequest,
+    file_meta,
+)
 
 __all__ = ["Exchange", "GetResult", "fast_get", "fast_get_available", "file_meta"]
 
@@ -63,39 +72,12 @@ _C_STORE_RQ, _C_GET_RSP, _C_STORE_RSP, _C_GET_RQ, _C_CANCEL_RQ = (
     0x0010,
     0x0FFF,
 )
-_SUCCESS, _OUT_OF_RESOURCES = 0x0000, 0xA700
+_SUCCESS = 0x0000
 _C_ECHO_RQ, _C_ECHO_RSP = 0x0030, 0x8030
-_EXPLICIT_SHORT = struct.Struct("<HH2sH")
-_EXPLICIT_LONG = struct.Struct("<HH2s2xI")
+_MAX_COMMAND = 64 * 1024  # a command set is a few hundred bytes
+_MAX_IDENTIFIER = 16 * 1024 * 1024  # a C-GET-RSP identifier (failed UID lists)
 _us = us_field
 _text = text_field
-
-
-def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
-    if vr == b"OB":
-        return _EXPLICIT_LONG.pack(0x0002, element, vr, len(value)) + value
-    return _EXPLICIT_SHORT.pack(0x0002, element, vr, len(value)) + value
-
-
-def file_meta(sop_class: str, sop_uid: str, syntax: str, source_ae: str) -> bytes:
-    """Encoded File Meta Information (PS3.10 7.1), Explicit VR Little Endian."""
-
-    def text(value: str, pad: bytes) -> bytes:
-        raw = value.encode("ascii")
-        return raw + pad * (len(raw) % 2)
-
-    body = b"".join(
-        (
-            _meta_element(0x0001, b"OB", b"\x00\x01"),
-            _meta_element(0x0002, b"UI", text(sop_class, b"\x00")),
-            _meta_element(0x0003, b"UI", text(sop_uid, b"\x00")),
-            _meta_element(0x0010, b"UI", text(syntax, b"\x00")),
-            _meta_element(0x0012, b"UI", text(PYNETDICOM_IMPLEMENTATION_UID, b"\x00")),
-            _meta_element(0x0013, b"SH", text(PYNETDICOM_IMPLEMENTATION_VERSION, b" ")),
-            _meta_element(0x0016, b"AE", text(source_ae, b" ")),
-        )
-    )
-    return _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
 @dataclass(frozen=True)
@@ -113,17 +95,18 @@ class _Store:
 
     context_id: int
     msg_id: int
-    sop_class: str
-    sop_uid: str
-    part: Path | None = None
-    handle: BinaryIO | None = None
-    size: int = 0
-    status: int = _SUCCESS
+    request: StoreRequest
+    incoming: Incoming
 
 
 @dataclass
 class Exchange:
-    """State of one C-GET exchange, or of a storage SCP association (``serving``)."""
+    """State of one C-GET exchange, or of a storage SCP association (``serving``).
+
+    ``syntaxes`` and ``classes`` give each accepted presentation context's transfer
+    syntax and abstract syntax; ``peer`` names the sender in messages. A peer that
+    breaks the protocol raises :class:`PduError` (the caller aborts).
+    """
 
     sock: Any
     receiver: Receiver
@@ -131,6 +114,8 @@ class Exchange:
     max_pdu: int
     server: str
     source_ae: str
+    classes: dict[int, str] = field(default_factory=dict)
+    peer: str = ""
     command: bytearray = field(default_factory=bytearray)
     store: _Store | None = None
     response: dict[int, bytes] | None = None
@@ -141,34 +126,52 @@ class Exchange:
 
     # -- dispatch --------------------------------------------------------------------
     def feed(self, context_id: int, control: int, fragment: bytes) -> None:
+        if context_id not in self.syntaxes:
+            raise PduError(f"presentation context {context_id} was not accepted")
         if control & 0x01:
-            self.command += fragment
-            if control & 0x02:
-                command = parse_command(bytes(self.command))
-                self.command = bytearray()
-                self._on_command(context_id, command)
+            self._command_fragment(context_id, control, fragment)
         elif self.store is not None:
-            self._store_fragment(fragment, last=bool(control & 0x02))
+            if context_id != self.store.context_id:
+                raise PduError("data set fragment on another presentation context")
+            self.store.incoming.write(fragment)
+            if control & 0x02:
+                self._finish_store(self.store)
         elif self.response is not None:
             self.identifier += fragment
+            if len(self.identifier) > _MAX_IDENTIFIER:
+                raise PduError(f"C-GET-RSP identifier longer than {_MAX_IDENTIFIER} bytes")
             if control & 0x02:
-                found = decode(
-                    BytesIO(bytes(self.identifier)),
-                    self.syntaxes[context_id].is_implicit_VR,
-                    self.syntaxes[context_id].is_little_endian,
-                )
-                self._on_response(self.response, found)
+                self._on_response(self.response, self._decode_identifier(context_id))
         else:
-            raise ProtocolError(
-                "data set fragment without a command", server=self.server, operation="C-GET"
+            raise PduError("data set fragment without a command")
+
+    def _command_fragment(self, context_id: int, control: int, fragment: bytes) -> None:
+        if self.store is not None:
+            raise PduError("a command arrived before the previous data set ended")
+        self.command += fragment
+        if len(self.command) > _MAX_COMMAND:
+            raise PduError(f"command set longer than {_MAX_COMMAND} bytes")
+        if control & 0x02:
+            command = parse_command(bytes(self.command))
+            self.command = bytearray()
+            self._on_command(context_id, command)
+
+    def _decode_identifier(self, context_id: int) -> Dataset:
+        syntax = self.syntaxes[context_id]
+        try:
+            found: Dataset = decode(
+                BytesIO(bytes(self.identifier)), syntax.is_implicit_VR, syntax.is_little_endian
             )
+        except Exception as exc:  # a garbled identifier is the peer's protocol error
+            raise PduError(f"cannot decode the C-GET-RSP identifier ({exc})") from None
+        return found
 
     def _on_command(self, context_id: int, command: dict[int, bytes]) -> None:
         field_ = _us(command, 0x0100)
         has_data = _us(command, 0x0800, NO_DATA_SET) != NO_DATA_SET
         if field_ == _C_STORE_RQ and has_data:
             self._start_store(context_id, command)
-        elif field_ == _C_GET_RSP:
+        elif field_ == _C_GET_RSP and not self.serving:
             self.response, self.identifier = command, bytearray()
             if not has_data:
                 self._on_response(command, None)
@@ -184,78 +187,47 @@ class Exchange:
             )
             send_message(self.sock, context_id, reply, None, self.max_pdu)
         else:
-            raise ProtocolError(
-                f"unexpected DIMSE command 0x{field_:04X} during a C-GET",
-                server=self.server,
-                operation="C-GET",
-            )
+            where = "on a storage association" if self.serving else "during a C-GET"
+            raise PduError(f"unexpected DIMSE command 0x{field_:04X} {where}")
 
     # -- C-STORE sub-operations ------------------------------------------------------
     def _start_store(self, context_id: int, command: dict[int, bytes]) -> None:
-        store = _Store(
-            context_id, _us(command, 0x0110), _text(command, 0x0002), _text(command, 0x1000)
+        request = StoreRequest(
+            _text(command, 0x0002),
+            _text(command, 0x1000),
+            self.classes.get(context_id, ""),
+            str(self.syntaxes[context_id]),
+            self.source_ae,
+            self.peer or self.server,
         )
-        self.store = store
-        if not self.receiver.claim(store.sop_uid):
-            return
-        meta = file_meta(
-            store.sop_class, store.sop_uid, str(self.syntaxes[context_id]), self.source_ae
-        )
-        try:
-            store.part, store.handle = self.receiver.open_part(store.sop_uid, meta)
-        except OSError as exc:
-            self.receiver.reject(store.sop_uid, f"cannot write received instance: {exc}")
-            store.status = _OUT_OF_RESOURCES
-
-    def _store_fragment(self, fragment: bytes, *, last: bool) -> None:
-        store = self.store
-        assert store is not None
-        store.size += len(fragment)
-        if store.handle is not None:
-            try:
-                store.handle.write(fragment)
-            except OSError as exc:
-                self._drop(store, f"cannot write received instance: {exc}")
-        if last:
-            self._finish_store(store)
-
-    def _drop(self, store: _Store, reason: str) -> None:
-        if store.handle is not None:
-            store.handle.close()
-            store.handle = None
-        if store.part is not None:
-            store.part.unlink(missing_ok=True)
-            store.part = None
-        self.receiver.reject(store.sop_uid, reason)
-        store.status = _OUT_OF_RESOURCES
+        incoming = self.receiver.begin(request)
+        self.store = _Store(context_id, _us(command, 0x0110), request, incoming)
 
     def _finish_store(self, store: _Store) -> None:
         self.store = None
-        if store.handle is not None and store.part is not None:
-            try:
-                store.handle.close()
-                self.receiver.accept(store.part, store.sop_uid, store.size)
-            except OSError as exc:
-                self._drop(store, f"cannot store received instance: {exc}")
-        command = encode_command(
-            {
-                0x0002: uid_value(store.sop_class),
-                0x0100: us_value(_C_STORE_RSP),
-                0x0120: us_value(store.msg_id),
-                0x0800: us_value(NO_DATA_SET),
-                0x0900: us_value(store.status),
-                0x1000: uid_value(store.sop_uid),
-            }
-        )
-        send_message(self.sock, store.context_id, command, None, self.max_pdu)
+        outcome = store.incoming.finish()
+        self._respond(store, outcome)
+
+    def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
+        fields = {
+            0x0002: uid_value(store.request.sop_class.encode("ascii", "replace").decode()),
+            0x0100: us_value(_C_STORE_RSP),
+            0x0120: us_value(store.msg_id),
+            0x0800: us_value(NO_DATA_SET),
+            0x0900: us_value(outcome.status),
+            0x1000: uid_value(store.request.sop_uid.encode("ascii", "replace").decode()),
+        }
+        comment = outcome.error_comment()
+        if comment:
+            raw = comment.encode("ascii")
+            fields[0x0902] = raw + b" " * (len(raw) % 2)
+        send_message(self.sock, store.context_id, encode_command(fields), None, self.max_pdu)
 
     def abandon(self) -> None:
         """Remove a half-received instance (the exchange failed mid-way)."""
-        if self.store is not None and self.store.handle is not None:
-            self.store.handle.close()
-            if self.store.part is not None:
-                self.store.part.unlink(missing_ok=True)
-            self.receiver.reject(self.store.sop_uid, "association ended mid-instance")
+        store, self.store = self.store, None
+        if store is not None:
+            store.incoming.abandon("the association ended before the data set was complete")
 
     # -- C-GET responses -------------------------------------------------------------
     def _on_response(self, command: dict[int, bytes], identifier: Dataset | None) -> None:
@@ -313,6 +285,8 @@ def fast_get(
             max_pdu,
             server,
             source_ae,
+            classes={k: str(cx.abstract_syntax) for k, cx in accepted.items()},
+            peer=f"C-GET from {server}",
         )
         command = encode_command(
             {
@@ -327,12 +301,15 @@ def fast_get(
             identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         send_message(sock, int(get_cx.context_id), command, data, max_pdu)
-        reader = PduReader(sock)
+        reader = PduReader(sock, local_max_pdu(assoc))
         try:
             while exchange.final is None:
                 _step(reader, exchange, server)
                 if cancel is not None and cancel.cancelled and not exchange.cancel_sent:
                     _send_cancel(exchange, int(get_cx.context_id), msg_id)
+        except PduError as exc:
+            exchange.abandon()
+            raise ProtocolError(str(exc), server=server, operation="C-GET") from None
         except BaseException:
             exchange.abandon()
             raise

@@ -13,6 +13,11 @@ and negotiates the association; then, for an accepted association:
 * the association is then marked released (or aborted) and pynetdicom's DUL
   thread is stopped; pynetdicom closes the connection as usual.
 
+Each C-STORE-RSP is sent only once its instance is indexed (see
+:mod:`dimse_receive`). A peer that sends a PDU longer than we announced, a
+malformed PDV, an unexpected command, or nothing for ``idle_timeout`` seconds is
+logged (naming it: ``C-STORE from <AE> (<host>:<port>)``) and aborted.
+
 If the association is not established the reader is switched back on.
 """
 
@@ -28,13 +33,15 @@ from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
     A_RELEASE_RQ,
     P_DATA,
+    PduError,
     PduReader,
     fast_path_available,
+    local_max_pdu,
     pdvs,
 )
-from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_receive import Receiver, printable
 
-__all__ = ["FastStorageSCP"]
+__all__ = ["FastStorageSCP", "describe_peer"]
 
 _LOG = logging.getLogger(__name__)
 _A_RELEASE_RP = struct.pack(">BBII", 0x06, 0, 4, 0)
@@ -42,11 +49,15 @@ _A_ABORT = struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 0, 0)  # source: service us
 
 
 class FastStorageSCP:
-    """pynetdicom event handlers that serve accepted storage associations ourselves."""
+    """pynetdicom event handlers that serve accepted storage associations ourselves.
 
-    def __init__(self, receiver: Receiver, timeout: float | None) -> None:
+    ``idle_timeout`` bounds every wait for the peer's next bytes (an idle
+    association is aborted after it).
+    """
+
+    def __init__(self, receiver: Receiver, idle_timeout: float | None) -> None:
         self.receiver = receiver
-        self.timeout = timeout
+        self.timeout = idle_timeout
 
     def handlers(self) -> list[tuple[Any, Any]]:
         """The (event, handler) pairs to bind on the listener's AE."""
@@ -82,28 +93,44 @@ class FastStorageSCP:
         assoc.dicomstation_fast = False
         sock = assoc.dul.socket.socket
         sock.settimeout(self.timeout)
-        accepted = {int(cx.context_id): cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
-        calling = str(assoc.requestor.ae_title).strip()
+        calling, peer = describe_peer(assoc.requestor, self.receiver.operation)
         exchange = Exchange(
             sock,
             self.receiver,
-            accepted,
+            {int(cx.context_id): cx.transfer_syntax[0] for cx in assoc.accepted_contexts},
             int(assoc.dimse.maximum_pdu_size or 0),
+            peer,
             calling,
-            calling,
+            classes={int(cx.context_id): str(cx.abstract_syntax) for cx in assoc.accepted_contexts},
+            peer=peer,
             serving=True,
         )
-        reader = PduReader(sock)
+        reader = PduReader(sock, local_max_pdu(assoc))
         released = False
         try:
             released = _loop(reader, exchange)
         except Exception as exc:  # a broken peer must not take the listener down
-            _LOG.warning("storage association from %s failed: %s", calling, exc)
+            _LOG.warning("%s: %s; association aborted", peer, self._why(exc))
             exchange.abandon()
             _send_quietly(sock, _A_ABORT)
         finally:
             reader.close()
             _end(assoc, released)
+
+    def _why(self, exc: Exception) -> str:
+        if isinstance(exc, TimeoutError):
+            return f"nothing received for {self.timeout:g}s"
+        if isinstance(exc, PduError):
+            return str(exc)
+        if isinstance(exc, ConnectionResetError):
+            return "the connection was closed without a release"
+        return f"{type(exc).__name__}: {exc}"
+
+
+def describe_peer(requestor: Any, operation: str) -> tuple[str, str]:
+    """The calling AE title (printable) and ``"<operation> from <AE> (<host>:<port>)"``."""
+    calling = printable(str(requestor.ae_title).strip(), 16).replace("\\", "?")
+    return calling, f"{operation} from {calling} ({requestor.address}:{requestor.port})"
 
 
 def _loop(reader: PduReader, exchange: Exchange) -> bool:

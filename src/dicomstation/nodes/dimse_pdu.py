@@ -26,11 +26,16 @@ from typing import Any
 __all__ = [
     "DATA",
     "DATA_LAST",
+    "DEFAULT_PDU_LIMIT",
     "NO_DATA_SET",
+    "P_DATA",
+    "PduError",
     "PduReader",
     "encode_command",
     "fast_path_available",
     "frame_data",
+    "limit_pdu_reads",
+    "local_max_pdu",
     "own_socket",
     "parse_command",
     "send_message",
@@ -47,6 +52,11 @@ _US = struct.Struct("<H")
 _UL = struct.Struct("<I")
 _UNLIMITED_FRAGMENT = 1024 * 1024
 _READ_BUFFER = 1024 * 1024
+#: PDUs other than P-DATA-TF are small (A-RELEASE, A-ABORT: 4 bytes; an association
+#: request/answer arriving mid-association is refused anyway).
+_OTHER_PDU_LIMIT = 64 * 1024
+#: Used when an association announced no limit (we always announce one).
+DEFAULT_PDU_LIMIT = 4 * 1024 * 1024
 COMMAND, COMMAND_LAST, DATA, DATA_LAST = 0x01, 0x03, 0x00, 0x02
 P_DATA, A_RELEASE_RQ, A_ABORT = 0x04, 0x05, 0x07
 NO_DATA_SET = 0x0101
@@ -66,6 +76,35 @@ def fast_path_available(assoc: Any) -> bool:
         )
     except AttributeError:
         return False
+
+
+def local_max_pdu(assoc: Any) -> int:
+    """The maximum PDU length this side announced for ``assoc`` (what the peer may send)."""
+    try:
+        return int(assoc.ae.maximum_pdu_size or 0) or DEFAULT_PDU_LIMIT
+    except (AttributeError, TypeError, ValueError):
+        return DEFAULT_PDU_LIMIT
+
+
+def limit_pdu_reads(assoc: Any, limit: int) -> None:
+    """On pynetdicom's own read path, refuse a PDU longer than ``limit`` before reading it.
+
+    pynetdicom reads a PDU as its 6-byte header, then ``recv(length)`` into one
+    buffer, whatever the length: this wraps this association's socket (this one
+    object only) so a longer read fails as a closed connection (pynetdicom then
+    aborts the association) instead of growing memory to what the peer announced.
+    """
+    transport = assoc.dul.socket
+    recv = transport.recv
+
+    def bounded(nr_bytes: int) -> Any:
+        if nr_bytes > limit:
+            raise ConnectionAbortedError(
+                f"PDU of {nr_bytes} bytes is longer than the {limit} bytes negotiated"
+            )
+        return recv(nr_bytes)
+
+    transport.recv = bounded
 
 
 @contextlib.contextmanager
@@ -93,11 +132,30 @@ def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
         assoc._reactor_checkpoint.set()
 
 
-class PduReader:
-    """Whole PDUs from a socket, through one large buffer."""
+class PduError(Exception):
+    """The peer broke the upper-layer protocol (PDU too long, malformed PDV...): abort.
 
-    def __init__(self, sock: Any) -> None:
+    Raised before anything more is read from the socket, so a hostile length never
+    costs memory. Callers translate it (``ProtocolError`` for a C-GET, a log line
+    and an A-ABORT for the listener).
+    """
+
+
+class PduReader:
+    """Whole PDUs from a socket, through one large buffer.
+
+    Parameters
+    ----------
+    sock : socket
+        The association's socket.
+    max_pdu : int
+        The maximum P-DATA-TF length we announced (our Maximum Length Received):
+        a longer PDU raises :class:`PduError` before its body is read.
+    """
+
+    def __init__(self, sock: Any, max_pdu: int = DEFAULT_PDU_LIMIT) -> None:
         self._file = sock.makefile("rb", buffering=_READ_BUFFER)
+        self.max_pdu = max_pdu or DEFAULT_PDU_LIMIT
 
     def _exact(self, count: int) -> bytes:
         data: bytes = self._file.read(count)
@@ -106,8 +164,20 @@ class PduReader:
         return data
 
     def pdu(self) -> tuple[int, bytes]:
-        """The next PDU: (type, body)."""
+        """The next PDU: (type, body).
+
+        Raises
+        ------
+        PduError
+            If the PDU is longer than allowed (its body is not read).
+        """
         kind, _reserved, length = PDU_HEADER.unpack(self._exact(6))
+        limit = self.max_pdu if kind == P_DATA else _OTHER_PDU_LIMIT
+        if length > limit:
+            raise PduError(
+                f"PDU of type 0x{kind:02X} is {length} bytes long, more than the "
+                f"{limit} bytes negotiated"
+            )
         return kind, self._exact(length)
 
     def close(self) -> None:
@@ -116,10 +186,20 @@ class PduReader:
 
 
 def pdvs(body: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(context ID, control header, fragment) of each PDV item of a P-DATA-TF body."""
+    """(context ID, control header, fragment) of each PDV item of a P-DATA-TF body.
+
+    Raises
+    ------
+    PduError
+        If an item's length does not fit the PDU (PS3.8 9.3.5.1).
+    """
     offset = 0
     while offset < len(body):
+        if offset + 6 > len(body):
+            raise PduError("P-DATA-TF PDU ends inside a PDV item header")
         length, context_id, control = PDV_HEADER.unpack_from(body, offset)
+        if length < 2 or offset + 4 + length > len(body):
+            raise PduError(f"PDV item length {length} does not fit its P-DATA-TF PDU")
         yield context_id, control, body[offset + 6 : offset + 4 + length]
         offset += 4 + length
 

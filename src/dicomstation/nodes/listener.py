@@ -3,7 +3,14 @@
 Used by ``dicomstation listen`` and, for the length of one retrieve, by C-MOVE.
 It accepts every storage SOP class in every common transfer syntax (datasets are
 stored exactly as sent) and C-ECHO; each association runs in its own thread and
-all of them share one thread-safe :class:`~dicomstation.nodes.dimse_receive.Receiver`.
+all of them share one thread-safe :class:`~dicomstation.nodes.dimse_receive.Receiver`:
+a C-STORE is answered Success only once its instance is indexed.
+
+Limits against peers that misbehave: at most ``max_associations`` associations
+(connections beyond twice that are closed at once), a connection that sends no
+association request within ``acse_timeout`` seconds is closed, an association idle
+for ``timeout`` seconds is aborted, PDUs are held to the length we announce, and an
+optional ``allow_ae`` list rejects other calling AE titles. Every refusal is logged.
 
 Example
 -------
@@ -14,7 +21,9 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pynetdicom import AE, evt
@@ -23,8 +32,8 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from dicomstation.config import LocalNodeConfig
 from dicomstation.errors import ConfigError
 from dicomstation.models import ProgressEvent, TransferReport
-from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, no_delay
-from dicomstation.nodes.dimse_fastscp import FastStorageSCP
+from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, connection_opened
+from dicomstation.nodes.dimse_fastscp import FastStorageSCP, describe_peer
 from dicomstation.nodes.dimse_query import VERIFICATION
 from dicomstation.nodes.dimse_receive import Receiver
 
@@ -34,17 +43,52 @@ if TYPE_CHECKING:
 __all__ = ["StorageListener"]
 
 
-def _storage_ae(ae_title: str, timeout: float) -> AE:
+_LOG = logging.getLogger(__name__)
+
+
+def _storage_ae(ae_title: str, limits: _Limits) -> AE:
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = MAX_PDU
-    ae.acse_timeout = timeout
-    ae.dimse_timeout = timeout
-    ae.network_timeout = timeout
-    ae.maximum_associations = 32
+    ae.acse_timeout = limits.acse_timeout
+    ae.dimse_timeout = limits.timeout
+    ae.network_timeout = limits.timeout
+    ae.maximum_associations = limits.max_associations
+    if limits.allow_ae:
+        ae.require_calling_aet = list(limits.allow_ae)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(str(context.abstract_syntax), list(ACCEPT_TRANSFER_SYNTAXES))
     ae.add_supported_context(VERIFICATION)
     return ae
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The listener's limits (see :class:`StorageListener`)."""
+
+    timeout: float
+    acse_timeout: float
+    max_associations: int
+    allow_ae: tuple[str, ...]
+
+    @classmethod
+    def checked(
+        cls,
+        timeout: float,
+        acse_timeout: float,
+        max_associations: int,
+        allow_ae: Sequence[str] | None,
+    ) -> _Limits:
+        if not timeout > 0 or not acse_timeout > 0:
+            raise ConfigError("listener timeouts must be positive numbers of seconds")
+        if max_associations < 1:
+            raise ConfigError("the listener needs max_associations >= 1")
+        titles = tuple(str(t).strip() for t in allow_ae or ())
+        for title in titles:
+            if not 0 < len(title) <= 16 or "\\" in title or not title.isascii():
+                raise ConfigError(f"invalid AE title in the allow list: {title!r}")
+            if not title.isprintable():
+                raise ConfigError(f"invalid AE title in the allow list: {title!r}")
+        return cls(timeout, acse_timeout, max_associations, titles)
 
 
 class StorageListener:
@@ -64,7 +108,17 @@ class StorageListener:
     progress : callable, optional
         Receives a :class:`ProgressEvent` for every received instance.
     timeout : float
-        ACSE/DIMSE/network timeout for peers, in seconds.
+        Idle (network/DIMSE) timeout, in seconds: an association that sends nothing
+        for this long is aborted.
+    acse_timeout : float
+        Seconds a new connection has to send its association request (and other
+        ACSE waits): idle TCP connections cannot hold association slots for longer.
+    max_associations : int
+        Concurrent associations accepted; more are rejected, and connections beyond
+        twice this number are closed at once.
+    allow_ae : sequence of str, optional
+        Calling AE titles allowed to associate; others are rejected (logged). None
+        or empty: any calling AE.
     operation : str
         Name used in progress events and the report.
     receiver : Receiver, optional
@@ -82,17 +136,20 @@ class StorageListener:
         port: int = 11112,
         host: str = "127.0.0.1",
         progress: Callable[[ProgressEvent], None] | None = None,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         operation: str = "C-STORE",
         receiver: Receiver | None = None,
         fast: bool = True,
+        acse_timeout: float = 10.0,
+        max_associations: int = 16,
+        allow_ae: Sequence[str] | None = None,
     ) -> None:
         self.db = db
         self.ae_title = ae_title
         self.host = host
         self._port = port
         self._progress = progress
-        self._timeout = timeout
+        self._limits = _Limits.checked(timeout, acse_timeout, max_associations, allow_ae)
         self._operation = operation
         self._server: Any = None
         self._ae: AE | None = None
@@ -131,13 +188,14 @@ class StorageListener:
         self.receiver = self._given or Receiver(
             self.db, operation=self._operation, progress=self._progress
         )
-        self._ae = _storage_ae(self.ae_title, self._timeout)
+        self._ae = _storage_ae(self.ae_title, self._limits)
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.receiver.handle),
-            (evt.EVT_CONN_OPEN, no_delay),
+            (evt.EVT_CONN_OPEN, self._on_connection),
+            (evt.EVT_REJECTED, self._on_rejected),
         ]
         if self.fast:
-            handlers += FastStorageSCP(self.receiver, self._timeout).handlers()
+            handlers += FastStorageSCP(self.receiver, self._limits.timeout).handlers()
         try:
             self._server = self._ae.start_server(
                 (self.host, self._port), block=False, evt_handlers=handlers
@@ -153,6 +211,37 @@ class StorageListener:
                 f"{self.ae_title}: {exc.strerror or exc}"
             ) from None
         return self
+
+    @property
+    def allow_ae(self) -> tuple[str, ...]:
+        """Calling AE titles allowed (empty: any)."""
+        return self._limits.allow_ae
+
+    def _on_connection(self, event: Any) -> None:
+        """Nagle off, PDU reads bounded; close a connection beyond the connection cap."""
+        connection_opened(event)
+        ae = self._ae
+        open_now = len(ae.active_associations) if ae is not None else 0
+        cap = 2 * self._limits.max_associations
+        if open_now >= cap:
+            address = event.address if hasattr(event, "address") else "?"
+            _LOG.warning(
+                "%s listener: connection from %s closed: %d connections already open",
+                self._operation,
+                address,
+                open_now,
+            )
+            event.assoc.dul.socket.close()
+
+    def _on_rejected(self, event: Any) -> None:
+        """Log an association we rejected (calling AE not allowed, too many associations)."""
+        calling, peer = describe_peer(event.assoc.requestor, self._operation)
+        allowed = self._limits.allow_ae
+        if allowed and calling not in allowed:
+            why = "calling AE title not in the allow list"
+        else:
+            why = f"more than {self._limits.max_associations} associations, or refused"
+        _LOG.warning("%s: association rejected: %s", peer, why)
 
     def wait_indexed(self) -> None:
         """Block until every instance received so far is in the database."""
