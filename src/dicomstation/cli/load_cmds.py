@@ -87,6 +87,14 @@ def register(app: typer.Typer) -> None:
         correct_tilt: Annotated[
             bool, typer.Option("--correct-tilt", help="Resample gantry-tilted slices.")
         ] = False,
+        equidistant: Annotated[
+            bool,
+            typer.Option(
+                "--equidistant",
+                help="Resample unevenly spaced slices (missing slices) onto equidistant ones "
+                "(linear). Default: slices kept as stored, with a warning.",
+            ),
+        ] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
@@ -99,7 +107,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--index {index}: there are {len(loadables)} loadable(s)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GeometryWarning)  # printed below from .warnings
-            loaded = load(loadables[index], correct_tilt=correct_tilt)
+            loaded = load(loadables[index], correct_tilt=correct_tilt, equidistant=equidistant)
         out = write_volume(loaded, to) if to is not None else None
         if as_json:
             print_json(_summary(loaded, out))

@@ -69,13 +69,6 @@ def examine_frames(frames: Sequence[FrameHeader], problems: Sequence[str] = ()) 
     if no_pixels:
         names = sorted({str(f.source.path) for f in no_pixels})
         warnings.append(f"{len(names)} file(s) have no pixel data and were left out: {names[:5]}")
-    palette = sorted(
-        {f.source.path.name for f in frames if f.photometric_interpretation == "PALETTE COLOR"}
-    )
-    if palette:
-        warnings.append(
-            f"PALETTE COLOR images load as palette indices (no colour LUT): {palette[:5]}"
-        )
     loadables: list[Loadable] = []
     by_series = _group(
         [f for f in frames if f.has_pixel_data], lambda f: f.series_instance_uid

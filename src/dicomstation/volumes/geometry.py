@@ -43,6 +43,8 @@ class StackGeometry:
     affine: Array
     warnings: tuple[str, ...]
     tilt_shifts: Array | None = None
+    distances: Array | None = None
+    """Position of each slice along the normal, mm from the first (None without geometry)."""
 
 
 def normal_of(frame: FrameHeader) -> tuple[Array, Array, Array]:
@@ -90,7 +92,10 @@ def stack_geometry(frames: Sequence[FrameHeader]) -> StackGeometry:
     affine[:3, 1] = col * ps[0]
     affine[:3, 2] = row * ps[1]
     affine[:3, 3] = origin
-    return StackGeometry(affine, tuple(warnings), tilt_shifts)
+    distances = None
+    if len(frames) > 1 and all(f.position is not None for f in frames):
+        distances = (np.array([f.position for f in frames], dtype=np.float64) - origin) @ normal
+    return StackGeometry(affine, tuple(warnings), tilt_shifts, distances)
 
 
 def _consistency_warnings(frames: Sequence[FrameHeader]) -> list[str]:
@@ -149,7 +154,8 @@ def _spacing_warnings(frames: Sequence[FrameHeader], diffs: Array, step: float) 
         out.append(
             f"missing slices: gap of {diffs[i]:.3g} mm (about {round(diffs[i] / step) - 1} "
             f"slice(s)) between {frames[i].source.path.name} and "
-            f"{frames[i + 1].source.path.name}"
+            f"{frames[i + 1].source.path.name}; slices after it are misplaced by the uniform "
+            "affine unless loaded with equidistant=True (--equidistant)"
         )
     spread = float(np.max(np.abs(diffs - step)))
     if len(gaps) == 0 and spread > SPACING_TOLERANCE_MM:

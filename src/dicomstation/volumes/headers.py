@@ -177,6 +177,7 @@ def _classic_fields(ds: Dataset) -> dict[str, Any]:
         "temporal_position": _int_or_none(ds.get("TemporalPositionIdentifier")),
         "trigger_time": _float_or_none(ds.get("TriggerTime")),
         "image_type": tuple(str(v) for v in (ds.get("ImageType") or ())),
+        "has_modality_lut": "ModalityLUTSequence" in ds,
     }
 
 

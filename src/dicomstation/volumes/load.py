@@ -13,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from dicomstation.errors import GeometryWarning, LoadError
+from dicomstation.volumes.equidistant import equidistant_slices, is_uneven
 from dicomstation.volumes.examine import examine, position_key, time_getter
-from dicomstation.volumes.geometry import sort_along_normal, stack_geometry
+from dicomstation.volumes.geometry import StackGeometry, sort_along_normal, stack_geometry
+from dicomstation.volumes.luts import apply_luts, needs_luts
 from dicomstation.volumes.model import FrameHeader, Loadable, LoadableKind, LoadedVolume
 from dicomstation.volumes.pixels import (
     Placement,
@@ -26,10 +28,15 @@ from dicomstation.volumes.pixels import (
 __all__ = ["load", "load_series"]
 
 Grid = list[list[FrameHeader]]
+#: Notes recorded in ``LoadedVolume.warnings`` that are not geometry problems (not warned).
+_NOTES = ("palette colour expanded to RGB", "Modality LUT Sequence applied")
 
 
 def load_series(
-    files: Iterable[str | os.PathLike[str]], *, correct_tilt: bool = False
+    files: Iterable[str | os.PathLike[str]],
+    *,
+    correct_tilt: bool = False,
+    equidistant: bool = False,
 ) -> LoadedVolume:
     """Load the best loadable of ``files`` (see :func:`examine` and :func:`load`).
 
@@ -39,6 +46,9 @@ def load_series(
         The files (or folder) of one series, in any order.
     correct_tilt : bool
         Resample gantry-tilted slices onto an orthogonal grid.
+    equidistant : bool
+        Resample unevenly spaced slices (missing slices) onto equidistant ones;
+        see :func:`load`.
 
     Returns
     -------
@@ -63,10 +73,12 @@ def load_series(
             f"({best.confidence:.2f}); others: {others} (use examine() and load())"
         )
         best = replace(best, warnings=(*best.warnings, note))
-    return load(best, correct_tilt=correct_tilt)
+    return load(best, correct_tilt=correct_tilt, equidistant=equidistant)
 
 
-def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
+def load(
+    loadable: Loadable, *, correct_tilt: bool = False, equidistant: bool = False
+) -> LoadedVolume:
     """Load one loadable: sort, check geometry, decode, rescale.
 
     Every geometry problem is issued as a :class:`GeometryWarning` and recorded
@@ -78,6 +90,13 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
         A candidate from :func:`examine`.
     correct_tilt : bool
         Resample gantry-tilted slices so the orthogonal affine is exact.
+    equidistant : bool
+        When slices are unevenly spaced (a missing slice, variable spacing),
+        interpolate them linearly onto slices one median step apart (float32),
+        like dcm2niix's equidistant output. Default ``False``: the slices are
+        kept as stored, with a uniform affine (slices after a gap are then
+        misplaced; the warning says so). ``slice_positions`` always holds the
+        stored slices' positions.
 
     Returns
     -------
@@ -91,17 +110,13 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
     grid, time_values, notes = _layout(loadable)
     geometry = stack_geometry(grid[0])
     messages = [*loadable.warnings, *notes, *geometry.warnings]
-    tilt = geometry.tilt_shifts if correct_tilt else None
-    array, rescaled = _decode(grid, loadable.frames, float_output=tilt is not None)
-    if tilt is not None:
-        _resample_tilt(array, tilt)
-        messages = [m.split(";")[0] if "tilt" in m else m for m in messages]
-        messages.append("tilt corrected: slices resampled (linear) onto the orthogonal grid")
+    array, rescaled = _pixels(grid, loadable, geometry, messages, correct_tilt, equidistant)
     for message in messages:
-        warnings_module.warn(message, GeometryWarning, stacklevel=2)
+        if message not in _NOTES:
+            warnings_module.warn(message, GeometryWarning, stacklevel=2)
     f0 = grid[0][0]
     channels: dict[Any, Sequence[Any]] | None = (
-        {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if f0.samples_per_pixel == 3 else None
+        {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if array.ndim == 5 else None
     )
     volumes = tuple(
         hd.Volume(v, geometry.affine, "PATIENT", f0.frame_of_reference_uid, channels=channels)
@@ -122,7 +137,39 @@ def load(loadable: Loadable, *, correct_tilt: bool = False) -> LoadedVolume:
         kind=loadable.kind,
         name=loadable.name,
         rescaled=rescaled,
+        slice_positions=tuple(f.position for f in grid[0] if f.position is not None),
     )
+
+
+def _pixels(
+    grid: Grid,
+    loadable: Loadable,
+    geometry: StackGeometry,
+    messages: list[str],
+    correct_tilt: bool,
+    equidistant: bool,
+) -> tuple[npt.NDArray[np.generic], bool]:
+    """Decode, apply LUTs, correct tilt and resample gaps as asked; notes go to ``messages``."""
+    tilt = geometry.tilt_shifts if correct_tilt else None
+    array, rescaled = _decode(grid, loadable.frames, float_output=tilt is not None)
+    if needs_luts(grid):
+        array, note = apply_luts(array, grid)
+        rescaled = rescaled or "Modality" in note
+        messages.append(note)
+    if tilt is not None:
+        _resample_tilt(array, tilt)
+        messages[:] = [m.split(";")[0] if "tilt" in m else m for m in messages]
+        messages.append("tilt corrected: slices resampled (linear) onto the orthogonal grid")
+    step = float(np.linalg.norm(geometry.affine[:3, 0]))
+    distances = geometry.distances
+    if equidistant and distances is not None and is_uneven(distances, step):
+        array = equidistant_slices(array, distances, step)
+        messages[:] = [m.split(";")[0] if m.startswith("missing") else m for m in messages]
+        messages.append(
+            f"equidistant: {len(distances)} slices resampled (linear) onto "
+            f"{array.shape[1]} slices {step:.4g} mm apart"
+        )
+    return array, rescaled
 
 
 def _decode(

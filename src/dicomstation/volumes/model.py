@@ -107,6 +107,8 @@ class FrameHeader:
     mosaic_grid: int = 0
     """Tiles per mosaic row."""
     """File offset of the Pixel Data element (native little-endian syntaxes only)."""
+    has_modality_lut: bool = False
+    """The frame's stored values map through a Modality LUT Sequence."""
     extra: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -180,7 +182,12 @@ class LoadedVolume:
     name : str
         Name of the loadable.
     rescaled : bool
-        Whether Rescale Slope/Intercept were applied (values are real-world).
+        Whether Rescale Slope/Intercept (or a Modality LUT) were applied.
+    slice_positions : tuple of (float, float, float)
+        ImagePositionPatient of each *stored* slice of the first time point, in
+        slice order (empty without geometry). With a missing slice these are not
+        evenly spaced: they, not the uniform affine, say where each stored slice
+        was (see ``equidistant`` in :func:`~dicomstation.volumes.load`).
     """
 
     volume: hd.Volume
@@ -197,6 +204,7 @@ class LoadedVolume:
     kind: LoadableKind = LoadableKind.VOLUME
     name: str = ""
     rescaled: bool = False
+    slice_positions: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def is_4d(self) -> bool:

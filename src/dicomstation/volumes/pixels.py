@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydicom import uid
+from pydicom import dcmread, uid
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import iter_pixels, pixel_array
 
@@ -53,6 +53,8 @@ class Placement:
 
 
 def _stored_dtype(frame: FrameHeader) -> np.dtype[np.generic] | None:
+    if frame.bits_allocated == 1:  # bit-packed (binary SEG): unpacked to 0/1 bytes
+        return np.dtype(np.uint8)
     if frame.bits_allocated not in (8, 16, 32):
         return None
     return np.dtype(f"<{'i' if frame.pixel_representation else 'u'}{frame.bits_allocated // 8}")
@@ -170,6 +172,9 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
     """Decode one file's frames into ``out``; return an error message or ''."""
     try:
         first = placed[0]
+        if first.frame.transfer_syntax_uid == uid.DeflatedExplicitVRLittleEndian:
+            _store_inflated(out, path, placed)
+            return ""
         if first.frame.mosaic_tile is not None:
             _store_tiles(
                 out,
@@ -193,6 +198,23 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
     except Exception as exc:
         return f"{path}: {type(exc).__name__}: {exc}"
     return ""
+
+
+def _store_inflated(out: npt.NDArray[np.generic], path: Path, placed: list[Placement]) -> None:
+    """Deflated files: the whole dataset is one zlib stream, so read it with pydicom first."""
+    pixels = np.asarray(dcmread(path).pixel_array)
+    first = placed[0].frame
+    if first.mosaic_tile is not None:
+        _store_tiles(out, placed, pixels)
+        return
+    if first.number_of_frames == 1 and first.source.frame_number is None:
+        _store(out, placed[0], pixels)
+        return
+    frames = pixels.reshape(first.number_of_frames, *pixels.shape[-(pixels.ndim - 1) :])
+    if first.number_of_frames == 1:
+        frames = pixels[np.newaxis]
+    for placement in placed:
+        _store(out, placement, frames[(placement.frame.source.frame_number or 1) - 1])
 
 
 def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) -> bool:
