@@ -32,6 +32,8 @@ __all__ = [
     "apply_options",
     "import_into",
     "new_uid",
+    "require_frame_of_reference",
+    "snap_orientations",
     "write_datasets",
 ]
 
@@ -120,7 +122,8 @@ class SourceSeries:
         except (ValueError, RuntimeError, AttributeError, KeyError) as exc:
             uid = datasets[0].get("SeriesInstanceUID", "?")
             raise LoadError(f"series {uid} cannot be loaded as a volume: {exc}") from exc
-        return cls(datasets=tuple(_sanitized(ds, copy=True) for ds in datasets), volume=volume)
+        copies = [_sanitized(ds, copy=True) for ds in datasets]
+        return cls(datasets=tuple(snap_orientations(copies)), volume=volume)
 
     @classmethod
     def from_loaded(cls, loaded: LoadedVolume) -> SourceSeries:
@@ -139,7 +142,9 @@ class SourceSeries:
             except (pydicom.errors.InvalidDicomError, OSError, EOFError) as exc:
                 raise InvalidDicomError(str(path), str(exc)) from exc
             datasets.append(_sanitized(ds, copy=False))
-        return cls(datasets=tuple(datasets), volume=loaded.volume, paths=files)
+        for path, header in zip(files, datasets, strict=True):
+            _require_identity(header, path)
+        return cls(datasets=tuple(snap_orientations(datasets)), volume=loaded.volume, paths=files)
 
     @classmethod
     def from_files(cls, paths: Iterable[Path | str]) -> SourceSeries:
@@ -205,6 +210,24 @@ class SourceSeries:
             raise ExportError(f"{what} has a non-finite affine")
 
 
+_IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _require_identity(ds: Dataset, path: Path) -> None:
+    missing = [keyword for keyword in _IDENTITY if not ds.get(keyword)]
+    if missing:
+        raise ExportError(f"{path}: no {', '.join(missing)}; cannot export from it")
+
+
+def require_frame_of_reference(source: SourceSeries, what: str) -> None:
+    """Raise ExportError unless every source image has a Frame of Reference UID."""
+    if any(not ds.get("FrameOfReferenceUID") for ds in source.datasets):
+        raise ExportError(
+            f"series {source.series_uid} has no Frame of Reference UID: {what} needs "
+            "source images placed in a patient frame of reference"
+        )
+
+
 def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
     """Fix source header defects that stop highdicom or would be copied into new records.
 
@@ -219,6 +242,8 @@ def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
         ds = deepcopy(ds)
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
         del ds.SpecificCharacterSet
+    elif "SpecificCharacterSet" in ds:
+        _normalise_character_set(ds)
     drop_invalid_empty(ds)
     if "PerFrameFunctionalGroupsSequence" in ds and "SharedFunctionalGroupsSequence" in ds:
         shared = ds.SharedFunctionalGroupsSequence[0]
@@ -227,6 +252,70 @@ def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
             if keyword not in shared and keyword in first:
                 setattr(shared, keyword, deepcopy(first[keyword].value))
     return ds
+
+
+def _normalise_character_set(ds: Dataset) -> None:
+    """Spell the character set so highdicom accepts it; re-encode as UTF-8 when it cannot.
+
+    An empty first value of ISO 2022 code extensions means the default repertoire
+    (``ISO 2022 IR 6``). A defined term highdicom does not know (Korean
+    ``ISO 2022 IR 149``) makes the dataset UTF-8 (``ISO_IR 192``): the text is
+    decoded with the old character set first, so no character is lost.
+    """
+    value = ds.SpecificCharacterSet
+    values = [value] if isinstance(value, str) else [str(v) for v in value]
+    if len(values) > 1:
+        values = [v or "ISO 2022 IR 6" for v in values]
+    known = {v.value for v in hd.enum.SpecificCharacterSetValues}
+    if all(v in known for v in values):
+        ds.SpecificCharacterSet = values if len(values) > 1 else values[0]
+        return
+    for element in ds.iterall():  # decode every text value with the source's character set
+        _ = element.value
+    ds.SpecificCharacterSet = "ISO_IR 192"
+
+
+#: Direction cosines that differ by less than this are one orientation (the loader's tolerance).
+ORIENTATION_TOLERANCE = 1e-4
+
+
+def snap_orientations(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Give every dataset the first one's orientation strings when they agree within 1e-4.
+
+    Scanners round direction cosines differently from slice to slice (``0.00387589``
+    against ``0.0038759``); the loader accepts that, but highdicom compares the
+    strings exactly. Differences above the tolerance are left alone (the loader
+    warns about mixed orientations). Enhanced multi-frame frames are snapped too.
+    Works in place; returns ``datasets`` as a list.
+    """
+    reference = None
+    for ds in datasets:
+        for holder in _orientation_holders(ds):
+            value = holder.get("ImageOrientationPatient")
+            if value is None or len(value) != 6:
+                continue
+            if reference is None:
+                reference = value
+            elif value != reference and _close(value, reference):
+                holder.ImageOrientationPatient = deepcopy(reference)
+    return list(datasets)
+
+
+def _orientation_holders(ds: Dataset) -> list[Dataset]:
+    holders = [ds]
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in ds.get(keyword, []):
+            holders.extend(group.get("PlaneOrientationSequence", []))
+    return holders
+
+
+def _close(a: Sequence[object], b: Sequence[object]) -> bool:
+    try:
+        x = np.asarray([float(str(v)) for v in a])
+        y = np.asarray([float(str(v)) for v in b])
+    except ValueError:
+        return False
+    return bool(np.max(np.abs(x - y)) <= ORIENTATION_TOLERANCE)
 
 
 def _position_key(position: Iterable[object]) -> tuple[float, ...]:

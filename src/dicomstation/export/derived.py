@@ -29,7 +29,7 @@ from pydicom.valuerep import DSfloat
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
-from dicomstation.export.iod import conform
+from dicomstation.export.iod import apply_conditions, conform, iod_attributes
 
 __all__ = ["build_derived_series"]
 
@@ -60,6 +60,8 @@ _DROP = (
     "DataSetTrailingPadding",
 )
 _MODALITY_LUT = {"CT", "PT", "CR", "DX", "MG", "XA", "RF", "NM"}
+#: Modalities whose classic image IODs carry an image plane and 16-bit signed pixels.
+_PLANE_IODS = ("CT", "MR", "PT")
 _INT16 = (-32768, 32767)
 
 
@@ -99,6 +101,8 @@ def _encoding(array: npt.NDArray[np.floating], modality: str) -> tuple[float, fl
         return 1.0, 0.0
     if fits and (high - low > 1000 or np.array_equal(array, np.round(array))):
         return 1.0, 0.0
+    if modality == "PT":  # the PET Image module requires a zero intercept
+        return (max(abs(low), abs(high)) / _INT16[1]) or 1.0, 0.0
     slope = (high - low) / 65535 if high > low else 1.0
     return slope, low + 32768 * slope
 
@@ -145,6 +149,7 @@ def _series_template(
     for keyword in ("PlanarConfiguration", "NumberOfFrames", "RescaleSlope", "RescaleIntercept"):
         if keyword in ds:
             delattr(ds, keyword)
+    apply_conditions(ds)  # the pixel description changed: palettes etc. no longer apply
     return ds
 
 
@@ -162,6 +167,27 @@ def _image(
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
     return ds
+
+
+def _check_source(source: SourceSeries) -> None:
+    """Raise ExportError unless the source IOD can carry a derived 16-bit image with a plane."""
+    first = source.first
+    if int(first.get("NumberOfFrames", 1) or 1) > 1:
+        raise ExportError(
+            f"series {source.series_uid} is multi-frame; derived export needs "
+            "single-frame images (export a parametric map instead)"
+        )
+    try:
+        allowed = iod_attributes(str(first.SOPClassUID))
+    except ExportError as exc:
+        raise ExportError(f"series {source.series_uid}: {exc}") from exc
+    has_plane = "ImagePositionPatient" in allowed and "ImagePositionPatient" in first
+    if not has_plane or "FrameOfReferenceUID" not in first or source.modality not in _PLANE_IODS:
+        raise ExportError(
+            f"series {source.series_uid} ({source.modality or 'no modality'}) has no patient "
+            f"geometry in its IOD; derived series are written for {', '.join(_PLANE_IODS)} "
+            "images (export a secondary capture instead)"
+        )
 
 
 def build_derived_series(
@@ -198,11 +224,7 @@ def build_derived_series(
     source.check_geometry(volume, "derived volume")
     if volume.number_of_channel_dimensions != 0 or volume.array.ndim != 3:
         raise ExportError(f"derived series need a scalar 3D volume, got {volume.array.shape}")
-    if int(source.first.get("NumberOfFrames", 1) or 1) > 1:
-        raise ExportError(
-            f"series {source.series_uid} is multi-frame; derived export needs "
-            "single-frame images (export a parametric map instead)"
-        )
+    _check_source(source)
     values = np.asarray(volume.array, dtype=np.float64)
     slope, intercept = _encoding(values, source.modality)
     stored = np.clip(np.round((values - intercept) / slope), *_INT16).astype(np.int16)

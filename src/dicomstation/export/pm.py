@@ -15,7 +15,13 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from dicomstation.errors import ExportError
-from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
+from dicomstation.export.common import (
+    ExportOptions,
+    SourceSeries,
+    apply_options,
+    new_uid,
+    require_frame_of_reference,
+)
 from dicomstation.export.iod import inherit_body_part
 from dicomstation.export.sr import intensity_unit
 
@@ -50,6 +56,7 @@ def build_parametric_map(
     source.check_geometry(volume, "parametric map")
     if volume.number_of_channel_dimensions != 0 or volume.array.ndim != 3:
         raise ExportError(f"a parametric map needs a scalar 3D volume, got {volume.array.shape}")
+    require_frame_of_reference(source, "a parametric map")
     values = np.asarray(volume.array, dtype=np.float32)
     low, high = float(values.min()), float(values.max())
     mapping = hd.pm.RealWorldValueMapping(
@@ -75,7 +82,7 @@ def build_parametric_map(
             contains_recognizable_visual_features=False,
             real_world_value_mappings=[mapping],
             window_center=(low + high) / 2,
-            window_width=max(high - low, 1e-3),
+            window_width=max(high - low, 1.0),  # below 1 only with LINEAR_EXACT
             content_label="PROCESSED",
             content_description=description[:64],
             derivation=derivation,

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
+from pydicom.valuerep import DSfloat
 
 from dicomstation.errors import ExportError
 from dicomstation.export.common import (
@@ -27,6 +28,7 @@ from dicomstation.export.common import (
     SourceSeries,
     apply_options,
     new_uid,
+    require_frame_of_reference,
 )
 
 __all__ = [
@@ -247,6 +249,7 @@ def _encode(
 ) -> hd.seg.Segmentation:
     # On the source grid, pass a plain array with the sources in slice order (highdicom's
     # fastest path); otherwise let highdicom place the frames from the volume's geometry.
+    require_frame_of_reference(source, "a segmentation")
     ordered = source.datasets_in_order(pixels)
     pixel_array: hd.Volume | npt.NDArray[Any] = pixels if ordered is None else pixels.array
     try:
@@ -271,8 +274,19 @@ def _encode(
         )
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ExportError(f"cannot build SEG for series {source.series_uid}: {exc}") from exc
+    _complete_pixel_measures(seg, pixels)
     apply_options(seg, options)
     return seg
+
+
+def _complete_pixel_measures(seg: hd.seg.Segmentation, pixels: hd.Volume) -> None:
+    """Add the Slice Thickness (1C) highdicom leaves out when the sources have none."""
+    for group in seg.SharedFunctionalGroupsSequence:
+        for measures in group.get("PixelMeasuresSequence", []):
+            if "SliceThickness" not in measures:
+                measures.SliceThickness = DSfloat(
+                    float(pixels.spacing_between_slices), auto_format=True
+                )
 
 
 def _as_seg(dataset: Dataset) -> hd.seg.Segmentation:
