@@ -71,8 +71,12 @@ def resample(
     shape = tuple(int(n) for n in np.floor(extent / new + 1e-6).astype(int) + 1)
     source = volume.array
     cval = float(np.min(source)) if fill is None else fill
+    # The last output voxel lies on the last input voxel when the new spacing divides the
+    # extent; rounding (0.8 * 3 / 0.8 > 3) must not push it outside (into ``fill``).
+    reach = (np.asarray(volume.spatial_shape) - 1) / np.maximum(np.asarray(shape) - 1, 1)
+    scale = np.minimum(ratio, np.where(np.asarray(shape) > 1, reach, ratio))
     out = ndimage.affine_transform(
-        source, ratio, output_shape=shape, order=order, mode="constant", cval=cval
+        source, scale, output_shape=shape, order=order, mode="constant", cval=cval
     )
     if source.dtype == bool:
         out = out.astype(bool)
