@@ -181,9 +181,16 @@ def _sort(
 
 
 def insert_batch(
-    conn: sqlite3.Connection, files: Path, batch: list[Scanned], mode: Mode, journal: Journal
+    conn: sqlite3.Connection,
+    files: Path,
+    batch: list[Scanned],
+    mode: Mode,
+    journal: Journal | None = None,
 ) -> TransferReport:
     """Place and index one batch in a single transaction; report per source file.
+
+    ``journal`` records the moves first (needed for crash recovery unless ``mode``
+    is REFERENCE, which moves nothing).
 
     Raises
     ------
@@ -197,7 +204,7 @@ def insert_batch(
         conn.execute("BEGIN IMMEDIATE")
         try:
             new, skipped, failed = _sort(conn, batch, mode)
-            if new and mode is not Mode.REFERENCE:
+            if new and journal is not None and mode is not Mode.REFERENCE:
                 back = mode is Mode.MOVE  # a crash moves sources back, removes copies
                 moves = ((_target(files, s.fields or {}), s.source if back else "") for s in new)
                 journal.write(PLACE, moves)
@@ -212,7 +219,8 @@ def insert_batch(
             _undo(placed, mode)
             raise
         finally:
-            journal.clear()
+            if journal is not None:
+                journal.clear()
     except (OSError, sqlite3.Error) as exc:
         raise database_error(
             exc, "cannot index files (nothing kept from this batch)", files.parent
