@@ -21,7 +21,8 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
     ├── CancelledError              the user cancelled a transfer
     ├── LoadError                   a series cannot become a volume; names the files
     ├── ProcessingError             a processing step got input it cannot handle
-    └── ExportError                 a result cannot become a valid DICOM record
+    ├── ExportError                 a result cannot become a valid DICOM record
+    └── DeidentificationError       an instance cannot be de-identified safely; names the file
 
 Warnings that do not stop the work (uneven slice spacing, gantry tilt...) are
 :class:`GeometryWarning` instances, issued with :func:`warnings.warn` and also
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailedError",
     "DatabaseError",
+    "DeidentificationError",
     "DicomStationError",
     "DiskFullError",
     "ExportError",
@@ -161,6 +163,23 @@ class ProcessingError(DicomStationError):
 
 class ExportError(DicomStationError):
     """A result cannot be exported as a valid DICOM record."""
+
+
+class DeidentificationError(DicomStationError):
+    """An instance cannot be de-identified safely (burned-in text, undecodable pixels...).
+
+    Parameters
+    ----------
+    path : str
+        The offending file (or instance).
+    reason : str
+        What is wrong, and what would let it through.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class GeometryWarning(UserWarning):

@@ -1,0 +1,50 @@
+"""De-identification: PS3.15 Annex E Basic Profile and options, keyed pseudonyms, burned-in text.
+
+::
+
+    config = DeidConfig(key=Secret("project key"), options=frozenset({Option.RETAIN_UIDS}))
+    result = deidentify(pydicom.dcmread(path), config)      # one dataset, in place
+    report = run(["in/"], config, to_folder=Path("out"))    # files; no destination = dry run
+
+* The table is PS3.15 edition :data:`EDITION` (``annex_e_2026d.json``, generated from the
+  standard's source by :mod:`dicomstation.deid.tablegen`, never typed by hand).
+* UIDs (``2.25.``), Patient ID/Name pseudonyms and per-patient date offsets are HMAC-SHA256
+  of the original under the project key: the same on every worker, machine and rerun.
+* Instances that may carry burned-in text are refused unless a :class:`PixelRule` blanks it.
+* Every output records PatientIdentityRemoved, DeidentificationMethod and the CID 7050 codes
+  of what was applied in DeidentificationMethodCodeSequence.
+"""
+
+from __future__ import annotations
+
+from dicomstation.deid.config import Change, DeidConfig, Profile, parse_keep
+from dicomstation.deid.engine import DeidResult, Mapping, deidentify
+from dicomstation.deid.files import DeidReport, deidentify_file, encode, run, write_into
+from dicomstation.deid.keys import Pseudonyms
+from dicomstation.deid.ledger import Ledger
+from dicomstation.deid.pixels import PixelRule, burned_in_reason, load_pixel_rules
+from dicomstation.deid.table import EDITION, Action, Option, profile_table
+
+__all__ = [
+    "EDITION",
+    "Action",
+    "Change",
+    "DeidConfig",
+    "DeidReport",
+    "DeidResult",
+    "Ledger",
+    "Mapping",
+    "Option",
+    "PixelRule",
+    "Profile",
+    "Pseudonyms",
+    "burned_in_reason",
+    "deidentify",
+    "deidentify_file",
+    "encode",
+    "load_pixel_rules",
+    "parse_keep",
+    "profile_table",
+    "run",
+    "write_into",
+]
