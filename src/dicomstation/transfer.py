@@ -123,7 +123,7 @@ def _wait_refused(exc: Exception, asked: float, cap: float) -> Exception:
     where = f"{exc.operation} on {exc.server}" + (f" for {exc.uid}" if exc.uid else "")
     said = str(exc).removeprefix(where + ": ")
     return RemoteStatusError(
-        f"{said} - asked to retry after {asked:.0f} s, longer than the {cap:.0f} s "
+        f"{said} - asked to retry after {asked:.0f} s, longer than the {cap:g} s "
         "we wait (limits.max_retry_after); not retried",
         server=exc.server,
         operation=exc.operation,
