@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,13 +36,17 @@ def _options(
 
     if no_token and token_file:
         raise ConfigError("--no-token and --token-file contradict each other")
-    password = Secret(typer.prompt("password", hide_input=True) if username else "")
-    token = Secret(token_file.read_text(encoding="utf-8").strip() if token_file else "")
+    try:
+        token = Secret(token_file.read_text(encoding="utf-8").strip() if token_file else "")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the token file {token_file}: {exc}") from None
+    if token_file and not token:
+        raise ConfigError(f"the token file {token_file} is empty")
     options = ServerOptions(
         host=host,
         port=port,
         username=username,
-        password=password,
+        password=Secret("(prompted)" if username else ""),
         token=token,
         cors_origins=tuple(cors or ()),
         tls_cert=tls[0],
@@ -49,7 +54,10 @@ def _options(
     )
     if not no_token:
         options = options.with_launch_token()
-    options.check()
+    options.check()  # before the prompt: a refused option costs no typing
+    if username:
+        options = replace(options, password=Secret(typer.prompt("password", hide_input=True)))
+        options.check()
     return options
 
 

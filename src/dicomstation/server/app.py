@@ -87,7 +87,9 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        log.error(
+            "%s %s failed: %r", request.method, request.url.path, exc
+        )  # uvicorn logs the traceback
         return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
 
     app.add_middleware(Guard, options=options)

@@ -47,6 +47,8 @@ def _int_param(params: Mapping[str, str], name: str, default: int | None) -> int
         value = int(text)
     except ValueError:
         raise HTTPException(400, f"{name} must be a non-negative integer, not {text!r}") from None
+    if name == "limit" and value > _MAX_OFFSET:
+        return _MAX_OFFSET  # clamped again to max_results when the query runs
     if value < 0 or value > _MAX_OFFSET:
         shown = text if len(text) <= 24 else text[:21] + "..."
         raise HTTPException(
