@@ -68,6 +68,7 @@ from dicomstation.config import (
     DicomWebServer,
     DimseServer,
     LocalNodeConfig,
+    Secret,
     ServerConfig,
 )
 from dicomstation.errors import ConfigError
@@ -193,6 +194,8 @@ class Settings:
     credentials: Credentials = field(default_factory=Credentials)
     local: LocalNodeConfig = field(default_factory=LocalNodeConfig)
     database: str = ""
+    #: De-identification project key (``[deid] key``); a Secret, never printed.
+    deid_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -223,6 +226,7 @@ class Settings:
                 host=local.get("host", str, "127.0.0.1"),
             ),
             database=local.get("database", str, ""),
+            deid_key=Secret(root.sub("deid").get("key", str, "")),
         )
 
     def save(self, path: Path | None = None) -> Path:
@@ -243,6 +247,8 @@ class Settings:
             "local": local,
             "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())},
         }
+        if self.deid_key:
+            data["deid"] = {"key": self.deid_key.reveal()}
         _write_private(path, data)
         return path
 
