@@ -4,6 +4,12 @@ Every command reads its sources from the local database, writes new DICOM
 records (SEG, TID 1500 SR, Secondary Capture, derived series, scene bundle)
 back into it, prints the new UIDs, and with ``--send SERVER`` stores them on a
 configured server through the generic node interface.
+
+All of it goes through :mod:`dicomstation.pipeline`: ``segment`` and ``export seg``
+are one-item pipelines (load, segment, export), the other exports call
+:func:`~dicomstation.pipeline.export_results`, the same function the pipeline's
+export step uses. Series numbers never collide within the study, and UIDs derive
+from the inputs, so running the same command twice does not make a second record.
 """
 
 from __future__ import annotations
@@ -12,57 +18,35 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import highdicom as hd
 import typer
-from pydicom.dataset import Dataset
 from rich.table import Table
 
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
     console,
+    err_console,
     handle_errors,
     open_database,
     print_json,
 )
 from dicomstation.database import Database
-from dicomstation.errors import ConfigError
-from dicomstation.export import (
-    ExportOptions,
-    Overlay,
-    Scene,
-    SceneVolume,
-    ViewSettings,
-    build_bundle,
-    build_derived_series,
-    build_parametric_map,
-    build_sc,
-    build_sr,
-    read_png,
-    read_seg_masks,
-    render_mip,
-    render_slice,
-)
-from dicomstation.export.seg import PALETTE, build_seg_from_labelmap
-from dicomstation.export.terms import term
-from dicomstation.export.workflow import (
+from dicomstation.errors import ConfigError, NotFoundError
+from dicomstation.export import ExportOptions
+from dicomstation.pipeline import (
     Exported,
-    SegmentRequest,
-    derive,
-    export_and_import,
-    labelmap_from_file,
-    scene_segmentation,
-    seg_source,
-    seg_statistics,
-    segment_infos,
-    segment_series,
-    send_instances,
-    source_from_db,
+    ExportInput,
+    ExportStep,
+    ItemsSource,
+    LoadStep,
+    Pipeline,
+    SegmentStep,
+    WorkItem,
+    export_results,
 )
-from dicomstation.processing import (
-    Seed,
-    SegmentStatistics,
-)
+from dicomstation.pipeline.actions import content_seed, files_of, run_now, send_files
+from dicomstation.pipeline.inputs import read_seg, scene_segmentation, series_source
+from dicomstation.processing import Seed, SegmentStatistics
 
 export_app = typer.Typer(help="Export results as new DICOM records.", no_args_is_help=True)
 
@@ -115,8 +99,8 @@ def _finish(db: Database, results: list[Exported], send: str | None, as_json: bo
         node = open_node(settings.server(send), local=settings.local)
         try:
             for result in results:
-                report = send_instances(db, node, result.sop_uids)
-                sent[result.series_uid] = len(report.succeeded)
+                report = send_files(node, files_of(db, list(result.sop_uids)))
+                sent[result.series_uid] = len(report.succeeded) + len(report.skipped)
         finally:
             node.close()
     if as_json:
@@ -186,21 +170,54 @@ def segment_cmd(
     seeds = [Seed.parse(s) for s in seed or []] + [
         Seed.parse(s, patient=True) for s in seed_mm or []
     ]
-    request = SegmentRequest(
-        low=threshold[0],
-        high=threshold[1],
-        seeds=tuple(seeds),
-        largest=largest,
-        fill_holes=fill_holes,
-        smooth_mm=smooth,
-        label=label,
-        term=term(term_name),
-        color=_color(color),
-    )
+    params: dict[str, object] = {
+        "threshold": [threshold[0], threshold[1]],
+        "seeds": [[p.x, p.y, p.z] for p in seeds if not p.patient],
+        "seeds_mm": [[p.x, p.y, p.z] for p in seeds if p.patient],
+        "largest": largest,
+        "fill_holes": fill_holes,
+        "smooth_mm": smooth or 0,
+        "label": label,
+        "term": term_name,
+        "color": list(_color(color) or ()),
+    }
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        results = list(segment_series(database, series_uid, request, options))
+        results = _segment_and_export(
+            database, series_uid, "threshold", params, ("seg", "sr"), options
+        )
         _finish(database, results, send, as_json)
+
+
+def _study_of(db: Database, series_uid: str) -> str:
+    headers = db.headers_of(series_uid)
+    if not headers:
+        raise NotFoundError(f"series {series_uid} is not in the local database {db.root}")
+    from dicomstation.dicomjson import first_value
+
+    return first_value(headers[0], "StudyInstanceUID")
+
+
+def _segment_and_export(
+    db: Database,
+    series_uid: str,
+    segmenter: str,
+    params: dict[str, object],
+    kinds: tuple[str, ...],
+    options: ExportOptions,
+) -> list[Exported]:
+    """A one-item pipeline: load the series, segment it, export; the new records."""
+    item = WorkItem(_study_of(db, series_uid), (series_uid,))
+    steps = (
+        LoadStep("load"),
+        SegmentStep("segment", segmenter, params),
+        ExportStep("export", kinds, options),
+    )
+    pipeline = Pipeline(f"{segmenter} {series_uid}", ItemsSource((item,)), steps)
+    (ctx,) = run_now(
+        pipeline, db, warn=lambda text: err_console.print(f"[yellow]warning[/] {text}")
+    )
+    return ctx.exported
 
 
 @export_app.command("seg")
@@ -221,19 +238,20 @@ def export_seg(
     as_json: JsonOption = False,
 ) -> None:
     """Export a label map file (on the series' grid) as a DICOM SEG."""
-    named = {}
+    segments: dict[str, dict[str, str]] = {}
     for item in names or []:
         key, _, rest = item.partition("=")
         label, _, term_name = rest.partition(":")
         if not key.strip().isdigit():
             raise ConfigError(f"--segment {item!r}: expected N=Label[:term]")
-        named[int(key)] = (label or f"Segment {key}", term(term_name or "tissue"))
+        segments[key.strip()] = {"label": label or f"Segment {key}", "term": term_name or "tissue"}
+    digest = content_seed(labelmap.read_bytes()) if labelmap.is_file() else ""
+    params: dict[str, object] = {"path": str(labelmap.resolve()), "segments": segments}
+    params["sha256"] = digest
+    options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        source = source_from_db(database, series_uid)
-        labels = labelmap_from_file(labelmap, source.volume)
-        options = _options(description, series_number, institution, department)
-        seg = build_seg_from_labelmap(source, labels, segment_infos(labels, named), options)
-        _finish(database, [export_and_import(database, "seg", [seg])], send, as_json)
+        results = _segment_and_export(database, series_uid, "labelmap", params, ("seg",), options)
+        _finish(database, results, send, as_json)
 
 
 @export_app.command("sr")
@@ -249,12 +267,12 @@ def export_sr(
     as_json: JsonOption = False,
 ) -> None:
     """Compute statistics of a SEG's segments; store them as a TID 1500 SR."""
+    options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        seg, source, stats = seg_statistics(database, seg_uid)
-        options = _options(description, series_number, institution, department)
-        sr = build_sr(hd.seg.Segmentation.from_dataset(seg), source, stats, options)
-        done = export_and_import(database, "sr", [sr])
-        _finish(database, [Exported("sr", done.series_uid, done.sop_uids, stats)], send, as_json)
+        seg, source, segmentation = read_seg(database, seg_uid)
+        request = ExportInput(source, options, segmentation, built={"seg": (seg,)})
+        seed = content_seed("sr", seg_uid, options)
+        _finish(database, export_results(database, request, ["sr"], uid_seed=seed), send, as_json)
 
 
 @export_app.command("sc")
@@ -276,19 +294,25 @@ def export_sc(
     as_json: JsonOption = False,
 ) -> None:
     """Store a rendered slice, a MIP, or a PNG as a Secondary Capture."""
-    win = _window(window)
+    params: dict[str, object] = {
+        "mip": mip,
+        "index": index,
+        "axis": axis,
+        "window": _window(window),
+    }
+    if png is not None:
+        params.update(
+            png=str(png), png_sha256=content_seed(png.read_bytes()) if png.is_file() else ""
+        )
+    options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        source = source_from_db(database, series_uid)
-        if png is not None:
-            rendering = read_png(png)
-        elif mip:
-            rendering = render_mip(source.volume, axis=axis, window=win)
-        else:
-            overlays = _overlays(database, seg_uid, source.volume) if seg_uid else []
-            rendering = render_slice(source.volume, index, axis=axis, window=win, overlays=overlays)
-        options = _options(description, series_number, institution, department)
-        sc = build_sc(rendering, source, options)
-        _finish(database, [export_and_import(database, "sc", [sc])], send, as_json)
+        source = series_source(database, series_uid)
+        segmentation = (
+            read_seg(database, seg_uid)[2] if seg_uid and png is None and not mip else None
+        )
+        request = ExportInput(source, options, segmentation, params)
+        seed = content_seed("sc", series_uid, seg_uid, options, params)
+        _finish(database, export_results(database, request, ["sc"], uid_seed=seed), send, as_json)
 
 
 def _window(text: str | None) -> tuple[float, float] | None:
@@ -296,12 +320,6 @@ def _window(text: str | None) -> tuple[float, float] | None:
         return None
     center, width = _floats(text, 2, "--window")
     return center, width
-
-
-def _overlays(database: Database, seg_uid: str, reference: hd.Volume) -> list[Overlay]:
-    seg, _ = seg_source(database, seg_uid)
-    masks = read_seg_masks(seg, reference)
-    return [Overlay(m, PALETTE[(n - 1) % len(PALETTE)]) for n, m in masks.items()]
 
 
 @export_app.command("derived")
@@ -329,16 +347,13 @@ def export_derived(
 ) -> None:
     """Process a series (smooth, median, resample) and store it as a derived series."""
     new = _floats(spacing, 3, "--resample") if spacing is not None else None
+    params = {"smooth_mm": smooth, "median": median, "spacing": new}
+    kind = "pm" if parametric_map else "derived"
+    options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        source = source_from_db(database, series_uid)
-        result = derive(source.volume, smooth_mm=smooth, median=median, spacing=new)
-        options = _options(description, series_number, institution, department)
-        build = build_parametric_map if parametric_map else build_derived_series
-        made = build(
-            source, result.volume, options, derivation=result.code, description=result.description
-        )
-        images = [made] if isinstance(made, Dataset) else made
-        _finish(database, [export_and_import(database, "derived", images)], send, as_json)
+        request = ExportInput(series_source(database, series_uid), options, params=params)
+        seed = content_seed(kind, series_uid, options, params)
+        _finish(database, export_results(database, request, [kind], uid_seed=seed), send, as_json)
 
 
 @export_app.command("bundle")
@@ -360,21 +375,22 @@ def export_bundle(
     as_json: JsonOption = False,
 ) -> None:
     """Pack volumes, segmentations and view settings into one scene-bundle record."""
+    params = {"window": _window(window), "index": index, "layout": layout}
+    options = _options(description, series_number, institution, department)
     with open_database(db) as database:
-        sources = [source_from_db(database, uid) for uid in series_uids]
-        volumes = tuple(
-            SceneVolume(
-                f"{n}: {s.first.get('SeriesDescription') or 'Volume'}", s.volume, s.series_uid
-            )
-            for n, s in enumerate(sources, start=1)
+        sources = [series_source(database, uid) for uid in series_uids]
+        scenes = tuple(scene_segmentation(database, uid) for uid in seg_uids or [])
+        request = ExportInput(
+            sources[0],
+            options,
+            params=params,
+            volumes=tuple(sources[1:]),
+            scene_segmentations=scenes,
         )
-        segmentations = tuple(scene_segmentation(database, uid) for uid in seg_uids or [])
-        view = ViewSettings(
-            layout=layout, background=volumes[0].name, window=_window(window), slice_index=index
+        seed = content_seed("bundle", series_uids, seg_uids, options, params)
+        _finish(
+            database, export_results(database, request, ["bundle"], uid_seed=seed), send, as_json
         )
-        options = _options(description, series_number, institution, department)
-        bundle = build_bundle(Scene(volumes, segmentations, view), sources[0], options)
-        _finish(database, [export_and_import(database, "bundle", [bundle])], send, as_json)
 
 
 def register(app: typer.Typer) -> None:

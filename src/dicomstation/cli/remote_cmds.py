@@ -2,6 +2,8 @@
 
 Protocol-neutral: every command opens the server with
 :func:`dicomstation.nodes.open_node`, so DICOMweb and DIMSE servers work alike.
+``fetch`` and ``send`` do what the pipeline's fetch and send steps do
+(:mod:`dicomstation.pipeline.actions`); ``dicomstation run`` chains them for cohorts.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,12 +27,12 @@ from dicomstation.cli.common import (
     print_refs,
     progress_bar,
 )
-from dicomstation.database import Database
-from dicomstation.database.importer import expand_paths
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import ConfigError
 from dicomstation.models import Level, Query, TransferReport
 from dicomstation.nodes import DicomNode, open_node
+from dicomstation.pipeline import WorkItem
+from dicomstation.pipeline.actions import fetch_item, files_of, send_files
 from dicomstation.settings import Settings
 
 __all__ = ["register"]
@@ -206,20 +207,9 @@ def fetch(
         _node(server, concurrency) as node,
         progress_bar(f"fetch {server}") as progress,
     ):
-        report = node.retrieve(
-            study_uid, series or (), instances or (), into=database, progress=progress
-        )
+        item = WorkItem(study_uid, tuple(series or ()))
+        report = fetch_item(node, database, item, instances or (), progress=progress)
     _summary(report, "fetched", as_json)
-
-
-def _files(items: list[str], database: Database) -> list[Path]:
-    files: list[Path] = []
-    for item in items:
-        if Path(item).exists():
-            files += [Path(p) for p in expand_paths(item)]
-        else:
-            files += database.files_of(item)
-    return files
 
 
 @handle_errors
@@ -237,9 +227,9 @@ def send(
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
     with open_database(db) as database:
-        files = _files(items, database)
+        files = files_of(database, items)
         with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
-            report = node.store(files, progress=progress)
+            report = send_files(node, files, progress=progress)
     _summary(report, "sent", as_json)
 
 

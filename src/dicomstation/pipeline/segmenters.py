@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, Protocol, runtime_checkable
 
 import highdicom as hd
@@ -116,14 +117,15 @@ def register_segmenter(name: str, factory: SegmenterFactory) -> None:
 
 def segmenter_names() -> list[str]:
     """The registered segmenters."""
+    import_module("dicomstation.pipeline.inputs")  # registers "labelmap"
     return sorted(_REGISTRY)
 
 
 def make_segmenter(name: str, params: Mapping[str, Any]) -> Segmenter:
     """Build a registered segmenter from its parameters (ConfigError when unknown or bad)."""
+    known = ", ".join(segmenter_names())
     factory = _REGISTRY.get(name.strip().lower())
     if factory is None:
-        known = ", ".join(segmenter_names())
         raise ConfigError(f"unknown segmenter {name!r}; registered: {known}")
     try:
         return factory(params)

@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 from dicomstation.errors import ConfigError, NotFoundError, TransferError
 from dicomstation.export.common import ExportOptions, SourceSeries
 from dicomstation.models import Level, Query, SeriesRef, TransferReport
+from dicomstation.pipeline.actions import fetch_item, send_files
 from dicomstation.pipeline.exports import ExportInput, export_kind, export_results
+from dicomstation.pipeline.model import WorkItem
 from dicomstation.pipeline.segmenters import make_segmenter
 from dicomstation.pipeline.selection import SeriesSelector
 from dicomstation.pipeline.step import StepContext, register_step
@@ -61,14 +63,9 @@ class FetchStep:
                     f"{ctx.item.describe()} has no series on {self.server} matching "
                     f"{self.select.to_dict()}"
                 )
+        item = WorkItem(ctx.item.study_uid, series)
         report = ctx.run_quietly(
-            lambda: node.retrieve(
-                ctx.item.study_uid,
-                series,
-                into=ctx.db,
-                progress=ctx.progress,
-                cancel=ctx.cancel,
-            )
+            partial(fetch_item, node, ctx.db, item, progress=ctx.progress, cancel=ctx.cancel)
         )
         _failed(report, f"fetch of {ctx.item.describe()} from {self.server}")
         return series or _local_series(ctx)
@@ -247,7 +244,7 @@ class SendStep:
             )
         node = ctx.node(self.server)
         report = ctx.run_quietly(
-            lambda: node.store(files, progress=ctx.progress, cancel=ctx.cancel)
+            partial(send_files, node, files, progress=ctx.progress, cancel=ctx.cancel)
         )
         _failed(report, f"send of {ctx.item.describe()} to {self.server}")
         return series
