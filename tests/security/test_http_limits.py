@@ -88,6 +88,17 @@ def test_uploads_per_client_are_bounded(tmp_path: Path) -> None:
         assert [read_status(sock, timeout=10) for sock in held] == [408] * 3
 
 
+def test_uploads_in_all_are_bounded(tmp_path: Path) -> None:
+    with (
+        ui(tmp_path, max_uploads=2, max_uploads_per_client=4) as st,
+        stalled_uploads(st, 2) as held,
+        stalled_uploads(st, 1) as extra,
+    ):
+        assert read_status(extra[0], timeout=5) == 429
+        _answers_while_busy(st)
+        assert [read_status(sock, timeout=10) for sock in held] == [408] * 2
+
+
 def test_a_trickling_upload_is_cut_off(tmp_path: Path) -> None:
     """Never idle for body_timeout, but far slower than min_upload_rate: 408."""
     with ui(tmp_path, min_upload_rate=4096) as st:
