@@ -10,6 +10,7 @@ that hangs up early just ends the answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,3 +226,34 @@ def invoke_cli(args: list[str], config: Path) -> CliRun:
     env = {"DICOMSTATION_CONFIG": str(config), "DICOMSTATION_DB": str(config.parent / "db")}
     result = CliRunner().invoke(app, args, env={**env, "COLUMNS": "200"})
     return CliRun(result.exit_code, result.stdout, result.output, -1)
+
+
+def basic(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic for ``user:password``."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def empty_qido(_seen: Seen) -> Reply:
+    """An empty QIDO-RS answer."""
+    return json_reply([])
+
+
+@contextlib.contextmanager
+def ui_api(settings: Path) -> Iterator[httpx.Client]:
+    """The real UI app (launch token sent) over a temporary database, on loopback."""
+    from dicomstation.database import Database
+    from dicomstation.server import start_in_thread
+    from dicomstation.web import Workstation, create_ui_app
+
+    with Database.temporary() as db:
+        app = create_ui_app(Workstation(db, settings))
+        token = app.state.options.token.reveal()
+        running = start_in_thread(app)
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=running.url, headers=headers, timeout=30) as client:
+                yield client
+        finally:
+            running.stop()
