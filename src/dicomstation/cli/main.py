@@ -9,6 +9,7 @@ import typer
 
 from dicomstation.cli import (
     db_cmds,
+    deid_cmds,
     demo_cmds,
     export_cmds,
     listen_cmds,
@@ -34,6 +35,7 @@ for _module in (
     load_cmds,
     export_cmds,
     run_cmds,
+    deid_cmds,
     ui_cmds,
     demo_cmds,
 ):

@@ -39,7 +39,7 @@ class DeidReport:
     refused : dict
         Input file -> one-line reason (burned-in text, not DICOM...).
     actions : Counter
-        (attribute path without item numbers, action) -> number of instances.
+        (attribute path without item numbers, action) -> number of occurrences.
     examples : dict
         (attribute path, action) -> (before, after) of the first instance seen.
     """
@@ -106,7 +106,11 @@ def _generic(path: str) -> str:
 
 def _tally(report: DeidReport, changes: Iterable[Change]) -> None:
     for change in changes:
-        key = (_generic(change.path), change.action)
+        private = change.keyword.startswith("(") and (change.tag >> 16) % 2
+        path = _generic(change.path)
+        if private:  # one row for all private attributes at a level
+            path = path.rsplit(".", 1)[0] + ".(private)" if "." in path else "(private)"
+        key = (path, change.action)
         report.actions[key] += 1
         report.examples.setdefault(key, (change.before, change.after))
 
