@@ -63,7 +63,9 @@ __all__ = [
 TRAVERSAL = "../../../target/PWNED"
 
 
-def _image(sop_class: str, modality: str, sop_uid: str | None, study: str | None) -> Dataset:
+def _image(
+    sop_class: str, modality: str, sop_uid: str | None, study: str | None, size: int = 16
+) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = sop_class
     if sop_uid is not None:
@@ -74,13 +76,13 @@ def _image(sop_class: str, modality: str, sop_uid: str | None, study: str | None
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = modality
     ds.InstanceNumber = 1
-    ds.Rows = ds.Columns = 16
+    ds.Rows = ds.Columns = size
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = bytes(range(256)) * 2
+    ds.PixelData = bytes(range(256)) * (size * size // 128)
     return ds
 
 
@@ -90,9 +92,9 @@ def _encode(ds: Dataset) -> bytes:
     return data
 
 
-def ct_bytes(sop_uid: str | None, study: str | None = None) -> bytes:
-    """A small valid CT data set (Explicit VR LE, no file meta); no SOP UID if None."""
-    return _encode(_image(str(CTImageStorage), "CT", sop_uid, study))
+def ct_bytes(sop_uid: str | None, study: str | None = None, size: int = 16) -> bytes:
+    """A valid CT data set, ``size`` pixels square (Explicit VR LE, no meta); no UID if None."""
+    return _encode(_image(str(CTImageStorage), "CT", sop_uid, study, size))
 
 
 def mr_bytes(sop_uid: str) -> bytes:
