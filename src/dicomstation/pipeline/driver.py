@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.database import Database
 from dicomstation.nodes.base import CancelToken
-from dicomstation.pipeline.executor import Executor, InProcessExecutor
+from dicomstation.pipeline.executor import Executor, InProcessExecutor, ItemProgress
 from dicomstation.pipeline.ledger import ItemPlan, Ledger
 from dicomstation.pipeline.model import StepEvent, StepState, TaskManifest, TaskResult, WorkItem
 from dicomstation.pipeline.step import StepContext
@@ -75,6 +75,13 @@ class RunOptions:
         Called with a :class:`RunStatus` after every change.
     cancel : CancelToken or None
         Set it to stop the run cleanly (Ctrl-C does the same).
+    cluster : str or None
+        Run on Dask: ``local:N`` (a LocalCluster of N worker processes) or a
+        scheduler address (``tcp://HOST:PORT``); ignored when ``executor`` is given.
+    transfer_progress : callable or None
+        ``(item key, ProgressEvent)`` of fetch/send steps (in-process executor only).
+    on_result : callable or None
+        Called with every :class:`TaskResult` (records with transfer summaries).
     """
 
     database: Path
@@ -86,6 +93,9 @@ class RunOptions:
     retry_failed: bool = True
     progress: Callable[[RunStatus], None] | None = None
     cancel: CancelToken | None = None
+    cluster: str | None = None
+    transfer_progress: ItemProgress | None = None
+    on_result: Callable[[TaskResult], None] | None = None
 
     @property
     def ledger_path(self) -> Path:
@@ -165,6 +175,8 @@ class _Run:
     ) -> TaskManifest | None:
         for record in result.records:  # executors without live events report here
             self.ledger.record(self.job, result.item_key, record)
+        if self.options.on_result is not None:
+            self.options.on_result(result)
         running = {k: v for k, v in self.status.running.items() if k != result.item_key}
         if self.ledger.cancel_requested(self.job):
             self.cancel.cancel()
@@ -203,6 +215,10 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
     item starts, running ones stop at the next safe point, the ledger keeps
     every finished step, and the report says ``interrupted``.
     """
+    if options.executor is None and options.cluster:
+        from dicomstation.pipeline.dask_executor import DaskExecutor
+
+        options = replace(options, executor=DaskExecutor(options.cluster))
     items = list_items(pipeline, options)
     with Ledger.open(options.ledger_path) as ledger:
         run = _Run(pipeline, options, ledger)
@@ -222,7 +238,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
             return follow
 
         executor = options.executor or InProcessExecutor(
-            options.concurrency or pipeline.settings.concurrency
+            options.concurrency or pipeline.settings.concurrency, options.transfer_progress
         )
         interrupted = False
         try:

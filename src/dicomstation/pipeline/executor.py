@@ -14,15 +14,18 @@ import queue
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, runtime_checkable
 
+from dicomstation.models import ProgressEvent
 from dicomstation.nodes.base import CancelToken
 from dicomstation.pipeline.model import StepEvent, TaskManifest, TaskResult
 from dicomstation.pipeline.task import run_task
 
-__all__ = ["EventSink", "Executor", "InProcessExecutor", "Report"]
+__all__ = ["EventSink", "Executor", "InProcessExecutor", "ItemProgress", "Report"]
 
 Report = Callable[[TaskResult], TaskManifest | None]
+ItemProgress = Callable[[str, ProgressEvent], None]  # (item key, transfer progress)
 EventSink = Callable[[StepEvent], None]
 
 
@@ -50,8 +53,9 @@ class InProcessExecutor:
     The calling thread waits in short slices, so Ctrl-C reaches it promptly.
     """
 
-    def __init__(self, concurrency: int = 2) -> None:
+    def __init__(self, concurrency: int = 2, progress: ItemProgress | None = None) -> None:
         self.concurrency = max(1, concurrency)
+        self.progress = progress
 
     def run(
         self,
@@ -92,7 +96,8 @@ class InProcessExecutor:
             manifest = state.retries.pop(0) if state.retries else next(waiting, None)
             if manifest is None:
                 break
-            state.futures.add(pool.submit(run_task, manifest, sink, cancel))
+            progress = partial(self.progress, manifest.item.key) if self.progress else None
+            state.futures.add(pool.submit(run_task, manifest, sink, cancel, progress))
         if not state.futures:
             return False
         finished, state.futures = _wait(state.futures, state.inbox, events)

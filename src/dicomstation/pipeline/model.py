@@ -12,9 +12,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.errors import ConfigError
+from dicomstation.models import TransferReport
 
 __all__ = [
     "ItemState",
@@ -24,7 +26,20 @@ __all__ = [
     "TaskManifest",
     "TaskResult",
     "WorkItem",
+    "report_json",
 ]
+
+
+def report_json(report: TransferReport) -> dict[str, Any]:
+    """A transfer report as plain JSON (counts, failures with reasons)."""
+    return {
+        "operation": report.operation,
+        "succeeded": len(report.succeeded),
+        "skipped": len(report.skipped),
+        "failed": dict(report.failed),
+        "bytes": report.bytes_transferred,
+        "seconds": round(report.seconds, 3),
+    }
 
 
 class StepState(enum.StrEnum):
@@ -107,6 +122,8 @@ class StepRecord:
         One-line error text when it failed (names the item and what was wrong).
     started, finished : float
         Wall-clock seconds since the epoch (0 when not run).
+    transfer : tuple of mapping
+        Summaries of the transfers the step made (:func:`report_json`); not in the ledger.
     """
 
     step: str
@@ -115,6 +132,7 @@ class StepRecord:
     error: str = ""
     started: float = 0.0
     finished: float = 0.0
+    transfer: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def seconds(self) -> float:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.errors import ConfigError
+from dicomstation.models import TransferReport
 from dicomstation.nodes.base import CancelToken, DicomNode, ProgressCallback
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class StepContext:
         What export steps wrote.
     warnings : list of str
         Warnings raised by steps (geometry...), kept for the ledger's error text.
+    reports : list of TransferReport
+        Transfer reports of fetch and send steps.
     """
 
     db: Database
@@ -79,6 +82,7 @@ class StepContext:
     segmentations: dict[str, Segmentation] = field(default_factory=dict)
     exported: list[Exported] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reports: list[TransferReport] = field(default_factory=list)
     _nodes: dict[str, DicomNode] = field(default_factory=dict, repr=False)
 
     def node(self, name: str) -> DicomNode:

@@ -67,6 +67,7 @@ class FetchStep:
         report = ctx.run_quietly(
             partial(fetch_item, node, ctx.db, item, progress=ctx.progress, cancel=ctx.cancel)
         )
+        ctx.reports.append(report)
         _failed(report, f"fetch of {ctx.item.describe()} from {self.server}")
         return series or _local_series(ctx)
 
@@ -230,22 +231,27 @@ class SendStep:
     memory_only: ClassVar[bool] = False
     name: str
     server: str
-    what: str = "export"  # kind of the steps whose outputs are sent: export, fetch, load
+    what: str = "export"  # outputs of steps of this kind (export, fetch, load), or "item"
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
-        """Send (STOW-RS or C-STORE); a resend of the same UIDs is harmless."""
-        series = ctx.outputs_of(self.what)
+        """Send (STOW-RS or C-STORE); a resend of the same UIDs is harmless.
+
+        ``what = "item"`` sends the work item itself (its study, or its series).
+        """
+        if self.what == "item":
+            series = ctx.item.series_uids or (ctx.item.study_uid,)
+        else:
+            series = ctx.outputs_of(self.what)
         if not series:
             return ()
-        files = [f for uid in series for f in ctx.db.series_files(uid)]
+        files = [f for uid in series for f in ctx.db.files_of(uid)]
         if not files:
-            raise NotFoundError(
-                f"{ctx.item.describe()}: the series to send are no longer in the database"
-            )
+            raise NotFoundError(f"{ctx.item.describe()}: nothing to send in the database")
         node = ctx.node(self.server)
         report = ctx.run_quietly(
             partial(send_files, node, files, progress=ctx.progress, cancel=ctx.cancel)
         )
+        ctx.reports.append(report)
         _failed(report, f"send of {ctx.item.describe()} to {self.server}")
         return series
 

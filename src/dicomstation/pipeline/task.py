@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from dicomstation.database import Database
 from dicomstation.errors import (
@@ -21,9 +22,16 @@ from dicomstation.errors import (
     DicomStationError,
     RemoteStatusError,
 )
-from dicomstation.nodes.base import CancelToken
+from dicomstation.nodes.base import CancelToken, ProgressCallback
 from dicomstation.pipeline.definition import Pipeline
-from dicomstation.pipeline.model import StepEvent, StepRecord, StepState, TaskManifest, TaskResult
+from dicomstation.pipeline.model import (
+    StepEvent,
+    StepRecord,
+    StepState,
+    TaskManifest,
+    TaskResult,
+    report_json,
+)
 from dicomstation.pipeline.step import Step, StepContext
 
 __all__ = ["is_retryable", "run_task", "steps_to_run"]
@@ -75,9 +83,16 @@ def _workspace(manifest: TaskManifest) -> Iterator[Database]:
 
 
 def run_task(
-    manifest: TaskManifest, events: EventSink | None = None, cancel: CancelToken | None = None
+    manifest: TaskManifest,
+    events: EventSink | None = None,
+    cancel: CancelToken | None = None,
+    progress: ProgressCallback | None = None,
 ) -> TaskResult:
-    """Run the steps of one work item that are not done yet; return their records."""
+    """Run the steps of one work item that are not done yet; return their records.
+
+    ``events`` gets step events, ``progress`` the transfer progress of fetch/send
+    steps (both optional: a remote worker passes neither).
+    """
     pipeline = Pipeline.from_json(manifest.pipeline)
     key = manifest.item.key
     cancel = cancel or CancelToken()
@@ -92,6 +107,7 @@ def run_task(
                 manifest.servers,
                 manifest.local,
                 cancel,
+                progress,
                 outputs={k: tuple(v) for k, v in manifest.prior_outputs.items()},
                 kinds=pipeline.kinds(),
             )
@@ -131,7 +147,7 @@ def _run_one(
     key = manifest.item.key
     if events is not None:
         events(StepEvent(key, step.name, StepState.RUNNING))
-    started = time.time()
+    started, reports = time.time(), len(ctx.reports)
     try:
         outputs = step.run(ctx)
         record = StepRecord(step.name, StepState.DONE, tuple(outputs), "", started, time.time())
@@ -147,6 +163,8 @@ def _run_one(
         text = _text(manifest, f"{type(exc).__name__}: {exc}", step.name)
         record = StepRecord(step.name, StepState.FAILED, (), text, started, time.time())
         retryable = False
+    transfer = tuple(report_json(r) for r in ctx.reports[reports:])
+    record = replace(record, transfer=transfer)
     if events is not None:
         events(StepEvent(key, step.name, record.state, record, record.error))
     return record, retryable

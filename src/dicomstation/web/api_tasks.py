@@ -1,4 +1,4 @@
-"""UI API: fetch/send jobs with progress and cancel, local delete, the viewer and export."""
+"""UI API: fetch/send jobs (ledger pipelines: progress, cancel, resume), delete, viewer, export."""
 
 from __future__ import annotations
 
@@ -74,6 +74,14 @@ def tasks_router(ws: Workstation) -> APIRouter:
         found = _job_or_404(ws, job_id)
         found.cancel.cancel()
         return dict(found.as_json())
+
+    @router.post("/jobs/{job_id}/resume")
+    def resume(job_id: str) -> dict[str, Any]:
+        """Run a ledger job's remaining (pending, failed, cancelled) items again."""
+        try:
+            return ws.resume(job_id).as_json()
+        except KeyError:
+            raise HTTPException(404, f"no job {job_id!r} in the ledger") from None
 
     @router.delete("/local/{uid}")
     def delete(uid: str) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Background jobs (fetch, send) with live progress and cancel, for the web UI and the demo."""
+"""Background jobs for the web UI and the demo: pipeline runs in the ledger, live progress, cancel.
+
+Fetch and send are pipelines (:mod:`dicomstation.pipeline`) run in a thread; their
+state is the job ledger's (``jobs.sqlite`` beside the database), so they are
+listed after a restart of the UI and can be resumed. Live numbers (instances,
+bytes) come from the running steps' transfer progress. :meth:`JobRegistry.start`
+still runs an arbitrary callable as a job (not persisted).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +13,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from dicomstation.errors import CancelledError, DicomStationError
 from dicomstation.models import ProgressEvent, TransferReport
 from dicomstation.nodes.base import CancelToken
+from dicomstation.pipeline import (
+    JobSummary,
+    Ledger,
+    Pipeline,
+    RunOptions,
+    RunReport,
+    TaskResult,
+    run_pipeline,
+)
+from dicomstation.pipeline.model import report_json
 
 __all__ = ["Job", "JobRegistry", "report_json"]
 
 Work = Callable[[Callable[[ProgressEvent], None], CancelToken], list[TransferReport]]
-
-
-def report_json(report: TransferReport) -> dict[str, Any]:
-    """A transfer report as plain JSON (counts, failures with reasons)."""
-    return {
-        "operation": report.operation,
-        "succeeded": len(report.succeeded),
-        "skipped": len(report.skipped),
-        "failed": dict(report.failed),
-        "bytes": report.bytes_transferred,
-        "seconds": round(report.seconds, 3),
-    }
+OptionsFor = Callable[[Pipeline], RunOptions]
 
 
 @dataclass
@@ -36,7 +43,7 @@ class Job:
 
     id: str
     title: str
-    state: str = "running"  # running, done, failed, cancelled
+    state: str = "running"  # running, done, failed, cancelled (stopped: resume it)
     done: int = 0
     total: int | None = None
     bytes_done: int = 0
@@ -45,6 +52,8 @@ class Job:
     finished: float | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
     cancel: CancelToken = field(default_factory=CancelToken)
+    items: dict[str, ProgressEvent] = field(default_factory=dict)
+    resumable: bool = False
 
     def seconds_text(self) -> str:
         """Elapsed time, for messages."""
@@ -63,18 +72,36 @@ class Job:
             "message": self.message,
             "seconds": round(elapsed, 2),
             "reports": self.reports,
+            "resumable": self.resumable,
         }
 
 
-class JobRegistry:
-    """Runs jobs in daemon threads and keeps their state for polling."""
+def _final_state(report: RunReport) -> tuple[str, str]:
+    if report.failed:
+        return "failed", next(iter(report.failed.values()))
+    if report.interrupted:
+        return "cancelled", "stopped; resume to finish the remaining items"
+    return "done", ""
 
-    def __init__(self) -> None:
+
+class JobRegistry:
+    """Runs jobs in daemon threads and keeps their state for polling.
+
+    Parameters
+    ----------
+    ledger : Path or None
+        The job ledger file; pipeline jobs recorded there are listed (and resumable)
+        even when this process did not start them.
+    """
+
+    def __init__(self, ledger: Path | None = None) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.ledger = ledger
 
+    # -- generic jobs ------------------------------------------------------------------
     def start(self, title: str, work: Work) -> Job:
-        """Start ``work(progress, cancel)`` in a thread; return its job."""
+        """Start ``work(progress, cancel)`` in a thread; return its job (not persisted)."""
         job = Job(uuid.uuid4().hex[:12], title)
         with self._lock:
             self._jobs[job.id] = job
@@ -100,21 +127,95 @@ class JobRegistry:
             state, message = "cancelled", "cancelled by the user"
         except DicomStationError as exc:
             state, message = "failed", str(exc)
+        self._finish(job, state, message, reports)
+
+    def _finish(self, job: Job, state: str, message: str, reports: list[dict[str, Any]]) -> None:
         with self._lock:
-            job.state, job.reports, job.finished = state, reports, time.monotonic()
+            job.state, job.finished = state, time.monotonic()
+            job.reports = reports or job.reports
             job.message = message or job.message
+            job.resumable = state in ("cancelled", "failed") and job.resumable
             if state == "done" and job.total is None:
                 job.total = job.done
 
-    def get(self, job_id: str) -> Job | None:
-        """The job with that id, if any."""
+    # -- pipeline jobs -----------------------------------------------------------------
+    def start_pipeline(self, pipeline: Pipeline, options: RunOptions) -> Job:
+        """Run ``pipeline`` in a thread as job ``pipeline.job_id`` (the ledger's id)."""
         with self._lock:
-            return self._jobs.get(job_id)
+            running = self._jobs.get(pipeline.job_id)
+            if running is not None and running.state == "running":
+                return running
+            job = Job(pipeline.job_id, pipeline.name, resumable=True)
+            self._jobs[job.id] = job
+        threading.Thread(
+            target=self._run_pipeline,
+            args=(job, pipeline, options),
+            daemon=True,
+            name=f"job-{job.id}",
+        ).start()
+        return job
+
+    def _run_pipeline(self, job: Job, pipeline: Pipeline, options: RunOptions) -> None:
+        options = replace(
+            options,
+            cancel=job.cancel,
+            transfer_progress=lambda key, event: self._item_progress(job, key, event),
+            on_result=lambda result: self._result(job, result),
+        )
+        try:
+            state, message = _final_state(run_pipeline(pipeline, options))
+        except DicomStationError as exc:
+            state, message = "failed", str(exc)
+        self._finish(job, state, message, [])
+
+    def _item_progress(self, job: Job, key: str, event: ProgressEvent) -> None:
+        with self._lock:
+            job.items[key] = event
+            events = list(job.items.values())
+            job.done = sum(e.done for e in events)
+            totals = [e.total for e in events]
+            job.total = None if None in totals else sum(t or 0 for t in totals)
+            job.bytes_done = sum(e.bytes_done for e in events)
+
+    def _result(self, job: Job, result: TaskResult) -> None:
+        with self._lock:
+            job.reports += [dict(t) for r in result.records for t in r.transfer]
+
+    def resume(self, job_id: str, options_for: OptionsFor) -> Job:
+        """Run a ledger job again (its pending and failed items); KeyError if unknown."""
+        if self.ledger is None or not self.ledger.exists():
+            raise KeyError(job_id)
+        with Ledger.open(self.ledger) as ledger:
+            try:
+                definition = ledger.job(job_id).definition
+            except DicomStationError:
+                raise KeyError(job_id) from None
+            ledger.retry(job_id)
+        pipeline = Pipeline.from_json(definition)
+        return self.start_pipeline(pipeline, options_for(pipeline))
+
+    # -- reading -----------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """The job with that id (live, or from the ledger), if any."""
+        with self._lock:
+            live = self._jobs.get(job_id)
+        if live is not None:
+            return live
+        return next((j for j in self._stored() if j.id == job_id), None)
 
     def all(self) -> list[dict[str, Any]]:
-        """Every job, newest first, as JSON."""
+        """Every job, newest first, as JSON (ledger jobs this process did not run included)."""
         with self._lock:
-            return [j.as_json() for j in sorted(self._jobs.values(), key=lambda j: -j.started)]
+            live = sorted(self._jobs.values(), key=lambda j: -j.started)
+            known = set(self._jobs)
+        stored = [j for j in self._stored() if j.id not in known]
+        return [j.as_json() for j in [*live, *stored]]
+
+    def _stored(self) -> list[Job]:
+        if self.ledger is None or not self.ledger.exists():
+            return []
+        with Ledger.open(self.ledger) as ledger:
+            return [_stored_job(summary) for summary in ledger.jobs()]
 
     def wait(self, job_id: str, timeout: float = 600.0) -> Job:
         """Block until the job ends (for the headless demo and tests)."""
@@ -126,3 +227,15 @@ class JobRegistry:
                     raise KeyError(job_id)
                 return job
             time.sleep(0.05)
+
+
+def _stored_job(summary: JobSummary) -> Job:
+    """A ledger job this process is not running, as a (finished) Job."""
+    counts: dict[str, int] = summary.counts
+    left = counts.get("pending", 0) + counts.get("running", 0) + counts.get("cancelled", 0)
+    state = "failed" if counts.get("failed") else "cancelled" if left else "done"
+    message = f"{left} item(s) left; resume to finish them" if left else ""
+    job = Job(summary.job_id, summary.name, state, counts.get("done", 0), summary.total)
+    job.message, job.finished, job.started = message, time.monotonic(), time.monotonic()
+    job.resumable = state != "done"
+    return job

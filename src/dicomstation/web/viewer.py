@@ -18,23 +18,20 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 from PIL import Image
-from pydicom.dataset import Dataset
 
 from dicomstation.database import Database
 from dicomstation.errors import NotFoundError, ProcessingError
-from dicomstation.export import (
-    ExportOptions,
-    Overlay,
-    Segment,
-    SourceSeries,
-    build_sc,
-    build_seg,
-    build_sr,
-    import_into,
-    render_mip,
-    render_slice,
+from dicomstation.export import ExportOptions, Overlay, SourceSeries, render_mip, render_slice
+from dicomstation.pipeline import (
+    ExportInput,
+    Kind,
+    Segmentation,
+    SegmentDescription,
+    export_kind,
+    export_results,
 )
-from dicomstation.processing import Seed, region_grow, segment_statistics, threshold
+from dicomstation.pipeline.actions import content_seed
+from dicomstation.processing import Seed, region_grow, threshold
 from dicomstation.volumes import LoadedVolume, load_series
 
 __all__ = ["PRESETS", "Viewer", "ViewerVolume"]
@@ -174,29 +171,27 @@ class Viewer:
         index: int | None = None,
         window: tuple[float, float] | None = None,
     ) -> list[str]:
-        """Export SEG, SR (statistics) or SC (screenshot) into the database; new series UIDs."""
+        """Export SEG, SR (statistics, with its SEG) or SC (screenshot); new series UIDs.
+
+        Goes through :func:`dicomstation.pipeline.export_results` like every export:
+        series numbers do not collide in the study, and exporting the same mask
+        with the same options again gives back the records already made.
+        """
         item = self.get(volume_id)
-        source = SourceSeries.from_loaded(item.loaded)
-        if kind in ("SEG", "SR"):
-            if item.mask is None:
-                raise ProcessingError("segment the volume first (threshold or seeds)")
-            segment = Segment("Segment 1", item.mask, algorithm_name=f"dicomstation {item.method}")
-            seg = build_seg(source, [segment], options)
-            datasets: list[Dataset] = [seg]
-            if kind == "SR":  # the SR reports statistics of the SEG's segment, so both go
-                stats = segment_statistics(item.loaded.volume, {1: item.mask}, {1: "Segment 1"})
-                datasets.append(build_sr(seg, source, stats, options))
-        elif kind == "SC":
-            rendering = render_slice(
-                item.loaded.volume, index, axis=AXES.get(view, 0), window=window
+        spec = export_kind(kind)
+        kinds = [Kind.SEG, Kind.SR] if spec.name == Kind.SR else [spec.name]
+        segmentation = None
+        if item.mask is not None:
+            description = SegmentDescription(
+                1, "Segment 1", algorithm_name=f"dicomstation {item.method}"
             )
-            datasets = [build_sc(rendering, source, options)]
-        else:
-            raise ProcessingError(f"unknown export type {kind!r}: SEG, SR or SC")
-        report = import_into(self.db, datasets)
-        if not report.ok:
-            raise ProcessingError(f"export could not be stored: {dict(report.failed)}")
-        return [str(ds.SeriesInstanceUID) for ds in datasets]
+            segmentation = Segmentation.from_mask(item.mask, description)
+        params = {"axis": AXES.get(view, 0), "index": index, "window": window, "overlay": False}
+        request = ExportInput(SourceSeries.from_loaded(item.loaded), options, segmentation, params)
+        mask = np.packbits(np.asarray(item.mask.array, dtype=bool)).tobytes() if item.mask else b""
+        seed = content_seed("viewer", item.loaded.series_instance_uid, kinds, options, params, mask)
+        results = export_results(self.db, request, kinds, uid_seed=seed)
+        return [r.series_uid for r in results]
 
 
 def _png(pixels: Any, spacing: tuple[float, float, float], axis: int) -> bytes:

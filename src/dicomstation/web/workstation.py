@@ -1,5 +1,8 @@
 """What the web UI and the demo do, independent of HTTP: servers, browse, fetch, send.
 
+Fetch and send are pipelines (:mod:`dicomstation.pipeline`) recorded in the job
+ledger beside the database, so they survive a restart of the UI and can be resumed.
+
 Every remote operation goes through :func:`dicomstation.nodes.open_node`, so a
 server's protocol (DICOMweb or DIMSE) never matters here; the local database is
 the pseudo-server ``"local"``. Settings are re-read on every call and written with
@@ -10,16 +13,29 @@ module except as ``"set"`` / ``"not set"``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dicomstation.database import Database
-from dicomstation.models import Level, ProgressEvent, Query, TransferReport
+from dicomstation.dicomjson import first_value
+from dicomstation.errors import ConfigError
+from dicomstation.models import Level, Query
 from dicomstation.nodes import DicomNode, open_node
-from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.local import LocalNode
+from dicomstation.pipeline import (
+    LEDGER_NAME,
+    FetchStep,
+    ItemsSource,
+    Pipeline,
+    RunOptions,
+    RunSettings,
+    SendStep,
+    Step,
+    WorkItem,
+)
 from dicomstation.settings import Settings
 from dicomstation.web import servers
 from dicomstation.web.jobs import Job, JobRegistry
@@ -42,10 +58,11 @@ class Workstation:
 
     db: Database
     settings_path: Path
-    jobs: JobRegistry = field(default_factory=JobRegistry)
+    jobs: JobRegistry = field(init=False)
     viewer: Viewer = field(init=False)
 
     def __post_init__(self) -> None:
+        self.jobs = JobRegistry(self.db.root / LEDGER_NAME)
         self.viewer = Viewer(self.db)
 
     # -- settings ----------------------------------------------------------------------
@@ -108,35 +125,48 @@ class Workstation:
             data: bytes = rendered(study, series, thumbnail=True, media_type="image/jpeg")
             return data
 
-    # -- transfer ----------------------------------------------------------------------
+    # -- transfer (pipelines in the job ledger) -----------------------------------------
+    def run_options(self, pipeline: Pipeline) -> RunOptions:
+        """Run options for a UI job: this database, the servers the pipeline names."""
+        settings = self.settings()
+        names = [n for n in pipeline.server_names() if n != LOCAL]
+        servers = {name: settings.server(name) for name in names}
+        return RunOptions(database=self.db.root, servers=servers, local=settings.local)
+
+    def _start(self, title: str, items: Sequence[WorkItem], step: Step) -> Job:
+        stamp = time.strftime("%H:%M:%S")  # each click is its own job, resumable by id
+        pipeline = Pipeline(
+            f"{title} ({stamp})", ItemsSource(tuple(items)), (step,), RunSettings(2, 2)
+        )
+        return self.jobs.start_pipeline(pipeline, self.run_options(pipeline))
+
     def fetch(self, name: str, items: Sequence[tuple[str, Sequence[str]]]) -> Job:
         """Start fetching studies / series (study UID, series UIDs) into the database."""
-
-        def work(
-            progress: Callable[[ProgressEvent], None], cancel: CancelToken
-        ) -> list[TransferReport]:
-            with self.node(name) as node:
-                return [
-                    node.retrieve(
-                        study, tuple(series), into=self.db, progress=progress, cancel=cancel
-                    )
-                    for study, series in items
-                ]
-
+        if name != LOCAL:
+            self.settings().server(name)  # an unknown server fails now, not in the job
+        work = [WorkItem(study, tuple(series)) for study, series in items]
         count = sum(max(1, len(s)) for _study, s in items)
-        return self.jobs.start(f"fetch {count} item(s) from {name}", work)
+        return self._start(f"fetch {count} item(s) from {name}", work, FetchStep("fetch", name))
 
     def send(self, name: str, uids: Sequence[str]) -> Job:
-        """Start sending local studies / series / instances to a server."""
-        files = [f for uid in uids for f in self.db.files_of(uid)]
+        """Start sending local studies / series to a server."""
+        self.settings().server(name)
+        work = [self._item_of(uid) for uid in uids]
+        count = sum(len(self.db.files_of(uid)) for uid in uids)
+        step = SendStep("send", name, what="item")
+        return self._start(f"send {count} instance(s) to {name}", work, step)
 
-        def work(
-            progress: Callable[[ProgressEvent], None], cancel: CancelToken
-        ) -> list[TransferReport]:
-            with self.node(name) as node:
-                return [node.store(files, progress=progress, cancel=cancel)]
+    def _item_of(self, uid: str) -> WorkItem:
+        level = self.db.level_of(uid)
+        if level is Level.STUDY:
+            return WorkItem(uid)
+        if level is not Level.SERIES:
+            raise ConfigError(f"{uid} is an instance; select its series or study to send")
+        return WorkItem(first_value(self.db.headers_of(uid)[0], "StudyInstanceUID"), (uid,))
 
-        return self.jobs.start(f"send {len(files)} instance(s) to {name}", work)
+    def resume(self, job_id: str) -> Job:
+        """Resume a job of the ledger (after a restart, a cancel or failures)."""
+        return self.jobs.resume(job_id, self.run_options)
 
     def delete(self, uid: str) -> int:
         """Delete a study, series or instance from the local database."""
