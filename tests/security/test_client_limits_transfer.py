@@ -10,12 +10,15 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from dicomstation.config import ClientLimits, DicomWebServer
 from dicomstation.database import Database
+from dicomstation.nodes.dicomweb import DicomWebNode
+from dicomstation.transfer import RetryPolicy
 from tests.security.client_support import (
     HostileServer,
     Reply,
@@ -25,6 +28,7 @@ from tests.security.client_support import (
     settings_text,
     study,
 )
+from tests.synth import write_ct_series
 
 MB = 1 << 20
 
@@ -134,3 +138,28 @@ def test_an_oversized_instance_is_refused_while_it_streams(tmp_path: Path) -> No
         assert db.has_instances([SOP]) == set()
     leftovers = [p for p in (tmp_path / "db").rglob("*") if p.is_file() and p.stat().st_size > MB]
     assert not leftovers, leftovers
+
+
+def _huge_body(status: int) -> Callable[[Seen], Reply]:
+    def behaviour(_seen: Seen) -> Reply:
+        block = b" " * MB
+        return Reply(status, {"Content-Type": "application/dicom+json"}, [b"{", *[block] * 300])
+
+    return behaviour
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_huge_stow_answer_is_not_read_whole(tmp_path: Path, status: int) -> None:
+    files = write_ct_series(tmp_path / "src", 1, size=8)
+    limits = ClientLimits(max_qido_bytes=2 * MB)
+    with HostileServer(_huge_body(status)) as server:
+        config = DicomWebServer("h", server.url, limits=limits)
+        node = DicomWebNode.from_config(config)
+        node.retry = RetryPolicy(attempts=2, backoff=0.01)
+        with node:
+            report = node.store(files)
+        sent = server.sent
+    (reason,) = report.failed.values()
+    assert "STOW-RS on h" in reason
+    assert ("max_qido_bytes" in reason) if status == 200 else ("HTTP 500" in reason)
+    assert sent < 2 * 100 * MB, sent  # two attempts, each hung up early, not 2 x 300 MB

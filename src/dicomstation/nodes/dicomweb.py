@@ -392,7 +392,13 @@ class DicomWebNode:
         items = list(outgoing(files, tracker))
         tracker.start(len(items) + len(tracker.failed))
         sender = StowSender(
-            self.client, self.url, self.name, tracker, policy=self.retry, cancel=cancel
+            self.client,
+            self.url,
+            self.name,
+            tracker,
+            policy=self.retry,
+            cancel=cancel,
+            max_answer_bytes=self.limits.max_qido_bytes,
         )
         groups = batches(items, self.stow_batch_files, self.stow_batch_bytes)
         run_parallel(groups, sender.send, workers=self.concurrency, cancel=cancel)

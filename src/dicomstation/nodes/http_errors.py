@@ -105,9 +105,26 @@ def translate(exc: Exception, *, server: str, operation: str, uid: str | None = 
     return cls(message, server=server, operation=operation, uid=uid)
 
 
+_EXCERPT = 2000
+
+
+def _excerpt_bytes(response: httpx.Response) -> bytes:
+    """The first bytes of the body; a streamed body is read no further than that."""
+    try:
+        return response.content[:_EXCERPT]
+    except httpx.ResponseNotRead:
+        pass
+    data = bytearray()
+    for chunk in response.iter_bytes():  # the caller closes the response
+        data += chunk
+        if len(data) >= _EXCERPT:
+            break
+    return bytes(data[:_EXCERPT])
+
+
 def _body_excerpt(response: httpx.Response) -> str:
     try:
-        text = response.read()[:2000].decode("utf-8", "replace")
+        text = _excerpt_bytes(response).decode("utf-8", "replace")
     except (httpx.HTTPError, RuntimeError):
         return ""
     try:

@@ -21,9 +21,11 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError as PydicomInvalid
 from pydicom.filereader import read_file_meta_info
 
+from dicomstation.config import ClientLimits
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import AuthenticationError, CancelledError, NodeError
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
+from dicomstation.nodes.http_limits import read_capped
 from dicomstation.nodes.multipart import (
     CRLF,
     close_delimiter,
@@ -120,6 +122,7 @@ class StowSender:
         policy: RetryPolicy,
         cancel: CancelToken | None = None,
         chunk_size: int = 1 << 20,
+        max_answer_bytes: int = ClientLimits.max_qido_bytes,
     ) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + "/studies"
@@ -128,6 +131,7 @@ class StowSender:
         self.policy = policy
         self.cancel = cancel
         self.chunk_size = chunk_size
+        self.max_answer_bytes = max_answer_bytes
 
     def send(self, batch: list[Outgoing]) -> None:
         """Send one batch with retries; failures after retries are recorded, not raised."""
@@ -179,12 +183,27 @@ class StowSender:
         }
         uid = batch[0].sop_uid if len(batch) == 1 else None
         try:
-            response = self.client.post(self.url, content=body, headers=headers)
+            request = self.client.build_request("POST", self.url, content=body, headers=headers)
+            response = self.client.send(request, stream=True)
+            try:
+                if response.status_code in (401, 403, 408, 429) or response.status_code >= 500:
+                    check_status(response, server=self.server, operation="STOW-RS", uid=uid)
+                # the answer is read whole only below the cap (a JSON answer's)
+                content = read_capped(
+                    response,
+                    self.max_answer_bytes,
+                    "max_qido_bytes",
+                    server=self.server,
+                    operation="STOW-RS",
+                    uid=uid,
+                )
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise translate(exc, server=self.server, operation="STOW-RS", uid=uid) from exc
-        if response.status_code in (401, 403, 408, 429) or response.status_code >= 500:
-            check_status(response, server=self.server, operation="STOW-RS", uid=uid)
-        return response
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
 
     def _record(self, batch: list[Outgoing], response: httpx.Response) -> None:
         status = response.status_code
