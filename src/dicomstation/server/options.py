@@ -83,8 +83,8 @@ class ServerOptions:
     max_results: int = 100_000
     body_timeout: float = 30.0
     min_upload_rate: int = 4096
-    max_uploads: int = 8
-    max_uploads_per_client: int = 4
+    max_uploads: int = 16
+    max_uploads_per_client: int = 8
     tls_cert: Path | None = None
     tls_key: Path | None = None
     prefix: str = "/dicom-web"
