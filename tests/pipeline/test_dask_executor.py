@@ -8,27 +8,33 @@ One test SIGKILLs a worker process in the middle of the run.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
+from typer.testing import CliRunner
 
+from dicomstation.cli.main import app
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.database import Database
 from dicomstation.errors import ConfigError
 from dicomstation.pipeline import Ledger, Pipeline, RunOptions, RunReport, RunStatus, StepState
 from dicomstation.pipeline.dask_executor import DaskExecutor, executor_for
 from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
+from dicomstation.settings import Settings
 from tests.peers import OrthancServer, start_orthanc
 from tests.synth import write_ct_series
 
 distributed = pytest.importorskip("distributed")
 
-pytestmark = [pytest.mark.orthanc, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.orthanc, pytest.mark.timeout(300)]
 
 STUDIES = 20
 SLICES = 8
@@ -142,25 +148,31 @@ def _check_results(
     assert states == dict.fromkeys(studies, StepState.DONE)
 
 
-def test_local_cluster_from_orthanc(
+def test_cli_local_cluster_from_orthanc(
     source: OrthancServer,
     destination: OrthancServer,
     cohort: dict[str, list[Path]],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`local:2` starts its own LocalCluster; every study's SEG and SR arrive once."""
+    """`dicomstation run --cluster local:2` starts its own LocalCluster; SEG and SR arrive once."""
     pipeline = _pipeline("src")
+    settings_file = tmp_path / "settings.toml"
+    monkeypatch.setenv("DICOMSTATION_CONFIG", str(settings_file))
+    monkeypatch.setenv("DICOMSTATION_DB", str(tmp_path / "db"))
     servers = {"src": _orthanc_config(source, "src"), "dest": _orthanc_config(destination, "dest")}
-    Database.open(tmp_path / "db").close()
-    seen: list[RunStatus] = []
-    executor = DaskExecutor("local:2", dashboard=False)
-    options = RunOptions(tmp_path / "db", servers, executor=executor, progress=seen.append)
-    report = pipeline.run(options)
-    _check_results(report, options, pipeline, destination, set(cohort))
-    assert any(s.running for s in seen), "no live step events came from the workers"
-    assert executor.workers == 0  # the cluster it started is gone
-    again = pipeline.run(options)  # a rerun of the same job finds everything done
-    assert (again.done, again.already_done) == (0, STUDIES)
+    Settings(servers=servers).save(settings_file)
+    definition = tmp_path / "cohort.toml"
+    definition.write_text(tomli_w.dumps(pipeline.to_dict()), encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(definition), "--cluster", "local:2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["failed"]) == (STUDIES, {})
+    options = RunOptions(tmp_path / "db")
+    report = RunReport(summary["job"], STUDIES, summary["done"], {}, 0, False)
+    _check_results(report, options, Pipeline.from_file(definition), destination, set(cohort))
+    again = Pipeline.from_file(definition).run(replace(options, servers=servers, cluster="local:1"))
+    assert (again.done, again.already_done) == (0, STUDIES)  # the same job: nothing to do
 
 
 def test_worker_sigkill_from_our_server(
@@ -194,8 +206,10 @@ def _run_with_kill(
     with distributed.Client(cluster) as client:
         pids: dict[str, int] = client.run(os.getpid)
         killed: dict[str, Any] = {}
+        seen: list[RunStatus] = []
 
         def kill_once(status: RunStatus) -> None:
+            seen.append(status)
             if killed or status.done < 4:
                 return
             processing = client.processing()
@@ -212,6 +226,7 @@ def _run_with_kill(
         Database.open(options.database).close()
         report = pipeline.run(options)
         assert killed and killed["tasks"], "the kill did not hit a running task"
+        assert any(s.running for s in seen), "no live step events came from the workers"
         _check_results(report, options, pipeline, destination, set(cohort))
         assert not _alive(killed["pid"])
         client.wait_for_workers(2, timeout=60)  # the nanny replaced the killed worker

@@ -36,6 +36,7 @@ from dicomstation.pipeline import (
     RunReport,
     list_items,
 )
+from dicomstation.pipeline.dask_executor import executor_for
 from dicomstation.settings import Settings, default_database_path
 
 __all__ = ["cli_run_options", "database_path", "register", "servers_for"]
@@ -44,6 +45,14 @@ jobs_app = typer.Typer(help="Pipeline jobs in the ledger: list, show, retry, can
 
 ConcurrencyOpt = Annotated[
     int | None, typer.Option("--concurrency", min=1, max=64, help="Work items at once.")
+]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="Run on Dask: local:N starts N worker processes here."),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Run on a running Dask cluster: tcp://HOST:PORT."),
 ]
 
 
@@ -148,12 +157,17 @@ def run(
     no_retry: Annotated[
         bool, typer.Option("--no-retry-failed", help="Leave items that failed before alone.")
     ] = False,
+    cluster: ClusterOpt = None,
+    scheduler: SchedulerOpt = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run (or resume) a pipeline over its source's work items."""
     pipeline = Pipeline.from_file(pipeline_file)
-    options = cli_run_options(pipeline, db, concurrency=concurrency, retry_failed=not no_retry)
+    executor = executor_for(cluster, scheduler)
+    options = cli_run_options(
+        pipeline, db, concurrency=concurrency, retry_failed=not no_retry, executor=executor
+    )
     if dry_run:
         _dry_run(pipeline, options, as_json)
         return
@@ -249,6 +263,8 @@ def jobs_retry(
     item: Annotated[str | None, typer.Argument(help="Only this work item.")] = None,
     now: Annotated[bool, typer.Option("--run/--no-run", help="Run the job right away.")] = True,
     concurrency: ConcurrencyOpt = None,
+    cluster: ClusterOpt = None,
+    scheduler: SchedulerOpt = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -260,7 +276,9 @@ def jobs_retry(
     err_console.print(f"{count} item(s) of job {job_id} pending again")
     if now:
         pipeline = Pipeline.from_json(definition)
-        run_and_report(pipeline, cli_run_options(pipeline, db, concurrency=concurrency), as_json)
+        executor = executor_for(cluster, scheduler)
+        options = cli_run_options(pipeline, db, concurrency=concurrency, executor=executor)
+        run_and_report(pipeline, options, as_json)
 
 
 @jobs_app.command("cancel")
