@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.database import Database
 from dicomstation.nodes.base import CancelToken
-from dicomstation.pipeline.executor import Executor, InProcessExecutor
+from dicomstation.pipeline.executor import Executor, InProcessExecutor, ItemProgress
 from dicomstation.pipeline.ledger import ItemPlan, Ledger
 from dicomstation.pipeline.model import StepEvent, StepState, TaskManifest, TaskResult, WorkItem
 from dicomstation.pipeline.step import StepContext
@@ -78,6 +78,10 @@ class RunOptions:
     cluster : str or None
         Run on Dask: ``local:N`` (a LocalCluster of N worker processes) or a
         scheduler address (``tcp://HOST:PORT``); ignored when ``executor`` is given.
+    transfer_progress : callable or None
+        ``(item key, ProgressEvent)`` of fetch/send steps (in-process executor only).
+    on_result : callable or None
+        Called with every :class:`TaskResult` (records with transfer summaries).
     """
 
     database: Path
@@ -90,6 +94,8 @@ class RunOptions:
     progress: Callable[[RunStatus], None] | None = None
     cancel: CancelToken | None = None
     cluster: str | None = None
+    transfer_progress: ItemProgress | None = None
+    on_result: Callable[[TaskResult], None] | None = None
 
     @property
     def ledger_path(self) -> Path:
@@ -169,6 +175,8 @@ class _Run:
     ) -> TaskManifest | None:
         for record in result.records:  # executors without live events report here
             self.ledger.record(self.job, result.item_key, record)
+        if self.options.on_result is not None:
+            self.options.on_result(result)
         running = {k: v for k, v in self.status.running.items() if k != result.item_key}
         if self.ledger.cancel_requested(self.job):
             self.cancel.cancel()
@@ -230,7 +238,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
             return follow
 
         executor = options.executor or InProcessExecutor(
-            options.concurrency or pipeline.settings.concurrency
+            options.concurrency or pipeline.settings.concurrency, options.transfer_progress
         )
         interrupted = False
         try:
