@@ -24,6 +24,9 @@ _NOT_SOURCES = {
 }
 
 
+_TAGS = ["SOPClassUID", "SeriesInstanceUID", "Rows"]
+
+
 @dataclass(frozen=True)
 class RealSeries:
     """One image series of the shared data: a readable name and its files."""
@@ -34,7 +37,7 @@ class RealSeries:
 
 def _image_header(path: Path) -> pydicom.Dataset | None:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=None)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
         return None
     sop_class = str(ds.get("SOPClassUID", ""))

@@ -220,12 +220,19 @@ def _require_identity(ds: Dataset, path: Path) -> None:
 
 
 def require_frame_of_reference(source: SourceSeries, what: str) -> None:
-    """Raise ExportError unless every source image has a Frame of Reference UID."""
-    if any(not ds.get("FrameOfReferenceUID") for ds in source.datasets):
-        raise ExportError(
-            f"series {source.series_uid} has no Frame of Reference UID: {what} needs "
-            "source images placed in a patient frame of reference"
-        )
+    """Raise ExportError unless every source image is placed in a patient frame of reference.
+
+    That is: a Frame of Reference UID and patient geometry (Image Position
+    Patient, or plane positions in the functional groups of a multi-frame image).
+    """
+    for ds in source.datasets:
+        placed = "ImagePositionPatient" in ds or "PerFrameFunctionalGroupsSequence" in ds
+        if not ds.get("FrameOfReferenceUID") or not placed:
+            raise ExportError(
+                f"series {source.series_uid} has no Frame of Reference UID or no patient "
+                f"geometry ({ds.get('SOPInstanceUID', '?')}): {what} needs source images "
+                "placed in a patient frame of reference"
+            )
 
 
 def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:

@@ -60,7 +60,7 @@ def apply_luts(array: npt.NDArray[np.generic], grid: Grid) -> tuple[npt.NDArray[
             out[t, k] = mapped
     assert out is not None
     if palette and out.dtype == np.uint16:  # 16-bit palette entries: keep the 8 high bits
-        out = (out >> 8).astype(np.uint8)
+        out = np.right_shift(out, 8).astype(np.uint8)
     what = "palette colour expanded to RGB" if palette else "Modality LUT Sequence applied"
     return out, what
 
