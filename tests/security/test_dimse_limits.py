@@ -144,6 +144,22 @@ def _echo_ok(port: int) -> bool:
         return False
 
 
+def test_instance_larger_than_the_cap_is_refused(db: Database, fast: bool) -> None:
+    small, big = generate_uid(), generate_uid()
+    with StorageListener(
+        db, ae_title="LSN", port=0, fast=fast, max_instance_bytes=20_000
+    ) as listener:
+        scu = HostileScu(listener.port)
+        try:
+            refused = scu.store(big, ct_bytes(big, size=128))  # 32 KB of pixels
+            accepted = scu.store(small, ct_bytes(small, size=64))  # 8 KB
+        finally:
+            scu.close()
+    assert refused.status == 0xA700 and "larger than 20000 bytes" in refused.comment
+    assert accepted.status == 0x0000
+    assert db.has_instances([small, big]) == {small}
+
+
 def test_calling_ae_allow_list(db: Database, fast: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     with StorageListener(

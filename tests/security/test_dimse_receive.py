@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydicom.uid import generate_uid
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 
 from dicomstation.database import Database
@@ -143,6 +144,12 @@ def test_every_success_is_indexed_when_it_arrives(site: tuple[StorageListener, P
     finally:
         scu.close()
     assert late == []
+    for uid in uids:  # the file meta we wrote agrees with the data set
+        stored = dcmread(listener.db.instance_path(uid))
+        assert stored.file_meta.MediaStorageSOPInstanceUID == stored.SOPInstanceUID == uid
+        assert stored.file_meta.MediaStorageSOPClassUID == stored.SOPClassUID == CT
+        assert stored.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert stored.file_meta.SourceApplicationEntityTitle.strip() == "HOSTILE"
 
 
 def test_a_failing_instance_does_not_take_its_batch_down(

@@ -96,6 +96,9 @@ def listen(
     max_associations: Annotated[
         int, typer.Option("--max-associations", min=1, help="Concurrent associations accepted.")
     ] = 16,
+    max_instance_mb: Annotated[
+        int, typer.Option("--max-instance-mb", min=1, help="Refuse larger instances (MB).")
+    ] = 4096,
 ) -> None:
     """Receive C-STORE into the local database until Ctrl-C."""
     local = Settings.load().local
@@ -110,6 +113,7 @@ def listen(
             acse_timeout=acse_timeout,
             max_associations=max_associations,
             allow_ae=allow_ae or None,
+            max_instance_bytes=max_instance_mb * 1024 * 1024,
         )
         listener.start()
         allowed = f", from {', '.join(listener.allow_ae)} only" if listener.allow_ae else ""

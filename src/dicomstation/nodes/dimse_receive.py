@@ -6,10 +6,12 @@ nothing from the network names a path) in a staging folder of the database
 encoded bytes. When its data set is complete the file is flushed to disk (fsync) and
 parsed; it is kept only when it is complete DICOM whose SOP Instance UID and SOP Class
 UID are the command's (and the class that of the presentation context), so the file
-meta agrees with the data set. It is then renamed ``.dcm`` and indexed by one
-background thread that commits whatever is waiting as one batch (group commit: no
-waiting for more, batches form under concurrency); a batch that fails is retried
-instance by instance, so a bad instance fails alone.
+meta agrees with the data set. It is then renamed ``.dcm`` and indexed by group
+commit: the association thread that finds no commit running indexes everything
+waiting (its own instance and those that arrived on other associations meanwhile)
+in one batch, the others wait for that batch (no thread hand-off, no waiting for
+more); a batch that fails is retried instance by instance, so a bad instance fails
+alone.
 
 The answer is computed only then (:meth:`Incoming.finish`): Success means the row is
 committed and the file in place; anything else is a failure status with a reason
@@ -24,7 +26,6 @@ import itertools
 import logging
 import mmap
 import os
-import queue
 import re
 import struct
 import threading
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CANNOT_UNDERSTAND",
     "DATA_SET_MISMATCH",
+    "MAX_INSTANCE_BYTES",
     "OUT_OF_RESOURCES",
     "SUCCESS",
     "Incoming",
@@ -67,7 +69,8 @@ DATA_SET_MISMATCH = 0xA900  # Error: Data Set does not match SOP Class (or the c
 CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand (not DICOM, truncated, bad UID)
 _BATCH = 64
 _HEAD = 64 * 1024  # first bytes kept in memory: the index scan needs no second read
-_INDEX_WAIT = 300.0
+#: Default cap on one received instance: a peer cannot fill the disk with one data set.
+MAX_INSTANCE_BYTES = 4 * 1024**3
 _WRITE_BUFFER = 1024 * 1024  # fragments arrive in 16 KB pieces: write in MB pieces
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*\Z")  # PS3.5 9.1 (leading zeros tolerated)
@@ -183,7 +186,6 @@ class _Job:
     head: bytes
     size: int
     request: StoreRequest
-    done: threading.Event = field(default_factory=threading.Event)
     outcome: StoreOutcome | None = None
 
 
@@ -218,6 +220,11 @@ class Incoming:
         """Append a fragment of the data set (discarded once the instance is refused)."""
         self.size += len(data)
         if self._handle is None:
+            return
+        if self.size > self.receiver.max_instance_bytes:
+            self._discard()
+            limit = self.receiver.max_instance_bytes
+            self._refusal = _RefusedError(OUT_OF_RESOURCES, f"instance larger than {limit} bytes")
             return
         if len(self._head) < _HEAD:
             self._head += data[: _HEAD - len(self._head)]
@@ -286,6 +293,8 @@ class Receiver:
         Receives a :class:`ProgressEvent` per received instance.
     expected : int, optional
         Total announced, for progress bars.
+    max_instance_bytes : int
+        Larger data sets are refused (0xA700) and their bytes discarded as they come.
     """
 
     def __init__(
@@ -295,21 +304,22 @@ class Receiver:
         operation: str = "C-STORE",
         progress: Progress | None = None,
         expected: int | None = None,
+        max_instance_bytes: int = MAX_INSTANCE_BYTES,
     ) -> None:
         self.db = db
+        self.max_instance_bytes = max_instance_bytes
         self.operation = operation
         self.progress = progress
         self.expected = expected
         self._lock = threading.Lock()
         self._tally = _Tally()
         self._names = itertools.count(1)
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._pending: list[_Job] = []
+        self._commit = threading.Lock()  # held by the thread committing a batch
+        self._busy = threading.Condition(self._lock)
+        self._active = 0  # instances between index() and their outcome
         self._dir = db.staging_dir("recv")
         self._started = time.perf_counter()
-        self._thread = threading.Thread(
-            target=self._index_loop, name="dicomstation-indexer", daemon=True
-        )
-        self._thread.start()
 
     # -- receiving (association threads) -----------------------------------------------
     def begin(self, request: StoreRequest) -> Incoming:
@@ -379,13 +389,22 @@ class Receiver:
                 raise _RefusedError(CANNOT_UNDERSTAND, f"invalid {keyword} {value!r}")
 
     def index(self, path: Path, head: bytes, size: int, request: StoreRequest) -> StoreOutcome:
-        """Queue a checked ``.dcm`` file for indexing; wait until its batch committed."""
+        """Index a checked ``.dcm`` file (group commit); the outcome once its batch committed."""
         job = _Job(path, head, size, request)
-        self._queue.put(job)
-        if not job.done.wait(_INDEX_WAIT) or job.outcome is None:
-            reason = f"not indexed within {_INDEX_WAIT:g}s"
-            _LOG.warning("%s: instance %s %s", request.peer, request.sop_uid, reason)
-            return StoreOutcome(OUT_OF_RESOURCES, reason)
+        with self._lock:
+            self._pending.append(job)
+            self._active += 1
+        try:
+            while job.outcome is None:
+                with self._commit:  # one batch at a time; ours may be done when we get in
+                    with self._lock:
+                        batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+                    if batch:
+                        self._settle(batch, self._add(batch))
+        finally:
+            with self._busy:
+                self._active -= 1
+                self._busy.notify_all()
         return job.outcome
 
     def refuse(self, request: StoreRequest, status: int, reason: str) -> StoreOutcome:
@@ -431,32 +450,7 @@ class Receiver:
                 )
             )
 
-    # -- indexing (one background thread) -------------------------------------------
-    def _index_loop(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            batch: list[_Job] = []
-            if first is None:
-                stop = True
-            else:
-                batch.append(first)
-            while not stop and len(batch) < _BATCH:  # whatever else is waiting, no more
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
-            try:
-                if batch:
-                    self._settle(batch, self._add(batch))
-            finally:
-                for _ in range(len(batch) + (1 if stop else 0)):
-                    self._queue.task_done()
-
+    # -- indexing (group commit) ------------------------------------------------------
     def _add(self, batch: list[_Job]) -> dict[str, StoreOutcome | str]:
         """Index ``batch``; per file: an outcome, or "ok"/"skipped". Never raises."""
         paths = [os.fspath(job.path) for job in batch]
@@ -494,12 +488,12 @@ class Receiver:
                 phase = Phase.PROGRESS if result == "ok" else Phase.SKIPPED
                 self._emit(phase, done, job.request.sop_uid)
                 job.outcome = StoreOutcome(SUCCESS)
-            job.done.set()
 
     # -- results ----------------------------------------------------------------------
     def wait(self) -> None:
-        """Block until every instance received so far is indexed."""
-        self._queue.join()
+        """Block until every instance received so far is indexed (or refused)."""
+        with self._busy:
+            self._busy.wait_for(lambda: self._active == 0)
 
     def report(self) -> TransferReport:
         """What was received so far (call :meth:`wait` first for a complete picture)."""
@@ -526,10 +520,8 @@ class Receiver:
             self._tally.warnings[uid] = text
 
     def finish(self) -> TransferReport:
-        """Index everything, stop the indexer thread, remove the staging folder."""
-        self._queue.put(None)
-        self._queue.join()
-        self._thread.join()
+        """Wait until everything received is indexed, remove the staging folder."""
+        self.wait()
         with contextlib.suppress(OSError):
             self._dir.rmdir()
         return self.report()

@@ -35,7 +35,7 @@ from dicomstation.models import ProgressEvent, TransferReport
 from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, connection_opened
 from dicomstation.nodes.dimse_fastscp import FastStorageSCP, describe_peer
 from dicomstation.nodes.dimse_query import VERIFICATION
-from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_receive import MAX_INSTANCE_BYTES, Receiver
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -119,6 +119,8 @@ class StorageListener:
     allow_ae : sequence of str, optional
         Calling AE titles allowed to associate; others are rejected (logged). None
         or empty: any calling AE.
+    max_instance_bytes : int
+        Larger received instances are refused (0xA700), their bytes not kept.
     operation : str
         Name used in progress events and the report.
     receiver : Receiver, optional
@@ -143,6 +145,7 @@ class StorageListener:
         acse_timeout: float = 10.0,
         max_associations: int = 16,
         allow_ae: Sequence[str] | None = None,
+        max_instance_bytes: int = MAX_INSTANCE_BYTES,
     ) -> None:
         self.db = db
         self.ae_title = ae_title
@@ -150,6 +153,7 @@ class StorageListener:
         self._port = port
         self._progress = progress
         self._limits = _Limits.checked(timeout, acse_timeout, max_associations, allow_ae)
+        self._max_instance = max_instance_bytes
         self._operation = operation
         self._server: Any = None
         self._ae: AE | None = None
@@ -186,7 +190,10 @@ class StorageListener:
         if self._server is not None:
             return self
         self.receiver = self._given or Receiver(
-            self.db, operation=self._operation, progress=self._progress
+            self.db,
+            operation=self._operation,
+            progress=self._progress,
+            max_instance_bytes=self._max_instance,
         )
         self._ae = _storage_ae(self.ae_title, self._limits)
         handlers: list[Any] = [
