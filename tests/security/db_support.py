@@ -23,9 +23,44 @@ with Database.open(sys.argv[1]) as db:
         print(len(report.succeeded), len(report.skipped), len(report.failed), flush=True)
 """
 
+# A listener-like writer: files land in its "recv" staging folder and are handed over
+# with add_files(move=True) in batches, as nodes/dimse_receive.py does.
+RECEIVER_WRITER = """
+import os, sys
+from dicomstation import Database
+sys.stdin.readline()
+with Database.open(sys.argv[1]) as db:
+    folder = db.staging_dir("recv")
+    for source in sys.argv[2:]:
+        names = sorted(os.listdir(source))
+        for start in range(0, len(names), 16):
+            batch = []
+            for name in names[start : start + 16]:
+                target = folder / (name + ".dcm")
+                with open(os.path.join(source, name), "rb") as handle:
+                    target.write_bytes(handle.read())
+                batch.append(target)
+            report = db.add_files(batch, move=True)
+            print(len(report.succeeded), len(report.skipped), len(report.failed), flush=True)
+    assert not list(folder.iterdir()), "every received file was moved in or dropped"
+"""
+
+# Imports a folder and deletes what it holds, again and again, while others write.
+CHURN_WRITER = """
+import sys
+from dicomstation import Database, Level, Query
+sys.stdin.readline()
+with Database.open(sys.argv[1]) as db:
+    for _ in range(int(sys.argv[3])):
+        db.import_path(sys.argv[2], workers=1)
+        for ref in db.find(Query(Level.STUDY)):
+            if ref.study_uid == sys.argv[4]:
+                db.delete(ref.study_uid)
+"""
+
 
 def env() -> dict[str, str]:
-    """Environment for child processes: the repository on the path, no user settings."""
+    """Environment for child processes: the repository on the path."""
     path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
 
@@ -57,10 +92,12 @@ def start_cli_import(db: Path, *sources: Path) -> subprocess.Popen[str]:
     )
 
 
-def start_python_writer(db: Path, *sources: Path) -> subprocess.Popen[str]:
-    """Start a Python process that imports ``sources`` one by one (waits for :func:`release`)."""
+def start_python_writer(
+    db: Path, *sources: object, script: str = PYTHON_WRITER
+) -> subprocess.Popen[str]:
+    """Start a Python writer of ``sources`` (default: imports them; waits for :func:`release`)."""
     return subprocess.Popen(
-        [sys.executable, "-c", PYTHON_WRITER, str(db), *map(str, sources)],
+        [sys.executable, "-c", script, str(db), *map(str, sources)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -13,9 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydicom.uid import generate_uid
 
 from dicomstation import Database, Level, Query
-from tests.security.db_support import audit, env, release, start_cli_import, start_python_writer
+from tests.security.db_support import (
+    CHURN_WRITER,
+    PYTHON_WRITER,
+    RECEIVER_WRITER,
+    Audit,
+    audit,
+    env,
+    release,
+    start_cli_import,
+    start_python_writer,
+)
 from tests.synth import write_ct_series
 
 ROUNDS = 3
@@ -40,6 +51,24 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+def _counts(out: str, cli: bool) -> tuple[int, int]:
+    """(imported, already present) from a writer's output; no file may have failed."""
+    if cli:
+        answer = json.loads(out)
+        assert answer["failed"] == {}, answer["failed"]
+        return answer["imported"], answer["skipped"]
+    lines = [tuple(map(int, line.split())) for line in out.strip().splitlines()]
+    assert all(line[2] == 0 for line in lines), out
+    return sum(line[0] for line in lines), sum(line[1] for line in lines)
+
+
+def _check_consistent(db: Path) -> Audit:
+    found = audit(db)
+    assert found.missing == (), "rows point to missing files"
+    assert found.orphans == (), "files without a row"
+    return found
+
+
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_four_writers_on_overlapping_inputs(
     tmp_path: Path, inputs: list[Path], round_: int
@@ -54,28 +83,18 @@ def test_four_writers_on_overlapping_inputs(
         start_cli_import(db, a, b, c),
         start_cli_import(db, *reversed(order)),
         start_python_writer(db, *order),
-        start_python_writer(db, c, a),
+        # a listener's hand-over (files moved in from its staging) or a plain import
+        start_python_writer(db, c, a, script=RECEIVER_WRITER if round_ else PYTHON_WRITER),
     ]
     release(procs)
     expected = [3 * SLICES, 3 * SLICES, 3 * SLICES, 2 * SLICES]
-    outputs = [_finish(p) for p in procs]
     imported = 0
-    for index, (out, total) in enumerate(zip(outputs, expected, strict=True)):
-        if index < 2:
-            answer = json.loads(out)
-            assert answer["failed"] == {}, answer["failed"]
-            counts = (answer["imported"], answer["skipped"])
-        else:
-            lines = [tuple(map(int, line.split())) for line in out.strip().splitlines()]
-            assert all(line[2] == 0 for line in lines), out
-            counts = (sum(line[0] for line in lines), sum(line[1] for line in lines))
+    for index, (proc, total) in enumerate(zip(procs, expected, strict=True)):
+        counts = _counts(_finish(proc), cli=index < 2)
         assert sum(counts) == total, f"writer {index}: {counts} of {total}"
         imported += counts[0]
     assert imported == SERIES * SLICES, "each instance is imported exactly once"
-    found = audit(db)
-    assert found.missing == (), "rows point to missing files"
-    assert found.orphans == (), "files without a row"
-    assert found.rows == SERIES * SLICES
+    assert _check_consistent(db).rows == SERIES * SLICES
     with Database.open(db) as database:
         assert len(database.find(Query(Level.SERIES))) == SERIES
         for folder in inputs:
@@ -83,6 +102,36 @@ def test_four_writers_on_overlapping_inputs(
             assert len(report.skipped) == SLICES, "a re-import finds everything present"
         for ref in database.find(Query(Level.SERIES)):
             assert len(database.series_files(ref.series_uid)) == SLICES
+    assert not list((db / "incoming").iterdir()), "no staging left behind"
+
+
+def test_writers_beside_a_process_deleting_what_they_import(
+    tmp_path: Path, inputs: list[Path]
+) -> None:
+    """Deletes move files away inside their transaction: never another writer's file."""
+    churned = tmp_path / "churned"
+    study = generate_uid()
+    write_ct_series(churned, SLICES, size=32, study_uid=study)
+    db = tmp_path / "db"
+    Database.open(db).close()
+    a, b, c = inputs
+    procs = [
+        start_python_writer(db, churned, 4, study, script=CHURN_WRITER),
+        start_cli_import(db, a, churned, b, c),
+        start_python_writer(db, churned, c, a, script=RECEIVER_WRITER),
+        start_python_writer(db, b, churned, a),
+    ]
+    release(procs)
+    for index, proc in enumerate(procs):
+        out = _finish(proc)
+        if index:
+            _counts(out, cli=index == 1)
+    found = _check_consistent(db)
+    assert SERIES * SLICES <= found.rows <= (SERIES + 1) * SLICES
+    with Database.open(db) as database:
+        for folder in inputs:  # the other series are whole
+            report = database.import_path(folder, workers=1)
+            assert len(report.skipped) == SLICES
 
 
 _OPENER = """
@@ -94,7 +143,7 @@ Database.open(sys.argv[1]).close()
 
 
 def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
-    for attempt in range(5):
+    for attempt in range(3):
         db = tmp_path / f"db{attempt}"
         procs = [
             subprocess.Popen(
