@@ -1,0 +1,337 @@
+"""Benchmark: a cohort pipeline, fetch -> segment -> export SEG + SR -> send, on real Orthancs.
+
+A cohort of synthetic CT studies (``--studies``, 64 slices each by default) is
+stored in a source Orthanc; each run sends one SEG and one SR per study to an
+empty destination Orthanc, and the destination is checked (exactly one SEG and
+one SR per study) before a run counts. Compared in one process, one after the other:
+
+- ``in-process``: ``Pipeline.run`` with the default in-process executor (2 threads);
+- ``dask-2``: the same pipeline on a ``distributed.LocalCluster`` of 2 worker
+  processes (``DaskExecutor("local:2")``), started and warmed before the clock;
+- ``naive``: the script users write today: dicomweb-client + highdicom in a loop
+  (retrieve the study, stack the slices, threshold, build SEG and SR, STOW both).
+
+Worker memory flatness: fresh 2-worker clusters run the first ``--studies`` and
+then ``--flat`` studies; the peak RSS of each worker process is printed for both.
+
+Run:  .venv/bin/python benchmarks/bench_pipeline.py [--studies 40] [--flat 80] [--size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.peers import OrthancServer, start_orthanc  # noqa: E402
+from tests.synth import ct_dataset  # noqa: E402
+
+THRESHOLD = (0.0, 3000.0)  # HU: the synthetic phantom's disk
+
+
+def _peak_rss_mib() -> float:
+    """Peak RSS of the calling process (MiB); run on each worker by client.run."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _warm() -> int:
+    """Import what a task imports (so worker start-up is not timed)."""
+    import highdicom  # noqa: F401
+
+    import dicomstation.pipeline.builtin_exports
+    import dicomstation.pipeline.steps  # noqa: F401
+
+    return os.getpid()
+
+
+# -- the cohort ----------------------------------------------------------------------------
+def make_cohort(source: OrthancServer, count: int, slices: int, size: int) -> list[str]:
+    """Store ``count`` studies of one CT series each in ``source``; return the study UIDs."""
+    uids = [f"1.2.826.0.1.3680043.8.498.9{n + 1:04d}" for n in range(count)]
+
+    def upload(uid: str) -> None:
+        with source.rest() as rest:
+            for k in range(slices):
+                ds = ct_dataset(
+                    k,
+                    study_uid=uid,
+                    series_uid=uid + ".1",
+                    size=size,
+                    patient_id=f"BENCH{uid[-4:]}",
+                )
+                buffer = io.BytesIO()
+                ds.save_as(buffer, enforce_file_format=True)
+                rest.post("/instances", content=buffer.getvalue()).raise_for_status()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(upload, uids))
+    return uids
+
+
+def check_destination(dest: OrthancServer, uids: list[str]) -> None:
+    """Exactly one SEG and one SR instance per study, nothing else, or SystemExit."""
+    found: dict[str, dict[str, int]] = {}
+    with dest.rest() as rest:
+        for series_id in rest.get("/series").json():
+            series = rest.get(f"/series/{series_id}").json()
+            study = rest.get(f"/studies/{series['ParentStudy']}").json()
+            counts = found.setdefault(study["MainDicomTags"]["StudyInstanceUID"], {})
+            modality = series["MainDicomTags"].get("Modality", "")
+            counts[modality] = counts.get(modality, 0) + len(series["Instances"])
+    bad = {u: found.get(u) for u in uids if found.get(u) != {"SEG": 1, "SR": 1}}
+    if bad or set(found) != set(uids):
+        raise SystemExit(f"destination check failed: {len(bad)} studies wrong, e.g. {bad}")
+
+
+# -- dicomstation --------------------------------------------------------------------------
+def servers(source: OrthancServer, dest: OrthancServer) -> dict[str, Any]:
+    from dicomstation.config import Credentials, DicomWebServer, Secret
+
+    def one(server: OrthancServer, name: str) -> DicomWebServer:
+        creds = Credentials(username=server.user, password=Secret(server.password))
+        return DicomWebServer(name=name, url=server.dicomweb_url, credentials=creds)
+
+    return {"src": one(source, "src"), "dest": one(dest, "dest")}
+
+
+def pipeline(name: str, uids: list[str]) -> Any:
+    from dicomstation.pipeline import Pipeline
+
+    return Pipeline.from_dict(
+        {
+            "name": name,
+            "source": {"kind": "items", "items": uids},
+            "steps": [
+                {"kind": "fetch", "name": "fetch", "server": "src"},
+                {"kind": "load", "name": "load"},
+                {
+                    "kind": "segment",
+                    "name": "segment",
+                    "segmenter": "threshold",
+                    "params": {"threshold": list(THRESHOLD)},
+                },
+                {"kind": "export", "name": "export", "kinds": ["seg", "sr"]},
+                {"kind": "send", "name": "send", "server": "dest"},
+            ],
+            "run": {"workspace": "temporary"},
+        }
+    )
+
+
+def run_ours(
+    name: str, uids: list[str], work: Path, configs: dict[str, Any], executor: Any = None
+) -> float:
+    from dicomstation.pipeline import RunOptions
+
+    options = RunOptions(work / name, configs, executor=executor)
+    started = time.perf_counter()
+    report = pipeline(name, uids).run(options)
+    seconds = time.perf_counter() - started
+    if not report.ok or report.done != len(uids):
+        raise SystemExit(f"{name}: {report.done} done, failed: {dict(report.failed)}")
+    return seconds
+
+
+def run_dask(
+    name: str, uids: list[str], work: Path, configs: dict[str, Any]
+) -> tuple[float, float, list[float]]:
+    """(start-up s, run s, peak RSS MiB per worker) on a fresh 2-worker LocalCluster."""
+    from dicomstation.pipeline.dask_executor import DaskExecutor
+
+    started = time.perf_counter()
+    with DaskExecutor("local:2", dashboard=False) as executor:
+        client = executor.start()
+        client.run(_warm)
+        startup = time.perf_counter() - started
+        seconds = run_ours(name, uids, work, configs, executor)
+        peaks = sorted(client.run(_peak_rss_mib).values())
+    return startup, seconds, peaks
+
+
+# -- the script users write today -----------------------------------------------------------
+def naive(uids: list[str], source: OrthancServer, dest: OrthancServer) -> float:
+    """dicomweb-client + highdicom in a loop, one study after the other."""
+    from dicomweb_client.api import DICOMwebClient
+    from dicomweb_client.session_utils import create_session_from_auth
+    from requests.auth import HTTPBasicAuth
+
+    auth = HTTPBasicAuth(source.user, source.password)
+    src = DICOMwebClient(source.dicomweb_url, session=create_session_from_auth(auth))
+    dst = DICOMwebClient(dest.dicomweb_url, session=create_session_from_auth(auth))
+    started = time.perf_counter()
+    for uid in uids:
+        images = sorted(src.retrieve_study(uid), key=lambda d: float(d.ImagePositionPatient[2]))
+        hu = np.stack(
+            [d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in images]
+        )
+        mask = (hu >= THRESHOLD[0]) & (hu <= THRESHOLD[1])
+        seg = _naive_seg(images, mask)
+        dst.store_instances([seg, _naive_sr(images, seg, hu, mask)])
+    return time.perf_counter() - started
+
+
+def _naive_seg(images: list[Any], mask: np.ndarray) -> Any:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label="Segment",
+        segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Tissue,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name="threshold", version="1", family=codes.DCM.ArtificialIntelligence
+        ),
+    )
+    return hd.seg.Segmentation(
+        source_images=images,
+        pixel_array=mask.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description],
+        series_instance_uid=generate_uid(),
+        series_number=200,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="bench",
+        manufacturer_model_name="script",
+        software_versions="1",
+        device_serial_number="1",
+    )
+
+
+def _naive_sr(images: list[Any], seg: Any, hu: np.ndarray, mask: np.ndarray) -> Any:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    spacing = [float(v) for v in images[0].PixelSpacing] + [float(images[0].SliceThickness)]
+    group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="Segment"),
+        referenced_segment=hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=1,
+            source_series=hd.sr.SourceSeriesForSegmentation(images[0].SeriesInstanceUID),
+        ),
+        measurements=[
+            hd.sr.Measurement(
+                name=codes.SCT.Volume,
+                unit=codes.UCUM.CubicMillimeter,
+                value=float(mask.sum() * np.prod(spacing)),
+            ),
+            hd.sr.Measurement(
+                name=codes.SCT.Mean, unit=codes.UCUM.HounsfieldUnit, value=float(hu[mask].mean())
+            ),
+        ],
+    )
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+            name="Bench^Script"
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_person_context=observer),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=[group],
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=[seg],
+        content=report,
+        series_instance_uid=generate_uid(),
+        series_number=300,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer="bench",
+    )
+
+
+# -- main -----------------------------------------------------------------------------------
+def timed(label: str, run: Callable[[], float], dest: OrthancServer, uids: list[str]) -> float:
+    dest.clear()
+    seconds = run()
+    check_destination(dest, uids)
+    print(
+        f"  {label:<12} {len(uids)} studies in {seconds:7.1f} s = "
+        f"{len(uids) / seconds * 60:6.1f} studies/min",
+        flush=True,
+    )
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=40)
+    parser.add_argument("--flat", type=int, default=80, help="cohort size for the memory check")
+    parser.add_argument("--slices", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128, help="rows = columns")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        work = Path(tmp)
+        (work / "src").mkdir()
+        (work / "dst").mkdir()
+        source, dest = start_orthanc(work / "src"), start_orthanc(work / "dst")
+        try:
+            bench(args, work, source, dest)
+        finally:
+            source.stop()
+            dest.stop()
+
+
+def bench(args: argparse.Namespace, work: Path, source: OrthancServer, dest: OrthancServer) -> None:
+    print(
+        f"cohort: {max(args.studies, args.flat)} CT studies of {args.slices} slices "
+        f"{args.size}x{args.size}; cpu count {os.cpu_count()}, load average "
+        f"{os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    every = make_cohort(source, max(args.studies, args.flat), args.slices, args.size)
+    uids = every[: args.studies]
+    configs = servers(source, dest)
+    run_ours("warm-up", uids[:1], work, configs)  # imports, not timed
+    dest.clear()
+    inproc = timed("in-process", lambda: run_ours("inproc", uids, work, configs), dest, uids)
+    memory: dict[int, list[float]] = {}
+    startup = 0.0
+
+    def dask_run(name: str, cohort: list[str]) -> float:
+        nonlocal startup
+        startup, seconds, memory[len(cohort)] = run_dask(name, cohort, work, configs)
+        return seconds
+
+    dask = timed("dask-2", lambda: dask_run("dask40", uids), dest, uids)
+    script = timed("naive", lambda: naive(uids, source, dest), dest, uids)
+    timed("dask-2", lambda: dask_run("dask-flat", every[: args.flat]), dest, every[: args.flat])
+    print(f"  (cluster start-up + warm-up, not timed: {startup:.1f} s)")
+    print("ratios (higher is faster):")
+    print(f"  dask-2 / in-process = {inproc / dask:5.2f}x   (goal >= 1.7x)")
+    print(f"  dask-2 / naive      = {script / dask:5.2f}x   (goal >= 3x)")
+    print(f"  in-process / naive  = {script / inproc:5.2f}x")
+    small, large = memory[args.studies], memory[args.flat]
+    print("peak RSS per worker (MiB):")
+    print(f"  {args.studies} studies: {', '.join(f'{m:.0f}' for m in small)}")
+    print(f"  {args.flat} studies: {', '.join(f'{m:.0f}' for m in large)}")
+    print(
+        f"  ratio {args.flat}/{args.studies} (max worker) = {max(large) / max(small):.2f} "
+        "(flat: ~1.0)"
+    )
+    print(f"load average at end: {os.getloadavg()[0]:.1f} (2 cores shared with other work)")
+
+
+if __name__ == "__main__":
+    main()
