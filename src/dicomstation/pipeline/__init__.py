@@ -25,6 +25,7 @@ from dicomstation.pipeline.driver import (
 )
 from dicomstation.pipeline.executor import Executor, InProcessExecutor
 from dicomstation.pipeline.exports import (
+    UID_ROOT,
     Exported,
     ExportInput,
     ExportSpec,
@@ -72,6 +73,7 @@ from dicomstation.pipeline.task import run_task
 
 __all__ = [
     "LEDGER_NAME",
+    "UID_ROOT",
     "CleanupStep",
     "Executor",
     "ExportInput",

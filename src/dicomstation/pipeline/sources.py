@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dicomstation.errors import ConfigError
 from dicomstation.models import Level, Query, SeriesRef, StudyRef
+from dicomstation.pipeline.exports import UID_ROOT
 from dicomstation.pipeline.model import WorkItem
 
 if TYPE_CHECKING:
@@ -103,6 +104,12 @@ class LocalSource(QuerySource):
     """Studies (or series) of the local database matching a query."""
 
     server: str = "local"
+
+    def items(self, open_node: NodeOpener) -> Iterator[WorkItem]:
+        """Query the database; series this software exported (UIDs under our root) are left out."""
+        refs = open_node(self.server).find(_query(self.level, self.filters, self.limit))
+        own = [r for r in refs if not str(getattr(r, "series_uid", "")).startswith(UID_ROOT)]
+        return _from_refs(own, self.per_series)
 
     def to_dict(self) -> dict[str, Any]:
         """Pipeline-file table."""

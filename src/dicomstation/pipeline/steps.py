@@ -15,7 +15,7 @@ from dicomstation.errors import ConfigError, NotFoundError, TransferError
 from dicomstation.export.common import ExportOptions, SourceSeries
 from dicomstation.models import Level, Query, SeriesRef, TransferReport
 from dicomstation.pipeline.actions import fetch_item, send_files
-from dicomstation.pipeline.exports import ExportInput, export_kind, export_results
+from dicomstation.pipeline.exports import UID_ROOT, ExportInput, export_kind, export_results
 from dicomstation.pipeline.model import WorkItem
 from dicomstation.pipeline.segmenters import make_segmenter
 from dicomstation.pipeline.selection import SeriesSelector
@@ -100,11 +100,11 @@ class LoadStep:
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
         """Load; outputs are the loaded series (NotFoundError when none matches)."""
-        made = set(ctx.outputs_of(ExportStep.kind))
-        chosen = [
+        named = set(ctx.item.series_uids)
+        chosen = [  # our own outputs (UIDs under UID_ROOT) only when the item names them
             uid
             for uid in self.select.local(ctx.db, ctx.item)
-            if uid not in made and _is_image(ctx, uid)
+            if (uid in named or not uid.startswith(UID_ROOT)) and _is_image(ctx, uid)
         ]
         if not chosen:
             raise NotFoundError(

@@ -189,7 +189,8 @@ class Viewer:
         params = {"axis": AXES.get(view, 0), "index": index, "window": window, "overlay": False}
         request = ExportInput(SourceSeries.from_loaded(item.loaded), options, segmentation, params)
         mask = np.packbits(np.asarray(item.mask.array, dtype=bool)).tobytes() if item.mask else b""
-        seed = content_seed("viewer", item.loaded.series_instance_uid, kinds, options, params, mask)
+        shown = params if spec.name == Kind.SC else None  # the view matters for a screenshot only
+        seed = content_seed("viewer", item.loaded.series_instance_uid, options, shown, mask)
         results = export_results(self.db, request, kinds, uid_seed=seed)
         return [r.series_uid for r in results]
 
