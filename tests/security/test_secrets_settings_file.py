@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from dicomstation.config import DicomWebServer
+from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.settings import Settings
 from tests.security.client_support import invoke_cli
 
@@ -130,3 +131,28 @@ def test_settings_stay_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
     invoke_cli(["server", "add", "pacs", "--url", "https://h.example/dw"], config)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("new_url", "kept"),
+    [
+        ("https://PACS.example:443/other", True),  # same origin: case and default port
+        ("https://pacs.example:8443/dw", False),  # another port
+        ("https://evil.example/dw", False),  # another host
+        ("https://pacs.example.evil.example/dw", False),
+        ("http://pacs.example/dw", False),  # another scheme (confirmed downgrade)
+    ],
+)
+def test_a_secret_stays_only_with_its_origin(new_url: str, kept: bool) -> None:
+    old = DicomWebServer(
+        "pacs", "https://pacs.example/dw", Credentials(username="u", password=Secret(PASSWORD))
+    )
+    settings = Settings().with_server(old)
+    bound = settings.servers["pacs"]
+    assert isinstance(bound, DicomWebServer)
+    assert bound.credentials.origin == "https://pacs.example:443"
+    moved = replace(bound, url=new_url)
+    after = settings.with_server(moved, allow_insecure_downgrade=True).server("pacs")
+    assert isinstance(after, DicomWebServer)
+    assert bool(after.credentials.password) is kept
+    assert after.credentials.username == "u"
