@@ -206,18 +206,30 @@ class Walker:
         }
         handler[action](elem, path)
 
-    def _zero(self, elem: DataElement, path: str) -> None:
+    def _pseudonym(self, elem: DataElement, path: str) -> bool:
+        """Patient's Name and Patient ID (top level) get their keyed pseudonyms."""
+        if path:
+            return False
         if int(elem.tag) == PATIENT_NAME:
             elem.value = self.pseudonyms.patient_name(self.identity)
-        elif elem.VR == "SQ":
+        elif int(elem.tag) == PATIENT_ID:
+            elem.value = self.pseudonyms.patient_id(self.identity)
+        else:
+            return False
+        return True
+
+    def _zero(self, elem: DataElement, path: str) -> None:
+        if self._pseudonym(elem, path):
+            return
+        if elem.VR == "SQ":
             elem.value = Sequence()
         else:
             elem.value = None
 
     def _dummy(self, elem: DataElement, path: str) -> None:
-        if int(elem.tag) == PATIENT_ID:
-            elem.value = self.pseudonyms.patient_id(self.identity)
-        elif int(elem.tag) == CONTENT_SEQUENCE:
+        if self._pseudonym(elem, path):
+            return
+        if int(elem.tag) == CONTENT_SEQUENCE:
             self._content(elem, path)
         elif elem.VR == "SQ":
             self._items(elem, path)
