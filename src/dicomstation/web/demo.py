@@ -103,6 +103,7 @@ def demo_environment(port: int = 0, say: Say = print) -> Iterator[DemoEnvironmen
         server = start_in_thread(create_ui_app(workstation, options), port=port)
         stack.callback(server.stop)
         say(f"UI at {server.url}/ (local database {local.root}, its DICOMweb at /dicom-web)")
+        say(f"settings (server {DEMO_SERVER!r}, DICOMSTATION_CONFIG for `run`): {settings_path}")
         yield DemoEnvironment(workstation, server, pacs, pacs_server, folder, options, pacs_options)
 
 
