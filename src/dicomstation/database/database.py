@@ -34,10 +34,10 @@ from dicomstation.database.ingest import Mode, delete_rows, insert_batch
 from dicomstation.database.journal import Journal
 from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
-from dicomstation.database.private import database_error, make_private_dirs
+from dicomstation.database.private import database_error, make_private_dirs, staging_full
 from dicomstation.database.records import LEVEL_SQL, row_to_ref
 from dicomstation.database.schema import connect
-from dicomstation.errors import DiskFullError, NotFoundError
+from dicomstation.errors import NotFoundError
 from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
 
 if TYPE_CHECKING:
@@ -50,13 +50,6 @@ Progress = Callable[[ProgressEvent], None]
 
 
 _UID_COLUMN = {Level.STUDY: "se.study_uid", Level.SERIES: "se.series_uid", Level.IMAGE: "i.sop_uid"}
-
-
-def _full(root: Path, imported: int, total: int) -> DiskFullError:
-    return DiskFullError(
-        f"disk full: cannot stage copies into {root} (imported {imported} of {total} files"
-        " before; free space and import again: what is present is skipped)"
-    )
 
 
 class Database:
@@ -207,7 +200,7 @@ class Database:
                     break
                 result = self._insert(batch, mode)
                 if any(s.disk_full for s in batch):
-                    raise _full(self.root, len(ok) + len(result.succeeded), len(sources))
+                    raise staging_full(self.root, len(ok) + len(result.succeeded), len(sources))
                 ok += result.succeeded
                 skipped += result.skipped
                 failed.update(result.failed)

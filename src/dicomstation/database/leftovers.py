@@ -20,7 +20,6 @@ same folder, and a sweeper killed midway leaves a folder the next open takes up.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -116,13 +115,16 @@ def sweep(
     (``Database.add_files``). A leftover that cannot be settled now (disk full, a
     busy index) is kept, and logged, for the next open.
     """
-    with contextlib.suppress(FileNotFoundError):
+    try:
         entries = sorted(incoming.iterdir(), key=lambda e: not e.name.startswith("journal."))
-        for entry in entries:
-            _, owner = _owner(entry.name)
-            if owner is not None and process_alive(owner):
-                continue
-            try:
-                _settle(entry, conn, lock, add)
-            except (OSError, sqlite3.Error, DatabaseError) as exc:
-                _log.warning("kept staging leftover %s for the next open: %s", entry, exc)
+    except OSError as exc:
+        _log.warning("cannot look for staging leftovers in %s: %s", incoming, exc)
+        return
+    for entry in entries:
+        _, owner = _owner(entry.name)
+        if owner is not None and process_alive(owner):
+            continue
+        try:
+            _settle(entry, conn, lock, add)
+        except (OSError, sqlite3.Error, DatabaseError) as exc:
+            _log.warning("kept staging leftover %s for the next open: %s", entry, exc)

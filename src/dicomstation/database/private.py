@@ -21,6 +21,7 @@ __all__ = [
     "database_error",
     "is_disk_full",
     "make_private_dirs",
+    "staging_full",
     "touch_private",
 ]
 
@@ -93,3 +94,11 @@ def database_error(exc: BaseException, what: str, root: Path) -> DatabaseError:
     if is_disk_full(exc):
         return DiskFullError(f"disk full: {what} in {root} ({exc})")
     return DatabaseError(f"{what} in {root}: {exc}")
+
+
+def staging_full(root: Path, imported: int, total: int) -> DiskFullError:
+    """The error of an import stopped because staged copies no longer fit."""
+    return DiskFullError(
+        f"disk full: cannot stage copies into {root} (imported {imported} of {total} files"
+        " before; free space and import again: what is present is skipped)"
+    )
