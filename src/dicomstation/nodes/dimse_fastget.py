@@ -34,6 +34,7 @@ from pynetdicom.dsutils import decode, encode
 from dicomstation.errors import ProtocolError
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_errors import StatusCategory, status_category
+from dicomstation.nodes.dimse_instance import Incoming, StoreOutcome, StoreRequest, file_meta
 from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
     A_RELEASE_RQ,
@@ -53,13 +54,7 @@ from dicomstation.nodes.dimse_pdu import (
     us_field,
     us_value,
 )
-from dicomstation.nodes.dimse_receive import (
-    Incoming,
-    Receiver,
-    StoreOutcome,
-    StoreRequest,
-    file_meta,
-)
+from dicomstation.nodes.dimse_receive import Receiver
 
 __all__ = ["Exchange", "GetResult", "fast_get", "fast_get_available", "file_meta"]
 
