@@ -127,6 +127,15 @@ def test_editing_keeps_settings_the_form_does_not_carry(tmp_path: Path) -> None:
     )
 
 
+def test_a_proxy_password_is_never_listed(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    with ui_api(settings) as api:
+        proxied = {"url": "https://pacs.invalid/dw", "proxy": f"http://p:{PASSWORD}@proxy:3128"}
+        assert api.put("/api/servers/pacs", json=proxied).status_code == 200
+        listing = api.get("/api/servers").text
+    assert PASSWORD not in listing and "proxy:3128" in listing
+
+
 def test_a_url_with_a_password_is_refused(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     with ui_api(settings) as api:

@@ -29,6 +29,7 @@ from dicomstation.config import (
     origin_of,
 )
 from dicomstation.errors import ConfigError
+from dicomstation.nodes.http_errors import redact
 from dicomstation.settings import Settings, check_url
 
 __all__ = [
@@ -72,7 +73,7 @@ def public_server(server: ServerConfig) -> dict[str, Any]:
         "verify_tls": server.verify_tls,
         "use_global_auth": server.use_global_auth,
         "ca_bundle": server.ca_bundle,
-        "proxy": server.proxy,
+        "proxy": redact(server.proxy),  # a proxy URL may carry its own user:password@
         "timeout": server.timeout,
         "username": creds.username,
         "password": _state(creds.password),
