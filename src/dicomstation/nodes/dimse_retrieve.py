@@ -4,7 +4,8 @@ Both start from the instance list (C-FIND at IMAGE level) so that what the
 database already has is skipped before anything is transferred: when nothing is
 present the whole study/series is requested at once, otherwise only the missing
 instances are requested (IMAGE level, UID lists). Received datasets go through a
-:class:`~dicomstation.nodes.dimse_receive.Receiver` (raw bytes, indexed in batches).
+:class:`~dicomstation.nodes.dimse_receive.Receiver` (raw bytes in files named by us,
+checked against the sub-operation's command, answered Success only once indexed).
 """
 
 from __future__ import annotations

@@ -84,9 +84,8 @@ class _Limits:
             raise ConfigError("the listener needs max_associations >= 1")
         titles = tuple(str(t).strip() for t in allow_ae or ())
         for title in titles:
-            if not 0 < len(title) <= 16 or "\\" in title or not title.isascii():
-                raise ConfigError(f"invalid AE title in the allow list: {title!r}")
-            if not title.isprintable():
+            printable = title.isascii() and title.isprintable()
+            if not 0 < len(title) <= 16 or "\\" in title or not printable:
                 raise ConfigError(f"invalid AE title in the allow list: {title!r}")
         return cls(timeout, acse_timeout, max_associations, titles)
 
