@@ -111,12 +111,13 @@ def _identifying(ds: Dataset, walker: Walker) -> frozenset[str]:
                 continue
             action = walker.action_for(elem, path)
             unlisted_uid = action is None and elem.VR == "UI" and maps_unlisted_uid(elem.keyword)
-            if action in (None, Action.KEEP) and not unlisted_uid:
+            if action in (None, Action.KEEP, Action.CLEAN) and not unlisted_uid:
                 continue
+            shortest = 3 if elem.VR == "PN" else _MIN_IDENTIFYING  # family names like "Doe"
             found.update(
                 v
                 for v in _values(elem)
-                if len(v) >= _MIN_IDENTIFYING and not (elem.VR == "UI" and is_registered_uid(v))
+                if len(v) >= shortest and not (elem.VR == "UI" and is_registered_uid(v))
             )
 
     visit(ds, "")

@@ -1,0 +1,97 @@
+"""Where users meet it: the ``deid`` command, ``deid-key``, and the ``deid`` pipeline step."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dicomstation.cli.main import app
+from dicomstation.database import Database
+from dicomstation.deid import Pseudonyms
+from dicomstation.deid.step import DeidStep
+from dicomstation.pipeline.model import WorkItem
+from dicomstation.pipeline.step import StepContext, step_from_table
+from tests.deid.synth import KEY, SERIES, SOP, STUDY, ct_instance, write_instance
+
+runner = CliRunner()
+PSEUDO = Pseudonyms(KEY)
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DICOMSTATION_CONFIG", str(tmp_path / "settings.toml"))
+    (tmp_path / "key").write_text(KEY.reveal())
+    write_instance(tmp_path / "in" / "ct.dcm")
+    return tmp_path
+
+
+def test_dry_run_reports_per_attribute_and_writes_nothing(env: Path) -> None:
+    result = runner.invoke(app, ["deid", str(env / "in"), "--key-file", str(env / "key")])
+    assert result.exit_code == 0, result.output
+    for word in ("PatientName", "SOPInstanceUID", "(private)", "would be written"):
+        assert word in result.output
+    assert "Doe" not in result.output and KEY.reveal() not in result.output
+    shown = runner.invoke(
+        app, ["deid", str(env / "in"), "--key-file", str(env / "key"), "--show-values", "--json"]
+    )
+    assert "MRN12345" in shown.output  # only when asked
+    assert not (env / "out").exists()
+
+
+def test_to_folder_and_to_database(env: Path) -> None:
+    key = ["--key-file", str(env / "key")]
+    done = runner.invoke(app, ["deid", str(env / "in"), "--to", str(env / "out"), *key])
+    assert done.exit_code == 0, done.output
+    new = PSEUDO.uid(SOP)
+    assert (env / "out" / PSEUDO.uid(STUDY) / PSEUDO.uid(SERIES) / f"{new}.dcm").is_file()
+    ledger = env / "ledger.sqlite"
+    args = ["deid", str(env / "in"), "--to", "db", "--db", str(env / "db"), "--ledger", str(ledger)]
+    done = runner.invoke(app, [*args, *key])
+    assert done.exit_code == 0, done.output
+    with Database.open(env / "db") as db:
+        assert db.has_instances([new, SOP]) == {new}
+    assert ledger.is_file()
+
+
+def test_refusals_and_missing_key_are_one_line_errors(env: Path) -> None:
+    done = runner.invoke(app, ["deid", str(env / "in")])
+    assert done.exit_code == 1 and "no de-identification key" in done.output
+    us = ct_instance()
+    us.Modality = "US"
+    write_instance(env / "us" / "us.dcm", us)
+    done = runner.invoke(app, ["deid", str(env / "us"), "--key-file", str(env / "key")])
+    assert done.exit_code == 1
+    assert "us.dcm: refused: ultrasound" in done.output.replace("\n", "")
+    done = runner.invoke(app, ["deid", str(env / "in"), "--key-file", str(env / "key"),
+                               "--option", "retain-everything"])  # fmt: skip
+    assert done.exit_code == 1 and "unknown" in done.output
+
+
+def test_deid_key_generate_stores_a_secret_it_never_prints(env: Path) -> None:
+    done = runner.invoke(app, ["deid-key", "--generate"])
+    assert done.exit_code == 0, done.output
+    settings = env / "settings.toml"
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600
+    key = settings.read_text().split('key = "')[1].split('"')[0]
+    assert len(key) >= 32 and key not in done.output
+    assert runner.invoke(app, ["deid-key", "--generate"]).exit_code == 1  # no silent replace
+    done = runner.invoke(app, ["deid", str(env / "in"), "--to", str(env / "out")])
+    assert done.exit_code == 0, done.output  # the stored key is used
+
+
+def test_pipeline_step_deidentifies_the_item_into_the_database(env: Path) -> None:
+    step = step_from_table({"kind": "deid", "key_file": str(env / "key")}, 0)
+    assert isinstance(step, DeidStep) and step.to_dict()["key_file"] == str(env / "key")
+    with Database.open(env / "db") as db:
+        db.import_path(env / "in", workers=1)
+        ctx = StepContext(db=db, item=WorkItem(STUDY), recipe_hash="test")
+        outputs = step.run(ctx)
+        assert outputs == (PSEUDO.uid(SERIES),)
+        assert len(db.series_files(outputs[0])) == 1
+        assert step.run(ctx) == outputs  # a rerun: same UIDs, nothing duplicated
+        assert len(db.series_files(outputs[0])) == 1
+    with pytest.raises(Exception, match="unknown field"):
+        step_from_table({"kind": "deid", "key": "inline keys are not accepted"}, 0)
