@@ -69,7 +69,7 @@ def test_killed_listener_files_are_indexed_on_open(tmp_path: Path) -> None:
     assert sorted(p.suffix for p in leftovers) == [".dcm"] * 5 + [".part"]
     with Database.open(db) as database:
         assert len(database.find(Query(Level.IMAGE))) == 5, "complete files are indexed"
-        assert not list((db / "incoming").iterdir()), "the partial file is removed"
+    assert not list((db / "incoming").iterdir()), "the partial file is removed"
     found = audit(db)
     assert found.rows == 5 and found.missing == () and found.orphans == ()
 

@@ -103,6 +103,8 @@ class Database:
         """Close the index."""
         with self._lock:
             self._conn.close()
+            with contextlib.suppress(OSError):
+                self._journal.close()
 
     def __enter__(self) -> Database:
         return self

@@ -5,7 +5,7 @@ records it (``BEGIN IMMEDIATE`` ... ``COMMIT``), so no other process sees a file
 without its row or moves one under another's feet. A process killed between
 moving files and committing would still leave files without rows (or rows
 whose files sit in a trash folder); before it moves anything it therefore
-writes the moves to ``incoming/journal.<pid>.<id>``, and removes that file after
+writes the moves to ``incoming/journal.<pid>.<id>``, and empties that file after
 the commit. Opening the database replays the journals of dead processes
 (:func:`recover`): a placement whose row was not committed is moved back or
 removed, a deletion that was not committed gets its files back.
@@ -31,31 +31,52 @@ DELETE = "delete"  # lines: original <TAB> trash path it was moved to
 
 
 class Journal:
-    """The journal file of one :class:`~dicomstation.database.Database` in ``incoming``."""
+    """The journal file of one :class:`~dicomstation.database.Database` in ``incoming``.
+
+    The file is made on first use and rewritten in place for every transaction (an
+    empty journal means nothing is in flight); :meth:`close` removes it.
+    """
 
     def __init__(self, incoming: Path) -> None:
         self.incoming = incoming
         self._path: Path | None = None
+        self._fd = -1
+        self._pid = 0
+        self._dirty = False
+
+    def _open(self) -> int:
+        if self._fd < 0 or self._pid != os.getpid():  # a forked child gets its own
+            self._pid = os.getpid()
+            self._path = self.incoming / f"journal.{self._pid}.{uuid.uuid4().hex}"
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            os.fchmod(self._fd, FILE_MODE)
+        return self._fd
 
     def write(self, kind: str, moves: Iterable[tuple[object, object]]) -> None:
         """Record the moves about to be made (``kind`` is :data:`PLACE` or :data:`DELETE`)."""
-        text = kind + "\n" + "".join(f"{a}\t{b}\n" for a, b in moves)
-        self._path = self.incoming / f"journal.{os.getpid()}.{uuid.uuid4().hex}"
-        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            view = memoryview(text.encode())
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        data = (kind + "\n" + "".join(f"{a}\t{b}\n" for a, b in moves)).encode()
+        fd = self._open()
+        self._dirty = True
+        os.ftruncate(fd, 0)
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
 
     def clear(self) -> None:
         """The moves are committed (or undone): forget them."""
-        if self._path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._path.unlink()
-            self._path = None
+        if self._dirty and self._fd >= 0 and self._pid == os.getpid():
+            os.ftruncate(self._fd, 0)
+            self._dirty = False
+
+    def close(self) -> None:
+        """Remove the journal file (call when no transaction is in flight)."""
+        if self._fd >= 0 and self._pid == os.getpid():
+            os.close(self._fd)
+            if self._path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self._path.unlink()
+        self._fd = -1
+        self._path = None
 
 
 def _committed(conn: sqlite3.Connection, target: str) -> bool:
