@@ -8,6 +8,7 @@ already present as "not imported".
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,10 +87,16 @@ def test_sqlite_full_is_reported_and_undone(small_disk: Path, series: Path) -> N
             target = staging / source.name
             target.write_bytes(source.read_bytes())
             received.append(target)
+        reserve = small_disk / "reserve"  # room for the journal, not for the index
+        reserve.write_bytes(b"\0" * 16384)
         filler = fill(small_disk)
+        reserve.unlink()
         with pytest.raises(DiskFullError, match="disk full") as caught:
             db.add_files(received, move=True)
         assert "cannot rollback" not in str(caught.value)
+        cause = caught.value.__cause__
+        assert isinstance(cause, sqlite3.OperationalError), repr(cause)
+        assert cause.sqlite_errorcode == sqlite3.SQLITE_FULL
         assert all(p.is_file() for p in received), "sources are given back"
         found = audit(small_disk / "db")
         assert found.rows == 0 and found.orphans == ()
