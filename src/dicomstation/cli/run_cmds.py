@@ -36,6 +36,7 @@ from dicomstation.pipeline import (
     RunReport,
     list_items,
 )
+from dicomstation.pipeline.cluster_info import CLUSTER_INFO
 from dicomstation.pipeline.dask_executor import executor_for
 from dicomstation.settings import Settings, default_database_path
 
@@ -164,7 +165,7 @@ def run(
 ) -> None:
     """Run (or resume) a pipeline over its source's work items."""
     pipeline = Pipeline.from_file(pipeline_file)
-    executor = executor_for(cluster, scheduler)
+    executor = executor_for(cluster, scheduler, database_path(db) / CLUSTER_INFO)
     options = cli_run_options(
         pipeline, db, concurrency=concurrency, retry_failed=not no_retry, executor=executor
     )
@@ -276,7 +277,7 @@ def jobs_retry(
     err_console.print(f"{count} item(s) of job {job_id} pending again")
     if now:
         pipeline = Pipeline.from_json(definition)
-        executor = executor_for(cluster, scheduler)
+        executor = executor_for(cluster, scheduler, database_path(db) / CLUSTER_INFO)
         options = cli_run_options(pipeline, db, concurrency=concurrency, executor=executor)
         run_and_report(pipeline, options, as_json)
 

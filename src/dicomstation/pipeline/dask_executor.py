@@ -27,10 +27,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dicomstation.errors import ConfigError, ConnectionFailedError
 from dicomstation.nodes.base import CancelToken
+from dicomstation.pipeline.cluster_info import forget_cluster, write_cluster
 from dicomstation.pipeline.model import StepEvent, StepRecord, StepState, TaskManifest, TaskResult
 from dicomstation.pipeline.task import run_task
 
@@ -47,8 +49,13 @@ EventSink = Callable[[StepEvent], None]
 CONNECT_TIMEOUT = 20.0
 
 
-def executor_for(cluster: str | None, scheduler: str | None) -> DaskExecutor | None:
+def executor_for(
+    cluster: str | None, scheduler: str | None, announce: Path | None = None
+) -> DaskExecutor | None:
     """The executor for the CLI's ``--cluster local:N`` / ``--scheduler ADDRESS`` (None: neither).
+
+    ``announce``: where to write the running cluster's dashboard link (see
+    :mod:`~dicomstation.pipeline.cluster_info`).
 
     Raises
     ------
@@ -60,9 +67,9 @@ def executor_for(cluster: str | None, scheduler: str | None) -> DaskExecutor | N
     if cluster:
         if not cluster.startswith("local:"):
             raise ConfigError(f"--cluster takes local:N (N worker processes), not {cluster!r}")
-        return DaskExecutor(cluster)
+        return DaskExecutor(cluster, announce=announce)
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, announce=announce)
     return None
 
 
@@ -123,6 +130,8 @@ class DaskExecutor:
     memory_limit : str
         Per-worker memory limit of a cluster we start (Dask's nanny restarts a
         worker above it), e.g. ``"2GiB"``; ``"auto"`` shares the machine's memory.
+    announce : Path or None
+        While the cluster is up, its dashboard link is written there (for the web UI).
 
     Use it as a context manager to keep one cluster for several runs.
     """
@@ -135,6 +144,7 @@ class DaskExecutor:
         dashboard: bool = True,
         prefetch: int = 1,
         memory_limit: str = "auto",
+        announce: Path | None = None,
     ) -> None:
         self.workers_wanted, self.address = _parse(target)
         self.target = target
@@ -142,6 +152,7 @@ class DaskExecutor:
         self.dashboard = dashboard
         self.prefetch = max(0, prefetch)
         self.memory_limit = memory_limit
+        self.announce = announce
         self._client: Client | None = None
         self._cluster: Any = None
 
@@ -175,12 +186,19 @@ class DaskExecutor:
                     server=self.address,
                     operation="Dask connect",
                 ) from None
+        if self.announce is not None:
+            with contextlib.suppress(OSError):
+                write_cluster(
+                    self.announce, self.target, self._client.scheduler.address, self.dashboard_link
+                )
         return self._client
 
     def close(self) -> None:
         """Disconnect, and stop a cluster we started."""
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
+        if self.announce is not None:
+            forget_cluster(self.announce)
         if client is not None:
             client.close()
         if cluster is not None:

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dicomstation.server import ServerContext, ServerOptions, dicomweb_router, install_security
 from dicomstation.web.api_browse import browse_router
+from dicomstation.web.api_pipelines import pipelines_router
 from dicomstation.web.api_tasks import tasks_router, viewer_router
 from dicomstation.web.workstation import Workstation
 
@@ -50,6 +51,7 @@ def create_ui_app(ws: Workstation, options: ServerOptions | None = None) -> Fast
     app.include_router(browse_router(ws), prefix="/api")
     app.include_router(tasks_router(ws), prefix="/api")
     app.include_router(viewer_router(ws), prefix="/api")
+    app.include_router(pipelines_router(ws), prefix="/api")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
