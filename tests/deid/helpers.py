@@ -125,7 +125,7 @@ def identifying_strings(path: Path) -> dict[bytes, str]:
         if not keep:
             continue
         for text in _texts(elem):
-            if elem.VR == "UI" and UID(text).keyword:
+            if elem.VR == "UI" and (text.startswith("1.2.840.10008.") or UID(text).keyword):
                 continue  # registered (SOP classes, well-known frames): identifies nobody
             if elem.VR not in ("DA", "DT") and text.isdigit() and len(text) < 8:
                 continue  # short numbers coincide with counters (Series Number...)

@@ -54,8 +54,12 @@ def dummy_value(vr: str) -> object:
 
 
 def is_registered_uid(value: str) -> bool:
-    """True for UIDs registered in PS3.6 (SOP classes, transfer syntaxes, well-known frames)."""
-    return bool(UID(value.strip().rstrip("\x00")).keyword)
+    """True for UIDs of the standard (PS3.6: classes, syntaxes, context groups, frames...).
+
+    Everything under the DICOM root ``1.2.840.10008.`` is the standard's, never an instance's.
+    """
+    text = value.strip().rstrip("\x00")
+    return text.startswith("1.2.840.10008.") or bool(UID(text).keyword)
 
 
 def shift_date(value: str, days: int) -> str:
