@@ -107,3 +107,18 @@ def test_source_answering_503_and_429_is_retried(
         assert proxy.faults.statuses == []  # every injected fault was answered
     assert (report.done, report.failed) == (3, {})
     assert sorted(seg_studies(clean_orthanc)) == sorted(cohort.studies)
+
+
+def test_temporary_workspace_leaves_the_local_database_alone(
+    clean_orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    cohort = make_cohort(clean_orthanc, tmp_path / "cohort", 2)
+    pipeline = cohort_pipeline(workspace="temporary")
+    report = pipeline.run(_options(clean_orthanc, tmp_path / "db"))
+    assert (report.done, report.failed) == (2, {})
+    assert sorted(seg_studies(clean_orthanc)) == sorted(cohort.studies)
+    with Database.open(tmp_path / "db") as database:  # each task worked in its own database
+        assert database.find(Query(Level.STUDY)) == []
+    (tmp_path / "db" / LEDGER_NAME).unlink()
+    assert pipeline.run(_options(clean_orthanc, tmp_path / "db")).done == 2
+    assert len(orthanc_series(clean_orthanc, "SEG")) == 2  # rebuilt with the same UIDs

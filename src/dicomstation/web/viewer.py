@@ -29,9 +29,9 @@ from dicomstation.pipeline import (
     SegmentDescription,
     export_kind,
     export_results,
+    make_segmenter,
 )
 from dicomstation.pipeline.actions import content_seed
-from dicomstation.processing import Seed, region_grow, threshold
 from dicomstation.volumes import LoadedVolume, load_series
 
 __all__ = ["PRESETS", "Viewer", "ViewerVolume"]
@@ -144,18 +144,16 @@ class Viewer:
         """Threshold, or grow from seeds given as display (axial, row, column) indices."""
         item = self.get(volume_id)
         volume = item.loaded.volume
-        if method == "threshold":
-            mask = threshold(volume, low, high)
-        elif method == "region_grow":
-            points = item.display.map_indices_to_reference(np.array(seeds, dtype=float))
-            mask = region_grow(
-                volume,
-                [Seed(float(p[0]), float(p[1]), float(p[2]), True) for p in points],
-                low,
-                high,
-            )
-        else:
+        if method not in ("threshold", "region_grow"):
             raise ProcessingError(f"unknown method {method!r}: threshold or region_grow")
+        params: dict[str, Any] = {"threshold": [low, high]}
+        if method == "region_grow":
+            if not seeds:
+                raise ProcessingError("region growing needs at least one seed")
+            points = item.display.map_indices_to_reference(np.array(seeds, dtype=float))
+            params["seeds_mm"] = [[float(v) for v in p] for p in points]
+        found = make_segmenter(method, params).segment(volume)  # the pipeline's segmenters
+        mask = volume.with_array(np.asarray(found.labels.array) > 0)
         item.mask, item.method = mask, method
         item.mask_display = mask.to_patient_orientation(DISPLAY)
         voxels = int(np.count_nonzero(mask.array))
