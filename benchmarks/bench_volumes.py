@@ -11,7 +11,9 @@ Run: ``.venv/bin/python benchmarks/bench_volumes.py [--slices 300] [--size 512]`
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -144,74 +146,139 @@ def run_dcm2niix(folder: Path, out: Path) -> dict[str, float] | str:
     return result
 
 
+def run_cli(folder: Path, out: Path) -> dict[str, float]:
+    """Wall time of the whole ``dicomstation load DIR --to x.nii`` command (start-up included)."""
+    exe = Path(sys.executable).with_name("dicomstation")
+    start = time.perf_counter()
+    subprocess.run(
+        [str(exe), "load", str(folder), "--to", str(out / "x.nii")],
+        check=True,
+        capture_output=True,
+    )
+    return {"wall_s": time.perf_counter() - start}
+
+
+def run_dcm2niix_command(folder: Path, out: Path) -> dict[str, float] | str:
+    """Wall time of the whole ``dcm2niix -z n`` command."""
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        return "not installed"
+    start = time.perf_counter()
+    done = subprocess.run(
+        [exe, "-z", "n", "-b", "n", "-o", str(out), str(folder)], check=False, capture_output=True
+    )
+    if done.returncode != 0:
+        return "failed"
+    return {"wall_s": time.perf_counter() - start}
+
+
+def mprage(folder: Path) -> int | None:
+    """Unzip the 170-slice Philips MPRAGE of ../shared/data into ``folder``; its volume bytes."""
+    source = ROOT.parent / "shared/data/dcm_qa_philips_enh/In/cl_mprage_1301_no_ref"
+    files = sorted(source.glob("*.dcm.gz"))
+    if not files:
+        return None
+    for gz in files:
+        with gzip.open(gz) as src, (folder / gz.name.removesuffix(".gz")).open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return len(files) * 256 * 256 * 4  # loaded as float32 (Philips rescale slope)
+
+
+def bench(folder: Path, out: Path, repeat: int) -> dict[str, list[dict[str, float] | str]]:
+    """Run every tool ``repeat`` times, round-robin (background load hits each alike)."""
+    for f in folder.iterdir():  # warm the page cache for every tool alike
+        f.read_bytes()
+    tools = ("dicomstation", "SimpleITK", "dcm2niix", "dicomstation CLI", "dcm2niix command")
+    runs: dict[str, list[dict[str, float] | str]] = {tool: [] for tool in tools}
+    for _ in range(repeat):
+        runs["dicomstation"].append(run_python("dicomstation", folder))
+        runs["SimpleITK"].append(run_python("SimpleITK", folder))
+        runs["dcm2niix"].append(run_dcm2niix(folder, out))
+        runs["dicomstation CLI"].append(run_cli(folder, out))
+        runs["dcm2niix command"].append(run_dcm2niix_command(folder, out))
+        for f in out.iterdir():
+            f.unlink()
+    return runs
+
+
+def _median(tool_runs: list[dict[str, float] | str]) -> dict[str, float] | str:
+    figures = [r for r in tool_runs if isinstance(r, dict)]
+    if not figures:
+        return tool_runs[0]
+    return {key: float(np.median([r[key] for r in figures])) for key in figures[0]}
+
+
 def main() -> None:
-    """Build the series, run every loader, print the table."""
+    """Build the series, run every loader, print the tables (medians of --repeat runs)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per tool; best is kept")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per tool; medians printed")
     parser.add_argument(
         "--syntax",
         default="",
         help="compress the slices first, e.g. 1.2.840.10008.1.2.4.80 (JPEG-LS lossless)",
     )
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench_volumes_") as tmp:
         folder, out = Path(tmp) / "series", Path(tmp) / "nifti"
         folder.mkdir()
         out.mkdir()
         nbytes = make_series(folder, args.slices, args.size, args.syntax)
-        for f in folder.iterdir():  # warm the page cache for every tool alike
-            f.read_bytes()
-        runs: dict[str, list[dict[str, float] | str]] = {
-            "dicomstation": [],
-            "SimpleITK": [],
-            "dcm2niix": [],
-        }
-        for _ in range(args.repeat):  # round-robin, so background load hits every tool alike
-            runs["dicomstation"].append(run_python("dicomstation", folder))
-            runs["SimpleITK"].append(run_python("SimpleITK", folder))
-            runs["dcm2niix"].append(run_dcm2niix(folder, out))
-        results: dict[str, dict[str, float] | str] = {}
-        for tool, tool_runs in runs.items():
-            figures = [r for r in tool_runs if isinstance(r, dict)]
-            results[tool] = min(figures, key=lambda r: r["load_s"]) if figures else tool_runs[0]
-    _print_table(results, nbytes, args)
+        syntax = args.syntax or "explicit VR little endian"
+        title = f"{args.slices} slices x {args.size}x{args.size} int16 CT (synthetic), {syntax}"
+        _print_table(
+            title, {t: _median(r) for t, r in bench(folder, out, args.repeat).items()}, nbytes
+        )
+        mp = Path(tmp) / "mprage"
+        mp.mkdir()
+        mp_bytes = mprage(mp)
+        if mp_bytes is None:
+            print("\nMPRAGE: ../shared/data absent, skipped")
+        else:
+            title = "170-slice Philips MPRAGE (../shared/data), 256x256, float32 after rescale"
+            _print_table(
+                title, {t: _median(r) for t, r in bench(mp, out, args.repeat).items()}, mp_bytes
+            )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
-def _print_table(
-    results: dict[str, dict[str, float] | str], nbytes: int, args: argparse.Namespace
-) -> None:
+def _print_table(title: str, results: dict[str, dict[str, float] | str], nbytes: int) -> None:
     mb = nbytes / 2**20
-    syntax = args.syntax or "explicit VR little endian"
-    print(
-        f"\nseries: {args.slices} slices x {args.size}x{args.size} int16 = {mb:.0f} MiB, {syntax}"
-    )
+    print(f"\nseries: {title} = {mb:.0f} MiB")
     base = results["dicomstation"]
     assert isinstance(base, dict)
     print(
-        f"{'tool':<14}{'load s':>9}{'cpu s':>8}{'wall s':>9}{'peak RSS MiB':>14}{'RSS/volume':>12}"
-        f"{'(RSS-imports)/volume':>22}{'time vs ds':>12}{'worker RSS MiB':>16}"
+        f"{'tool':<18}{'load s':>9}{'cpu s':>8}{'wall s':>9}{'peak RSS MiB':>14}"
+        f"{'(RSS-imports)/volume':>22}{'load vs ds':>12}"
     )
     for tool, r in results.items():
         if isinstance(r, str):
-            print(f"{tool:<14}  {r}")
+            print(f"{tool:<18}  {r}")
             continue
-        rss = r["rss"] / 2**20
+        if "load_s" not in r:
+            print(f"{tool:<18}{'':>9}{'':>8}{r['wall_s']:>9.2f}")
+            continue
         extra = (r["rss"] - r.get("base", 0)) / 2**20
         print(
-            f"{tool:<14}{r['load_s']:>9.3f}{r['cpu_s']:>8.2f}{r['wall_s']:>9.2f}{rss:>14.0f}"
-            f"{rss / mb:>12.2f}"
-            f"{extra / mb:>22.2f}{r['load_s'] / base['load_s']:>11.2f}x"
-            f"{r.get('workers', 0) / 2**20:>16.0f}"
+            f"{tool:<18}{r['load_s']:>9.3f}{r['cpu_s']:>8.2f}{r['wall_s']:>9.2f}"
+            f"{r['rss'] / 2**20:>14.0f}{extra / mb:>22.2f}{r['load_s'] / base['load_s']:>11.2f}x"
         )
+    ratios = []
+    for tool in ("dcm2niix", "SimpleITK"):
+        r = results.get(tool)
+        if isinstance(r, dict):
+            ratios.append(f"ds load / {tool} load = {base['load_s'] / r['load_s']:.2f}")
+    cli, peer = results.get("dicomstation CLI"), results.get("dcm2niix command")
+    if isinstance(cli, dict) and isinstance(peer, dict):
+        ratios.append(f"ds CLI / dcm2niix command = {cli['wall_s'] / peer['wall_s']:.2f}")
+    print("ratios: " + "; ".join(ratios))
     print(
-        "load s: examine+load (dicomstation), file-name scan+Execute (SimpleITK), the whole "
-        "run including the uncompressed NIfTI write (dcm2niix); RSS-imports: peak RSS minus "
-        "RSS after imports; cpu s: user+sys of the load incl. worker processes; best of "
-        "--repeat runs, tools run round-robin; 'time vs ds' > 1 means slower than "
-        "dicomstation; worker RSS: "
-        "largest forked decoder process (compressed series; shares the output mapping)"
+        "load s: examine+load in process, imports excluded (dicomstation), file-name scan+Execute "
+        "(SimpleITK), the whole run incl. the NIfTI write (dcm2niix); wall s: whole process; "
+        "'dicomstation CLI' = `dicomstation load DIR --to x.nii`, 'dcm2niix command' = "
+        "`dcm2niix -z n DIR`; medians of --repeat round-robin runs"
     )
 
 

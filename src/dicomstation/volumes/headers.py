@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 
 from dicomstation.errors import LoadError
+from dicomstation.volumes.fastheader import fast_frame
 from dicomstation.volumes.model import FrameHeader, SliceSource
 from dicomstation.volumes.mosaic import mosaic_tiles
 from dicomstation.volumes.parallel import can_fork, fork_pool, worker_count
@@ -75,6 +76,9 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
 
 def _read_one(path: Path) -> list[FrameHeader] | str:
     """Headers of one file, or a message saying why it has none."""
+    fast = fast_frame(path)
+    if fast is not None:
+        return [fast]
     try:
         with path.open("rb") as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)

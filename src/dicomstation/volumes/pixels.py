@@ -221,19 +221,23 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
     """Read uncompressed little-endian pixels straight into ``dest``; False if not applicable.
 
     Hand-written instead of ``pydicom.pixels.pixel_array`` for speed and memory:
-    it reads the bytes into the output slice (no temporary frame array, no
-    second header parse). Cases needing pydicom's processing (signed values
-    with unused high bits, colour, odd bit depths) return False.
+    it reads the bytes into the output slice (no second header parse); a float
+    output (slope != 1) is read into one frame of stored values and rescaled
+    into place. Cases needing pydicom's processing (signed values with unused
+    high bits, colour, odd bit depths) return False.
     """
     stored = _stored_dtype(frame)
     if (
         frame.pixel_offset is None
         or frame.samples_per_pixel != 1
-        or stored != dest.dtype
+        or stored is None
+        or (stored != dest.dtype and dest.dtype.kind != "f")
+        or frame.bits_allocated == 1
         or (frame.pixel_representation and frame.bits_stored != frame.bits_allocated)
         or not dest.flags.c_contiguous
     ):
         return False
+    target = dest if stored == dest.dtype else np.empty(dest.shape, dtype=stored)
     with path.open("rb") as fh:
         fh.seek(frame.pixel_offset + 4)
         if frame.transfer_syntax_uid == _EXPLICIT_LE:
@@ -245,11 +249,15 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
             )
         else:
             length = struct.unpack("<I", fh.read(4))[0]
-        if length == 0xFFFFFFFF or length < dest.nbytes:
+        if length == 0xFFFFFFFF or length < target.nbytes:
             return False
-        got = fh.readinto(memoryview(dest).cast("B"))  # type: ignore[arg-type]
-    if got != dest.nbytes:
-        raise LoadError(f"truncated pixel data ({got} of {dest.nbytes} bytes)")
+        got = fh.readinto(memoryview(target).cast("B"))  # type: ignore[arg-type]
+    if got != target.nbytes:
+        raise LoadError(f"truncated pixel data ({got} of {target.nbytes} bytes)")
+    if target is not dest:
+        np.multiply(target, frame.rescale_slope, out=dest, casting="unsafe")
+        if frame.rescale_intercept != 0.0:
+            np.add(dest, frame.rescale_intercept, out=dest, casting="unsafe")
     return True
 
 
