@@ -131,6 +131,9 @@ def test_jobs_cli_retry_and_cancel(db_path: Path, tmp_path: Path) -> None:
     assert cancelled.exit_code == 0 and "2 item(s)" in cancelled.stdout
     rerun = runner.invoke(app, ["run", str(path), "--db", str(db_path), "--json"])
     assert json.loads(rerun.stdout)["items"] == 0  # cancelled items stay out of a rerun
+    retried = runner.invoke(app, ["jobs", "retry", job[:6], "--no-run", "--db", str(db_path)])
+    assert retried.exit_code == 0 and "2 item(s)" in retried.output
     with Ledger.open(db_path / "jobs.sqlite") as ledger:
-        assert ledger.retry(job) == 2
         assert {i.state for i in ledger.items(job)} == {StepState.PENDING}
+    listed = runner.invoke(app, ["jobs", "list", "--db", str(db_path), "--json"])
+    assert json.loads(listed.stdout) == [{"job": job, "name": "local", "counts": {"pending": 2}}]

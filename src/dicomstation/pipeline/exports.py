@@ -1,7 +1,7 @@
 """Export kinds as one registry, and the one function that runs an export.
 
 Each kind (``seg``, ``sr``, ``sc``, ``derived``, ``pm``, ``bundle``) is an
-:class:`ExportKind` registered with :func:`register_export_kind`: a builder
+:class:`ExportSpec` registered with :func:`register_export_kind`: a builder
 (``ExportInput -> datasets``), its default series-number offset and what it
 needs. A new export type is one module that defines a builder and registers
 it. :func:`export_results` is what the CLI, the web UI and the pipeline's
@@ -38,7 +38,6 @@ UID_ROOT = "1.2.826.0.1.3680043.10.511.7."
 __all__ = [
     "UID_ROOT",
     "ExportInput",
-    "ExportKind",
     "ExportSpec",
     "Exported",
     "Kind",
@@ -124,7 +123,6 @@ class ExportSpec:
     needs_segmentation: bool = False
 
 
-ExportKind = ExportSpec  # the registry's entries are the kinds
 _REGISTRY: dict[str, ExportSpec] = {}
 
 
