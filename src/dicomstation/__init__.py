@@ -6,13 +6,12 @@ together with the subpackages ``dicomstation.volumes`` (load), ``dicomstation.pr
 (segment, statistics), ``dicomstation.export`` (SEG, SR, SC, derived, bundle) and
 ``dicomstation.nodes`` (DICOMweb, DIMSE, local); everything else may change.
 
-``load_series`` and ``LoadedVolume`` are imported on first use (they pull in highdicom).
+``load_series``, ``LoadedVolume``, ``Database``, the node and settings names are imported
+on first use (they pull in highdicom, pydicom, httpx), so importing a subpackage stays light.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dicomstation.config import Credentials, DicomWebServer, DimseServer, LocalNodeConfig, Secret
-from dicomstation.database import Database
 from dicomstation.errors import (
     AssociationError,
     AuthenticationError,
@@ -42,12 +41,34 @@ from dicomstation.models import (
     StudyRef,
     TransferReport,
 )
-from dicomstation.nodes import CancelToken, DicomNode, open_node
-from dicomstation.settings import Settings
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from dicomstation.config import (
+        Credentials,
+        DicomWebServer,
+        DimseServer,
+        LocalNodeConfig,
+        Secret,
+    )
+    from dicomstation.database import Database
+    from dicomstation.nodes import CancelToken, DicomNode, open_node
+    from dicomstation.settings import Settings
+    from dicomstation.volumes import LoadedVolume, load_series
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_series": "dicomstation.volumes", "LoadedVolume": "dicomstation.volumes"}
+#: Imported on first use, so that ``import dicomstation.x`` (and the CLI) stays light.
+_LAZY = {
+    "load_series": "dicomstation.volumes",
+    "LoadedVolume": "dicomstation.volumes",
+    **dict.fromkeys(
+        ("Credentials", "DicomWebServer", "DimseServer", "LocalNodeConfig", "Secret"),
+        "dicomstation.config",
+    ),
+    "Database": "dicomstation.database",
+    **dict.fromkeys(("CancelToken", "DicomNode", "open_node"), "dicomstation.nodes"),
+    "Settings": "dicomstation.settings",
+}
 
 
 def __getattr__(name: str) -> Any:
