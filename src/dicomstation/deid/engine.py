@@ -32,7 +32,7 @@ from dicomstation.deid.table import (
     profile_table,
 )
 from dicomstation.deid.values import is_registered_uid
-from dicomstation.deid.walker import Walker, maps_unlisted_uid
+from dicomstation.deid.walker import Walker, maps_unlisted_uid, raw_vr
 from dicomstation.errors import DeidentificationError
 
 __all__ = ["DeidResult", "Mapping", "deidentify"]
@@ -102,6 +102,9 @@ def _identifying(ds: Dataset, walker: Walker) -> frozenset[str]:
         for tag in list(item.keys()):
             if tag.group % 2:
                 continue  # private: removed, and not decoded
+            vr = raw_vr(item, tag)
+            if vr and vr != "SQ" and vr not in _IDENTIFYING_VRS:
+                continue  # numbers, codes, pixels: not decoded
             elem = item[tag]
             if elem.VR == "SQ":
                 for sub in elem.value or []:

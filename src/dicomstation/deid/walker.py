@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -41,7 +42,7 @@ from dicomstation.deid.values import (
     shift_datetime,
 )
 
-__all__ = ["Walker", "maps_unlisted_uid"]
+__all__ = ["INERT_VRS", "Walker", "maps_unlisted_uid", "raw_vr"]
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
@@ -63,6 +64,24 @@ _VALUE_OF_TYPE = {
 
 #: Unlisted UID attributes that name a class, syntax or scheme, not an instance: never mapped.
 _NOT_INSTANCE_UIDS = ("ClassUID", "SyntaxUID", "SchemeUID", "ResourceUID", "OrganizationUID")
+
+
+#: VRs whose values are kept, undecoded, when the table does not list the attribute.
+INERT_VRS = frozenset(
+    {"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "SV", "UV", "AT", "CS", "TM", "AS"}
+    | {"OB", "OW", "OF", "OD", "OL", "OV"}
+)
+
+
+def raw_vr(ds: Dataset, tag: BaseTag) -> str:
+    """The VR of ``tag`` in ``ds`` without decoding its value ('' when unknown)."""
+    vr = ds.get_item(tag).VR
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return ""
 
 
 def maps_unlisted_uid(keyword: str) -> bool:
@@ -121,8 +140,9 @@ class Walker:
                 self._private(ds, tag, path)
             elif tag.group & 0xFF00 == 0x6000 and self._overlay_removed(ds, tag):
                 self.element(ds, ds[tag], path, Action.REMOVE)
-            else:
+            elif raw_vr(ds, tag) not in INERT_VRS or self.table.rule_for(int(tag)) is not None:
                 self.element(ds, ds[tag], path)
+            # else: a number, code or binary value the table does not list: kept, not decoded
 
     def _private(self, ds: Dataset, tag: BaseTag, path: str) -> None:
         """Remove a private element without decoding its value (Retain Safe Private is off)."""
