@@ -121,7 +121,7 @@ def test_jobs_cli_retry_and_cancel(db_path: Path, tmp_path: Path) -> None:
 
     path.write_text(tomli_w.dumps(table))
     failed = runner.invoke(app, ["run", str(path), "--db", str(db_path), "--json"])
-    assert failed.exit_code == 1
+    assert failed.exit_code == 3  # nothing done
     errors = json.loads(failed.stdout)["failed"]
     assert len(errors) == 2 and all("no image series" in e for e in errors.values())
     job = Pipeline.from_file(path).job_id

@@ -125,8 +125,8 @@ def _print_report(report: RunReport, as_json: bool) -> None:
     if report.interrupted:
         err_console.print("stopped; run the same pipeline again to resume")
         raise typer.Exit(130)
-    if report.failed:
-        raise typer.Exit(1)
+    if report.failed:  # 1: partly failed, 3: nothing done (the exit codes of every command)
+        raise typer.Exit(1 if report.done or report.already_done else 3)
 
 
 def run_and_report(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
