@@ -58,6 +58,7 @@ __all__ = [
     "hostile_get_scp",
     "mr_bytes",
     "read_abort_or_close",
+    "staged",
 ]
 
 TRAVERSAL = "../../../target/PWNED"
@@ -186,6 +187,12 @@ def read_abort_or_close(sock: socket.socket, timeout: float) -> str:
     if not head:
         return "closed"
     return "abort" if head[0] == 0x07 else f"PDU type 0x{head[0]:02X}"
+
+
+def staged(db: Database) -> list[Path]:
+    """Instance files (``.part``, ``.dcm``) left in the database's staging area."""
+    incoming = db.root / "incoming"
+    return [p for p in incoming.rglob("*") if p.is_file() and p.suffix in (".part", ".dcm")]
 
 
 def audit(top: Path, db: Database) -> list[Path]:

@@ -30,6 +30,7 @@ from tests.security.dimse_support import (
     ct_bytes,
     hostile_get_scp,
     mr_bytes,
+    staged,
 )
 
 CLASSES = [str(CTImageStorage), str(MRImageStorage)]
@@ -95,7 +96,7 @@ def test_hostile_sub_operations_are_refused_and_stay_inside(fast: bool, tmp_path
         assert db.has_instances([s.sop_uid for s in subs[:4]]) == set()
         assert audit(sandbox, db) == []
         assert not list(tmp_path.rglob("*PWNED*"))
-        assert not [p for p in (db.root / "incoming").rglob("*") if p.is_file()]
+        assert staged(db) == []
 
 
 def test_pdu_longer_than_announced_aborts_the_fetch(fast: bool, tmp_path: Path) -> None:
@@ -113,4 +114,4 @@ def test_pdu_longer_than_announced_aborts_the_fetch(fast: bool, tmp_path: Path) 
         # aborted on the PDU header: the 1.5 GB were never waited for nor held
         assert time.monotonic() - started < 8
         assert db.has_instances([good]) == {good}
-        assert not [p for p in (db.root / "incoming").rglob("*") if p.is_file()]
+        assert staged(db) == []

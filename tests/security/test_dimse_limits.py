@@ -113,6 +113,44 @@ def test_idle_connections_do_not_keep_associations_out(db: Database, fast: bool)
                 sock.close()
 
 
+def _trickle(sock: socket.socket, seconds: float) -> float | None:
+    """Send a byte every 0.3 s; when the peer closed the connection (None: it did not)."""
+    started = time.monotonic()
+    sock.settimeout(0.3)
+    while time.monotonic() - started < seconds:
+        try:
+            sock.sendall(b"\x00")
+            if sock.recv(64) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:
+            return time.monotonic() - started
+    return None
+
+
+def test_a_trickled_association_request_is_cut_off(db: Database, fast: bool) -> None:
+    with StorageListener(db, ae_title="LSN", port=0, fast=fast, acse_timeout=1) as listener:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as sock:
+            sock.sendall(struct.pack(">BBI", 0x01, 0, 300))  # then one byte at a time
+            closed = _trickle(sock, 8)
+        assert closed is not None and closed < 4, closed
+        assert _echo(listener.port) > 0
+
+
+def test_a_trickled_pdu_is_cut_off(db: Database) -> None:
+    """Fast path: a PDU must be complete within the idle timeout (+1 s per 32 KiB)."""
+    with StorageListener(db, ae_title="LSN", port=0, timeout=1.5) as listener:
+        scu = HostileScu(listener.port)
+        try:
+            with scu.raw() as sock:
+                sock.sendall(struct.pack(">BBI", 0x04, 0, 300))  # never idle, never done
+                closed = _trickle(sock, 8)
+        finally:
+            scu.ae.shutdown()
+        assert closed is not None and closed < 5, closed
+
+
 def test_idle_association_is_aborted(db: Database, fast: bool) -> None:
     with StorageListener(db, ae_title="LSN", port=0, fast=fast, timeout=1) as listener:
         scu = HostileScu(listener.port)

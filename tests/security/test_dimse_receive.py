@@ -31,6 +31,7 @@ from tests.security.dimse_support import (
     ct_bytes,
     ct_series,
     mr_bytes,
+    staged,
 )
 
 CT, MR = str(CTImageStorage), str(MRImageStorage)
@@ -127,7 +128,7 @@ def test_lying_data_sets_are_refused_with_a_reason(
     assert not listener.db.has_instances([uid])
     _nothing_outside(sandbox, listener.db)
     listener.stop()
-    assert not [p for p in (listener.db.root / "incoming").rglob("*") if p.is_file()]
+    assert staged(listener.db) == []
 
 
 def test_every_success_is_indexed_when_it_arrives(site: tuple[StorageListener, Path]) -> None:

@@ -15,8 +15,9 @@ and negotiates the association; then, for an accepted association:
 
 Each C-STORE-RSP is sent only once its instance is indexed (see
 :mod:`dimse_receive`). A peer that sends a PDU longer than we announced, a
-malformed PDV, an unexpected command, or nothing for ``idle_timeout`` seconds is
-logged (naming it: ``C-STORE from <AE> (<host>:<port>)``) and aborted.
+malformed PDV, an unexpected command, nothing for ``idle_timeout`` seconds, or sends
+a PDU so slowly that it is not complete within ``idle_timeout`` plus one second per
+32 KiB, is logged (naming it: ``C-STORE from <AE> (<host>:<port>)``) and aborted.
 
 If the association is not established the reader is switched back on.
 """
@@ -105,7 +106,7 @@ class FastStorageSCP:
             peer=peer,
             serving=True,
         )
-        reader = PduReader(sock, local_max_pdu(assoc))
+        reader = PduReader(sock, local_max_pdu(assoc), pdu_timeout=self.timeout)
         released = False
         try:
             released = _loop(reader, exchange)
@@ -119,7 +120,7 @@ class FastStorageSCP:
 
     def _why(self, exc: Exception) -> str:
         if isinstance(exc, TimeoutError):
-            return f"nothing received for {self.timeout:g}s"
+            return f"idle, or a PDU trickled, for more than {self.timeout:g}s"
         if isinstance(exc, PduError):
             return str(exc)
         if isinstance(exc, ConnectionResetError):

@@ -147,21 +147,51 @@ class PduReader:
     Parameters
     ----------
     sock : socket
-        The association's socket.
+        The association's socket (its timeout bounds each wait for bytes).
     max_pdu : int
         The maximum P-DATA-TF length we announced (our Maximum Length Received):
         a longer PDU raises :class:`PduError` before its body is read.
+    pdu_timeout : float, optional
+        Each :meth:`pdu` call must be complete within this many seconds plus one
+        second per ``min_rate`` bytes of the PDU, else ``TimeoutError``: a peer that
+        trickles bytes cannot hold the association (None: no such deadline).
+    min_rate : int
+        See ``pdu_timeout``.
     """
 
-    def __init__(self, sock: Any, max_pdu: int = DEFAULT_PDU_LIMIT) -> None:
+    def __init__(
+        self,
+        sock: Any,
+        max_pdu: int = DEFAULT_PDU_LIMIT,
+        *,
+        pdu_timeout: float | None = None,
+        min_rate: int = 32 * 1024,
+    ) -> None:
+        self._sock = sock
         self._file = sock.makefile("rb", buffering=_READ_BUFFER)
         self.max_pdu = max_pdu or DEFAULT_PDU_LIMIT
+        self._pdu_timeout = pdu_timeout
+        self._min_rate = min_rate
+        self._idle = sock.gettimeout() if pdu_timeout is not None else None
 
-    def _exact(self, count: int) -> bytes:
-        data: bytes = self._file.read(count)
-        if len(data) < count:
-            raise ConnectionResetError("the peer closed the connection")
-        return data
+    def _exact(self, count: int, deadline: float | None = None) -> bytes:
+        if deadline is None:
+            data: bytes = self._file.read(count)
+            if len(data) < count:
+                raise ConnectionResetError("the peer closed the connection")
+            return data
+        buffer = bytearray(count)
+        view, got = memoryview(buffer), 0
+        while got < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("a PDU was not complete within its deadline")
+            self._sock.settimeout(left if self._idle is None else min(left, self._idle))
+            n = self._file.readinto1(view[got:])
+            if not n:
+                raise ConnectionResetError("the peer closed the connection")
+            got += n
+        return bytes(buffer)
 
     def pdu(self) -> tuple[int, bytes]:
         """The next PDU: (type, body).
@@ -170,15 +200,23 @@ class PduReader:
         ------
         PduError
             If the PDU is longer than allowed (its body is not read).
+        TimeoutError
+            If the peer sends nothing for the socket's timeout, or (``pdu_timeout``)
+            does not complete the PDU in time.
         """
-        kind, _reserved, length = PDU_HEADER.unpack(self._exact(6))
+        deadline = None
+        if self._pdu_timeout is not None:
+            deadline = time.monotonic() + self._pdu_timeout
+        kind, _reserved, length = PDU_HEADER.unpack(self._exact(6, deadline))
         limit = self.max_pdu if kind == P_DATA else _OTHER_PDU_LIMIT
         if length > limit:
             raise PduError(
                 f"PDU of type 0x{kind:02X} is {length} bytes long, more than the "
                 f"{limit} bytes negotiated"
             )
-        return kind, self._exact(length)
+        if deadline is not None:
+            deadline += length / self._min_rate
+        return kind, self._exact(length, deadline)
 
     def close(self) -> None:
         """Drop the buffer (the socket stays open)."""

@@ -21,7 +21,11 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +63,58 @@ def _storage_ae(ae_title: str, limits: _Limits) -> AE:
         ae.add_supported_context(str(context.abstract_syntax), list(ACCEPT_TRANSFER_SYNTAXES))
     ae.add_supported_context(VERIFICATION)
     return ae
+
+
+class _Watchdog:
+    """Closes connections whose association request is not complete in time.
+
+    pynetdicom's ACSE timeout ends a connection that sends nothing, but not one that
+    trickles its A-ASSOCIATE-RQ (its reader blocks inside the PDU): such a connection
+    would hold an association slot for as long as the peer likes.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[float, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="dicomstation-acse-watchdog", daemon=True
+        )
+        self._thread.start()
+
+    def watch(self, assoc: Any) -> None:
+        """Close ``assoc``'s connection unless its request is read within the limit."""
+        with self._lock:
+            self._waiting.append((time.monotonic() + self._limit, assoc))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                due = [assoc for when, assoc in self._waiting if when <= now]
+                self._waiting = [(w, a) for w, a in self._waiting if w > now]
+            for assoc in due:
+                if getattr(assoc, "dicomstation_requested", False) or not assoc.is_alive():
+                    continue
+                where = f"{assoc.requestor.address}:{assoc.requestor.port}"
+                _LOG.warning(
+                    "connection from %s closed: no complete association request within %gs",
+                    where,
+                    self._limit,
+                )
+                with contextlib.suppress(AttributeError, OSError):
+                    assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        self._thread.join()
+
+
+def _requested(event: Any) -> None:
+    """``EVT_REQUESTED``: the association request has been read whole."""
+    event.assoc.dicomstation_requested = True
 
 
 @dataclass(frozen=True)
@@ -156,6 +212,7 @@ class StorageListener:
         self._operation = operation
         self._server: Any = None
         self._ae: AE | None = None
+        self._watchdog: _Watchdog | None = None
         self._given = receiver
         self.fast = fast
         self.receiver: Receiver | None = None
@@ -198,8 +255,10 @@ class StorageListener:
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.receiver.handle),
             (evt.EVT_CONN_OPEN, self._on_connection),
+            (evt.EVT_REQUESTED, _requested),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
+        self._watchdog = _Watchdog(self._limits.acse_timeout + 0.5)
         if self.fast:
             handlers += FastStorageSCP(self.receiver, self._limits.timeout).handlers()
         try:
@@ -207,6 +266,8 @@ class StorageListener:
                 (self.host, self._port), block=False, evt_handlers=handlers
             )
         except OSError as exc:
+            self._watchdog.stop()
+            self._watchdog = None
             if self._given is None:
                 self.receiver.finish()
             self.receiver = None
@@ -238,6 +299,8 @@ class StorageListener:
                 open_now,
             )
             event.assoc.dul.socket.close()
+        elif self._watchdog is not None:
+            self._watchdog.watch(event.assoc)
 
     def _on_rejected(self, event: Any) -> None:
         """Log an association we rejected (calling AE not allowed, too many associations)."""
@@ -262,6 +325,9 @@ class StorageListener:
         if self._ae is not None:
             self._ae.shutdown()
             self._ae = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         if self.receiver is not None:
             if self._given is None:
                 self._report = self.receiver.finish()
