@@ -30,17 +30,6 @@ from dicomstation.errors import (
     ProtocolError,
     RemoteStatusError,
 )
-from dicomstation.models import (
-    InstanceRef,
-    Level,
-    PatientRef,
-    Phase,
-    ProgressEvent,
-    Query,
-    SeriesRef,
-    StudyRef,
-    TransferReport,
-)
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from dicomstation.config import (
@@ -51,6 +40,17 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         Secret,
     )
     from dicomstation.database import Database
+    from dicomstation.models import (
+        InstanceRef,
+        Level,
+        PatientRef,
+        Phase,
+        ProgressEvent,
+        Query,
+        SeriesRef,
+        StudyRef,
+        TransferReport,
+    )
     from dicomstation.nodes import CancelToken, DicomNode, open_node
     from dicomstation.settings import Settings
     from dicomstation.volumes import LoadedVolume, load_series
@@ -68,6 +68,20 @@ _LAZY = {
     "Database": "dicomstation.database",
     **dict.fromkeys(("CancelToken", "DicomNode", "open_node"), "dicomstation.nodes"),
     "Settings": "dicomstation.settings",
+    **dict.fromkeys(
+        (
+            "InstanceRef",
+            "Level",
+            "PatientRef",
+            "Phase",
+            "ProgressEvent",
+            "Query",
+            "SeriesRef",
+            "StudyRef",
+            "TransferReport",
+        ),
+        "dicomstation.models",
+    ),
 }
 
 

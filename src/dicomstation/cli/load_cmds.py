@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from dicomstation.cli.common import (
     DbOption,
@@ -20,7 +18,11 @@ from dicomstation.cli.common import (
     print_json,
 )
 from dicomstation.errors import ConfigError, GeometryWarning, LoadError
-from dicomstation.volumes import Loadable, LoadedVolume, examine, load, write_volume
+
+if TYPE_CHECKING:  # imported when the command runs: ``load --help`` stays light
+    from rich.table import Table
+
+    from dicomstation.volumes import Loadable, LoadedVolume
 
 
 def _files_of(target: str, db_path: Path | None) -> list[Path]:
@@ -41,6 +43,8 @@ def _files_of(target: str, db_path: Path | None) -> list[Path]:
 
 
 def _loadables_table(loadables: list[Loadable]) -> Table:
+    from rich.table import Table
+
     table = Table()
     for title in ("#", "Name", "Kind", "Frames", "Confidence", "Reason", "Warnings"):
         table.add_column(title, overflow="fold")
@@ -99,6 +103,10 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Load a series as a volume (Slicer-style loadables) and optionally write it out."""
+        from rich.text import Text
+
+        from dicomstation.volumes import examine, load, write_volume
+
         loadables = examine(_files_of(target, db))
         if list_only:
             console.print(_loadables_table(loadables))

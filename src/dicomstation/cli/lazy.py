@@ -1,0 +1,60 @@
+"""A Typer group that imports a command's module only when that command runs.
+
+``dicomstation --help`` lists the commands from a table (name -> module and one-line
+help) without importing any command module, so start-up does not pay for
+pydicom, highdicom, httpx, pynetdicom, FastAPI or Dask; ``dicomstation load ...``
+imports ``cli/load_cmds`` (and what it needs) only. The table is checked against
+what each module really registers by a test (tests/volumes/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import typer
+from typer.core import TyperGroup
+
+__all__ = ["Entry", "LazyGroup", "lazy_group"]
+
+Entry = tuple[str, str]
+"""(module under ``dicomstation.cli``, one-line help) of a command."""
+
+
+class LazyGroup(TyperGroup):
+    """Commands named in :attr:`table`, each loaded from its module on first use."""
+
+    table: ClassVar[Mapping[str, Entry]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Every command, in table order (no module is imported)."""
+        return [*self.table, *(name for name in self.commands if name not in self.table)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, importing and registering its module the first time."""
+        if cmd_name not in self.commands and cmd_name in self.table:
+            self._load(self.table[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def _load(self, module_name: str) -> None:
+        module: Any = importlib.import_module(f"dicomstation.cli.{module_name}")
+        sub = typer.Typer()
+        module.register(sub)
+        for name, command in typer.main.get_group(sub).commands.items():
+            self.commands.setdefault(name, command)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Plain click help (rich formatting would import every command to describe it)."""
+        super(TyperGroup, self).format_help(ctx, formatter)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list, from the table's one-line help."""
+        rows = [(name, help_text) for name, (_, help_text) in self.table.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def lazy_group(table: Mapping[str, Entry]) -> type[LazyGroup]:
+    """A :class:`LazyGroup` class serving ``table``."""
+    return type("DicomstationGroup", (LazyGroup,), {"table": dict(table)})
