@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 KEY_TEXT = "dicomstation-test-key-0123456789abcdef"
-PER_FOLDER = 8
+PER_FOLDER = 5
 ALWAYS_WHOLE = ("dcmqi_ct_seg_sr", "highdicom_seg_sr", "dicompyler_rt", "deid_data_us_ct")
 CT2 = "pydicom_testfiles_subset/dicomdirtests_77654033_CT2"
 #: Always in the sample (whole series the volume test loads).

@@ -58,7 +58,7 @@ def test_to_folder_and_to_database(env: Path) -> None:
 
 def test_refusals_and_missing_key_are_one_line_errors(env: Path) -> None:
     done = runner.invoke(app, ["deid", str(env / "in")])
-    assert done.exit_code == 1 and "no de-identification key" in done.output
+    assert done.exit_code == 2 and "no de-identification key" in done.output
     us = ct_instance()
     us.Modality = "US"
     write_instance(env / "us" / "us.dcm", us)
@@ -67,7 +67,7 @@ def test_refusals_and_missing_key_are_one_line_errors(env: Path) -> None:
     assert "us.dcm: refused: ultrasound" in done.output.replace("\n", "")
     done = runner.invoke(app, ["deid", str(env / "in"), "--key-file", str(env / "key"),
                                "--option", "retain-everything"])  # fmt: skip
-    assert done.exit_code == 1 and "unknown" in done.output
+    assert done.exit_code == 2 and "unknown" in done.output
 
 
 def test_deid_key_generate_stores_a_secret_it_never_prints(env: Path) -> None:
@@ -77,7 +77,7 @@ def test_deid_key_generate_stores_a_secret_it_never_prints(env: Path) -> None:
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     key = settings.read_text().split('key = "')[1].split('"')[0]
     assert len(key) >= 32 and key not in done.output
-    assert runner.invoke(app, ["deid-key", "--generate"]).exit_code == 1  # no silent replace
+    assert runner.invoke(app, ["deid-key", "--generate"]).exit_code == 2  # no silent replace
     done = runner.invoke(app, ["deid", str(env / "in"), "--to", str(env / "out")])
     assert done.exit_code == 0, done.output  # the stored key is used
 

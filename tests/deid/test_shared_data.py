@@ -191,7 +191,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_two_processes_with_the_same_key_write_identical_bytes(
     deid_set: DeidSet, tmp_path: Path
 ) -> None:
-    inputs = [files[0] for files in deid_set.files.values()]
+    inputs = [files[0] for name, files in sorted(deid_set.files.items())][::2]  # 5 folders
     key_file = tmp_path / "project.key"
     key_file.write_text(KEY_TEXT)
     _cli_run(inputs, tmp_path / "a", key_file)
