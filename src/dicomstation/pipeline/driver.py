@@ -173,6 +173,9 @@ class _Run:
     def report(
         self, result: TaskResult, manifest_of: Callable[[str], TaskManifest]
     ) -> TaskManifest | None:
+        ran = any(r.state is not StepState.PENDING for r in result.records)
+        if ran and result.item_key not in self.status.running:  # no live events (remote)
+            self.ledger.mark_running(self.job, result.item_key)  # counts the attempt
         for record in result.records:  # executors without live events report here
             self.ledger.record(self.job, result.item_key, record)
         if self.options.on_result is not None:
