@@ -12,13 +12,18 @@ volumes (orientation, size, acquisition, echo, image type, temporal position)
 into :class:`Loadable` candidates, each with a ``reason`` and a ``confidence``.
 :func:`load` sorts slices along the slice normal, decodes pixels (any transfer
 syntax pydicom's pixel plugins decode) straight into one preallocated array and
-applies Rescale Slope/Intercept. Enhanced multi-frame instances (per-frame
+applies Rescale Slope/Intercept (or a Modality LUT Sequence; palette colour is
+expanded to 8-bit RGB; deflated files are inflated; a 1-bit SEG gives uint8).
+Enhanced multi-frame instances (per-frame
 functional groups), cine multi-frames (2D+t), RGB/YBR, secondary captures and
 Siemens mosaics (tiles cut per the CSA header) all go through the same path.
 Geometry problems (uneven spacing, missing slices, gantry tilt, mixed
 orientations or sizes, duplicate positions) are issued as
 :class:`~dicomstation.errors.GeometryWarning` *and* recorded in
-``LoadedVolume.warnings``. A series that cannot become a volume raises
+``LoadedVolume.warnings``. Missing slices: by default the stored slices are
+kept with a uniform affine (slices after the gap are then misplaced, and the
+warning says so); ``load(..., equidistant=True)`` (CLI ``load --equidistant``)
+interpolates them onto equidistant slices instead. A series that cannot become a volume raises
 :class:`~dicomstation.errors.LoadError` naming the files.
 
 ``LoadedVolume`` fields (stable interface)
@@ -46,6 +51,8 @@ time_points : tuple[highdicom.Volume, ...]
     FrameNumber, InstanceNumber; ``FrameTime`` for cine) and ``time_values``
     holds its value per time point (milliseconds for TriggerTime/FrameTime;
     for InstanceNumber, the first slice's).
+slice_positions : tuple[tuple[float, float, float], ...]
+    ImagePositionPatient of each stored slice (first time point), in slice order.
 kind : LoadableKind ; name : str ; rescaled : bool
 Convenience: ``is_4d``, ``affine_lps``, ``affine_ras``, ``spacing``,
 ``origin``, ``direction``, ``array_4d()``.
