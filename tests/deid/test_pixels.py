@@ -96,3 +96,31 @@ def test_bad_rule_files_name_the_file(tmp_path: Path, text: str, message: str) -
     with pytest.raises(ConfigError, match=message) as caught:
         load_pixel_rules(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.shared
+def test_multiframe_jpeg_colour_cine_is_blanked_in_every_frame(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    path = shared_data / "pydicom_testfiles_subset" / "examples_ybr_color.dcm"
+    rules = tmp_path / "sonosite.toml"
+    rules.write_text(
+        '[[rule]]\nname = "SonoSite top band"\nmatch = { Manufacturer = "SonoSite" }\n'
+        "regions = [[0, 0, 320, 30]]\n"
+    )
+    original = pydicom.dcmread(path).pixel_array  # (30, 240, 320, 3), decoded to RGB
+    result = deidentify(pydicom.dcmread(path), config(pixel_rules=load_pixel_rules(rules)))
+    ds = result.dataset
+    assert ds.PhotometricInterpretation == "RGB" and int(ds.NumberOfFrames) == 30
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # stored uncompressed
+    cleaned = pydicom.dcmread(_roundtrip(result, tmp_path)).pixel_array
+    assert cleaned.shape == original.shape and not cleaned[:, :30].any()
+    np.testing.assert_array_equal(cleaned[:, 30:], original[:, 30:])
+
+
+def _roundtrip(result: object, tmp_path: Path) -> Path:
+    from dicomstation.deid import encode
+
+    out = tmp_path / "out.dcm"
+    out.write_bytes(encode(result))  # type: ignore[arg-type]
+    return out
