@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pydicom
 import pytest
 
 from dicomstation.deid import burned_in_reason, deidentify, load_pixel_rules
+from dicomstation.deid.pixels import BUILTIN, builtin_pixel_rules
 from dicomstation.errors import ConfigError, DeidentificationError
 from tests.deid.synth import config
 
@@ -124,3 +127,32 @@ def _roundtrip(result: object, tmp_path: Path) -> Path:
     out = tmp_path / "out.dcm"
     out.write_bytes(encode(result))  # type: ignore[arg-type]
     return out
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("name", "rows"), [("GREYSCALE_IMAGE.dcm", 49), ("RGB_IMAGE.dcm", 60)])
+def test_builtin_rules_from_deid_clean_known_devices(
+    shared_data: Path, name: str, rows: int
+) -> None:
+    path = shared_data / "deid_data_us_ct" / name
+    original = pydicom.dcmread(path).pixel_array
+    rules = load_pixel_rules(Path(BUILTIN))
+    result = deidentify(pydicom.dcmread(path), config(pixel_rules=rules))
+    cleaned = result.dataset.pixel_array
+    assert not cleaned[:rows].any() and original[:rows].any()
+    np.testing.assert_array_equal(cleaned[rows:], original[rows:])
+    # a device no rule names is still refused
+    other = pydicom.dcmread(path)
+    other.ManufacturerModelName = "UNKNOWN-MODEL-9"
+    with pytest.raises(DeidentificationError, match="UNKNOWN-MODEL-9"):
+        deidentify(other, config(pixel_rules=rules))
+
+
+def test_builtin_rules_are_what_the_generator_makes_from_deid() -> None:
+    rules = builtin_pixel_rules()
+    assert len(rules) >= 90 and all(r.regions and r.match for r in rules)
+    if importlib.util.find_spec("deid") is None:
+        pytest.skip("deid is not installed (bench extra)")
+    from dicomstation.deid.rulegen import OUTPUT, build
+
+    assert build() == json.loads(OUTPUT.read_text())

@@ -129,7 +129,10 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only.")] = False,
         key_file: Annotated[Path | None, typer.Option("--key-file")] = None,
         pixel_rules: Annotated[
-            Path | None, typer.Option("--pixel-rules", help="TOML rules blanking burned-in text.")
+            Path | None,
+            typer.Option(
+                "--pixel-rules", help="TOML rules blanking burned-in text ('deid': built-in set)."
+            ),
         ] = None,
         allow_burned_in: Annotated[bool, typer.Option("--allow-burned-in")] = False,
         ledger: Annotated[

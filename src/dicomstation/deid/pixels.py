@@ -8,8 +8,9 @@ recorded), or the caller explicitly accepts the risk (``allow_burned_in``).
 
 Rules are opt-in, like CTP's DicomPixelAnonymizer script and deid's ``%filter graylist``: a rule
 names header values (case-insensitive substrings, e.g. Manufacturer and ManufacturerModelName),
-optional image size, and rectangles ``[x, y, width, height]`` in pixel columns/rows. A rule file
-is TOML::
+optional image size, and rectangles ``[x, y, width, height]`` in pixel columns/rows. Header
+values are matched as in deid: a case-insensitive regular-expression search. A rule file is
+TOML::
 
     [[rule]]
     name = "Philips EPIQ: patient banner"
@@ -17,13 +18,21 @@ is TOML::
     rows = 600
     columns = 800
     regions = [[0, 0, 800, 80]]
+
+:func:`builtin_pixel_rules` is an opt-in set converted from deid 0.4.13's graylist (CTP's
+DicomPixelAnonymizer regions and deid contributors'), by :mod:`dicomstation.deid.rulegen`;
+``--pixel-rules deid`` selects it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +40,18 @@ from pydicom.dataset import Dataset
 
 from dicomstation.errors import ConfigError
 
-__all__ = ["PixelRule", "blank_regions", "burned_in_reason", "load_pixel_rules", "matching_rule"]
+__all__ = [
+    "BUILTIN",
+    "PixelRule",
+    "blank_regions",
+    "builtin_pixel_rules",
+    "burned_in_reason",
+    "load_pixel_rules",
+    "matching_rule",
+]
+
+#: Name that selects :func:`builtin_pixel_rules` where a rule file is expected.
+BUILTIN = "deid"
 
 _US_CLASSES = frozenset(
     {
@@ -64,7 +84,7 @@ class PixelRule:
     name : str
         Shown in reports and recorded nowhere in the output.
     match : mapping of str to str
-        Keyword -> case-insensitive substring the value must contain (all must match).
+        Keyword -> case-insensitive regular expression searched in the value (all must match).
     regions : tuple of (x, y, width, height)
         Rectangles in pixel columns (x) and rows (y).
     rows, columns : int
@@ -85,7 +105,7 @@ class PixelRule:
             return False
         for keyword, wanted in self.match.items():
             value = ds.get(keyword)
-            if value is None or wanted.lower() not in str(value).lower():
+            if value is None or re.search(wanted, str(value), re.IGNORECASE) is None:
                 return False
         return True
 
@@ -96,6 +116,8 @@ def _rule(table: Mapping[str, object], where: str) -> PixelRule:
         regions = table["regions"]
         if not isinstance(match, dict) or not match or not isinstance(regions, list):
             raise TypeError("match must be a non-empty table and regions a list")
+        for pattern in match.values():
+            re.compile(str(pattern))
         boxes = tuple(tuple(int(v) for v in box) for box in regions)
         if not boxes or any(len(b) != 4 or min(b) < 0 or b[2] == 0 or b[3] == 0 for b in boxes):
             raise ValueError("each region is [x, y, width, height] with width, height > 0")
@@ -106,18 +128,28 @@ def _rule(table: Mapping[str, object], where: str) -> PixelRule:
             rows=int(str(table.get("rows", 0))),
             columns=int(str(table.get("columns", 0))),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, re.error) as exc:
         raise ConfigError(f"{where}: bad pixel rule ({exc})") from None
 
 
+@cache
+def builtin_pixel_rules() -> tuple[PixelRule, ...]:
+    """The opt-in rule set shipped with dicomstation (from deid 0.4.13's graylist)."""
+    text = resources.files("dicomstation.deid").joinpath("pixel_rules_deid.json").read_text()
+    rules = json.loads(text)["rule"]
+    return tuple(_rule(r, f"pixel_rules_deid.json rule {i}") for i, r in enumerate(rules))
+
+
 def load_pixel_rules(path: Path) -> tuple[PixelRule, ...]:
-    """Read a TOML rule file (see the module docstring).
+    """Read a TOML rule file (see the module docstring); ``deid`` gives the built-in set.
 
     Raises
     ------
     ConfigError
         If the file cannot be read or a rule is malformed (names the file and rule).
     """
+    if str(path) == BUILTIN and not path.exists():
+        return builtin_pixel_rules()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
