@@ -7,6 +7,7 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
 
     DicomStationError
     ├── ConfigError                 settings file, unknown server, bad option
+    │   └── UsageError              a command-line value that cannot be used (exit code 2)
     ├── InvalidDicomError           a file that is not (complete) DICOM; names the file
     ├── NotFoundError               a UID that is not in the database or on the server
     ├── DatabaseError               the local database cannot do what was asked
@@ -51,6 +52,7 @@ __all__ = [
     "ProtocolError",
     "RemoteStatusError",
     "TransferError",
+    "UsageError",
 ]
 
 
@@ -60,6 +62,13 @@ class DicomStationError(Exception):
 
 class ConfigError(DicomStationError):
     """Settings are missing, malformed, or name an unknown server."""
+
+
+class UsageError(ConfigError):
+    """A value given on the command line (or to the API) that cannot be used.
+
+    The CLI exits with code 2 for it, as for its own option errors.
+    """
 
 
 class InvalidDicomError(DicomStationError):

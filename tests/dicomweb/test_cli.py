@@ -64,11 +64,11 @@ def test_query_levels_and_filters(loaded_orthanc: OrthancServer, env: Path) -> N
 
 def test_query_errors(loaded_orthanc: OrthancServer, env: Path) -> None:
     result = runner.invoke(app, ["query", "o", "--StudyDate", "2024-01-01"])
-    assert result.exit_code == 1 and "StudyDate" in result.output
+    assert result.exit_code == 2 and "StudyDate" in result.output
     result = runner.invoke(app, ["query", "nosuch"])
-    assert result.exit_code == 1 and "unknown server 'nosuch'" in result.output
+    assert result.exit_code == 2 and "unknown server 'nosuch'" in result.output
     result = runner.invoke(app, ["query", "o", "--filter", "oops"])
-    assert result.exit_code == 1 and "KEY=VALUE" in result.output
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output
 
 
 def test_metadata(loaded_orthanc: OrthancServer, env: Path) -> None:
@@ -97,6 +97,6 @@ def test_fetch_then_send_back(loaded_orthanc: OrthancServer, env: Path) -> None:
 
 def test_fetch_unknown_study_and_send_unknown_uid(loaded_orthanc: OrthancServer, env: Path) -> None:
     result = runner.invoke(app, ["fetch", "o", "1.2.3.4.5.6"])
-    assert result.exit_code == 1 and "1.2.3.4.5.6" in result.output and "on o" in result.output
+    assert result.exit_code == 3 and "1.2.3.4.5.6" in result.output and "on o" in result.output
     result = runner.invoke(app, ["send", "o", "9.9.9"])
-    assert result.exit_code == 1 and "9.9.9" in result.output
+    assert result.exit_code == 3 and "9.9.9" in result.output

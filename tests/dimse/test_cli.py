@@ -75,7 +75,7 @@ def test_unreachable_dimse_server_is_one_clear_line(env: Path) -> None:
     )
     assert result.exit_code == 0
     result = runner.invoke(app, ["server", "echo", "dead"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "C-ECHO on dead" in result.output and "Traceback" not in result.output
 
 

@@ -91,12 +91,12 @@ def test_segment_reports_bad_seeds_clearly(db_path: Path, ct: SourceSeries) -> N
             str(db_path),
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "seed at voxel 0,0,0 has a value outside [250, 350]" in " ".join(result.output.split())
     result = runner.invoke(
         app, ["segment", "1.2.3.4", "--threshold", "0", "1", "--db", str(db_path)]
     )
-    assert result.exit_code == 1 and "1.2.3.4" in result.output
+    assert result.exit_code == 3 and "1.2.3.4" in result.output
     result = runner.invoke(
         app,
         [
@@ -111,7 +111,7 @@ def test_segment_reports_bad_seeds_clearly(db_path: Path, ct: SourceSeries) -> N
             str(db_path),
         ],
     )
-    assert result.exit_code == 1 and "known terms: bone" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "known terms: bone" in " ".join(result.output.split())
     with Database.open(db_path) as db:  # nothing was written by the failed commands
         assert len(db.study_files(str(ct.first.StudyInstanceUID))) == len(ct.datasets)
 
@@ -200,7 +200,7 @@ def test_export_seg_from_a_labelmap_file(db_path: Path, ct: SourceSeries, tmp_pa
             str(db_path),
         ],
     )
-    assert bad.exit_code == 1 and "x.txt" in bad.output
+    assert bad.exit_code == 3 and "x.txt" in bad.output
 
 
 @pytest.mark.orthanc

@@ -82,7 +82,7 @@ def test_cli_auth_and_servers_never_print_secrets(env: Path) -> None:
     assert SECRET in text  # stored (0600), only there
     assert runner.invoke(app, ["server", "remove", "old"]).exit_code == 0
     missing = runner.invoke(app, ["server", "remove", "old"])
-    assert missing.exit_code == 1 and "unknown server 'old'" in missing.output
+    assert missing.exit_code == 2 and "unknown server 'old'" in missing.output
 
 
 def test_cli_db_import_ls_show_rm(env: Path) -> None:
@@ -90,7 +90,7 @@ def test_cli_db_import_ls_show_rm(env: Path) -> None:
     (env / "src" / "notes.txt").write_text("not dicom")
     runner = CliRunner()
     result = runner.invoke(app, ["db", "import", str(env / "src"), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # partly: notes.txt not imported
     summary = json.loads(result.output[result.output.index("{") :])
     assert summary["imported"] == 3
     assert any("notes.txt: not a DICOM file" in v for v in summary["failed"].values())
@@ -108,5 +108,5 @@ def test_cli_db_import_ls_show_rm(env: Path) -> None:
     assert one["00080018"]["Value"] == [sop_uid]
     assert runner.invoke(app, ["db", "rm", study_uid]).exit_code == 0
     gone = runner.invoke(app, ["db", "show", study_uid])
-    assert gone.exit_code == 1 and study_uid in gone.output
+    assert gone.exit_code == 3 and study_uid in gone.output
     assert all(p.exists() for p in paths)

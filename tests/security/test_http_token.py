@@ -179,7 +179,7 @@ def test_ui_command_prints_the_tokenized_url(tmp_path: Path) -> None:
 )
 def test_ui_refuses_unsafe_options(tmp_path: Path, args: list[str], message: str) -> None:
     done = run_cli(tmp_path, "ui", "--port", "1", *args, stdin="pw\n")
-    assert done.returncode == 1
+    assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], errors
     assert "Traceback" not in done.stderr

@@ -97,7 +97,7 @@ def test_cli_load_from_database(tmp_path: Path, oblique: Path) -> None:
     listed = CliRunner().invoke(app, ["load", str(oblique), "--list"])
     assert listed.exit_code == 0 and "volume" in listed.output
     missing = CliRunner().invoke(app, ["load", "1.2.3.999", "--db", str(db_root)])
-    assert missing.exit_code == 1 and "1.2.3.999" in missing.output
+    assert missing.exit_code == 3 and "1.2.3.999" in missing.output
 
 
 def test_cli_reports_warnings_and_errors(tmp_path: Path) -> None:
@@ -108,4 +108,4 @@ def test_cli_reports_warnings_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "missing slices" in result.output
     files[0].write_bytes(files[0].read_bytes()[:-10])
     bad = CliRunner().invoke(app, ["load", str(tmp_path / "s")])
-    assert bad.exit_code == 1 and files[0].name in bad.output.replace("\n", "")
+    assert bad.exit_code == 3 and files[0].name in bad.output.replace("\n", "")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -17,17 +20,30 @@ from rich.table import Table
 from rich.text import Text
 
 from dicomstation.database import Database
-from dicomstation.errors import DicomStationError
-from dicomstation.models import InstanceRef, PatientRef, ProgressEvent, SeriesRef, StudyRef
+from dicomstation.errors import ConfigError, DicomStationError, TransferError, UsageError
+from dicomstation.models import (
+    InstanceRef,
+    Level,
+    PatientRef,
+    ProgressEvent,
+    SeriesRef,
+    StudyRef,
+    TransferReport,
+)
 from dicomstation.settings import Settings, default_database_path
 
 __all__ = [
     "DbOption",
+    "ExitCode",
     "JsonOption",
+    "UsageError",
     "console",
     "err_console",
+    "exit_for",
     "handle_errors",
     "open_database",
+    "parse_level",
+    "plain_help",
     "print_json",
     "print_refs",
     "progress_bar",
@@ -46,21 +62,92 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class ExitCode(enum.IntEnum):
+    """The exit codes of every ``dicomstation`` command (documented in the README).
+
+    0 everything asked was done; 1 partly failed (some items done, some not: the
+    failures are listed); 2 usage error (a bad option value, a missing file, an
+    unknown server, a settings file that cannot be used); 3 nothing done (the
+    server, UID or file named in the message failed); 4 internal error (a bug:
+    please report it with the command); 130 interrupted (Ctrl-C).
+    """
+
+    DONE = 0
+    PARTLY_FAILED = 1
+    USAGE = 2
+    NOTHING_DONE = 3
+    INTERNAL = 4
+    INTERRUPTED = 130
+
+
+# Advice meant for a backend's API, not for a user of the command.
+_API_ADVICE = re.compile(r"\s*Use force=True to force reading\.?")
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", _API_ADVICE.sub("", text)).strip()
+
+
+def fail(message: str, code: ExitCode) -> typer.Exit:
+    """Print ``error: message`` on one line of stderr; the Exit to raise."""
+    err_console.print(Text(f"error: {_one_line(message)}", style="bold red"), soft_wrap=True)
+    return typer.Exit(int(code))
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn dicomstation errors into a one-line message on stderr and exit code 1."""
+    """Turn every error into a one-line message on stderr and an :class:`ExitCode`.
+
+    No traceback reaches the user: errors of the package say what was wrong
+    (server, UID, file); anything else is a bug, reported as one line too.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except ConfigError as exc:
+            raise fail(str(exc), ExitCode.USAGE) from None
+        except TransferError as exc:
+            raise fail(str(exc), ExitCode.PARTLY_FAILED) from None
         except DicomStationError as exc:
-            err_console.print(Text(f"error: {exc}", style="bold red"))
-            raise typer.Exit(1) from None
+            raise fail(str(exc), ExitCode.NOTHING_DONE) from None
         except KeyboardInterrupt:
             err_console.print(Text("interrupted", style="yellow"))
-            raise typer.Exit(130) from None
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:  # the last line of defence: no traceback, one line
+            text = f"internal error ({type(exc).__name__}: {exc}); please report the command"
+            raise fail(text, ExitCode.INTERNAL) from None
 
+    wrapper.__doc__ = plain_help(func.__doc__)
     return wrapper
+
+
+def plain_help(doc: str | None) -> str | None:
+    """A docstring as help text: reST literals (````--url````) and roles become plain quotes."""
+    if doc is None:
+        return None
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"'\1'", doc)
+    return re.sub(r"``([^`]+)``", r"'\1'", text)
+
+
+def exit_for(report: TransferReport) -> None:
+    """Raise the Exit a transfer report calls for (nothing when all went well)."""
+    if not report.failed:
+        return
+    done = bool(report.succeeded or report.skipped)
+    raise typer.Exit(int(ExitCode.PARTLY_FAILED if done else ExitCode.NOTHING_DONE))
+
+
+def parse_level(value: str, option: str = "--level") -> Level:
+    """``--level`` normalised; an unknown value is a :class:`UsageError` naming it."""
+    try:
+        return Level.parse(value)
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r}: unknown level; use patient, study, series or instance"
+        ) from None
 
 
 def open_database(path: Path | None) -> Database:
@@ -134,6 +221,14 @@ def print_refs(refs: Sequence[Any], as_json: bool) -> None:
     console.print(table)
 
 
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        done = int(task.completed)
+        if task.total is None:
+            return Text(f"{done} instances" if done else "")
+        return Text(f"{done}/{int(task.total)} instances")
+
+
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         mb = float(task.fields.get("mb", 0.0))
@@ -148,7 +243,7 @@ def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} instances"),
+        _CountColumn(),
         _RateColumn(),
         TimeElapsedColumn(),
     )

@@ -10,10 +10,13 @@ import typer
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
+    UsageError,
     console,
     err_console,
+    exit_for,
     handle_errors,
     open_database,
+    parse_level,
     print_json,
     print_refs,
     progress_bar,
@@ -31,7 +34,14 @@ def db_import(
     no_copy: Annotated[bool, typer.Option("--no-copy", help="Index files where they are.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Import DICOM files; non-DICOM and truncated files are reported and skipped."""
+    """Import DICOM files; non-DICOM and truncated files are reported and skipped.
+
+    Exit code 1 when some files were not imported, 3 when none was (a folder of
+    junk), 2 when a path does not exist.
+    """
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
     with open_database(db) as database, progress_bar("import") as progress:
         report = database.import_path(paths, copy=not no_copy, progress=progress)
     if as_json:
@@ -43,6 +53,7 @@ def db_import(
                 "seconds": report.seconds,
             }
         )
+        exit_for(report)
         return
     for reason in report.failed.values():
         err_console.print(f"[yellow]skipped[/] {reason}")
@@ -51,6 +62,7 @@ def db_import(
         f"imported {len(report.succeeded)}, already present {len(report.skipped)}, "
         f"not imported {len(report.failed)} ({report.seconds:.1f}s, {rate:.0f} files/s)"
     )
+    exit_for(report)
 
 
 @db_app.command("ls")
@@ -71,7 +83,7 @@ def db_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List studies, series or instances, with DICOM matching (wildcards, ranges, UID lists)."""
-    parsed = Level.parse(level)
+    parsed = parse_level(level)
     keys = {"PatientName": patient_name, "PatientID": patient_id, "StudyDate": study_date}
     keys["ModalitiesInStudy" if parsed is Level.STUDY else "Modality"] = modality
     for item in filters or []:

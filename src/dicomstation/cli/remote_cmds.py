@@ -8,9 +8,11 @@ Protocol-neutral: every command opens the server with
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,10 +21,13 @@ from rich.table import Table
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
+    UsageError,
     console,
     err_console,
+    exit_for,
     handle_errors,
     open_database,
+    parse_level,
     print_json,
     print_refs,
     progress_bar,
@@ -37,6 +42,7 @@ from dicomstation.settings import Settings
 
 __all__ = ["register"]
 
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 ServerArg = Annotated[str, typer.Argument(help="A server name from `dicomstation server list`.")]
 ConcurrencyOption = Annotated[
     int, typer.Option("--concurrency", min=1, max=16, help="Series/batches in flight at once.")
@@ -92,7 +98,7 @@ def query(
     as_json: JsonOption = False,
 ) -> None:
     """Query a server for studies, series or instances (QIDO-RS or C-FIND)."""
-    parsed = Level.parse(level)
+    parsed = parse_level(level)
     named = {
         "PatientName": patient_name,
         "PatientID": patient_id,
@@ -185,8 +191,7 @@ def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
             f"failed {len(report.failed)} ({mb:.1f} MB in {report.seconds:.1f}s, "
             f"{rate:.1f} MB/s)"
         )
-    if report.failed:
-        raise typer.Exit(1)
+    exit_for(report)
 
 
 @handle_errors
@@ -212,6 +217,13 @@ def fetch(
     _summary(report, "fetched", as_json)
 
 
+def _check_items(items: list[str]) -> None:
+    """A path that does not exist is named as such (a UID is digits and dots)."""
+    for item in items:
+        if not _UID.fullmatch(item) and not Path(item).exists():
+            raise UsageError(f"no such file or folder: {item}")
+
+
 @handle_errors
 def send(
     server: ServerArg,
@@ -226,6 +238,7 @@ def send(
     as_json: JsonOption = False,
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
+    _check_items(items)
     with open_database(db) as database:
         files = files_of(database, items)
         with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:

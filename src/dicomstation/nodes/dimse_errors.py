@@ -28,6 +28,7 @@ fast path: A-ABORT / reset / closed    :class:`AssociationError`
 from __future__ import annotations
 
 import enum
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,11 +203,8 @@ def association_error(
             return AuthenticationError(text, server=server, operation=operation)
         return AssociationError(text, server=server, operation=operation)
     if primitive is None:
-        waited = f" within {timeout:g}s" if timeout else ""
         return ConnectionFailedError(
-            f"no association{waited} (connection refused, unreachable or no answer)",
-            server=server,
-            operation=operation,
+            _no_association(assoc, timeout), server=server, operation=operation
         )
     if getattr(assoc, "is_established", False) is False and getattr(primitive, "result", 1) == 0:
         return AssociationError(
@@ -215,6 +213,35 @@ def association_error(
             operation=operation,
         )
     return AssociationError("association aborted", server=server, operation=operation)
+
+
+def _no_association(assoc: Any, timeout: float | None) -> str:
+    """Why no association came: host:port and the cause, found by one TCP connect.
+
+    pynetdicom keeps the socket error to itself, so the cause is learnt again
+    with a plain connect to the same address (bounded by the same timeout).
+    """
+    acceptor = getattr(assoc, "acceptor", None)
+    host, port = getattr(acceptor, "address", None), getattr(acceptor, "port", None)
+    where = f"{host}:{port}" if host is not None and port is not None else "the peer"
+    waited = f" within {timeout:g}s" if timeout else ""
+    if host is None or port is None:
+        return f"no association with {where}{waited}"
+    try:
+        with socket.create_connection((str(host), int(port)), timeout=min(timeout or 5.0, 5.0)):
+            pass
+    except ConnectionRefusedError:
+        return f"cannot connect to {where}: connection refused (nothing listens on that port)"
+    except socket.gaierror as exc:
+        return f"cannot connect to {where}: unknown host ({exc.strerror})"
+    except TimeoutError:
+        return f"cannot connect to {where}: no answer{waited} (host unreachable or port filtered)"
+    except OSError as exc:
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    return (
+        f"{where} accepts TCP connections but gave no association answer{waited} "
+        "(not a DICOM port, or the peer is busy)"
+    )
 
 
 def socket_error(
