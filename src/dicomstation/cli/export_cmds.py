@@ -15,6 +15,8 @@ from the inputs, so running the same command twice does not make a second record
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -86,6 +88,28 @@ def _color(text: str | None) -> tuple[int, int, int] | None:
         return None
     red, green, blue = (int(v) for v in _floats(text, 3, "--color"))
     return red, green, blue
+
+
+# highdicom warns about single-component patient names copied from real sources and
+# about its own deprecations: nothing the user of an export can act on. Caught in our
+# call only (warnings.catch_warnings), never with a process-wide filter.
+_QUIET = (
+    r"The string .* person name",
+    r"Arguments 'window_center' and 'window_width' are deprecated",
+)
+
+
+@contextmanager
+def _quiet_highdicom() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for message in _QUIET:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+def _export(db: Database, request: ExportInput, kinds: list[str], seed: str) -> list[Exported]:
+    with _quiet_highdicom():
+        return export_results(db, request, kinds, uid_seed=seed)
 
 
 def _finish(db: Database, results: list[Exported], send: str | None, as_json: bool) -> None:
@@ -214,9 +238,10 @@ def _segment_and_export(
         ExportStep("export", kinds, options),
     )
     pipeline = Pipeline(f"{segmenter} {series_uid}", ItemsSource((item,)), steps)
-    (ctx,) = run_now(
-        pipeline, db, warn=lambda text: err_console.print(f"[yellow]warning[/] {text}")
-    )
+    with _quiet_highdicom():
+        (ctx,) = run_now(
+            pipeline, db, warn=lambda text: err_console.print(f"[yellow]warning[/] {text}")
+        )
     return ctx.exported
 
 
@@ -272,7 +297,7 @@ def export_sr(
         seg, source, segmentation = read_seg(database, seg_uid)
         request = ExportInput(source, options, segmentation, built={"seg": (seg,)})
         seed = content_seed("sr", seg_uid, options)
-        _finish(database, export_results(database, request, ["sr"], uid_seed=seed), send, as_json)
+        _finish(database, _export(database, request, ["sr"], seed), send, as_json)
 
 
 @export_app.command("sc")
@@ -312,7 +337,7 @@ def export_sc(
         )
         request = ExportInput(source, options, segmentation, params)
         seed = content_seed("sc", series_uid, seg_uid, options, params)
-        _finish(database, export_results(database, request, ["sc"], uid_seed=seed), send, as_json)
+        _finish(database, _export(database, request, ["sc"], seed), send, as_json)
 
 
 def _window(text: str | None) -> tuple[float, float] | None:
@@ -353,7 +378,7 @@ def export_derived(
     with open_database(db) as database:
         request = ExportInput(series_source(database, series_uid), options, params=params)
         seed = content_seed(kind, series_uid, options, params)
-        _finish(database, export_results(database, request, [kind], uid_seed=seed), send, as_json)
+        _finish(database, _export(database, request, [kind], seed), send, as_json)
 
 
 @export_app.command("bundle")
@@ -388,17 +413,10 @@ def export_bundle(
             scene_segmentations=scenes,
         )
         seed = content_seed("bundle", series_uids, seg_uids, options, params)
-        _finish(
-            database, export_results(database, request, ["bundle"], uid_seed=seed), send, as_json
-        )
+        _finish(database, _export(database, request, ["bundle"], seed), send, as_json)
 
 
 def register(app: typer.Typer) -> None:
     """Add ``segment`` and the ``export`` group to the app."""
-    # highdicom warns about single-component patient names copied from real sources;
-    # that is the source's business, not something the user of an export can act on.
-    warnings.filterwarnings(
-        "ignore", message=r"The string .* person name", category=UserWarning, module="highdicom"
-    )
     app.command("segment")(handle_errors(segment_cmd))
     app.add_typer(export_app, name="export")
