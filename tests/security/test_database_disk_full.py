@@ -58,7 +58,7 @@ def _import(db: Path, source: Path, *extra: str) -> subprocess.CompletedProcess[
 def test_cli_import_on_full_disk_then_reimport(small_disk: Path, series: Path) -> None:
     db = small_disk / "db"
     done = _import(db, series)
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode in (1, 3), done.stdout + done.stderr  # partly / nothing done
     message = " ".join(done.stderr.split())
     assert "disk full" in message, message
     assert "cannot rollback" not in message

@@ -25,19 +25,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicomstation.database.importer import Scanned, expand_paths, scan_files
-from dicomstation.database.ingest import Mode, delete_rows, insert_batch
+from dicomstation.database.importer import Scanned, expand_paths, make_room, scan_files
+from dicomstation.database.ingest import Mode, delete_rows, insert_batch, present_uids
 from dicomstation.database.journal import Journal
 from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
 from dicomstation.database.private import database_error, make_private_dirs, staging_full
 from dicomstation.database.records import LEVEL_SQL, row_to_ref
 from dicomstation.database.schema import connect
-from dicomstation.errors import NotFoundError
+from dicomstation.errors import DiskFullError, NotFoundError
 from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
 
 if TYPE_CHECKING:
@@ -196,27 +196,20 @@ class Database:
         failed: dict[str, str] = {}
         nbytes = 0
         try:
-            stage_dir = str(staging) if staging is not None else None
-            for batch in scan_files(sources, stage_dir, workers, heads):
+            scans = scan_files(sources, str(staging) if staging else None, workers, heads)
+            for batch in scans:
                 if cancel is not None and cancel.cancelled:
                     break
-                result = self._insert(batch, mode)
-                if any(s.disk_full for s in batch):
+                result, full = self._insert_staged(batch, mode, scans, staging)
+                if full:
                     raise staging_full(self.root, len(ok) + len(result.succeeded), len(sources))
                 ok += result.succeeded
                 skipped += result.skipped
                 failed.update(result.failed)
                 nbytes += result.bytes_transferred
                 if progress is not None:
-                    progress(
-                        ProgressEvent(
-                            operation,
-                            Phase.PROGRESS,
-                            len(ok) + len(skipped) + len(failed),
-                            len(sources),
-                            nbytes,
-                        )
-                    )
+                    done = len(ok) + len(skipped) + len(failed)
+                    progress(ProgressEvent(operation, Phase.PROGRESS, done, len(sources), nbytes))
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -226,6 +219,24 @@ class Database:
         if progress is not None:
             progress(ProgressEvent(operation, Phase.DONE, len(sources), len(sources), nbytes))
         return report
+
+    def _insert_staged(
+        self,
+        batch: list[Scanned],
+        mode: Mode,
+        scans: Generator[list[Scanned], None, None],
+        staging: Path | None,
+    ) -> tuple[TransferReport, bool]:
+        """Insert a batch, making room on a full disk; True if the import must stop there."""
+        full = any(s.disk_full for s in batch)
+        if full and staging is not None:
+            batch = make_room(batch, scans, staging)
+        try:
+            return self._insert(batch, mode), full
+        except DiskFullError:
+            if full or staging is None:
+                raise
+        return self._insert(make_room(batch, scans, staging), mode), True  # copies took it
 
     def _insert(self, batch: list[Scanned], mode: Mode) -> TransferReport:
         with self._lock:
@@ -276,17 +287,8 @@ class Database:
 
     def has_instances(self, uids: Iterable[str]) -> set[str]:
         """Return the subset of SOP Instance UIDs already in the database."""
-        wanted = list(uids)
-        present: set[str] = set()
         with self._lock:
-            for i in range(0, len(wanted), 500):
-                part = wanted[i : i + 500]
-                marks = ",".join("?" * len(part))
-                rows = self._conn.execute(
-                    f"SELECT sop_uid FROM instances WHERE sop_uid IN ({marks})", part
-                )
-                present.update(r[0] for r in rows)
-        return present
+            return present_uids(self._conn, list(uids))
 
     def _paths(self, where: str, params: Sequence[object]) -> list[Path]:
         with self._lock:

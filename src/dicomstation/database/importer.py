@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from dicomstation.database.private import copy_private, is_disk_full
 from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
-__all__ = ["Scanned", "expand_paths", "scan_files"]
+__all__ = ["Scanned", "expand_paths", "make_room", "scan_files"]
 
 _PARALLEL_THRESHOLD = 64
 _CHUNK = 32
@@ -116,6 +116,29 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+def drop_copies_except(staging: Path, batch: list[Scanned]) -> None:
+    """Remove staged copies other than ``batch``'s (room for indexing it on a full disk)."""
+    keep = {s.staged for s in batch if s.staged}
+    for entry in os.scandir(staging):
+        if entry.path not in keep:
+            _unlink(entry.path)
+
+
+def make_room(
+    batch: list[Scanned], scans: Generator[list[Scanned], None, None], staging: Path
+) -> list[Scanned]:
+    """The disk filled up: stop scanning, free later batches' copies, stage ``batch`` again.
+
+    Returns the batch with the copies that now fit; the import stops after it.
+    """
+    scans.close()  # cancels chunks not started, waits for running ones
+    drop_copies_except(staging, batch)
+    return [
+        _scan_one(s.source, str(staging)) if s.disk_full and s.fields is not None else s
+        for s in batch
+    ]
+
+
 def _executor(workers: int) -> Executor:
     # fork is cheap (modules already imported) but unsafe once other threads exist
     # (a web server, a progress bar's refresh thread): then use forkserver.
@@ -129,7 +152,7 @@ def scan_files(
     staging: str | None,
     workers: int | None = None,
     heads: Mapping[str, bytes] | None = None,
-) -> Iterator[list[Scanned]]:
+) -> Generator[list[Scanned], None, None]:
     """Scan ``sources`` (in parallel when many), yielding results chunk by chunk, in order.
 
     Parameters
@@ -152,4 +175,7 @@ def scan_files(
             yield _scan_chunk(chunk, staging, heads)
         return
     with _executor(count) as pool:
-        yield from pool.map(_scan_chunk, chunks, [staging] * len(chunks))
+        try:
+            yield from pool.map(_scan_chunk, chunks, [staging] * len(chunks))
+        finally:  # stopped early (disk full, cancel): drop the chunks not started
+            pool.shutdown(cancel_futures=True)

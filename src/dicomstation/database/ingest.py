@@ -25,7 +25,7 @@ from dicomstation.database.journal import DELETE, PLACE, Journal
 from dicomstation.database.private import FILE_MODE, database_error, make_private_dirs
 from dicomstation.models import Level, TransferReport
 
-__all__ = ["Mode", "delete_rows", "insert_batch"]
+__all__ = ["Mode", "delete_rows", "insert_batch", "present_uids"]
 
 
 class Mode(enum.Enum):
@@ -68,8 +68,8 @@ def _undo(placed: list[tuple[Scanned, Path]], mode: Mode) -> None:
         with contextlib.suppress(OSError):  # best effort; the journal covers the rest
             if mode is Mode.MOVE:
                 os.replace(target, item.source)
-            elif mode is Mode.COPY:
-                target.unlink(missing_ok=True)
+            elif mode is Mode.COPY and item.staged:  # back to staging (a retry may use it)
+                os.replace(target, item.staged)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -144,7 +144,8 @@ def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> No
     )
 
 
-def _present(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
+def present_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
+    """The subset of ``uids`` that has an instance row."""
     present: set[str] = set()
     for i in range(0, len(uids), 500):
         part = uids[i : i + 500]
@@ -163,7 +164,7 @@ def _sort(
     staged (a re-import after a disk-full failure finds what was kept).
     """
     uids = [str(s.fields["SOPInstanceUID"]) for s in batch if s.fields is not None]
-    present = _present(conn, uids)
+    present = present_uids(conn, uids)
     new: list[Scanned] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}

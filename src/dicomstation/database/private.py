@@ -99,6 +99,6 @@ def database_error(exc: BaseException, what: str, root: Path) -> DatabaseError:
 def staging_full(root: Path, imported: int, total: int) -> DiskFullError:
     """The error of an import stopped because staged copies no longer fit."""
     return DiskFullError(
-        f"disk full: cannot stage copies into {root} (imported {imported} of {total} files"
-        " before; free space and import again: what is present is skipped)"
+        f"disk full: cannot stage more copies into {root}; imported {imported} of {total}"
+        " files, free space and import again (what is present is skipped)"
     )
