@@ -63,7 +63,7 @@ def test_refusals_and_missing_key_are_one_line_errors(env: Path) -> None:
     us.Modality = "US"
     write_instance(env / "us" / "us.dcm", us)
     done = runner.invoke(app, ["deid", str(env / "us"), "--key-file", str(env / "key")])
-    assert done.exit_code == 1
+    assert done.exit_code == 3  # nothing done
     assert "us.dcm: refused: ultrasound" in done.output.replace("\n", "")
     done = runner.invoke(app, ["deid", str(env / "in"), "--key-file", str(env / "key"),
                                "--option", "retain-everything"])  # fmt: skip
@@ -95,3 +95,12 @@ def test_pipeline_step_deidentifies_the_item_into_the_database(env: Path) -> Non
         assert len(db.series_files(outputs[0])) == 1
     with pytest.raises(Exception, match="unknown field"):
         step_from_table({"kind": "deid", "key": "inline keys are not accepted"}, 0)
+
+
+def test_unwritable_destination_is_a_one_line_error(env: Path) -> None:
+    blocked = env / "blocked"
+    blocked.write_text("a file where a folder is needed")
+    done = runner.invoke(
+        app, ["deid", str(env / "in"), "--to", str(blocked), "--key-file", str(env / "key")]
+    )
+    assert done.exit_code == 3 and "error:" in done.output and str(blocked) in done.output

@@ -18,6 +18,7 @@ from rich.text import Text
 import dicomstation.deid.step  # noqa: F401  (registers the "deid" pipeline step kind)
 from dicomstation.cli.common import (
     DbOption,
+    ExitCode,
     JsonOption,
     console,
     err_console,
@@ -174,7 +175,8 @@ def register(app: typer.Typer) -> None:
                 book.close()
         _print(report, as_json, show_values, wrote)
         if report.refused:
-            raise typer.Exit(1)
+            code = ExitCode.PARTLY_FAILED if report.written else ExitCode.NOTHING_DONE
+            raise typer.Exit(int(code))
 
     @app.command("deid-key")
     @handle_errors

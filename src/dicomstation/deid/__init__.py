@@ -10,7 +10,8 @@
   standard's source by :mod:`dicomstation.deid.tablegen`, never typed by hand).
 * UIDs (``2.25.``), Patient ID/Name pseudonyms and per-patient date offsets are HMAC-SHA256
   of the original under the project key: the same on every worker, machine and rerun.
-* Instances that may carry burned-in text are refused unless a :class:`PixelRule` blanks it.
+* Instances that may carry burned-in text are refused unless a :class:`PixelRule` blanks it
+  (your own TOML rules, or :func:`builtin_pixel_rules` converted from deid's CTP-derived list).
 * Every output records PatientIdentityRemoved, DeidentificationMethod and the CID 7050 codes
   of what was applied in DeidentificationMethodCodeSequence.
 """
@@ -22,7 +23,12 @@ from dicomstation.deid.engine import DeidResult, Mapping, deidentify
 from dicomstation.deid.files import DeidReport, deidentify_file, encode, run, write_into
 from dicomstation.deid.keys import Pseudonyms
 from dicomstation.deid.ledger import Ledger
-from dicomstation.deid.pixels import PixelRule, burned_in_reason, load_pixel_rules
+from dicomstation.deid.pixels import (
+    PixelRule,
+    builtin_pixel_rules,
+    burned_in_reason,
+    load_pixel_rules,
+)
 from dicomstation.deid.table import EDITION, Action, Option, profile_table
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "PixelRule",
     "Profile",
     "Pseudonyms",
+    "builtin_pixel_rules",
     "burned_in_reason",
     "deidentify",
     "deidentify_file",

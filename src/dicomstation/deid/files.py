@@ -158,7 +158,10 @@ def run(
         _tally(report, result.changes)
         folder = to_folder or staging
         if folder is not None:
-            out = write_into(folder, result)
+            try:
+                out = write_into(folder, result)
+            except OSError as exc:  # nothing half-written stays: write_into removes its part file
+                raise DicomStationError(f"cannot write under {folder}: {exc.strerror}") from None
             if ledger is not None:
                 ledger.record(result.mappings)
             written.append((source, str(out)))
