@@ -118,6 +118,7 @@ def register_segmenter(name: str, factory: SegmenterFactory) -> None:
 def segmenter_names() -> list[str]:
     """The registered segmenters."""
     import_module("dicomstation.pipeline.inputs")  # registers "labelmap"
+    import_module("dicomstation.pipeline.model_segmenters")  # "ct_baseline", "callable"
     return sorted(_REGISTRY)
 
 
