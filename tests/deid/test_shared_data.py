@@ -176,12 +176,21 @@ def test_volumes_keep_geometry_and_voxels(deid_set: DeidSet, part: str) -> None:
         np.testing.assert_allclose(new_affine, affine, atol=1e-9)
 
 
-def _cli_run(inputs: list[Path], out: Path, key_file: Path) -> None:
-    env = {**os.environ, "DICOMSTATION_CONFIG": str(out.parent / "none.toml")}
-    args = [sys.executable, "-m", "dicomstation.cli.main", "deid", *map(str, inputs)]
-    args += ["--to", str(out), "--key-file", str(key_file), "--allow-burned-in"]
-    done = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+def _cli_run(inputs: list[Path], outs: list[Path], key_file: Path) -> None:
+    """Run ``dicomstation deid`` in one separate process per output folder, at the same time."""
+    procs = []
+    for out in outs:
+        env = {**os.environ, "DICOMSTATION_CONFIG": str(out.parent / "none.toml")}
+        args = [sys.executable, "-m", "dicomstation.cli.main", "deid", *map(str, inputs)]
+        args += ["--to", str(out), "--key-file", str(key_file), "--allow-burned-in"]
+        procs.append(
+            subprocess.Popen(
+                args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -194,8 +203,7 @@ def test_two_processes_with_the_same_key_write_identical_bytes(
     inputs = [files[0] for name, files in sorted(deid_set.files.items())][::2]  # 5 folders
     key_file = tmp_path / "project.key"
     key_file.write_text(KEY_TEXT)
-    _cli_run(inputs, tmp_path / "a", key_file)
-    _cli_run(inputs, tmp_path / "b", key_file)
+    _cli_run(inputs, [tmp_path / "a", tmp_path / "b"], key_file)
     first, second = _tree(tmp_path / "a"), _tree(tmp_path / "b")
     assert len(first) == len(inputs) and first == second
     # ... and the same as this process makes with the same key (same names, same bytes)
