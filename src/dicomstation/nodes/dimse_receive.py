@@ -86,7 +86,7 @@ class _Tally:
     nbytes: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     """A checked, durable ``.dcm`` file waiting for its batch to commit."""
 
@@ -168,8 +168,11 @@ class Receiver:
                 with self._commit:  # one batch at a time; ours may be done when we get in
                     with self._lock:
                         batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
-                    if batch:
-                        self._settle(batch, self._add(batch))
+                    self._commit_batch(batch)
+                    with self._lock:
+                        lost = job.outcome is None and all(p is not job for p in self._pending)
+                    if lost:  # taken by a batch that failed without an answer: never hang
+                        job.outcome = StoreOutcome(OUT_OF_RESOURCES, "not indexed")
         finally:
             with self._busy:
                 self._active -= 1
@@ -220,6 +223,16 @@ class Receiver:
             )
 
     # -- indexing (group commit) ------------------------------------------------------
+    def _commit_batch(self, batch: list[_Job]) -> None:
+        """Index ``batch`` (call with the commit lock); every job gets an outcome."""
+        try:
+            if batch:
+                self._settle(batch, self._add(batch))
+        finally:
+            for other in batch:
+                if other.outcome is None:  # _settle itself failed: answer, never hang
+                    other.outcome = StoreOutcome(OUT_OF_RESOURCES, "not indexed")
+
     def _add(self, batch: list[_Job]) -> dict[str, StoreOutcome | str]:
         """Index ``batch``; per file: an outcome, or "ok"/"skipped". Never raises."""
         paths = [os.fspath(job.path) for job in batch]
