@@ -194,6 +194,8 @@ class Settings:
     credentials: Credentials = field(default_factory=Credentials)
     local: LocalNodeConfig = field(default_factory=LocalNodeConfig)
     database: str = ""
+    #: The server used when a command names none (``server add/edit --default``).
+    default_server: str = ""
     #: De-identification project key (``[deid] key``); a Secret, never printed.
     deid_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
@@ -226,6 +228,7 @@ class Settings:
                 host=local.get("host", str, "127.0.0.1"),
             ),
             database=local.get("database", str, ""),
+            default_server=root.get("default_server", str, ""),
             deid_key=Secret(root.sub("deid").get("key", str, "")),
         )
 
@@ -242,11 +245,13 @@ class Settings:
         }
         if self.database:
             local["database"] = self.database
-        data = {
+        data: dict[str, Any] = {
             "auth": credentials_table(self.credentials),
             "local": local,
             "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())},
         }
+        if self.default_server:
+            data["default_server"] = self.default_server
         if self.deid_key:
             data["deid"] = {"key": self.deid_key.reveal()}
         _write_private(path, data)
@@ -316,7 +321,29 @@ class Settings:
     def without_server(self, name: str) -> Settings:
         """A copy without the named server. Raises ConfigError if unknown."""
         self.server(name)
-        return replace(self, servers={k: v for k, v in self.servers.items() if k != name})
+        default = "" if self.default_server == name else self.default_server
+        servers = {k: v for k, v in self.servers.items() if k != name}
+        return replace(self, servers=servers, default_server=default)
+
+    def with_default(self, name: str) -> Settings:
+        """A copy whose default server is ``name`` ('' for none). Raises ConfigError if unknown."""
+        if name:
+            self.server(name)
+        return replace(self, default_server=name)
+
+    def server_name(self, name: str | None) -> str:
+        """``name``, or the default server when none is given.
+
+        Raises
+        ------
+        ConfigError
+            When no name is given and no default server is set.
+        """
+        if name:
+            return name
+        if not self.default_server:
+            raise ConfigError("no server named and no default server (server edit NAME --default)")
+        return self.default_server
 
     def with_credentials(self, credentials: Credentials) -> Settings:
         """A copy with new global credentials (bound to no origin until a server opts in)."""

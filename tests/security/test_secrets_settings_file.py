@@ -24,7 +24,7 @@ def test_server_add_refuses_a_url_with_a_password(tmp_path: Path) -> None:
     config = tmp_path / "settings.toml"
     url = f"https://alice:{PASSWORD}@pacs.example/dicom-web"
     run = invoke_cli(["server", "add", "pacs", "--url", url], config)
-    assert run.code == 1
+    assert run.code == 2
     assert "user/password" in run.stderr and "--password-stdin" in run.stderr
     assert PASSWORD not in run.stderr
     assert not config.exists()
@@ -35,7 +35,7 @@ def test_server_list_never_prints_a_password_from_a_hand_edited_url(tmp_path: Pa
     config.write_text(f'[servers.pacs]\nurl = "https://alice:{PASSWORD}@pacs.example/dw"\n')
     for args in (["server", "list"], ["server", "list", "--json"], ["query", "pacs"]):
         run = invoke_cli(args, config)
-        assert run.code == 1, run.stderr
+        assert run.code == 2, run.stderr
         assert PASSWORD not in run.stderr
         assert str(config) in run.stderr and "server 'pacs': url" in run.stderr
 
@@ -45,7 +45,7 @@ def test_cli_https_to_http_needs_allow_http(tmp_path: Path) -> None:
     add = ["server", "add", "pacs", "--url"]
     assert invoke_cli([*add, "https://pacs.example/dw"], config).code == 0
     refused = invoke_cli([*add, "http://pacs.example/dw"], config)
-    assert refused.code == 1 and "--allow-http" in refused.stderr
+    assert refused.code == 2 and "--allow-http" in refused.stderr
     server = Settings.load(config).servers["pacs"]
     assert isinstance(server, DicomWebServer) and server.url.startswith("https://")
     assert invoke_cli([*add, "http://pacs.example/dw", "--allow-http"], config).code == 0
@@ -90,7 +90,7 @@ def test_a_value_of_the_wrong_type_is_one_clear_line(tmp_path: Path, text: str, 
     config = tmp_path / "settings.toml"
     config.write_text(text)
     run = invoke_cli(["server", "list"], config)
-    assert run.code == 1
+    assert run.code == 2
     message = run.stderr.strip()
     assert "Traceback" not in message and len(message.splitlines()) <= 2, message  # rich may wrap
     assert str(config) in "".join(message.split()), message
@@ -116,7 +116,7 @@ def test_saving_through_a_symlink_writes_its_target(tmp_path: Path) -> None:
 def test_settings_stay_private(tmp_path: Path) -> None:
     config = tmp_path / "new" / "settings.toml"
     run = invoke_cli(["auth", "set", "--user", "bob", "--password-stdin"], config)
-    assert run.code == 1  # nothing on stdin: refused, nothing written
+    assert run.code == 2  # nothing on stdin: refused, nothing written
     assert not config.exists()
     from typer.testing import CliRunner
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from dicomstation.cli.common import console, handle_errors, print_json
-from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret
-from dicomstation.errors import ConfigError
+from dicomstation.cli.common import ExitCode, console, handle_errors, print_json
+from dicomstation.cli.server_options import ServerEdits, apply_edits, test_node
+from dicomstation.config import Credentials, DicomWebServer, Secret, ServerConfig
+from dicomstation.errors import ConfigError, UsageError
 from dicomstation.nodes import open_node
 from dicomstation.nodes.http_errors import redact
-from dicomstation.settings import Settings, check_url
+from dicomstation.settings import Settings
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
 auth_app = typer.Typer(
@@ -32,61 +34,141 @@ def _read_secret(from_stdin: bool, what: str) -> Secret:
     return Secret(value)
 
 
+UrlOpt = Annotated[str | None, typer.Option("--url", help="DICOMweb root URL.")]
+AeOpt = Annotated[str | None, typer.Option("--ae", help="Called AE title (DIMSE).")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Host (DIMSE).")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (DIMSE; new: 104).")]
+CallingOpt = Annotated[
+    str | None, typer.Option("--calling-ae", help="Our AE title (DIMSE; new: DICOMSTATION).")
+]
+MoveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--move-destination", help="C-MOVE destination AE (DIMSE; '' for C-GET, the default)."
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", help="Seconds (new: 60 DICOMweb, 30 DIMSE).")
+]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Basic auth user (DICOMweb).")]
+PasswordOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+]
+TokenOpt = Annotated[bool, typer.Option("--token-stdin", help="Read a bearer token from stdin.")]
+VerifyOpt = Annotated[
+    bool | None,
+    typer.Option("--verify/--no-verify", help="TLS certificate verification (new: on)."),
+]
+CaOpt = Annotated[str | None, typer.Option("--ca-bundle", help="CA bundle (PEM) for TLS.")]
+ProxyOpt = Annotated[str | None, typer.Option("--proxy", help="HTTP(S) proxy URL.")]
+GlobalOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--use-global-auth/--no-global-auth",
+        help="Send the global credentials (auth set) to this server.",
+    ),
+]
+DefaultOpt = Annotated[bool, typer.Option("--default", help="Make it the default server.")]
+HttpOpt = Annotated[
+    bool, typer.Option("--allow-http", help="Confirm replacing an https URL by http.")
+]
+
+
+def _password(user: str | None, from_stdin: bool, stored: bool) -> Secret | None:
+    """The password given: from stdin, or prompted (hidden) on a terminal for a new user."""
+    if from_stdin:
+        return _read_secret(True, "password")
+    if not user or stored:
+        return None
+    if not sys.stdin.isatty():
+        raise UsageError(f"--user {user}: no password; give --password-stdin")
+    return Secret(typer.prompt(f"password for {user}", hide_input=True))
+
+
+def _save(
+    name: str, edits: ServerEdits, old: ServerConfig | None, flags: tuple[bool, bool]
+) -> None:
+    make_default, allow_http = flags
+    settings = Settings.load()
+    server = apply_edits(name, edits, old)
+    settings = settings.with_server(server, allow_insecure_downgrade=allow_http)
+    if make_default:
+        settings = settings.with_default(name)
+    path = settings.save()
+    note = ", the default" if settings.default_server == name else ""
+    console.print(f"saved server [bold]{name}[/] ({server.protocol.value}{note}) in {path}")
+
+
 @server_app.command("add")
 @handle_errors
 def server_add(
     name: str,
-    url: Annotated[str, typer.Option(help="DICOMweb root URL (for a DICOMweb server).")] = "",
-    ae_title: Annotated[str, typer.Option("--ae", help="Called AE title (DIMSE).")] = "",
-    host: Annotated[str, typer.Option(help="Host (DIMSE).")] = "",
-    port: Annotated[int, typer.Option(help="Port (DIMSE).")] = 104,
-    calling_ae: Annotated[str, typer.Option(help="Our AE title (DIMSE).")] = "DICOMSTATION",
-    username: Annotated[str, typer.Option("--user", help="Basic auth user for this server.")] = "",
-    password_stdin: Annotated[
-        bool, typer.Option(help="Read this server's password from stdin.")
-    ] = False,
-    token_stdin: Annotated[bool, typer.Option(help="Read a bearer token from stdin.")] = False,
-    no_verify: Annotated[
-        bool, typer.Option("--no-verify", help="Disable TLS verification.")
-    ] = False,
-    ca_bundle: Annotated[str, typer.Option(help="CA bundle for TLS verification.")] = "",
-    use_global_auth: Annotated[
-        bool, typer.Option(help="Send the global credentials (auth set) to this server.")
-    ] = False,
-    allow_http: Annotated[
-        bool, typer.Option("--allow-http", help="Confirm replacing an https URL by http.")
-    ] = False,
+    url: UrlOpt = None,
+    ae_title: AeOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    calling_ae: CallingOpt = None,
+    move_destination: MoveOpt = None,
+    timeout: TimeoutOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordOpt = False,
+    token_stdin: TokenOpt = False,
+    verify: VerifyOpt = None,
+    ca_bundle: CaOpt = None,
+    proxy: ProxyOpt = None,
+    use_global_auth: GlobalOpt = None,
+    make_default: DefaultOpt = False,
+    allow_http: HttpOpt = False,
 ) -> None:
-    """Add or replace a server: ``--url`` for DICOMweb, ``--ae/--host/--port`` for DIMSE.
+    """Add or replace a server: --url for DICOMweb, --ae/--host/--port for DIMSE.
 
-    A URL with ``user:password@`` is refused (give ``--user`` and
-    ``--password-stdin``); the secrets given are bound to the URL's origin.
+    A URL with 'user:password@' is refused (give --user; the password is prompted
+    on a terminal, or read with --password-stdin); secrets are bound to the URL's
+    origin. 'server edit' changes some options and keeps the others.
     """
-    settings = Settings.load()
-    if url and ae_title:
-        raise ConfigError("give either --url (DICOMweb) or --ae/--host/--port (DIMSE), not both")
-    if url:
-        creds = Credentials(
-            username=username,
-            password=_read_secret(password_stdin, "password"),
-            token=_read_secret(token_stdin, "token"),
-        )
-        server: DicomWebServer | DimseServer = DicomWebServer(
-            name=name,
-            url=check_url(name, url),
-            credentials=creds,
-            verify_tls=not no_verify,
-            ca_bundle=ca_bundle,
-            use_global_auth=use_global_auth,
-        )
-    elif ae_title and host:
-        server = DimseServer(
-            name=name, ae_title=ae_title, host=host, port=port, calling_ae=calling_ae
-        )
-    else:
-        raise ConfigError("a server needs --url, or --ae and --host (and --port)")
-    path = settings.with_server(server, allow_insecure_downgrade=allow_http).save()
-    console.print(f"saved server [bold]{name}[/] ({server.protocol.value}) in {path}")
+    edits = ServerEdits(
+        url, ae_title, host, port, calling_ae, move_destination, timeout, username,
+        _password(username, password_stdin, stored=False),
+        _read_secret(True, "token") if token_stdin else None,
+        verify, ca_bundle, proxy, use_global_auth,
+    )  # fmt: skip
+    _save(name, edits, None, (make_default, allow_http))
+
+
+@server_app.command("edit")
+@handle_errors
+def server_edit(
+    name: str,
+    url: UrlOpt = None,
+    ae_title: AeOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    calling_ae: CallingOpt = None,
+    move_destination: MoveOpt = None,
+    timeout: TimeoutOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordOpt = False,
+    token_stdin: TokenOpt = False,
+    verify: VerifyOpt = None,
+    ca_bundle: CaOpt = None,
+    proxy: ProxyOpt = None,
+    use_global_auth: GlobalOpt = None,
+    make_default: DefaultOpt = False,
+    allow_http: HttpOpt = False,
+) -> None:
+    """Change some options of a server; every option not given keeps its value.
+
+    A new URL at another origin keeps no stored secret: give it again.
+    """
+    old = Settings.load().server(name)
+    stored = isinstance(old, DicomWebServer) and bool(old.credentials.password)
+    edits = ServerEdits(
+        url, ae_title, host, port, calling_ae, move_destination, timeout, username,
+        _password(username, password_stdin, stored=stored),
+        _read_secret(True, "token") if token_stdin else None,
+        verify, ca_bundle, proxy, use_global_auth,
+    )  # fmt: skip
+    _save(name, edits, Settings.load().servers[name], (make_default, allow_http))
 
 
 def _auth_label(server: DicomWebServer) -> str:
@@ -116,6 +198,9 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
                     "address": redact(s.url),
                     "auth": _auth_label(s),
                     "tls_verify": s.verify_tls,
+                    "timeout": s.timeout,
+                    "move_destination": None,
+                    "default": name == settings.default_server,
                 }
             )
         else:
@@ -126,14 +211,18 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
                     "address": f"{s.ae_title}@{s.host}:{s.port}",
                     "auth": f"calling AE {s.calling_ae}",
                     "tls_verify": None,
+                    "timeout": s.timeout,
+                    "move_destination": s.move_destination or "(C-GET)",
+                    "default": name == settings.default_server,
                 }
             )
     if as_json:
         print_json(rows)
         return
-    table = Table("Name", "Protocol", "Address", "Auth", "TLS verify")
+    table = Table("Name", "Protocol", "Address", "Auth", "TLS verify", "Timeout", "C-MOVE to", "")
     for row in rows:
-        table.add_row(*(str("" if v is None else v) for v in row.values()))
+        cells = [str("" if v is None else v) for v in list(row.values())[:-1]]
+        table.add_row(*cells, "default" if row["default"] else "")
     console.print(table)
 
 
@@ -145,17 +234,54 @@ def server_remove(name: str) -> None:
     console.print(f"removed server {name}")
 
 
+NameArg = Annotated[str | None, typer.Argument(help="Server name (default: the default server).")]
+
+
 @server_app.command("echo")
 @handle_errors
-def server_echo(name: str) -> None:
+def server_echo(name: NameArg = None) -> None:
     """Check a server answers (C-ECHO for DIMSE, a small QIDO-RS for DICOMweb)."""
     settings = Settings.load()
+    name = settings.server_name(name)
     node = open_node(settings.server(name), local=settings.local)
     try:
         seconds = node.echo()
     finally:
         node.close()
     console.print(f"{name}: ok ({seconds * 1000:.0f} ms)")
+
+
+@server_app.command("test")
+@handle_errors
+def server_test(
+    name: NameArg = None,
+    retrieve: Annotated[
+        bool, typer.Option("--retrieve", help="Also retrieve one instance (temporary database).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Try a server: echo, a one-study query and, with --retrieve, a one-instance retrieve.
+
+    Exit code 0 when every check worked, 1 when some did, 3 when none did.
+    """
+    settings = Settings.load()
+    name = settings.server_name(name)
+    node = open_node(settings.server(name), local=settings.local)
+    try:
+        results = test_node(node, retrieve=retrieve)
+    finally:
+        node.close()
+    if as_json:
+        print_json([asdict(r) for r in results])
+    for r in results if not as_json else ():
+        mark = "[green]ok[/]" if r.ok else "[red]failed[/]"
+        console.print(
+            f"{name} {r.check}: {mark} {escape(r.detail)} ({r.seconds:.2f}s)", soft_wrap=True
+        )
+    if not all(r.ok for r in results):
+        raise typer.Exit(
+            int(ExitCode.PARTLY_FAILED if any(r.ok for r in results) else ExitCode.NOTHING_DONE)
+        )
 
 
 @auth_app.command("set")
