@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.charset import convert_encodings, encode_string
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -85,10 +86,17 @@ def sample_files(data: Path, scratch: Path) -> dict[str, list[Path]]:
     return chosen
 
 
+_NUMBERS = frozenset({"DS", "IS", "FL", "FD", "SL", "SS", "UL", "US", "OB", "OW", "OF", "OD"})
+
+
 def _walk(ds: Dataset) -> Iterator[tuple[Dataset, pydicom.DataElement]]:
-    for elem in ds:
-        if elem.tag.group % 2:
+    for tag in list(ds.keys()):
+        if tag.group % 2:
             continue
+        vr = ds.get_item(tag).VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else "")
+        if vr in _NUMBERS:
+            continue  # numbers and pixels identify nobody (and are slow to decode)
+        elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value or []:
                 yield from _walk(item)
