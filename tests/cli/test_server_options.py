@@ -145,3 +145,29 @@ def test_server_test_on_orthanc_dicomweb_and_dimse(
         assert all(c["ok"] for c in checks), checks
         assert "instance " in checks[2]["detail"]
     assert not (tmp_path / "db").exists()  # the retrieve went into a temporary database
+
+
+def test_ui_api_sets_every_dimse_option_and_the_default(tmp_path: Path) -> None:
+    from tests.security.client_support import ui_api
+
+    settings = tmp_path / "settings.toml"
+    with ui_api(settings) as api:
+        body = {
+            "protocol": "dimse", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242,
+            "calling_ae": "ME", "timeout": 9, "move_destination": "STATION", "default": True,
+        }  # fmt: skip
+        saved = api.put("/api/servers/pacs", json=body)
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["default"] is True and saved.json()["move_destination"] == "STATION"
+        api.put("/api/servers/web", json={"url": "https://w.example/dw", "verify_tls": False})
+        listed = {row["name"]: row for row in api.get("/api/servers").json()}
+        assert listed["pacs"]["default"] and not listed["web"]["default"]
+        unset = api.put("/api/servers/pacs", json={**body, "default": False})
+        assert unset.json()["default"] is False
+    loaded = Settings.load(settings)
+    server = loaded.servers["pacs"]
+    assert isinstance(server, DimseServer)
+    assert (server.calling_ae, server.timeout, server.move_destination) == ("ME", 9.0, "STATION")
+    web = loaded.servers["web"]
+    assert isinstance(web, DicomWebServer) and web.verify_tls is False
+    assert loaded.default_server == ""

@@ -172,7 +172,10 @@ def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | Non
 def list_servers(path: Path) -> list[dict[str, Any]]:
     """Every configured server in the settings file at ``path``, secrets masked."""
     settings = Settings.load(path)
-    return [public_server(settings.server(n)) for n in sorted(settings.servers)]
+    return [
+        {**public_server(settings.server(n)), "default": n == settings.default_server}
+        for n in sorted(settings.servers)
+    ]
 
 
 def save_server(path: Path, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,8 +186,12 @@ def save_server(path: Path, name: str, body: Mapping[str, Any]) -> dict[str, Any
     server = server_from_form(name, body, settings.servers.get(name))
     downgrade = flag(body, "allow_insecure_downgrade", False)
     settings = settings.with_server(server, allow_insecure_downgrade=downgrade)
+    if "default" in body:  # "default": true makes it the default server, false unsets it
+        is_default = flag(body, "default", False)
+        if is_default or settings.default_server == name:
+            settings = settings.with_default(name if is_default else "")
     settings.save(path)
-    return public_server(settings.server(name))
+    return {**public_server(settings.server(name)), "default": settings.default_server == name}
 
 
 def delete_server(path: Path, name: str) -> None:
