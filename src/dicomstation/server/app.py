@@ -47,6 +47,10 @@ def dicomweb_router(ctx: ServerContext) -> APIRouter:
     # QIDO first: '/studies/{study}/series' must not be taken for a series retrieve.
     for part in (qido_router, wado_router, frames_router, render_router, stow_router):
         router.include_router(part(ctx))
+    from dicomstation.server.ups import ups_router  # UPS-RS worklist (issue 17)
+    from dicomstation.server.ups_store import UPS_NAME, UpsStore
+
+    router.include_router(ups_router(ctx, UpsStore(ctx.db.root / UPS_NAME)))
     return router
 
 
