@@ -4,14 +4,14 @@ Layout of a database folder::
 
     index.sqlite                     the index (WAL mode, schema in schema.py)
     files/<study>/<series>/<sop>.dcm instances owned by the database
-    incoming/                        staging area; leftovers of dead processes are
-                                     indexed (complete) or removed on open (leftovers.py)
+    incoming/                        staging; dead processes' leftovers settled on open
+    journal/                         writers' intent journals (journal.py)
 
-Folders are created with mode 0700 and files 0600, whatever the umask.
-Every instance is indexed atomically: its file is complete and in place before
-its row is committed, and a failed commit removes (or gives back) the file, so
-neither a crash nor a bad file leaves a half-indexed instance. Any number of
-processes may use one database at once (ingest.py explains how).
+Folders are made 0700 and files 0600, whatever the umask. Every instance is
+indexed atomically: its file is complete and in place before its row is committed,
+and a failed commit removes (or gives back) the file, so neither a crash nor a bad
+file leaves a half-indexed instance. Any number of processes may use one database
+at once (ingest.py explains how; leftovers.py what happens to staging leftovers).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Database:
         self.temporary_db = temporary
         self._conn = conn
         self._lock = threading.RLock()
-        self._journal = Journal(root / "incoming")
+        self._journal = Journal(root / "journal")
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
@@ -79,11 +79,13 @@ class Database:
         try:
             make_private_dirs(root / "files")
             make_private_dirs(root / "incoming")
+            make_private_dirs(root / "journal")
             conn = connect(root / "index.sqlite")
         except (OSError, sqlite3.Error) as exc:
             raise database_error(exc, "cannot open database", root) from exc
         db = cls(root, conn)
-        sweep(root / "incoming", conn, db._lock, lambda files: db.add_files(files, move=True))
+        folders = [root / "journal", root / "incoming"]
+        sweep(folders, conn, db._lock, lambda files: db.add_files(files, move=True))
         return db
 
     @classmethod

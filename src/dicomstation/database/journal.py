@@ -5,7 +5,7 @@ records it (``BEGIN IMMEDIATE`` ... ``COMMIT``), so no other process sees a file
 without its row or moves one under another's feet. A process killed between
 moving files and committing would still leave files without rows (or rows
 whose files sit in a trash folder); before it moves anything it therefore
-writes the moves to ``incoming/journal.<pid>.<id>``, and empties that file after
+writes the moves to ``journal/journal.<pid>.<id>``, and empties that file after
 the commit. Opening the database replays the journals of dead processes
 (:func:`recover`): a placement whose row was not committed is moved back or
 removed, a deletion that was not committed gets its files back.
@@ -31,14 +31,14 @@ DELETE = "delete"  # lines: original <TAB> trash path it was moved to
 
 
 class Journal:
-    """The journal file of one :class:`~dicomstation.database.Database` in ``incoming``.
+    """The journal file of one :class:`~dicomstation.database.Database` in ``folder``.
 
     The file is made on first use and rewritten in place for every transaction (an
     empty journal means nothing is in flight); :meth:`close` removes it.
     """
 
-    def __init__(self, incoming: Path) -> None:
-        self.incoming = incoming
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self._path: Path | None = None
         self._fd = -1
         self._pid = 0
@@ -47,7 +47,7 @@ class Journal:
     def _open(self) -> int:
         if self._fd < 0 or self._pid != os.getpid():  # a forked child gets its own
             self._pid = os.getpid()
-            self._path = self.incoming / f"journal.{self._pid}.{uuid.uuid4().hex}"
+            self._path = self.folder / f"journal.{self._pid}.{uuid.uuid4().hex}"
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
             os.fchmod(self._fd, FILE_MODE)
         return self._fd

@@ -10,7 +10,7 @@ Naming convention of the staging area (shared with every writer of the package):
 ``*.dcm`` in a folder of purpose ``recv`` (:data:`COMPLETE_PURPOSES`)
     A complete instance (written, fsynced, renamed from ``.part``) that a listener
     had not indexed yet: a later open indexes it instead of deleting it.
-``journal.<pid>.<id>``
+``journal/journal.<pid>.<id>`` (beside ``incoming/``)
     The :mod:`.journal` of a database writer, replayed first.
 
 Each leftover is first claimed by renaming it to ``<purpose>.<our pid>.<id>`` (one
@@ -104,22 +104,24 @@ def _settle(
 
 
 def sweep(
-    incoming: Path,
+    folders: list[Path],
     conn: sqlite3.Connection,
     lock: threading.RLock,
     add: Callable[[list[Path]], TransferReport],
 ) -> None:
-    """Settle the leftovers of processes that no longer run (journals first).
+    """Settle the leftovers of processes that no longer run in ``folders`` (journals first).
 
     ``add`` indexes complete files by moving them into the store
     (``Database.add_files``). A leftover that cannot be settled now (disk full, a
     busy index) is kept, and logged, for the next open.
     """
-    try:
-        entries = sorted(incoming.iterdir(), key=lambda e: not e.name.startswith("journal."))
-    except OSError as exc:
-        _log.warning("cannot look for staging leftovers in %s: %s", incoming, exc)
-        return
+    entries: list[Path] = []
+    for folder in folders:
+        try:
+            entries += folder.iterdir()
+        except OSError as exc:
+            _log.warning("cannot look for leftovers in %s: %s", folder, exc)
+    entries.sort(key=lambda e: not e.name.startswith("journal."))
     for entry in entries:
         _, owner = _owner(entry.name)
         if owner is not None and process_alive(owner):
