@@ -104,3 +104,18 @@ def test_unwritable_destination_is_a_one_line_error(env: Path) -> None:
         app, ["deid", str(env / "in"), "--to", str(blocked), "--key-file", str(env / "key")]
     )
     assert done.exit_code == 3 and "error:" in done.output and str(blocked) in done.output
+
+
+def test_a_pipeline_file_knows_the_deid_step_in_a_fresh_process() -> None:
+    """`dicomstation run` and Dask workers never import the deid CLI; the kind is still known."""
+    import subprocess
+    import sys
+
+    code = (
+        "from dicomstation.pipeline.step import step_from_table\n"
+        "print(type(step_from_table({'kind': 'deid', 'key_file': 'k'}, 0)).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "DeidStep"

@@ -161,6 +161,8 @@ class Step(Protocol):
 
 StepFactory = Callable[[str, Mapping[str, Any]], Step]
 _REGISTRY: dict[str, StepFactory] = {}
+# Modules whose import registers the shipped step kinds (a new kind: one module + one line here).
+_BUILTIN_STEP_MODULES = ("dicomstation.pipeline.steps", "dicomstation.deid.step")
 
 
 def register_step(kind: str, factory: StepFactory) -> None:
@@ -170,7 +172,8 @@ def register_step(kind: str, factory: StepFactory) -> None:
 
 def step_kinds() -> list[str]:
     """Registered step kinds."""
-    import_module("dicomstation.pipeline.steps")  # registers the built-ins
+    for module in _BUILTIN_STEP_MODULES:
+        import_module(module)  # registers the built-ins
 
     return sorted(_REGISTRY)
 
