@@ -32,6 +32,7 @@ from dicomstation.cli.common import (
     open_database,
     print_json,
 )
+from dicomstation.cli.uids import seg_instance_uid
 from dicomstation.database import Database
 from dicomstation.errors import ConfigError, NotFoundError
 from dicomstation.export import ExportOptions
@@ -282,7 +283,9 @@ def export_seg(
 @export_app.command("sr")
 @handle_errors
 def export_sr(
-    seg_uid: Annotated[str, typer.Argument(help="SOP Instance UID of a SEG in the database.")],
+    seg_uid: Annotated[
+        str, typer.Argument(help="A SEG of the database: its series UID or its instance UID.")
+    ],
     description: Description = None,
     series_number: SeriesNumber = None,
     institution: Institution = None,
@@ -294,6 +297,7 @@ def export_sr(
     """Compute statistics of a SEG's segments; store them as a TID 1500 SR."""
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:
+        seg_uid = seg_instance_uid(database, seg_uid)
         seg, source, segmentation = read_seg(database, seg_uid)
         request = ExportInput(source, options, segmentation, built={"seg": (seg,)})
         seed = content_seed("sr", seg_uid, options)
@@ -309,7 +313,9 @@ def export_sc(
     index: Annotated[int | None, typer.Option("--slice", help="Slice index.")] = None,
     axis: Annotated[int, typer.Option("--axis", help="0 slices, 1 rows, 2 columns.")] = 0,
     window: Annotated[str | None, typer.Option("--window", help="CENTER,WIDTH")] = None,
-    seg_uid: Annotated[str | None, typer.Option("--seg", help="Draw this SEG over it.")] = None,
+    seg_uid: Annotated[
+        str | None, typer.Option("--seg", help="Draw this SEG (series or instance UID) over it.")
+    ] = None,
     description: Description = None,
     series_number: SeriesNumber = None,
     institution: Institution = None,
@@ -332,6 +338,7 @@ def export_sc(
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:
         source = series_source(database, series_uid)
+        seg_uid = seg_instance_uid(database, seg_uid, "--seg") if seg_uid else None
         segmentation = (
             read_seg(database, seg_uid)[2] if seg_uid and png is None and not mip else None
         )
@@ -387,7 +394,9 @@ def export_bundle(
     series_uids: Annotated[
         list[str], typer.Argument(help="Series to include (first: background).")
     ],
-    seg_uids: Annotated[list[str] | None, typer.Option("--seg", help="SEG to include.")] = None,
+    seg_uids: Annotated[
+        list[str] | None, typer.Option("--seg", help="SEG to include (series or instance UID).")
+    ] = None,
     window: Annotated[str | None, typer.Option("--window", help="CENTER,WIDTH")] = None,
     index: Annotated[int | None, typer.Option("--slice", help="Slice shown.")] = None,
     layout: Annotated[str, typer.Option("--layout", help="View layout.")] = "axial",
@@ -404,7 +413,8 @@ def export_bundle(
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:
         sources = [series_source(database, uid) for uid in series_uids]
-        scenes = tuple(scene_segmentation(database, uid) for uid in seg_uids or [])
+        seg_uids = [seg_instance_uid(database, uid, "--seg") for uid in seg_uids or []]
+        scenes = tuple(scene_segmentation(database, uid) for uid in seg_uids)
         request = ExportInput(
             sources[0],
             options,
