@@ -4,10 +4,10 @@ PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers used by tests and benchmarks (Debian packages).
-APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc libc6-dev curl
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc libc6-dev curl npm
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps lint typecheck bench clean
+.PHONY: demo test venv system-deps ohif lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,19 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-demo: venv
+# OHIF 3 (npm package @ohif/app, version pinned in web/ohif.py) into the user data dir, outside
+# git; served by `dicomstation ui` at /viewer/. Idempotent; without npm or network the UI still
+# works (it says how to install OHIF) and the OHIF tests skip.
+ohif: venv
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(VENV)/bin/dicomstation viewer install </dev/null || \
+	    echo "OHIF could not be installed: /viewer/ will say how (dicomstation viewer install)"; \
+	else echo "npm not found: OHIF not installed (apt-get install npm; dicomstation viewer install)"; fi
+
+demo: venv ohif
 	$(VENV)/bin/dicomstation demo
 
-test: venv system-deps
+test: venv system-deps ohif
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

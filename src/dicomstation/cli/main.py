@@ -60,6 +60,10 @@ COMMANDS: dict[str, Entry] = {
         "ui_cmds",
         "Serve the web UI at http://HOST:PORT/ and DICOMweb at http://HOST:PORT/dicom-web.",
     ),
+    "viewer": (
+        "viewer_cmds",
+        "OHIF viewer served by `dicomstation ui` at /viewer/ (same origin as the UI).",
+    ),
     "demo": (
         "demo_cmds",
         "Start the app with a seeded demo database, served over DICOMweb as server 'demo'.",

@@ -235,6 +235,7 @@ async function watchJob(job) {
 
 // ---------------------------------------------------------------- local database
 async function queryLocal() {
+  await state.ohifReady;  // the study rows need to know whether OHIF is there
   const form = $("#local-filters");
   const params = new URLSearchParams({...studyFilters(form), limit: 200});
   const page = await api(`/api/servers/local/studies?${params}`);
@@ -242,7 +243,7 @@ async function queryLocal() {
     const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openLocalStudy(study)},
       ...cells([study.patient_name, study.patient_id, study.study_date, (study.modalities || []).join(","),
         study.description, study.num_series, study.num_instances]),
-      el("td", {}, el("button", {text: "Delete", className: "delete-study",
+      el("td", {}, ohifLink(study.study_uid), el("button", {text: "Delete", className: "delete-study",
         onclick: e => { e.stopPropagation(); removeLocal(study.study_uid, `study of ${study.patient_name}`); }})));
     return row;
   }));
@@ -263,6 +264,21 @@ async function removeLocal(uid, what) {
   status(`deleted ${result.instances} instances`);
   $("#local-series-list").replaceChildren();
   queryLocal();
+}
+
+// OHIF (served at /viewer/ on this origin when installed): "Open in OHIF" on every local study
+async function loadOhif() {
+  try { state.ohif = await api("/api/ohif"); } catch (e) { state.ohif = {installed: false, hint: "OHIF state unknown"}; }
+  $("#ohif-hint").textContent = state.ohif.installed ? "" : state.ohif.hint;
+}
+
+function ohifLink(studyUid) {
+  if (!state.ohif || !state.ohif.installed) {
+    return el("span", {className: "ohif-missing", text: "OHIF not installed",
+      title: state.ohif ? state.ohif.hint : ""});
+  }
+  return el("a", {className: "ohif-link", text: "Open in OHIF", target: "_blank", rel: "noopener",
+    href: `${state.ohif.url}viewer?StudyInstanceUIDs=${enc(studyUid)}`, onclick: e => e.stopPropagation()});
 }
 
 // ---------------------------------------------------------------- viewer
@@ -440,3 +456,4 @@ loadServers().then(() => {
   if (state.server && state.server !== "local") queryStudies();  // show what the server has
 });
 loadPresets();
+state.ohifReady = loadOhif();
