@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +15,11 @@ from dicomstation.cli.common import DbOption, console, handle_errors, open_datab
 if TYPE_CHECKING:
     from dicomstation.server import ServerOptions
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_PORT", "listen_socket", "register"]
+
+#: The UI's default port: not Orthanc's 8042, nor 8080/8000 (dcm4chee, many servers),
+#: 8888 (Jupyter), 104/11112/4242 (DIMSE).
+DEFAULT_PORT = 8743
 
 TlsOption = Annotated[
     Path | None,
@@ -55,10 +61,45 @@ def _options(
     if not no_token:
         options = options.with_launch_token()
     options.check()  # before the prompt: a refused option costs no typing
-    if username:
-        options = replace(options, password=Secret(typer.prompt("password", hide_input=True)))
-        options.check()
     return options
+
+
+def _with_password(options: ServerOptions) -> ServerOptions:
+    from dicomstation.config import Secret
+
+    if not options.username:
+        return options
+    options = replace(options, password=Secret(typer.prompt("password", hide_input=True)))
+    options.check()
+    return options
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, made before anything is printed.
+
+    Raises
+    ------
+    UsageError
+        One line naming the address when the port is taken (another dicomstation,
+        Orthanc...) or cannot be used.
+    """
+    from dicomstation.errors import UsageError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"{where} is already in use (another dicomstation ui, a PACS...?): "
+                "choose another port with --port"
+            ) from None
+        raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
 
 
 @handle_errors
@@ -68,7 +109,7 @@ def ui(
         str,
         typer.Option(help="Address to bind. Anything but loopback requires auth."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8042,
+    port: Annotated[int, typer.Option(help="TCP port (0: a free one).")] = DEFAULT_PORT,
     username: Annotated[
         str, typer.Option(help="Also accept HTTP Basic auth with this user (password prompted).")
     ] = "",
@@ -99,12 +140,28 @@ def ui(
     needs it (browser cookie set by that URL, ``Authorization: Bearer <token>``,
     or ``?token=``).
     """
+    options = _options(host, port, username, token_file, no_token, cors, (tls_cert, tls_key))
+    sock = listen_socket(host, port)  # a taken port is said before anything is printed
+    try:
+        _serve(sock, _with_password(options), db, (tls_cert, tls_key), token_file)
+    finally:
+        sock.close()
+
+
+def _serve(
+    sock: socket.socket,
+    options: ServerOptions,
+    db: Path | None,
+    tls: tuple[Path | None, Path | None],
+    token_file: Path | None,
+) -> None:
     from dicomstation.server.running import uvicorn_config
     from dicomstation.settings import settings_path
     from dicomstation.web import Workstation, create_ui_app
     from dicomstation.web.app import login_url
 
-    options = _options(host, port, username, token_file, no_token, cors, (tls_cert, tls_key))
+    host, port = options.host, int(sock.getsockname()[1])
+    options = replace(options, port=port)
     database = open_database(db)
     try:
         app = create_ui_app(Workstation(database, settings_path()), options)
@@ -118,7 +175,7 @@ def ui(
             console.print(f"token: the content of {token_file}", highlight=False, soft_wrap=True)
         import uvicorn
 
-        uvicorn.Server(uvicorn_config(app, host, port, tls_cert, tls_key)).run()
+        uvicorn.Server(uvicorn_config(app, host, port, *tls)).run(sockets=[sock])
     finally:
         database.close()
 
