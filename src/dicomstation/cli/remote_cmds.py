@@ -17,9 +17,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from dicomstation.cli.common import (
     DbOption,
+    ExitCode,
     JsonOption,
     UsageError,
     console,
@@ -32,6 +34,7 @@ from dicomstation.cli.common import (
     print_refs,
     progress_bar,
 )
+from dicomstation.deid.outgoing import deidentified, outgoing_config
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import ConfigError
 from dicomstation.models import Level, Query, TransferReport
@@ -236,14 +239,43 @@ def send(
     db: DbOption = None,
     concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
+    deid: Annotated[
+        bool, typer.Option("--deid", help="De-identify (PS3.15 Annex E, the project key) first.")
+    ] = False,
+    deid_option: Annotated[
+        list[str] | None, typer.Option("--deid-option", help="Annex E option (retain-uids...).")
+    ] = None,
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
     _check_items(items)
+    if deid_option and not deid:
+        raise UsageError("--deid-option needs --deid")
+    config = outgoing_config(Settings.load().deid_key, deid_option or []) if deid else None
     with open_database(db) as database:
         files = files_of(database, items)
+        if config is not None:
+            with deidentified(files, config, database.staging_dir("deid-send")) as (out, refused):
+                _send_deidentified(server, concurrency, out, refused, as_json)
+            return
         with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
             report = send_files(node, files, progress=progress)
     _summary(report, "sent", as_json)
+
+
+def _send_deidentified(
+    server: str, concurrency: int, files: list[Path], refused: dict[str, str], as_json: bool
+) -> None:
+    """Send the de-identified copies; name each refused original; exit 1/3 when any was."""
+    for path, reason in sorted(refused.items()):
+        line = f"refused: {reason}" if path in reason else f"{path}: {reason}"
+        err_console.print(Text(line), soft_wrap=True)
+    if not files:
+        raise typer.Exit(int(ExitCode.NOTHING_DONE))
+    with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
+        report = send_files(node, files, progress=progress)
+    _summary(report, "sent", as_json)
+    if refused:
+        raise typer.Exit(int(ExitCode.PARTLY_FAILED))
 
 
 def register(app: typer.Typer) -> None:
