@@ -30,6 +30,7 @@ import httpx
 
 from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
+from dicomstation.nodes.http_transport import LargeReadTransport
 
 __all__ = ["BasicAuth", "BearerAuth", "OAuth2ClientCredentials", "auth_for", "http_client"]
 
@@ -280,155 +281,22 @@ def _verify(server: DicomWebServer) -> ssl.SSLContext | bool:
     return True
 
 
-_READ_BYTES = 1 << 20
-
-
-def _larger_reads() -> None:
-    """Let httpcore read up to 1 MiB per socket read instead of 64 KiB.
-
-    A WADO-RS series download spends much of its CPU in per-read overhead (h11
-    events, buffer copies) with 64 KiB reads; 1 MiB reads made a 300-slice
-    fetch ~20% faster on the benchmark. httpcore has no public setting for it, so
-    its class attribute (stable since httpcore 0.14) is raised, never lowered;
-    nothing else changes (a read returns what is available, as before).
-    """
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:  # pragma: no cover - another httpcore layout: keep its default
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", _READ_BYTES) < _READ_BYTES:
-        HTTP11Connection.READ_NUM_BYTES = _READ_BYTES
-    _fewer_body_copies()
-
-
-# -- fewer copies of received bytes in h11 (see _fewer_body_copies) ----------------------
-_PENDING = "_dicomstation_pending"  # a whole received ``bytes`` object, not copied yet
-_H11_METHODS = frozenset(
-    {
-        "__init__",
-        "__iadd__",
-        "__bool__",
-        "__len__",
-        "__bytes__",
-        "_extract",
-        "maybe_extract_at_most",
-        "maybe_extract_next_line",
-        "maybe_extract_lines",
-        "is_next_line_obviously_invalid_request_line",
-    }
-)
-
-
-def _materialize(buf: Any) -> None:
-    """Append an adopted ``bytes`` object to the buffer proper (what h11 does at once)."""
-    pending = buf.__dict__.pop(_PENDING, None)
-    if pending is not None:
-        buf._data += pending
-
-
-def _iadd(self: Any, data: bytes | bytearray) -> Any:
-    if type(data) is bytes and not self._data and _PENDING not in self.__dict__:
-        self.__dict__[_PENDING] = data  # adopted: an immutable object needs no copy
-    else:
-        _materialize(self)
-        self._data += data
-    return self
-
-
-def _len(self: Any) -> int:
-    pending = self.__dict__.get(_PENDING)
-    return len(self._data) + (0 if pending is None else len(pending))
-
-
-def _extract_at_most(self: Any, count: int) -> bytes | bytearray | None:
-    """h11's ``maybe_extract_at_most``, handing whole buffers over instead of copying.
-
-    h11 0.14-0.16 copies each received read into its bytearray, then slices it
-    twice (``_data[:count]`` to test for data, again in ``_extract``), and
-    httpcore copies the result into ``bytes``: four copies of every body byte.
-    A read adopted whole by :func:`_iadd` is returned as is (``bytes(x)`` of a
-    ``bytes`` is free), and a whole bytearray is handed over, not sliced.
-    """
-    pending: bytes | None = self.__dict__.get(_PENDING)
-    if pending is not None and count >= len(pending):  # _data is empty meanwhile
-        del self.__dict__[_PENDING]
-        self._next_line_search = self._multiple_lines_search = 0
-        return pending
-    _materialize(self)
-    data: bytearray = self._data
-    if not data:
-        return None
-    if count < len(data):
-        out: bytearray = self._extract(count)
-        return out
-    self._data = bytearray()
-    self._next_line_search = self._multiple_lines_search = 0
-    return data
-
-
-def _materializing(method: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(self: Any, *args: Any) -> Any:
-        _materialize(self)
-        return method(self, *args)
-
-    wrapper.__name__ = method.__name__
-    wrapper.__doc__ = method.__doc__
-    return wrapper
-
-
-def _fewer_body_copies() -> None:
-    """Let h11's receive buffer pass large reads through without copying them.
-
-    Installed only on h11 0.14-0.16 whose ``ReceiveBuffer`` has exactly the
-    methods this was checked against (any other version keeps its own code):
-    ``__iadd__`` adopts a ``bytes`` read while the buffer is empty, every method
-    that parses the buffer (lines, headers, chunk sizes) first appends it as h11
-    would have, and ``maybe_extract_at_most`` (bodies) returns it untouched.
-    """
-    try:
-        import h11
-        from h11._receivebuffer import ReceiveBuffer
-    except ImportError:  # pragma: no cover - another h11 layout
-        return
-    if getattr(ReceiveBuffer, "_dicomstation_patched", False):
-        return
-    methods = {name for name, value in vars(ReceiveBuffer).items() if callable(value)}
-    probe = ReceiveBuffer()
-    fields = ("_data", "_next_line_search", "_multiple_lines_search")
-    known = (
-        getattr(h11, "__version__", "").startswith(("0.14.", "0.15.", "0.16."))
-        and methods == _H11_METHODS
-        and hasattr(probe, "__dict__")
-        and all(hasattr(probe, name) for name in fields)
-        and isinstance(probe._data, bytearray)
-    )
-    if not known:  # pragma: no cover - checked on the pinned h11
-        return
-    for name in ("__bytes__", "_extract", "maybe_extract_next_line", "maybe_extract_lines"):
-        setattr(ReceiveBuffer, name, _materializing(getattr(ReceiveBuffer, name)))
-    name = "is_next_line_obviously_invalid_request_line"
-    setattr(ReceiveBuffer, name, _materializing(getattr(ReceiveBuffer, name)))
-    ReceiveBuffer.__iadd__ = _iadd  # type: ignore[method-assign]
-    ReceiveBuffer.__len__ = _len  # type: ignore[method-assign]
-    ReceiveBuffer.maybe_extract_at_most = _extract_at_most  # type: ignore[method-assign,assignment]
-    ReceiveBuffer._dicomstation_patched = True  # type: ignore[attr-defined]
-
-
 def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client:
     """An httpx.Client for ``server``: auth, TLS verification / CA bundle, proxy, timeouts.
 
     ``connections`` bounds the connection pool (at least the transfer concurrency).
     """
-    _larger_reads()
     timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.Client(
-        auth=auth_for(server.credentials, server.origin),
-        event_hooks={"request": [_origin_guard(server)]},
-        verify=_verify(server),
-        proxy=server.proxy or None,
-        timeout=timeout,
-        limits=limits,
-        follow_redirects=True,
-        trust_env=not server.proxy,
-    )
+    common: dict[str, Any] = {
+        "auth": auth_for(server.credentials, server.origin),
+        "event_hooks": {"request": [_origin_guard(server)]},
+        "timeout": timeout,
+        "follow_redirects": True,
+        "trust_env": not server.proxy,
+    }
+    if server.proxy:
+        return httpx.Client(verify=_verify(server), proxy=server.proxy, limits=limits, **common)
+    # our own transport (large socket reads, nothing patched): see nodes/http_transport.py
+    transport = LargeReadTransport(verify=_verify(server), limits=limits)
+    return httpx.Client(transport=transport, **common)

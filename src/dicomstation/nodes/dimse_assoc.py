@@ -28,7 +28,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, _config, build_context, build_role, evt
+from pynetdicom import AE, build_context, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
 from dicomstation.config import DimseServer
@@ -47,15 +47,9 @@ __all__ = [
     "receive_contexts",
 ]
 
-# pynetdicom re-encodes a dataset given as a path (dcmread + encode) unless this
-# process-wide switch is on; with it, ``send_c_store(path)`` streams the file's
-# encoded bytes in PDU-sized chunks and requires an exactly matching accepted
-# context, which is what we propose (see dimse_store.py). Only dicomstation's DIMSE
-# code uses pynetdicom in this process, so setting it once here is safe.
-_config.STORE_SEND_CHUNKED_DATASET = True
-# Identifiers of every C-FIND are logged at INFO by default: keep them out of logs.
-_config.LOG_RESPONSE_IDENTIFIERS = False
-_config.LOG_REQUEST_IDENTIFIERS = False
+# pynetdicom's process-wide switches (_config) are never changed here: sending a
+# file's bytes unchanged is the fast path's job (dimse_fastsend), and what
+# pynetdicom logs is the application's logging configuration (docs/upstream/pynetdicom.md).
 
 #: An association may carry at most 128 presentation contexts (PS3.8 9.3.2.2).
 MAX_CONTEXTS = 128

@@ -4,9 +4,10 @@ Presentation contexts are built from what is sent: each file's SOP class and
 transfer syntax are read from its File Meta Information (no pixel decoding), and
 one context is proposed per distinct (SOP class, transfer syntax) pair, plus an
 uncompressed fallback per SOP class. Files whose exact context is accepted are
-sent with ``send_c_store(path)`` which, with ``STORE_SEND_CHUNKED_DATASET``
-(set in :mod:`dimse_assoc`), streams the file's bytes without decoding or
-re-encoding them. More than 128 contexts are split over several associations.
+sent by the fast path (:mod:`dimse_fastsend`: the file's bytes framed as they
+are, no decoding); on the plain pynetdicom path a file is read and encoded again
+by pynetdicom (its byte-streaming mode is a process-wide switch we do not set).
+More than 128 contexts are split over several associations.
 """
 
 from __future__ import annotations
@@ -159,12 +160,10 @@ def _send_one(
             msg_id,
             pad_odd=pad,
         )
-    elif context_id is not None and item.transfer_syntax == DeflatedExplicitVRLittleEndian:
-        # pynetdicom would stream an odd-length deflated stream unpadded (peers refuse
-        # it): let it decode and deflate again
-        status = assoc.send_c_store(dcmread(item.path), msg_id=msg_id)
     elif context_id is not None:
-        status = assoc.send_c_store(item.path, msg_id=msg_id)
+        # plain path: pynetdicom streams a file unchanged only under a process-wide switch
+        # (_config.STORE_SEND_CHUNKED_DATASET) we leave alone, so it decodes and encodes
+        status = assoc.send_c_store(dcmread(item.path), msg_id=msg_id)
     elif item.transfer_syntax in _UNCOMPRESSED and any(
         (item.sop_class, str(ts)) in accepted for ts in _FALLBACK_TS
     ):
