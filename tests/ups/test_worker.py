@@ -223,3 +223,30 @@ def test_a_killed_workers_workitem_is_reclaimed_after_its_lease(
     assert done == 1, log
     assert _state(ups_server, uid)["00741000"]["Value"] == ["COMPLETED"]
     assert json.dumps(_orthanc_modalities(clean_orthanc, study)) == '["CT", "SEG", "SR"]'
+
+
+def test_worker_cli_performs_a_workitem_once(
+    ups_server: UpsServer,
+    clean_orthanc: OrthancServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from dicomstation.cli.main import app
+    from dicomstation.settings import Settings
+
+    config = tmp_path / "settings.toml"
+    monkeypatch.setenv("DICOMSTATION_CONFIG", str(config))
+    creds = Credentials(username=clean_orthanc.user, password=Secret(clean_orthanc.password))
+    settings = Settings().with_server(_worklist(ups_server))
+    settings.with_server(DicomWebServer("pacs", clean_orthanc.dicomweb_url, creds)).save(config)
+    study = _upload_study(clean_orthanc, tmp_path)
+    uid = _post(ups_server, study)
+    args = ["worker", "worklist", "--once", "--param", "min_lung_ml=0.1"]
+    result = CliRunner().invoke(app, [*args, "--param", "min_bone_ml=0.05"])
+    assert result.exit_code == 0, result.output
+    assert _state(ups_server, uid)["00741000"]["Value"] == ["COMPLETED"]
+    assert TOKEN not in result.output and clean_orthanc.password not in result.output
+    bad = CliRunner().invoke(app, ["worker", "worklist", "--once", "--segmenter", "nope"])
+    assert bad.exit_code != 0 and "unknown segmenter" in bad.output

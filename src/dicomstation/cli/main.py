@@ -64,6 +64,10 @@ COMMANDS: dict[str, Entry] = {
         "viewer_cmds",
         "OHIF viewer served by `dicomstation ui` at /viewer/ (same origin as the UI).",
     ),
+    "worker": (
+        "worker_cmds",
+        "Perform segmentation workitems of a UPS-RS worklist (claim, segment, send, complete).",
+    ),
     "demo": (
         "demo_cmds",
         "Start the app with a seeded demo database, served over DICOMweb as server 'demo'.",
