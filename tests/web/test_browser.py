@@ -101,7 +101,7 @@ def test_query_metadata_fetch_view_segment_export_send(
     page.click("#query-button")
     rows = page.locator("#study-table tbody tr")
     expect(rows).to_have_count(1)
-    expect(rows.first).to_contain_text("Phantom^Head")
+    expect(rows.first).to_contain_text("Phantom, Head")  # PN shown formatted
     _shot(page, "01-query")
 
     rows.first.click()

@@ -28,8 +28,9 @@ function status(text, error = false) {
 }
 
 async function api(path, options = {}) {
+  const {quiet, ...init} = options;  // quiet: the caller reports errors itself
   const response = await fetch(path, {
-    headers: options.body ? {"Content-Type": "application/json"} : {}, ...options,
+    headers: init.body ? {"Content-Type": "application/json"} : {}, ...init,
   });
   if (response.status === 401) {
     status("not signed in: open the URL with ?token= that dicomstation ui printed", true);
@@ -38,8 +39,8 @@ async function api(path, options = {}) {
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-    status(`${response.status}: ${detail}`, true);
-    throw new Error(detail);
+    if (!quiet) status(`${response.status}: ${detail}`, true);
+    throw new Error(`${response.status}: ${detail}`);
   }
   return response.json();
 }
@@ -86,11 +87,20 @@ function studyFilters(form) {
 
 async function queryStudies() {
   const params = new URLSearchParams({...state.filters, limit: state.limit, offset: state.offset});
-  status(`querying ${state.server}…`);
+  const server = state.server;
+  status(`querying ${server}…`);
   const seq = (state.querySeq = (state.querySeq || 0) + 1);
-  const page = await api(`/api/servers/${enc(state.server)}/studies?${params}`);
+  clearBrowse();  // never show one server's rows under another's name
+  let page;
+  try {
+    page = await api(`/api/servers/${enc(server)}/studies?${params}`, {quiet: true});
+  } catch (e) {
+    if (seq === state.querySeq) status(`${server}: ${e.message}`, true);
+    return;
+  }
   if (seq !== state.querySeq) return;  // a newer query was started meanwhile
   state.more = page.more;
+  state.items = page.items;
   renderStudies(page.items);
   $("#page-label").textContent = page.items.length
     ? `${state.offset + 1}–${state.offset + page.items.length}` : "no studies";
@@ -101,13 +111,65 @@ async function queryStudies() {
 
 function cells(values) { return values.map(v => el("td", {text: v ?? ""})); }
 
+// DICOM PN "FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX" -> "FAMILY, GIVEN MIDDLE"; DA "YYYYMMDD" -> "YYYY-MM-DD"
+function formatName(pn) {
+  if (!pn) return "";
+  const [family = "", given = "", middle = "", prefix = "", suffix = ""] = String(pn).split("=")[0].split("^");
+  const rest = [prefix, given, middle, suffix].filter(Boolean).join(" ");
+  return rest ? `${family}, ${rest}` : family;
+}
+function formatDate(da) {
+  const d = String(da || "");
+  return /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
+}
+const bySeriesNumber = (a, b) => (a.series_number ?? 1e9) - (b.series_number ?? 1e9)
+  || String(a.description || "").localeCompare(String(b.description || ""));
+
+// click a column header to sort the shown rows by it (again: reverse)
+const STUDY_KEYS = [null, "patient_name", "patient_id", "study_date", "modalities", "description",
+  "accession_number", "num_series", "num_instances"];
+function sortValue(study, key) {
+  const v = study[key];
+  return Array.isArray(v) ? v.join(",") : v ?? "";
+}
+function sortStudies(items) {
+  const {key, dir} = state.sort || {};
+  if (!key) return items;
+  return [...items].sort((a, b) => {
+    const x = sortValue(a, key), y = sortValue(b, key);
+    const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return c * dir;
+  });
+}
+document.querySelectorAll("#study-table thead th").forEach((th, i) => {
+  if (!STUDY_KEYS[i]) return;
+  th.classList.add("sortable");
+  th.addEventListener("click", () => {
+    const same = state.sort && state.sort.key === STUDY_KEYS[i];
+    state.sort = {key: STUDY_KEYS[i], dir: same ? -state.sort.dir : 1};
+    document.querySelectorAll("#study-table thead th").forEach(h => { delete h.dataset.sorted; });
+    th.dataset.sorted = state.sort.dir > 0 ? "asc" : "desc";
+    renderStudies(state.items || []);
+  });
+});
+
+function clearBrowse() {
+  state.items = [];
+  $("#study-table tbody").replaceChildren();
+  $("#series-list").replaceChildren();
+  $("#metadata-table tbody").replaceChildren();
+  $("#metadata-title").textContent = "";
+  $("#page-label").textContent = "";
+  $("#prev-page").disabled = $("#next-page").disabled = true;
+}
+
 function renderStudies(items) {
   const body = $("#study-table tbody");
-  body.replaceChildren(...items.map(study => {
+  body.replaceChildren(...sortStudies(items).map(study => {
     const box = el("input", {type: "checkbox", checked: state.selected.has(study.study_uid),
       onchange: e => { toggleStudy(study.study_uid, e.target.checked); e.stopPropagation(); }});
     const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openStudy(study, row)},
-      el("td", {}, box), ...cells([study.patient_name, study.patient_id, study.study_date,
+      el("td", {}, box), ...cells([formatName(study.patient_name), study.patient_id, formatDate(study.study_date),
         (study.modalities || []).join(","), study.description, study.accession_number,
         study.num_series, study.num_instances]));
     return row;
@@ -124,7 +186,9 @@ async function openStudy(study, row) {
   document.querySelectorAll("#study-table tr.current").forEach(r => r.classList.remove("current"));
   row.classList.add("current");
   const series = await api(`/api/servers/${enc(state.server)}/studies/${enc(study.study_uid)}/series`);
-  $("#series-list").replaceChildren(...series.map(s => seriesCard(state.server, s, {
+  const chosen = state.selected.get(study.study_uid);
+  $("#series-list").replaceChildren(...series.sort(bySeriesNumber).map(s => seriesCard(state.server, s, {
+    checked: Boolean(chosen && chosen.has(s.series_uid)),
     select: on => {
       const set = state.selected.get(study.study_uid) || new Set();
       if (on) set.add(s.series_uid); else set.delete(s.series_uid);
@@ -144,7 +208,7 @@ function seriesCard(server, s, actions) {
   card.addEventListener("click", () => showMetadata(server, s));
   const bar = el("div", {className: "actions"});
   if (actions.select) bar.append(el("label", {}, el("input", {type: "checkbox", className: "series-select",
-    onclick: e => e.stopPropagation(), onchange: e => actions.select(e.target.checked)}), " fetch"));
+    checked: Boolean(actions.checked), onclick: e => e.stopPropagation(), onchange: e => actions.select(e.target.checked)}), " fetch"));
   if (actions.view) bar.append(el("button", {text: "View", className: "view-button",
     onclick: e => { e.stopPropagation(); actions.view(); }}));
   if (actions.remove) bar.append(el("button", {text: "Delete", className: "delete-button",
@@ -241,7 +305,7 @@ async function queryLocal() {
   const page = await api(`/api/servers/local/studies?${params}`);
   $("#local-study-table tbody").replaceChildren(...page.items.map(study => {
     const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openLocalStudy(study)},
-      ...cells([study.patient_name, study.patient_id, study.study_date, (study.modalities || []).join(","),
+      ...cells([formatName(study.patient_name), study.patient_id, formatDate(study.study_date), (study.modalities || []).join(","),
         study.description, study.num_series, study.num_instances]),
       el("td", {}, ohifLink(study.study_uid), el("button", {text: "Delete", className: "delete-study",
         onclick: e => { e.stopPropagation(); removeLocal(study.study_uid, `study of ${study.patient_name}`); }})));
@@ -252,7 +316,7 @@ $("#local-filters").addEventListener("submit", e => { e.preventDefault(); queryL
 
 async function openLocalStudy(study) {
   const series = await api(`/api/servers/local/studies/${enc(study.study_uid)}/series`);
-  $("#local-series-list").replaceChildren(...series.map(s => seriesCard("local", s, {
+  $("#local-series-list").replaceChildren(...series.sort(bySeriesNumber).map(s => seriesCard("local", s, {
     view: () => loadVolume(s),
     remove: () => removeLocal(s.series_uid, `series ${s.description || s.series_uid}`).then(() => openLocalStudy(study)),
   })));
@@ -414,7 +478,8 @@ async function loadSettings() {
       s.protocol === "dimse" ? `${s.ae_title}@${s.host}:${s.port}` : s.url,
       s.username || "", s.password || "", s.token || ""]),
       el("td", {}, el("button", {text: "Edit", onclick: () => editServer(s)}),
-        el("button", {text: "Remove", onclick: async () => {
+        el("button", {text: "Remove", className: "remove-server", onclick: async () => {
+          if (!confirm(`Remove server ${s.name} and its stored credentials?`)) return;
           await api(`/api/servers/${enc(s.name)}`, {method: "DELETE"}); loadSettings(); }})))));
   const auth = await api("/api/auth");
   $("#auth-form").username.value = auth.username;
@@ -451,9 +516,8 @@ $("#auth-form").addEventListener("submit", async e => {
 });
 
 // ---------------------------------------------------------------- start
-loadServers().then(() => {
-  state.server = $("#server-select").value;
-  if (state.server && state.server !== "local") queryStudies();  // show what the server has
-});
+// No query at start: the user picks the server (an unreachable one would cost retries and
+// its late error would overwrite what the user asked for meanwhile).
+loadServers().then(() => status("pick a server and press Query"));
 loadPresets();
 state.ohifReady = loadOhif();
