@@ -5,6 +5,7 @@ Pipeline file::
     [[steps]]
     kind = "deid"
     key_file = "/secure/project.key"      # the project key (never in the pipeline file)
+    # or: settings_file = "/home/me/.config/dicomstation/settings.toml"  ([deid] key there)
     options = ["retain-uids"]             # Annex E options (optional)
     keep = ["PatientAge"]                 # attributes kept as they are (optional)
     pixel_rules = "/site/us-rules.toml"   # opt-in burned-in text rules (optional)
@@ -33,14 +34,16 @@ from typing import Any, ClassVar
 from dicomstation.config import Secret
 from dicomstation.deid.config import DeidConfig, parse_keep
 from dicomstation.deid.files import run
+from dicomstation.deid.outgoing import NO_KEY
 from dicomstation.deid.pixels import load_pixel_rules
 from dicomstation.deid.table import Option
 from dicomstation.errors import ConfigError, DeidentificationError
 from dicomstation.pipeline.step import StepContext, register_step
+from dicomstation.settings import Settings
 
 __all__ = ["DeidStep"]
 
-_FIELDS = {"key_file", "options", "keep", "pixel_rules", "allow_burned_in"}
+_FIELDS = {"key_file", "settings_file", "options", "keep", "pixel_rules", "allow_burned_in"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class DeidStep:
     keep: tuple[str, ...] = ()
     pixel_rules: str = ""
     allow_burned_in: bool = False
+    settings_file: str = ""
     _options: frozenset[Option] = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +75,11 @@ class DeidStep:
                 return Secret(Path(self.key_file).read_text(encoding="utf-8").strip())
             except OSError as exc:
                 raise ConfigError(f"step {self.name!r}: key file {self.key_file}: {exc}") from None
+        if self.settings_file:  # the settings' [deid] key, read now (web UI send jobs)
+            stored = Settings.load(Path(self.settings_file)).deid_key
+            if not stored:
+                raise ConfigError(f"step {self.name!r}: {NO_KEY} ({self.settings_file})")
+            return stored
         key = getattr(ctx, "deid_key", None)  # when the driver passes the settings' key
         if isinstance(key, Secret) and key:
             return key
@@ -131,6 +140,7 @@ def _factory(name: str, table: Mapping[str, Any]) -> DeidStep:
         keep=tuple(str(k) for k in table.get("keep", ())),
         pixel_rules=str(table.get("pixel_rules", "")),
         allow_burned_in=bool(table.get("allow_burned_in", False)),
+        settings_file=str(table.get("settings_file", "")),
     )
 
 

@@ -59,7 +59,10 @@ def tasks_router(ws: Workstation) -> APIRouter:
         uids = [check_uid(str(u), "UID") for u in body.get("uids", [])]
         if not uids:
             raise HTTPException(400, "nothing selected to send")
-        return ws.send(str(body.get("server", "")), uids).as_json()
+        deid = body.get("deid", False)
+        if not isinstance(deid, bool):
+            raise HTTPException(400, "deid must be true or false")
+        return ws.send(str(body.get("server", "")), uids, deid=deid).as_json()
 
     @router.get("/jobs")
     def jobs() -> list[dict[str, Any]]:

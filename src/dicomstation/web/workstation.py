@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dicomstation.database import Database
+from dicomstation.deid.outgoing import outgoing_config
+from dicomstation.deid.step import DeidStep
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import ConfigError
 from dicomstation.models import Level, Query
@@ -133,10 +135,10 @@ class Workstation:
         servers = {name: settings.server(name) for name in names}
         return RunOptions(database=self.db.root, servers=servers, local=settings.local)
 
-    def _start(self, title: str, items: Sequence[WorkItem], step: Step) -> Job:
+    def _start(self, title: str, items: Sequence[WorkItem], *steps: Step) -> Job:
         stamp = time.strftime("%H:%M:%S")  # each click is its own job, resumable by id
         pipeline = Pipeline(
-            f"{title} ({stamp})", ItemsSource(tuple(items)), (step,), RunSettings(2, 2)
+            f"{title} ({stamp})", ItemsSource(tuple(items)), tuple(steps), RunSettings(2, 2)
         )
         return self.jobs.start_pipeline(pipeline, self.run_options(pipeline))
 
@@ -148,13 +150,25 @@ class Workstation:
         count = sum(max(1, len(s)) for _study, s in items)
         return self._start(f"fetch {count} item(s) from {name}", work, FetchStep("fetch", name))
 
-    def send(self, name: str, uids: Sequence[str]) -> Job:
-        """Start sending local studies / series to a server."""
-        self.settings().server(name)
+    def send(self, name: str, uids: Sequence[str], *, deid: bool = False) -> Job:
+        """Start sending local studies / series to a server (de-identified first if ``deid``).
+
+        With ``deid`` the job is ``deid`` then ``send what="deid"``: the settings' project
+        key (checked now), the de-identified copies kept in the database (same UIDs on resend).
+        """
+        settings = self.settings()
+        settings.server(name)
         work = [self._item_of(uid) for uid in uids]
         count = sum(len(self.db.files_of(uid)) for uid in uids)
-        step = SendStep("send", name, what="item")
-        return self._start(f"send {count} instance(s) to {name}", work, step)
+        if not deid:
+            step = SendStep("send", name, what="item")
+            return self._start(f"send {count} instance(s) to {name}", work, step)
+        outgoing_config(settings.deid_key)  # no key: a clear error now, not in the job
+        steps = (
+            DeidStep("deid", settings_file=str(self.settings_path)),
+            SendStep("send", name, what="deid"),
+        )
+        return self._start(f"send {count} de-identified instance(s) to {name}", work, *steps)
 
     def _item_of(self, uid: str) -> WorkItem:
         level = self.db.level_of(uid)
