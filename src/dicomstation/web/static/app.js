@@ -464,7 +464,7 @@ $("#send-dialog").addEventListener("close", async () => {
   const uids = [...state.exported];
   if ($("#send-source").checked) uids.push(state.volume.series_uid);
   if (!uids.length) { status("nothing to send: export something first", true); return; }
-  const job = await post("/api/send", {server: $("#send-server").value, uids});
+  const job = await post("/api/send", {server: $("#send-server").value, uids, deid: $("#send-deid").checked});
   showTab("browse");
   const done = await watchJob(job);
   $("#export-result").textContent = `send: ${done.state}`;
