@@ -217,26 +217,106 @@ function seriesCard(server, s, actions) {
   return card;
 }
 
+// ---------------------------------------------------------------- metadata panel
+// Names from pydicom's dictionary (GET /api/dictionary, once); nested sequences expandable;
+// every person-name group; one instance at a time; filter by name, keyword, tag or value.
+let dictionary = null;
+async function attributeName(tag) {
+  if (!dictionary) dictionary = await api("/api/dictionary").catch(() => ({}));
+  const exact = dictionary[tag];
+  if (exact) return exact;
+  // repeating groups (60xx overlays...): try the masks pydicom keeps
+  for (const masked of [`${tag.slice(0, 2)}xx${tag.slice(4)}`, `${tag.slice(0, 4)}xx${tag.slice(6)}`]) {
+    if (dictionary[masked]) return dictionary[masked];
+  }
+  return [parseInt(tag.slice(0, 4), 16) % 2 ? "(private)" : "", "", ""];
+}
+
+function personName(v) {
+  return ["Alphabetic", "Ideographic", "Phonetic"].map(k => v[k] || "").join("=").replace(/=+$/, "");
+}
+
+function elementValue(elem) {
+  if (elem.vr === "SQ") return `${(elem.Value || []).length} item(s)`;
+  if (elem.Value) return elem.Value.map(v => elem.vr === "PN" && typeof v === "object" ? personName(v)
+    : typeof v === "object" ? JSON.stringify(v) : v).join("\\");
+  if (elem.BulkDataURI || elem.InlineBinary) return "(bulk data)";
+  return "";
+}
+
+async function metadataRows(dataset, depth, parent) {
+  const rows = [];
+  for (const [tag, elem] of Object.entries(dataset).sort()) {
+    const [keyword, name] = await attributeName(tag);
+    const id = `${parent}/${tag}`;
+    const label = el("td", {className: "tag", text: `${"  ".repeat(depth)}(${tag.slice(0, 4)},${tag.slice(4)})`});
+    const row = el("tr", {dataset: {tag, keyword, id, parent, depth}},
+      label, ...cells([name || keyword, elem.vr, String(elementValue(elem)).slice(0, 300)]));
+    if (depth) row.hidden = true;
+    rows.push(row);
+    if (elem.vr === "SQ" && elem.Value && elem.Value.length) {
+      row.classList.add("sequence");
+      label.prepend(el("button", {className: "expand", text: "▸", onclick: e => {
+        e.stopPropagation(); toggleSequence(row); }}));
+      for (const [i, item] of elem.Value.entries()) {
+        const itemId = `${id}/${i}`;
+        rows.push(el("tr", {className: "item", hidden: true, dataset: {id: itemId, parent: id, depth: depth + 1}},
+          el("td", {colSpan: 4, text: `${"  ".repeat(depth + 1)}item ${i + 1}`})));
+        rows.push(...await metadataRows(item, depth + 1, itemId));
+      }
+    }
+  }
+  return rows;
+}
+
+function toggleSequence(row) {
+  const open = row.classList.toggle("open");
+  $(".expand", row).textContent = open ? "▾" : "▸";
+  const prefix = `${row.dataset.id}/`;
+  const items = new Set();  // the sequence's items: shown with their own elements (one level)
+  document.querySelectorAll("#metadata-table tbody tr").forEach(r => {
+    if (!r.dataset.id || !r.dataset.id.startsWith(prefix)) return;
+    if (!open) {
+      r.hidden = true;
+      r.classList.remove("open");
+      const button = $(".expand", r);
+      if (button) button.textContent = "▸";
+    } else if (r.dataset.parent === row.dataset.id) {
+      items.add(r.dataset.id);
+      r.hidden = false;
+    } else if (items.has(r.dataset.parent)) r.hidden = false;
+  });
+}
+
+const instanceNumber = h => Number((h["00200013"] && h["00200013"].Value || [0])[0]);
+
 async function showMetadata(server, s) {
   status("reading metadata (no pixel data is fetched)…");
   const headers = await api(`/api/servers/${enc(server)}/studies/${enc(s.study_uid)}/series/${enc(s.series_uid)}/metadata`);
-  $("#metadata-title").textContent = `${s.description || s.series_uid} · ${headers.length} instances`;
-  const first = headers[0] || {};
-  const rows = Object.entries(first).sort().map(([tag, elem]) => {
-    let value = "";
-    if (elem.Value) value = elem.Value.map(v => typeof v === "object" ? (v.Alphabetic ?? JSON.stringify(v)) : v).join("\\");
-    else if (elem.BulkDataURI) value = "(bulk data)";
-    return el("tr", {dataset: {tag}}, ...cells([`(${tag.slice(0, 4)},${tag.slice(4)})`, elem.vr, String(value).slice(0, 200)]));
-  });
-  $("#metadata-table tbody").replaceChildren(...rows);
-  filterMetadata();
+  headers.sort((a, b) => instanceNumber(a) - instanceNumber(b));
+  state.metadata = {headers, title: s.description || s.series_uid};
+  const picker = $("#metadata-instance");
+  picker.replaceChildren(...headers.map((h, i) => el("option", {value: i,
+    text: `instance ${i + 1}/${headers.length}${instanceNumber(h) ? ` (#${instanceNumber(h)})` : ""}`})));
+  picker.hidden = headers.length < 2;
+  await showInstance(0);
   status(`metadata of ${headers.length} instances`);
 }
 
+async function showInstance(index) {
+  const {headers, title} = state.metadata;
+  $("#metadata-title").textContent = `${title} · ${headers.length} instances`;
+  $("#metadata-table tbody").replaceChildren(...await metadataRows(headers[index] || {}, 0, ""));
+  filterMetadata();
+}
+$("#metadata-instance").addEventListener("change", e => showInstance(Number(e.target.value)));
+
 function filterMetadata() {
-  const needle = $("#metadata-filter").value.toLowerCase();
-  document.querySelectorAll("#metadata-table tr").forEach(r => {
-    r.hidden = needle && !r.textContent.toLowerCase().includes(needle);
+  const needle = $("#metadata-filter").value.toLowerCase().replace(/[(),\s]/g, "");
+  document.querySelectorAll("#metadata-table tbody tr").forEach(r => {
+    if (!needle) { r.hidden = Number(r.dataset.depth || 0) > 0; return; }
+    const text = (r.textContent + " " + (r.dataset.keyword || "")).toLowerCase().replace(/[(),\s]/g, "");
+    r.hidden = !text.includes(needle);  // a match inside a sequence is shown too
   });
 }
 $("#metadata-filter").addEventListener("input", filterMetadata);
