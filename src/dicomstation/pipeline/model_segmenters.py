@@ -5,6 +5,8 @@ Registered names:
 - ``ct_baseline``: body, lungs and bone of a CT by HU thresholds, morphology
   and connected components (:mod:`dicomstation.processing.ct_baseline`).
   Parameters are the fields of :class:`~dicomstation.processing.ct_baseline.CTBaselineParams`.
+- ``monai_bundle``: ``path`` = a MONAI bundle directory
+  (:mod:`dicomstation.segmenters.monai_bundle`; needs ``dicomstation[ai]``).
 - ``callable``: any function ``f(array, spacing) -> label array`` named as
   ``function = "package.module:name"`` in a pipeline file, with ``labels`` a
   table ``{1 = {label = "Liver", term = "liver"}}``. In Python, wrap a
@@ -149,5 +151,17 @@ def _callable(params: Mapping[str, Any]) -> Segmenter:
     return CallableSegmenter(function, _labels(dict(params.get("labels", {}))), target)
 
 
+def _monai_bundle(params: Mapping[str, Any]) -> Segmenter:
+    from pathlib import Path
+
+    from dicomstation.segmenters.monai_bundle import MonaiBundleSegmenter
+
+    extra = sorted(set(params) - {"path"})
+    if extra:
+        raise ValueError(f"unknown parameter(s) {extra}; known: ['path']")
+    return MonaiBundleSegmenter.open(Path(str(params["path"])).expanduser())
+
+
 register_segmenter("ct_baseline", _ct_baseline)
+register_segmenter("monai_bundle", _monai_bundle)
 register_segmenter("callable", _callable)

@@ -1,0 +1,1 @@
+"""Model-based segmenters (optional dependencies; registered in :mod:`dicomstation.pipeline`)."""
