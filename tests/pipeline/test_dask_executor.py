@@ -13,9 +13,9 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import tomli_w
@@ -27,6 +27,7 @@ from dicomstation.database import Database
 from dicomstation.errors import ConfigError
 from dicomstation.pipeline import Ledger, Pipeline, RunOptions, RunReport, RunStatus, StepState
 from dicomstation.pipeline.dask_executor import DaskExecutor, executor_for
+from dicomstation.pipeline.step import StepContext, register_step
 from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
 from dicomstation.settings import Settings
 from tests.peers import OrthancServer, start_orthanc
@@ -89,7 +90,8 @@ def cluster() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
     ) as running:
         yield running
 
@@ -257,3 +259,57 @@ def test_executor_for_checks_options() -> None:
     ):
         with pytest.raises(ConfigError):
             executor_for(cluster, scheduler)
+
+
+# -- a poison item that kills its worker every time ------------------------------------------
+POISON = "1.2.826.0.1.3680043.8.498.666"
+
+
+@dataclass(frozen=True)
+class _KillerStep:
+    """Kills the worker process on the poison item; does nothing for the others."""
+
+    kind: ClassVar[str] = "test-killer"
+    memory_only: ClassVar[bool] = False
+    name: str
+
+    def run(self, ctx: StepContext) -> tuple[str, ...]:
+        if ctx.item.study_uid == POISON:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (ctx.item.study_uid,)
+
+    def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
+        """Nothing to restore."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name}
+
+
+register_step(_KillerStep.kind, lambda name, table: _KillerStep(name))
+
+
+class _RegisterKiller(distributed.WorkerPlugin):  # type: ignore[misc]
+    """Unpickling this on a worker (also a restarted one) imports this module: the step exists."""
+
+
+def test_item_killing_its_worker_fails_after_attempts_and_the_run_goes_on(tmp_path: Path) -> None:
+    items = [f"1.2.826.0.1.3680043.8.498.55{n}" for n in range(6)]
+    items.insert(2, POISON)
+    pipeline = Pipeline.from_dict(
+        {
+            "name": "poison",
+            "source": {"kind": "items", "items": items},
+            "steps": [{"kind": _KillerStep.kind, "name": "work"}],
+            "run": {"workspace": "temporary", "attempts": 2},
+        }
+    )
+    with DaskExecutor("local:2", dashboard=False, attempts=2) as executor:
+        executor.start().register_plugin(_RegisterKiller())
+        report = pipeline.run(RunOptions(tmp_path / "db", executor=executor))
+    assert set(report.failed) == {POISON}
+    assert POISON in report.failed[POISON] and "died" in report.failed[POISON]
+    assert report.done == len(items) - 1
+    with Ledger.open(tmp_path / "db" / "jobs.sqlite") as ledger:
+        states = {i.item.key: i.state for i in ledger.items(pipeline.job_id)}
+    assert states.pop(POISON) is StepState.FAILED
+    assert set(states.values()) == {StepState.DONE}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import pickle
 import queue
 import time
 import uuid
@@ -99,17 +100,23 @@ def _import_distributed() -> Any:
 
 
 def _remote_task(manifest: TaskManifest, topic: str) -> TaskResult:
-    """What a worker runs: :func:`run_task`, telling the driver when each step starts."""
+    """What a worker runs: :func:`run_task`, telling the driver when each step starts.
+
+    The result is also sent at once as an event: a worker killed right after (by
+    the next item) would otherwise lose a finished result still in its memory.
+    """
     from distributed import get_worker
 
     worker = get_worker()
+    where = {"key": manifest.item.key, "attempt": manifest.attempt}
 
     def sink(event: StepEvent) -> None:
         if event.state is StepState.RUNNING:
-            message = {"key": event.item_key, "step": event.step, "attempt": manifest.attempt}
-            worker.log_event(topic, message)
+            worker.log_event(topic, {**where, "step": event.step})
 
-    return run_task(manifest, sink)
+    result = run_task(manifest, sink)
+    worker.log_event(topic, {**where, "result": pickle.dumps(result)})
+    return result
 
 
 class DaskExecutor:
@@ -126,7 +133,8 @@ class DaskExecutor:
     dashboard : bool
         Serve the Dask dashboard (a free port on 127.0.0.1) on a cluster we start.
     prefetch : int
-        Items queued per worker beyond those running (keeps workers busy).
+        Items queued per worker beyond those running (0: a worker that dies takes no
+        queued neighbour with it, which Dask would count as a death of that item too).
     memory_limit : str
         Per-worker memory limit of a cluster we start (Dask's nanny restarts a
         worker above it), e.g. ``"2GiB"``; ``"auto"`` shares the machine's memory.
@@ -142,7 +150,7 @@ class DaskExecutor:
         *,
         attempts: int | None = None,
         dashboard: bool = True,
-        prefetch: int = 1,
+        prefetch: int = 0,
         memory_limit: str = "auto",
         announce: Path | None = None,
     ) -> None:
@@ -167,15 +175,7 @@ class DaskExecutor:
         distributed = _import_distributed()
         if self.workers_wanted:
             allowed = max(0, (self.attempts or attempts or 3) - 1)
-            self._cluster = distributed.LocalCluster(
-                n_workers=self.workers_wanted,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0" if self.dashboard else None,
-                memory_limit=self.memory_limit,
-                scheduler_kwargs={"allowed_failures": allowed},
-            )
+            self._cluster = self._local_cluster(distributed, allowed)
             self._client = distributed.Client(self._cluster)
         else:
             try:
@@ -192,6 +192,29 @@ class DaskExecutor:
                     self.announce, self.target, self._client.scheduler.address, self.dashboard_link
                 )
         return self._client
+
+    def _local_cluster(self, distributed: Any, allowed_failures: int) -> Any:
+        """A LocalCluster on loopback; each worker holds only the item it runs.
+
+        ``worker-saturation`` 1.0 (set for the scheduler's creation only) keeps
+        other items queued at the scheduler, so a worker killed by one item does
+        not count as a death of a neighbour that merely waited on it.
+        """
+        import dask
+
+        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+            return distributed.LocalCluster(
+                n_workers=self.workers_wanted,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",  # its HTTP server runs anyway: a free port
+                memory_limit=self.memory_limit,
+                scheduler_kwargs={
+                    "allowed_failures": allowed_failures,
+                    "dashboard": self.dashboard,
+                },
+            )
 
     def close(self) -> None:
         """Disconnect, and stop a cluster we started."""
@@ -214,7 +237,7 @@ class DaskExecutor:
     @property
     def dashboard_link(self) -> str:
         """The Dask dashboard's URL ('' when not running or not served)."""
-        if self._client is None:
+        if self._client is None or (self.workers_wanted and not self.dashboard):
             return ""
         with contextlib.suppress(Exception):
             return str(self._client.dashboard_link or "")
@@ -350,11 +373,11 @@ class _DaskRun:
             manifest = heapq.heappop(self.retries)[2]
             self.report(_stopped(manifest))
 
-    def _finished(self, future: Future) -> None:
+    def _finished(self, future: Future, result: TaskResult | None = None) -> None:
         manifest = self.inflight.pop(future, None)
-        if manifest is None:
+        if manifest is None:  # reported already (its result came as an event)
             return
-        result = _result_of(future, manifest)
+        result = result or _result_of(future, manifest)
         future.release()
         self.reported.add((manifest.item.key, manifest.attempt))
         follow = self.report(result)
@@ -367,12 +390,26 @@ class _DaskRun:
 
     def _event(self, event: tuple[float, Any]) -> None:
         message = event[1]
-        if self.events is None or not isinstance(message, dict):
+        if not isinstance(message, dict):
             return
         key, attempt = str(message.get("key", "")), int(message.get("attempt", 0))
         if (key, attempt) in self.reported:  # a late event of a task already reported
             return
-        self.events(StepEvent(key, str(message.get("step", "")), StepState.RUNNING))
+        if "result" in message:
+            self._result_event(key, attempt, message["result"])
+        elif self.events is not None:
+            self.events(StepEvent(key, str(message.get("step", "")), StepState.RUNNING))
+
+    def _result_event(self, key: str, attempt: int, data: Any) -> None:
+        future = next(
+            (f for f, m in self.inflight.items() if (m.item.key, m.attempt) == (key, attempt)),
+            None,
+        )
+        if future is None or not isinstance(data, bytes):
+            return
+        result = pickle.loads(data)  # from our own task, through the scheduler (as Dask's results)
+        if isinstance(result, TaskResult):
+            self._finished(future, result)
 
     def _abandon(self) -> None:
         """Second Ctrl-C: cancel what is still running; those items go back to pending."""
@@ -404,7 +441,7 @@ def _result_of(future: Future, manifest: TaskManifest) -> TaskResult:
         if isinstance(result, TaskResult):
             return result
         return _failed(manifest, f"worker returned {type(result).__name__}, not a TaskResult")
-    if status == "cancelled":
+    if status != "error":  # cancelled, or lost with the scheduler: a rerun resumes it
         return _stopped(manifest)
     error = future.exception()
     if type(error).__name__ == "KilledWorker":
