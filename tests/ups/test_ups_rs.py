@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -177,9 +178,7 @@ def test_an_expired_lease_can_be_claimed_again(ups_server: UpsServer) -> None:
         url = f"/workitems/{uid}/state"
         assert http.put(url + "?lease=0.3", json=_state("IN PROGRESS", old)).status_code == 200
         assert http.put(url, json=_state("IN PROGRESS", new)).status_code == 409
-        deadline = asyncio.get_event_loop_policy().new_event_loop()
-        deadline.run_until_complete(asyncio.sleep(0.4))  # the lease itself is the event waited for
-        deadline.close()
+        time.sleep(0.4)  # the lease running out is the event itself
         assert http.put(url, json=_state("IN PROGRESS", new)).status_code == 200
         assert http.put(url, json=_state("COMPLETED", old)).status_code == 409
         assert http.put(url, json=_state("COMPLETED", new)).status_code == 200
@@ -209,3 +208,20 @@ def test_global_subscription_reports_events_over_websocket(ups_server: UpsServer
     assert [r["00741000"]["Value"][0] for r in reports] == ["SCHEDULED", "IN PROGRESS"]
     assert all(r["00001000"]["Value"] == [r["uid"]] for r in reports)
     assert all(r["00001002"]["Value"] == [1] for r in reports)  # UPS State Report
+
+
+def test_peers_cannot_grow_the_store_without_bound(
+    ups_server: UpsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dicomstation.server import ups_store
+
+    monkeypatch.setattr(ups_store, "MAX_WORKITEMS", 2)
+    monkeypatch.setattr(ups_store, "MAX_SUBSCRIPTIONS", 1)
+    with ups_server.client() as http:
+        _create(http)
+        _create(http)
+        full = http.post("/workitems", json=_workitem())
+        assert full.status_code == 503 and "2 workitems" in full.json()["detail"]
+        assert http.post(f"/workitems/{GLOBAL}/subscribers/ONE").status_code == 201
+        assert http.post(f"/workitems/{GLOBAL}/subscribers/TWO").status_code == 503
+        assert http.post(f"/workitems/{GLOBAL}/subscribers/bad%2Faet").status_code in (400, 404)

@@ -43,6 +43,7 @@ from dicomstation.server.ups_store import TRANSACTION, UpsError, UpsStore
 __all__ = ["ups_router"]
 
 MAX_BODY = 1 << 20
+MAX_CHANNELS = 32
 _JSON = "application/dicom+json"
 _AET_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-.")
 
@@ -200,24 +201,37 @@ def _subscription_routes(router: APIRouter, ctx: ServerContext, store: UpsStore)
         return Response(status_code=200)
 
     access = Access(ctx.options)
+    open_channels = [0]
 
     @router.websocket("/subscribers/{aet}")
     async def channel(websocket: WebSocket, aet: str) -> None:
         if not _ws_allowed(websocket, access):
             await websocket.close(code=1008)
             return
-        await websocket.accept()
-        seq = await asyncio.to_thread(store.last_event)
-        try:
-            while True:
-                events = await asyncio.to_thread(store.events_for, aet, seq)
-                for event in events:
-                    await websocket.send_text(json.dumps(event.report))
-                    seq = event.seq
-                if not events and await _closed(websocket):
-                    return
-        except (WebSocketDisconnect, RuntimeError, sqlite3.Error):
+        if open_channels[0] >= MAX_CHANNELS:
+            await websocket.close(code=1013)  # try again later
             return
+        open_channels[0] += 1
+        try:
+            await _serve_channel(websocket, aet, store)
+        finally:
+            open_channels[0] -= 1
+
+
+async def _serve_channel(websocket: WebSocket, aet: str, store: UpsStore) -> None:
+    """Send ``aet``'s event reports from now on, until the client goes."""
+    await websocket.accept()
+    seq = await asyncio.to_thread(store.last_event)
+    try:
+        while True:
+            events = await asyncio.to_thread(store.events_for, aet, seq)
+            for event in events:
+                await websocket.send_text(json.dumps(event.report))
+                seq = event.seq
+            if not events and await _closed(websocket):
+                return
+    except (WebSocketDisconnect, RuntimeError, sqlite3.Error):
+        return
 
 
 async def _closed(websocket: WebSocket) -> bool:

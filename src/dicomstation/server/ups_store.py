@@ -40,6 +40,9 @@ STATE = tag_hex("ProcedureStepState")
 TRANSACTION = tag_hex("TransactionUID")
 SOP_UID = tag_hex("SOPInstanceUID")
 MAX_EVENTS = 10_000
+#: Bounds on what peers can make the store hold.
+MAX_WORKITEMS = 100_000
+MAX_SUBSCRIPTIONS = 1_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workitems (
@@ -139,6 +142,8 @@ class UpsStore:
         with self._tx() as con:
             if con.execute("SELECT 1 FROM workitems WHERE uid=?", (uid,)).fetchone():
                 raise UpsError(409, f"workitem {uid} already exists")
+            if con.execute("SELECT COUNT(*) FROM workitems").fetchone()[0] >= MAX_WORKITEMS:
+                raise UpsError(503, f"the worklist holds {MAX_WORKITEMS} workitems: no more")
             con.execute(
                 "INSERT INTO workitems (uid, state, dataset, updated) VALUES (?, ?, ?, ?)",
                 (uid, UpsState.SCHEDULED.value, json.dumps(dataset), time.time()),
@@ -277,6 +282,8 @@ class UpsStore:
         with self._tx() as con:
             if uid not in (GLOBAL_SUBSCRIPTION, FILTERED_GLOBAL):
                 self._row(con, uid)
+            if con.execute("SELECT COUNT(*) FROM subscriptions").fetchone()[0] >= MAX_SUBSCRIPTIONS:
+                raise UpsError(503, f"{MAX_SUBSCRIPTIONS} subscriptions exist: no more")
             con.execute(
                 "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?)",
                 (aet, uid, int(deletion_lock)),
