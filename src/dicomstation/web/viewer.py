@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from dicomstation.database import Database
+from dicomstation.dicomjson import first_value
 from dicomstation.errors import NotFoundError, ProcessingError
 from dicomstation.export import ExportOptions, Overlay, SourceSeries, render_mip, render_slice
 from dicomstation.pipeline import (
@@ -33,6 +34,7 @@ from dicomstation.pipeline import (
 )
 from dicomstation.pipeline.actions import content_seed
 from dicomstation.volumes import LoadedVolume, load_series
+from dicomstation.web.viewer_windows import default_window
 
 __all__ = ["PRESETS", "Viewer", "ViewerVolume"]
 
@@ -60,6 +62,7 @@ class ViewerVolume:
     mask: hd.Volume | None = None
     mask_display: hd.Volume | None = None
     method: str = ""
+    body_part: str = ""  # Body Part Examined, for the default CT window
 
     def info(self) -> dict[str, Any]:
         """Shape, spacing and metadata the UI needs to build its controls."""
@@ -74,6 +77,9 @@ class ViewerVolume:
             "warnings": list(self.loaded.warnings),
             "has_mask": self.mask is not None,
             "range": [float(np.min(self.display.array)), float(np.max(self.display.array))],
+            "default_window": default_window(
+                self.loaded.modality, self.display.array, self.body_part
+            ).as_json(),
         }
 
 
@@ -91,7 +97,9 @@ class Viewer:
         if loaded.volume.number_of_channel_dimensions != 0:
             raise ProcessingError(f"series {series_uid} is colour; the viewer shows scalar volumes")
         display = loaded.volume.to_patient_orientation(DISPLAY)
-        item = ViewerVolume(uuid.uuid4().hex[:12], loaded, display)
+        headers = self.db.headers_of(series_uid)
+        body_part = first_value(headers[0], "BodyPartExamined") if headers else ""
+        item = ViewerVolume(uuid.uuid4().hex[:12], loaded, display, body_part=body_part)
         with self.lock:
             self.volumes[item.id] = item
             while len(self.volumes) > MAX_VOLUMES:  # oldest first (dicts keep insertion order)

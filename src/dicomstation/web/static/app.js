@@ -443,8 +443,9 @@ async function loadVolume(series) {
     slider.max = info.shape[view] - 1;
     slider.value = Math.floor(info.shape[view] / 2);
   }
-  const preset = info.modality === "CT" ? "brain" : "";
-  $("#preset").value = preset;
+  $("#preset").value = "";  // the default window: CT by body part or soft tissue, else percentiles
+  $("#preset option[value='']").textContent = `default: ${info.default_window.source}`;
+  for (const view of VIEWS) resetView(view);
   applyPreset();
   $("#seed-list").textContent = "none";
   showTab("viewer");
@@ -481,9 +482,9 @@ function applyPreset() {
     $("#wl-center").value = option.dataset.c;
     $("#wl-width").value = option.dataset.w;
   } else if (state.volume) {
-    const [lo, hi] = state.volume.range;
-    $("#wl-center").value = Math.round((lo + hi) / 2);
-    $("#wl-width").value = Math.max(1, Math.round(hi - lo));
+    const {center, width} = state.volume.default_window;
+    $("#wl-center").value = Math.round(center);
+    $("#wl-width").value = Math.max(1, Math.round(width));
   }
   renderViews();
 }
@@ -491,18 +492,84 @@ function applyPreset() {
 $("#preset").addEventListener("change", applyPreset);
 for (const id of ["#wl-center", "#wl-width"]) $(id).addEventListener("change", () => { $("#preset").value = ""; renderViews(); });
 for (const id of ["#mip", "#overlay"]) $(id).addEventListener("change", renderViews);
-for (const view of VIEWS) {
+// Mouse on a view: wheel scrolls slices, Ctrl+wheel zooms, right-drag sets window/level,
+// Shift+drag or middle-drag pans, double-click resets zoom and pan. Letters give orientation.
+const ORIENT = {axial: ["A", "P", "R", "L"], coronal: ["S", "I", "R", "L"], sagittal: ["S", "I", "A", "P"]};
+state.views = {};
+
+function resetView(view) {
+  state.views[view] = {zoom: 1, x: 0, y: 0};
+  applyTransform(view);
+}
+function applyTransform(view) {
+  const v = state.views[view] || {zoom: 1, x: 0, y: 0};
+  $(`#view-${view}`).style.transform = `translate(${v.x}px, ${v.y}px) scale(${v.zoom})`;
+}
+
+let pendingRender = null;
+function renderSoon() {  // at most ~8 renders a second while dragging
+  if (pendingRender) return;
+  pendingRender = setTimeout(() => { pendingRender = null; renderViews(); }, 120);
+}
+
+function dragWindow(e) {
+  const width = Math.max(1, Number($("#wl-width").value) || 1);
+  const step = Math.max(1, width / 256);
+  $("#wl-width").value = Math.max(1, Math.round(width + e.movementX * step));
+  $("#wl-center").value = Math.round((Number($("#wl-center").value) || 0) - e.movementY * step);
+  $("#preset").value = "";
+  renderSoon();
+}
+
+function setupView(view) {
+  const img = $(`#view-${view}`);
+  const wrap = el("div", {className: "view-wrap", dataset: {view}});
+  img.replaceWith(wrap);
+  wrap.append(img);
+  ORIENT[view].forEach((letter, i) => wrap.append(el("span",
+    {className: `orient ${["top", "bottom", "left", "right"][i]}`, text: letter})));
+  img.draggable = false;
+  resetView(view);
   $(`#slider-${view}`).addEventListener("input", renderViews);
-  $(`#view-${view}`).addEventListener("wheel", e => {
+  wrap.addEventListener("contextmenu", e => e.preventDefault());
+  wrap.addEventListener("wheel", e => {
     e.preventDefault();
+    if (e.ctrlKey) {
+      const v = state.views[view];
+      v.zoom = Math.min(8, Math.max(1, v.zoom * (e.deltaY < 0 ? 1.25 : 0.8)));
+      applyTransform(view);
+      return;
+    }
     const slider = $(`#slider-${view}`);
     slider.value = Number(slider.value) + (e.deltaY > 0 ? 1 : -1);
     renderViews();
   });
+  wrap.addEventListener("dblclick", () => resetView(view));
+  wrap.addEventListener("mousedown", e => {
+    const mode = e.button === 2 ? "window" : e.button === 1 || e.shiftKey ? "pan" : null;
+    if (!mode) return;
+    e.preventDefault();
+    state.dragged = false;
+    const move = ev => {
+      state.dragged = true;
+      if (mode === "window") { dragWindow(ev); return; }
+      const v = state.views[view];
+      v.x += ev.movementX; v.y += ev.movementY;
+      applyTransform(view);
+    };
+    const up = () => {
+      window.removeEventListener("mousemove", move);
+      window.removeEventListener("mouseup", up);
+      if (mode === "window") renderViews();
+    };
+    window.addEventListener("mousemove", move);
+    window.addEventListener("mouseup", up);
+  });
 }
+VIEWS.forEach(setupView);
 
 $("#view-axial").addEventListener("click", e => {
-  if (!state.volume) return;
+  if (!state.volume || e.shiftKey) return;  // Shift+drag pans
   const img = e.target;
   const row = Math.floor(e.offsetY / img.clientHeight * state.volume.shape.coronal);
   const col = Math.floor(e.offsetX / img.clientWidth * state.volume.shape.sagittal);
