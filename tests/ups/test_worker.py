@@ -250,3 +250,17 @@ def test_worker_cli_performs_a_workitem_once(
     assert TOKEN not in result.output and clean_orthanc.password not in result.output
     bad = CliRunner().invoke(app, ["worker", "worklist", "--once", "--segmenter", "nope"])
     assert bad.exit_code != 0 and "unknown segmenter" in bad.output
+
+
+def test_a_worker_runs_its_task_on_dask(
+    ups_server: UpsServer, clean_orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    from dicomstation.pipeline.dask_executor import DaskExecutor
+
+    study = _upload_study(clean_orthanc, tmp_path)
+    uid = _post(ups_server, study)
+    log: list[str] = []
+    worker = _worker(ups_server, clean_orthanc, log, executor=DaskExecutor("local:1"))
+    assert worker.run_once() == 1, log
+    assert _state(ups_server, uid)["00741000"]["Value"] == ["COMPLETED"], log
+    assert _orthanc_modalities(clean_orthanc, study) == ["CT", "SEG", "SR"]

@@ -56,6 +56,16 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Perform what is claimable now, then exit.")
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Run each task on Dask: local:N worker processes here."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Run each task on a running Dask cluster: tcp://HOST:PORT."
+        ),
+    ] = None,
 ) -> None:
     """Claim "segmentation" workitems, segment, send SEG + SR, complete them (Ctrl-C stops)."""
     from dicomstation.pipeline.segmenters import make_segmenter
@@ -68,7 +78,9 @@ def worker(
     params = _params(param or [])
     make_segmenter(segmenter, params)  # bad names and parameters fail before any claim
     servers = {name: settings.server(name) for name in settings.servers}
-    options = WorkerOptions(servers, segmenter, params, lease)
+    from dicomstation.pipeline.dask_executor import executor_for
+
+    options = WorkerOptions(servers, segmenter, params, lease, executor_for(cluster, scheduler))
     stop = threading.Event()
     with http_client(server) as http:
         performer = Worker(UpsClient(server, http), options, err_console.print)

@@ -31,8 +31,10 @@ import httpx
 from pydicom.uid import generate_uid
 
 from dicomstation.config import DicomWebServer, ServerConfig
-from dicomstation.errors import ConfigError, DicomStationError, RemoteStatusError
+from dicomstation.errors import ConfigError, DicomStationError, ProcessingError, RemoteStatusError
+from dicomstation.nodes.base import CancelToken
 from dicomstation.pipeline.definition import Pipeline
+from dicomstation.pipeline.executor import Executor
 from dicomstation.pipeline.model import StepState, TaskManifest, TaskResult, WorkItem
 from dicomstation.pipeline.task import run_task
 
@@ -197,12 +199,15 @@ class WorkerOptions:
         Its parameters.
     lease : float
         Seconds a claim is held without renewal (renewed every third of it).
+    executor : Executor or None
+        Where the pipeline task runs (e.g. a ``DaskExecutor``); None: in this process.
     """
 
     servers: Mapping[str, ServerConfig]
     segmenter: str = "ct_baseline"
     params: Mapping[str, Any] = field(default_factory=dict)
     lease: float = 120.0
+    executor: Executor | None = None
 
 
 def pipeline_for(task: WorkitemTask, options: WorkerOptions) -> Pipeline:
@@ -300,7 +305,13 @@ class Worker:
         manifest = TaskManifest(
             pipeline.to_json(), WorkItem(task.study_uid, task.series_uids), (), {}, None, servers
         )
-        return run_task(manifest)
+        if self.options.executor is None:
+            return run_task(manifest)
+        results: list[TaskResult] = []
+        self.options.executor.run([manifest], lambda r: results.append(r), cancel=CancelToken())
+        if not results:
+            raise ProcessingError(f"workitem {task.uid}: the executor reported no result")
+        return results[0]
 
     def _renew(self, claim: Claim, stop: threading.Event) -> None:
         while not stop.wait(self.options.lease / 3):
