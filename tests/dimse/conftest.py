@@ -170,3 +170,32 @@ def dcmqrscp(tmp_path: Path, listener_port: int) -> Iterator[DcmtkPeer]:
         yield DcmtkPeer("QRSCP", port, folder, process)
     finally:
         stop(process)
+
+
+@pytest.fixture(autouse=True, params=["fast", "pynetdicom"])
+def dimse_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every DIMSE test runs on both transports (see nodes/dimse_transport.py).
+
+    Set through the environment, so CLI subprocesses started by a test use it too.
+    """
+    from dicomstation.nodes.dimse_transport import ENV_VAR
+
+    reason = FAST_PATH_ONLY.get(request.node.originalname)
+    if request.param == "pynetdicom" and reason:
+        pytest.skip(f"fast path only: {reason}")
+    monkeypatch.setenv(ENV_VAR, str(request.param))
+    return str(request.param)
+
+
+#: Tests of properties only the fast path has (known differences of plain pynetdicom).
+FAST_PATH_ONLY = {
+    "test_store_is_bit_identical_at_storescp": (
+        "pynetdicom decodes and re-encodes (deflated data sets come out different)"
+    ),
+    "test_abort_mid_instance_leaves_nothing": (
+        "pynetdicom's SCP does not report an instance cut off by an abort as failed"
+    ),
+    "test_stalled_instance_times_out_and_the_rest_continue": (
+        "pynetdicom reports a stalled C-STORE as an abort, not as a timeout"
+    ),
+}

@@ -313,11 +313,9 @@ def test_pynetdicom_fallback_paths(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without the pynetdicom internals the fast paths need, plain pynetdicom is used."""
-    import dicomstation.nodes.dimse_retrieve as retrieve_module
-    import dicomstation.nodes.dimse_store as store_module
+    from dicomstation.nodes.dimse_transport import ENV_VAR
 
-    monkeypatch.setattr(store_module, "fast_path_available", lambda assoc: False)
-    monkeypatch.setattr(retrieve_module, "fast_get_available", lambda assoc: False)
+    monkeypatch.setenv(ENV_VAR, "pynetdicom")
     study = _study(node)
     report = node.retrieve(study, into=db)
     assert report.ok and len(report.succeeded) == len(loaded)

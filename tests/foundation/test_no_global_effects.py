@@ -127,3 +127,15 @@ def test_no_global_effects(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     assert lines and lines[-1] == "OK", run.stdout
+
+
+def test_large_reads_are_on_for_the_pinned_versions() -> None:
+    """The pinned httpx/httpcore are those the large-read transport was checked on, and used."""
+    from dicomstation.auth import http_client
+    from dicomstation.config import DicomWebServer
+    from dicomstation.nodes.http_transport import LargeReadTransport, large_reads_supported
+
+    assert large_reads_supported()
+    with http_client(DicomWebServer("x", "http://127.0.0.1:9/dicom-web")) as client:
+        transports = [t for t in vars(client).values() if isinstance(t, LargeReadTransport)]
+        assert transports and transports[0].large_reads

@@ -30,6 +30,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode, encode
+from pynetdicom.status import Status
 
 from dicomstation.errors import ProtocolError
 from dicomstation.nodes.base import CancelToken
@@ -38,12 +39,26 @@ from dicomstation.nodes.dimse_instance import Incoming, StoreOutcome, StoreReque
 from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
     A_RELEASE_RQ,
+    AFFECTED_SOP_CLASS,
+    AFFECTED_SOP_INSTANCE,
+    COMMAND_FIELD,
+    COMPLETED,
+    DATA_SET_PRESENT,
+    DATA_SET_TYPE,
+    ERROR_COMMENT,
+    FAILED,
+    MESSAGE_ID,
     NO_DATA_SET,
     P_DATA,
+    PRIORITY,
+    PRIORITY_LOW,
+    RESPONDED_TO,
+    STATUS,
+    WARNINGS,
+    Command,
     PduError,
     PduReader,
     encode_command,
-    fast_path_available,
     local_max_pdu,
     own_socket,
     parse_command,
@@ -55,20 +70,17 @@ from dicomstation.nodes.dimse_pdu import (
     us_value,
 )
 from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_transport import use_fast
 
 __all__ = ["Exchange", "GetResult", "fast_get", "fast_get_available", "file_meta"]
 
-fast_get_available = fast_path_available
+#: Whether a C-GET takes this path: the one transport choice, :func:`dimse_transport.use_fast`.
+fast_get_available = use_fast
 
-_C_STORE_RQ, _C_GET_RSP, _C_STORE_RSP, _C_GET_RQ, _C_CANCEL_RQ = (
-    0x0001,
-    0x8010,
-    0x8001,
-    0x0010,
-    0x0FFF,
-)
-_SUCCESS = 0x0000
-_C_ECHO_RQ, _C_ECHO_RSP = 0x0030, 0x8030
+_C_STORE_RQ, _C_STORE_RSP = Command.C_STORE_RQ, Command.C_STORE_RSP
+_C_GET_RQ, _C_GET_RSP, _C_CANCEL_RQ = Command.C_GET_RQ, Command.C_GET_RSP, Command.C_CANCEL_RQ
+_SUCCESS = int(Status.SUCCESS)
+_C_ECHO_RQ, _C_ECHO_RSP = Command.C_ECHO_RQ, Command.C_ECHO_RSP
 _MAX_COMMAND = 64 * 1024  # a command set is a few hundred bytes
 _MAX_IDENTIFIER = 16 * 1024 * 1024  # a C-GET-RSP identifier (failed UID lists)
 _us = us_field
@@ -162,8 +174,8 @@ class Exchange:
         return found
 
     def _on_command(self, context_id: int, command: dict[int, bytes]) -> None:
-        field_ = _us(command, 0x0100)
-        has_data = _us(command, 0x0800, NO_DATA_SET) != NO_DATA_SET
+        field_ = _us(command, COMMAND_FIELD)
+        has_data = _us(command, DATA_SET_TYPE, NO_DATA_SET) != NO_DATA_SET
         if field_ == _C_STORE_RQ and has_data:
             self._start_store(context_id, command)
         elif field_ == _C_GET_RSP and not self.serving:
@@ -173,11 +185,11 @@ class Exchange:
         elif field_ == _C_ECHO_RQ and self.serving:
             reply = encode_command(
                 {
-                    0x0002: uid_value(_text(command, 0x0002)),
-                    0x0100: us_value(_C_ECHO_RSP),
-                    0x0120: us_value(_us(command, 0x0110)),
-                    0x0800: us_value(NO_DATA_SET),
-                    0x0900: us_value(_SUCCESS),
+                    AFFECTED_SOP_CLASS: uid_value(_text(command, AFFECTED_SOP_CLASS)),
+                    COMMAND_FIELD: us_value(_C_ECHO_RSP),
+                    RESPONDED_TO: us_value(_us(command, MESSAGE_ID)),
+                    DATA_SET_TYPE: us_value(NO_DATA_SET),
+                    STATUS: us_value(_SUCCESS),
                 }
             )
             send_message(self.sock, context_id, reply, None, self.max_pdu)
@@ -188,15 +200,15 @@ class Exchange:
     # -- C-STORE sub-operations ------------------------------------------------------
     def _start_store(self, context_id: int, command: dict[int, bytes]) -> None:
         request = StoreRequest(
-            _text(command, 0x0002),
-            _text(command, 0x1000),
+            _text(command, AFFECTED_SOP_CLASS),
+            _text(command, AFFECTED_SOP_INSTANCE),
             self.classes.get(context_id, ""),
             str(self.syntaxes[context_id]),
             self.source_ae,
             self.peer or self.server,
         )
         incoming = self.receiver.begin(request)
-        self.store = _Store(context_id, _us(command, 0x0110), request, incoming)
+        self.store = _Store(context_id, _us(command, MESSAGE_ID), request, incoming)
 
     def _finish_store(self, store: _Store) -> None:
         self.store = None
@@ -205,17 +217,21 @@ class Exchange:
 
     def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
         fields = {
-            0x0002: uid_value(store.request.sop_class.encode("ascii", "replace").decode()),
-            0x0100: us_value(_C_STORE_RSP),
-            0x0120: us_value(store.msg_id),
-            0x0800: us_value(NO_DATA_SET),
-            0x0900: us_value(outcome.status),
-            0x1000: uid_value(store.request.sop_uid.encode("ascii", "replace").decode()),
+            AFFECTED_SOP_CLASS: uid_value(
+                store.request.sop_class.encode("ascii", "replace").decode()
+            ),
+            COMMAND_FIELD: us_value(_C_STORE_RSP),
+            RESPONDED_TO: us_value(store.msg_id),
+            DATA_SET_TYPE: us_value(NO_DATA_SET),
+            STATUS: us_value(outcome.status),
+            AFFECTED_SOP_INSTANCE: uid_value(
+                store.request.sop_uid.encode("ascii", "replace").decode()
+            ),
         }
         comment = outcome.error_comment()
         if comment:
             raw = comment.encode("ascii")
-            fields[0x0902] = raw + b" " * (len(raw) % 2)
+            fields[ERROR_COMMENT] = raw + b" " * (len(raw) % 2)
         send_message(self.sock, store.context_id, encode_command(fields), None, self.max_pdu)
 
     def abandon(self) -> None:
@@ -227,17 +243,17 @@ class Exchange:
     # -- C-GET responses -------------------------------------------------------------
     def _on_response(self, command: dict[int, bytes], identifier: Dataset | None) -> None:
         self.response = None
-        code = _us(command, 0x0900)
+        code = _us(command, STATUS)
         if status_category(code, "C-GET") is StatusCategory.PENDING:
             return
         status = Dataset()
         status.Status = code
-        if 0x0902 in command:
-            status.ErrorComment = _text(command, 0x0902)
+        if ERROR_COMMENT in command:
+            status.ErrorComment = _text(command, ERROR_COMMENT)
         for element, keyword in (
-            (0x1021, "NumberOfCompletedSuboperations"),
-            (0x1022, "NumberOfFailedSuboperations"),
-            (0x1023, "NumberOfWarningSuboperations"),
+            (COMPLETED, "NumberOfCompletedSuboperations"),
+            (FAILED, "NumberOfFailedSuboperations"),
+            (WARNINGS, "NumberOfWarningSuboperations"),
         ):
             if element in command:
                 setattr(status, keyword, _us(command, element))
@@ -285,11 +301,11 @@ def fast_get(
         )
         command = encode_command(
             {
-                0x0002: uid_value(model),
-                0x0100: us_value(_C_GET_RQ),
-                0x0110: us_value(msg_id),
-                0x0700: us_value(2),
-                0x0800: us_value(1),
+                AFFECTED_SOP_CLASS: uid_value(model),
+                COMMAND_FIELD: us_value(_C_GET_RQ),
+                MESSAGE_ID: us_value(msg_id),
+                PRIORITY: us_value(PRIORITY_LOW),
+                DATA_SET_TYPE: us_value(DATA_SET_PRESENT),
             }
         )
         data = encode(
@@ -329,7 +345,11 @@ def _step(reader: PduReader, exchange: Exchange, server: str) -> None:
 
 def _send_cancel(exchange: Exchange, context_id: int, msg_id: int) -> None:
     command = encode_command(
-        {0x0100: us_value(_C_CANCEL_RQ), 0x0120: us_value(msg_id), 0x0800: us_value(NO_DATA_SET)}
+        {
+            COMMAND_FIELD: us_value(_C_CANCEL_RQ),
+            RESPONDED_TO: us_value(msg_id),
+            DATA_SET_TYPE: us_value(NO_DATA_SET),
+        }
     )
     send_message(exchange.sock, context_id, command, None, exchange.max_pdu)
     exchange.cancel_sent = True

@@ -36,11 +36,11 @@ from dicomstation.nodes.dimse_pdu import (
     P_DATA,
     PduError,
     PduReader,
-    fast_path_available,
     local_max_pdu,
     pdvs,
 )
 from dicomstation.nodes.dimse_receive import Receiver, printable
+from dicomstation.nodes.dimse_transport import use_fast
 
 __all__ = ["FastStorageSCP", "describe_peer"]
 
@@ -74,7 +74,7 @@ class FastStorageSCP:
     @staticmethod
     def on_requested(event: Any) -> None:
         """Switch pynetdicom's socket reader off before the association is accepted."""
-        if fast_path_available(event.assoc):
+        if use_fast(event.assoc):
             event.assoc.dul._is_transport_event = lambda: False
             event.assoc.dicomstation_fast = True
 

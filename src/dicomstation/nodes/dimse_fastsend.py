@@ -17,8 +17,19 @@ from pydicom.dataset import Dataset
 from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
     A_RELEASE_RQ,
+    AFFECTED_SOP_CLASS,
+    AFFECTED_SOP_INSTANCE,
     COMMAND,
+    COMMAND_FIELD,
+    DATA_SET_PRESENT,
+    DATA_SET_TYPE,
+    ERROR_COMMENT,
+    MESSAGE_ID,
     P_DATA,
+    PRIORITY,
+    RESPONDED_TO,
+    STATUS,
+    Command,
     PduReader,
     encode_command,
     fragment_size,
@@ -35,19 +46,19 @@ from dicomstation.nodes.dimse_pdu import (
 __all__ = ["StoreChannel", "command_set"]
 
 _PDUS_PER_WRITE = 32
-_C_STORE_RQ, _C_STORE_RSP = 0x0001, 0x8001
+_C_STORE_RQ, _C_STORE_RSP = Command.C_STORE_RQ, Command.C_STORE_RSP
 
 
 def command_set(sop_class: str, sop_uid: str, msg_id: int) -> bytes:
     """The C-STORE-RQ command set, Implicit VR Little Endian (priority low, data set present)."""
     return encode_command(
         {
-            0x0002: uid_value(sop_class),  # Affected SOP Class UID
-            0x0100: us_value(_C_STORE_RQ),  # Command Field
-            0x0110: us_value(msg_id),  # Message ID
-            0x0700: us_value(0x0002),  # Priority: low (as pynetdicom)
-            0x0800: us_value(0x0001),  # Command Data Set Type: present
-            0x1000: uid_value(sop_uid),  # Affected SOP Instance UID
+            AFFECTED_SOP_CLASS: uid_value(sop_class),  # Affected SOP Class UID
+            COMMAND_FIELD: us_value(_C_STORE_RQ),  # Command Field
+            MESSAGE_ID: us_value(msg_id),  # Message ID
+            PRIORITY: us_value(AFFECTED_SOP_CLASS),  # Priority: low (as pynetdicom)
+            DATA_SET_TYPE: us_value(DATA_SET_PRESENT),
+            AFFECTED_SOP_INSTANCE: uid_value(sop_uid),  # Affected SOP Instance UID
         }
     )
 
@@ -119,10 +130,13 @@ class StoreChannel:
 
     @staticmethod
     def _status(fields: dict[int, bytes], msg_id: int) -> Dataset:
-        if us_field(fields, 0x0100) != _C_STORE_RSP or us_field(fields, 0x0120) != msg_id:
+        if (
+            us_field(fields, COMMAND_FIELD) != _C_STORE_RSP
+            or us_field(fields, RESPONDED_TO) != msg_id
+        ):
             raise ConnectionAbortedError("C-STORE response does not answer the request")
         status = Dataset()
-        status.Status = us_field(fields, 0x0900)
-        if 0x0902 in fields:
-            status.ErrorComment = text_field(fields, 0x0902)
+        status.Status = us_field(fields, STATUS)
+        if ERROR_COMMENT in fields:
+            status.ErrorComment = text_field(fields, ERROR_COMMENT)
         return status

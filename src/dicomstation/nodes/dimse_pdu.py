@@ -10,7 +10,7 @@ over with :func:`own_socket`: the association reactor is paused (as pynetdicom's
 own ``send_*`` do) and pynetdicom's DUL reader is told there is nothing to read.
 
 It relies on pynetdicom 3.0 internals (``dul.socket``, ``dul._is_transport_event``,
-``dul._idle_timer``, ``dul._run_loop_delay``, the reactor checkpoint);
+``dul._idle_timer``, the reactor checkpoint);
 :func:`fast_path_available` checks them, and callers fall back to pynetdicom's
 ``send_c_store`` / ``send_c_get`` when they are missing.
 """
@@ -18,17 +18,36 @@ It relies on pynetdicom 3.0 internals (``dul.socket``, ``dul._is_transport_event
 from __future__ import annotations
 
 import contextlib
+import enum
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
+
 __all__ = [
+    "AFFECTED_SOP_CLASS",
+    "AFFECTED_SOP_INSTANCE",
+    "COMMAND_FIELD",
+    "COMPLETED",
     "DATA",
     "DATA_LAST",
+    "DATA_SET_PRESENT",
+    "DATA_SET_TYPE",
     "DEFAULT_PDU_LIMIT",
+    "ERROR_COMMENT",
+    "FAILED",
+    "MESSAGE_ID",
     "NO_DATA_SET",
+    "PRIORITY",
+    "PRIORITY_LOW",
     "P_DATA",
+    "RESPONDED_TO",
+    "STATUS",
+    "WARNINGS",
+    "Command",
     "PduError",
     "PduReader",
     "encode_command",
@@ -62,6 +81,43 @@ P_DATA, A_RELEASE_RQ, A_ABORT = 0x04, 0x05, 0x07
 NO_DATA_SET = 0x0101
 
 
+def _element(keyword: str) -> int:
+    """The element number (group 0000) of a command field, from pydicom's dictionary."""
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag >> 16:  # pragma: no cover - pydicom's dictionary changed
+        raise AssertionError(f"{keyword} is not a command element")
+    return int(tag) & 0xFFFF
+
+
+class Command(enum.IntEnum):
+    """Command Field (0000,0100) values used by the fast paths (PS3.7 E.1-1)."""
+
+    C_STORE_RQ = 0x0001
+    C_STORE_RSP = 0x8001
+    C_GET_RQ = 0x0010
+    C_GET_RSP = 0x8010
+    C_ECHO_RQ = 0x0030
+    C_ECHO_RSP = 0x8030
+    C_CANCEL_RQ = 0x0FFF
+
+
+#: Command elements (group 0000), by their pydicom keywords.
+AFFECTED_SOP_CLASS = _element("AffectedSOPClassUID")
+COMMAND_FIELD = _element("CommandField")
+MESSAGE_ID = _element("MessageID")
+RESPONDED_TO = _element("MessageIDBeingRespondedTo")
+PRIORITY = _element("Priority")
+DATA_SET_TYPE = _element("CommandDataSetType")
+STATUS = _element("Status")
+ERROR_COMMENT = _element("ErrorComment")
+AFFECTED_SOP_INSTANCE = _element("AffectedSOPInstanceUID")
+COMPLETED = _element("NumberOfCompletedSuboperations")
+FAILED = _element("NumberOfFailedSuboperations")
+WARNINGS = _element("NumberOfWarningSuboperations")
+#: Priority (0000,0700) LOW, as pynetdicom sends it; Command Data Set Type "present".
+PRIORITY_LOW, DATA_SET_PRESENT = 0x0002, 0x0001
+
+
 def fast_path_available(assoc: Any) -> bool:
     """True when this pynetdicom association exposes what the fast paths need."""
     try:
@@ -70,7 +126,7 @@ def fast_path_available(assoc: Any) -> bool:
             hasattr(dul.socket.socket, "sendall")
             and hasattr(dul, "_is_transport_event")
             and hasattr(dul, "_idle_timer")
-            and hasattr(dul, "_run_loop_delay")
+            and hasattr(dul, "is_alive")
             and hasattr(assoc, "_reactor_checkpoint")
             and hasattr(assoc, "_is_paused")
         )
@@ -111,6 +167,9 @@ def limit_pdu_reads(assoc: Any, limit: int) -> None:
 def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
     """Pause the reactor and pynetdicom's socket reader; yield the raw socket.
 
+    The reactor is paused the way pynetdicom's own ``send_*`` methods pause it
+    (clear the checkpoint, wait for ``_is_paused``); the DUL reader hands the
+    socket over deterministically (:func:`_silence_reader`: no fixed sleep).
     While it is ours, every socket read or write waits at most ``timeout`` seconds
     (the DIMSE timeout: a peer that stops answering raises ``TimeoutError``).
     """
@@ -118,8 +177,7 @@ def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
     while not assoc._is_paused and assoc.is_established:
         time.sleep(0.0001)
     dul = assoc.dul
-    dul._is_transport_event = lambda: False
-    time.sleep(max(0.005, 3 * dul._run_loop_delay))  # let a reader loop in progress finish
+    _silence_reader(dul, timeout)
     sock = dul.socket.socket
     previous = sock.gettimeout()
     sock.settimeout(timeout)
@@ -130,6 +188,28 @@ def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
         del dul._is_transport_event
         dul._idle_timer.restart()
         assoc._reactor_checkpoint.set()
+
+
+def _silence_reader(dul: Any, timeout: float | None) -> None:
+    """Switch pynetdicom's DUL socket reader off and wait until it has noticed.
+
+    The DUL thread asks ``_is_transport_event()`` once per loop, after any PDU it
+    was reading is complete; our replacement answers "nothing to read" and sets
+    an event, so once the event is set no read of pynetdicom's is in progress or
+    can start. A DUL thread that has ended reads nothing either.
+    """
+    asked = threading.Event()
+
+    def nothing_to_read() -> bool:
+        asked.set()
+        return False
+
+    dul._is_transport_event = nothing_to_read
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not asked.wait(0.05) and dul.is_alive():
+        if deadline is not None and time.monotonic() > deadline:
+            del dul._is_transport_event
+            raise TimeoutError("pynetdicom's reader did not hand the socket over")
 
 
 class PduError(Exception):

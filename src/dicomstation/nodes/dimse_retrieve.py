@@ -237,7 +237,7 @@ def retrieve_get(
     contexts = [build_context(model), *receive_contexts(classes)]
     handlers = [(evt.EVT_C_STORE, receiver.handle)]
     with open_association(server, contexts, "C-GET", scp_roles=classes, handlers=handlers) as assoc:
-        if fast_get_available(assoc):
+        if fast_get_available(assoc):  # the transport seam (dimse_transport.use_fast)
             _fast_gets(assoc, requests, model, server, receiver, uid, cancel)
             return
         for request in requests:

@@ -42,7 +42,8 @@ from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status, socket_error
 from dicomstation.nodes.dimse_fastsend import StoreChannel
-from dicomstation.nodes.dimse_pdu import fast_path_available, own_socket
+from dicomstation.nodes.dimse_pdu import own_socket
+from dicomstation.nodes.dimse_transport import use_fast
 
 __all__ = ["Outgoing", "scan_outgoing", "send_files"]
 
@@ -243,7 +244,7 @@ def _send_group(group: list[Outgoing], state: _SendState) -> list[Outgoing]:
         exact = [i for i in group if (i.sop_class, i.transfer_syntax) in accepted]
         others = [i for i in group if (i.sop_class, i.transfer_syntax) not in accepted]
         state.broken = False
-        if exact and fast_path_available(assoc):
+        if exact and use_fast(assoc):
             with own_socket(assoc, state.server.timeout) as sock:
                 channel = StoreChannel(sock, int(assoc.dimse.maximum_pdu_size or 0))
                 try:
