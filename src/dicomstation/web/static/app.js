@@ -447,6 +447,7 @@ async function loadVolume(series) {
   $("#preset option[value='']").textContent = `default: ${info.default_window.source}`;
   for (const view of VIEWS) resetView(view);
   applyPreset();
+  loadSegOverlays(info);
   $("#seed-list").textContent = "none";
   showTab("viewer");
   status(info.warnings.length ? `loaded with warnings: ${info.warnings.join("; ")}` : "volume loaded");
@@ -457,14 +458,41 @@ function windowParam() {
   return c !== "" && w !== "" && Number(w) > 0 ? `${c},${w}` : "";
 }
 
+// SEGs of the database that reference the viewed series: one checkbox per segment
+async function loadSegOverlays(info) {
+  const box = $("#seg-overlays");
+  box.replaceChildren();
+  const segs = await api(`/api/volumes/${info.id}/segs`);
+  if (!segs.length) return;
+  box.append(el("strong", {text: "SEG overlays"}));
+  for (const seg of segs) {
+    box.append(el("span", {className: "seg-title", text: seg.description || seg.series_uid}));
+    for (const s of seg.segments) {
+      box.append(el("label", {className: "segment"}, el("input", {type: "checkbox",
+        dataset: {seg: seg.series_uid, number: s.number}, onchange: renderViews}),
+        el("span", {className: "swatch", style: `background:${s.color}`}), ` ${s.number} ${s.label}`));
+    }
+  }
+}
+
+function segParam() {
+  const chosen = {};
+  document.querySelectorAll("#seg-overlays input:checked").forEach(i => {
+    (chosen[i.dataset.seg] = chosen[i.dataset.seg] || []).push(i.dataset.number);
+  });
+  return Object.entries(chosen).map(([uid, n]) => `${uid}:${n.join(",")}`).join(";");
+}
+
 function renderViews() {
   if (!state.volume) return;
+  const segs = $("#mip").checked ? "" : segParam();
   for (const view of VIEWS) {
     const params = new URLSearchParams({view, index: $(`#slider-${view}`).value,
       mip: $("#mip").checked ? "1" : "0", overlay: $("#overlay").checked ? "1" : "0", t: Date.now()});
     const w = windowParam();
     if (w) params.set("window", w);
-    $(`#view-${view}`).src = `/api/volumes/${state.volume.id}/render?${params}`;
+    if (segs) params.set("segs", segs);
+    $(`#view-${view}`).src = `/api/volumes/${state.volume.id}/${segs ? "render-segs" : "render"}?${params}`;
     $(`#${view}-label`).textContent = $("#mip").checked ? "MIP" : `${Number($(`#slider-${view}`).value) + 1}/${state.volume.shape[view]}`;
   }
 }
