@@ -13,6 +13,11 @@ C-GET of the same series from Orthanc:
   * dicomstation ``DimseNode.retrieve`` into a fresh database (instance listing by
     C-FIND, files written + indexed), by C-GET and, for information, by C-MOVE.
 
+C-STORE into dcmtk ``storescp --ignore`` and a ``storescp`` writing files (the
+ceiling, TCP_NODELAY=1): ``storescu`` beside dicomstation on both transports
+(``DICOMSTATION_DIMSE_TRANSPORT=fast`` and ``pynetdicom``). For per-instance
+overhead run ``bench_dimse.py 2000 64``.
+
 Prints seconds, instances/s, MB/s and the ratio to the dcmtk tool (best of REPEATS).
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -110,6 +116,62 @@ def _dicomstation_get(node: DimseNode, study: str, series: str, root: Path, coun
     assert len(report.succeeded) == count, (len(report.succeeded), report.failed)
 
 
+def _start_storescp(work: Path, ignore: bool) -> tuple[subprocess.Popen[bytes], int]:
+    """dcmtk storescp on loopback (TCP_NODELAY=1 from the environment): --ignore or writing."""
+    port = free_port()
+    args = ["storescp", "-aet", "STORESCP", "+xa"]
+    if ignore:
+        args.append("--ignore")
+    else:
+        out = work / f"storescp-{port}"
+        out.mkdir()
+        args += ["-od", str(out)]
+    quiet = subprocess.DEVNULL  # a writing storescp warns on every overwrite (repeats)
+    proc = subprocess.Popen([*args, str(port)], stdout=quiet, stderr=quiet)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("storescp did not start")
+
+
+def _storescu_to(port: int, folder: Path) -> None:
+    args = ["storescu", "-aet", "STORESCU", "-aec", "STORESCP", "+sd", "-R", "127.0.0.1"]
+    subprocess.run([*args, str(port), str(folder)], check=True, stdout=subprocess.DEVNULL)
+
+
+def _ceiling(work: Path, folder: Path, paths: list[Path], nbytes: int, repeats: int) -> None:
+    """C-STORE into storescp --ignore and a writing storescp: both transports beside storescu."""
+    for ignore in (True, False):
+        proc, port = _start_storescp(work, ignore)
+        try:
+            label = "storescp --ignore" if ignore else "storescp writing files"
+            print(f"C-STORE to {label} (TCP_NODELAY=1)")
+            _ceiling_rows(port, folder, paths, nbytes, repeats)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _ceiling_rows(port: int, folder: Path, paths: list[Path], nbytes: int, repeats: int) -> None:
+    count = len(paths)
+    ref = _best(lambda _: _storescu_to(port, folder), repeats, lambda: None)
+    print(_row("dcmtk storescu", ref, count, nbytes, ref))
+    node = DimseNode(DimseServer("scp", "STORESCP", "127.0.0.1", port, timeout=120))
+    try:
+        for transport in ("fast", "pynetdicom"):
+            os.environ["DICOMSTATION_DIMSE_TRANSPORT"] = transport
+            ours = _best(lambda _: _dicomstation_store(node, paths), repeats, lambda: None)
+            print(_row(f"dicomstation store ({transport})", ours, count, nbytes, ref))
+            print(f"  {transport} / storescu: {ref / ours:.2f}x (goal >= 0.9)")
+    finally:
+        os.environ.pop("DICOMSTATION_DIMSE_TRANSPORT", None)
+
+
 def _best(run: Callable[[int], None], repeats: int, before: Callable[[], None]) -> float:
     times = []
     for attempt in range(repeats):
@@ -152,6 +214,7 @@ def main() -> None:
             f"{count} instances of {size}x{size}, {nbytes / 1e6:.1f} MB; Orthanc on loopback;"
             f" best of {repeats}"
         )
+        _ceiling(work, folder, paths, nbytes, repeats)
         print("C-STORE to Orthanc")
         ref = _best(lambda _: _storescu(orthanc, folder), repeats, orthanc.clear)
         print(_row("dcmtk storescu", ref, count, nbytes, ref))
