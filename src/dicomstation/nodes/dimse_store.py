@@ -102,11 +102,18 @@ def _groups(items: Sequence[Outgoing]) -> list[list[Outgoing]]:
     """Split ``items`` so no association needs more than 128 contexts (order kept)."""
     groups: list[list[Outgoing]] = []
     current: list[Outgoing] = []
+    pairs: set[tuple[str, str]] = set()
+    classes: set[str] = set()
     for item in items:
-        if current and len(_contexts_for([*current, item])) > MAX_CONTEXTS:
+        pair = (item.sop_class, item.transfer_syntax)
+        # as _contexts_for counts them: one per (class, syntax) pair + one fallback per class
+        grown = len(pairs | {pair}) + len(classes | {item.sop_class})
+        if current and grown > MAX_CONTEXTS:
             groups.append(current)
-            current = []
+            current, pairs, classes = [], set(), set()
         current.append(item)
+        pairs.add(pair)
+        classes.add(item.sop_class)
     if current:
         groups.append(current)
     return groups
