@@ -93,7 +93,10 @@ class Viewer:
 
     def load(self, series_uid: str) -> ViewerVolume:
         """Load a series from the local database (LoadError when it is not a volume)."""
-        loaded = load_series(self.db.series_files(series_uid))
+        return self.add(load_series(self.db.series_files(series_uid)), series_uid)
+
+    def add(self, loaded: LoadedVolume, series_uid: str) -> ViewerVolume:
+        """Keep a loaded volume (one loadable of a series chosen by the user) for viewing."""
         if loaded.volume.number_of_channel_dimensions != 0:
             raise ProcessingError(f"series {series_uid} is colour; the viewer shows scalar volumes")
         display = loaded.volume.to_patient_orientation(DISPLAY)

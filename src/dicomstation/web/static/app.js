@@ -428,9 +428,31 @@ function ohifLink(studyUid) {
 // ---------------------------------------------------------------- viewer
 const VIEWS = ["axial", "coronal", "sagittal"];
 
+// Several loadables in one series (echoes, magnitude/phase...): the user picks one, seeing
+// each one's confidence and warnings; a single loadable loads at once.
+async function chooseLoadable(series) {
+  const found = await api(`/api/series/${enc(series.series_uid)}/loadables`);
+  if (found.length < 2) return null;
+  const list = $("#loadable-list");
+  list.replaceChildren(...found.map((ld, i) => el("label", {className: "loadable"},
+    el("input", {type: "radio", name: "loadable", value: ld.index, checked: i === 0}),
+    el("span", {className: "name", text: ` ${ld.name}`}),
+    el("span", {className: "meta", text: ` ${ld.kind} · ${ld.frames} frames · confidence ${ld.confidence.toFixed(2)}`}),
+    ...ld.warnings.map(w => el("div", {className: "warning", text: `⚠ ${w}`})))));
+  const dialog = $("#loadable-dialog");
+  document.body.append(dialog);  // out of the (maybe hidden) viewer panel, so it can show
+  dialog.showModal();
+  await new Promise(resolve => dialog.addEventListener("close", resolve, {once: true}));
+  if (dialog.returnValue !== "ok") return undefined;
+  return Number($("#loadable-list input:checked").value);
+}
+
 async function loadVolume(series) {
+  const chosen = await chooseLoadable(series);
+  if (chosen === undefined) return;  // the user cancelled the chooser
   status(`loading ${series.description || series.series_uid}…`);
-  const info = await post("/api/volumes", {series_uid: series.series_uid});
+  const info = chosen === null ? await post("/api/volumes", {series_uid: series.series_uid})
+    : await post(`/api/series/${enc(series.series_uid)}/loadables/${chosen}`, {});
   state.volume = info;
   state.seeds = [];
   state.exported = [];
