@@ -72,6 +72,14 @@ from dicomstation.config import (
     ServerConfig,
 )
 from dicomstation.errors import ConfigError
+from dicomstation.secret_store import (
+    SecretStore,
+    fill,
+    keyring_store,
+    referenced,
+    referenced_in_file,
+    stash,
+)
 from dicomstation.settings_tables import (
     Table,
     check_url,
@@ -81,7 +89,7 @@ from dicomstation.settings_tables import (
     limits_table,
 )
 
-__all__ = ["Settings", "check_url", "default_database_path", "settings_path"]
+__all__ = ["Settings", "check_url", "default_database_path", "secret_store", "settings_path"]
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +208,11 @@ class Settings:
     deid_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Settings:
+    def load(cls, path: Path | None = None, store: SecretStore | str | None = "auto") -> Settings:
         """Read the settings file (an absent file gives empty settings).
+
+        ``store`` holds the secrets the file keeps in the keyring: ``"auto"`` is
+        the OS keyring when a backend exists (:func:`secret_store`), None none.
 
         Raises
         ------
@@ -216,6 +227,8 @@ class Settings:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read settings {path}: {exc}") from None
+        if referenced(data):  # the keyring is asked only when the file points to it
+            fill(data, secret_store(path) if store == "auto" else _store(store), path)
         root = Table(data, "", path)
         servers = root.sub("servers")
         local = root.sub("local")
@@ -232,10 +245,12 @@ class Settings:
             deid_key=Secret(root.sub("deid").get("key", str, "")),
         )
 
-    def save(self, path: Path | None = None) -> Path:
+    def save(self, path: Path | None = None, store: SecretStore | str | None = "auto") -> Path:
         """Write the file atomically with mode 0600; return its path.
 
-        A symlinked ``path`` stays a link: its target is the file replaced.
+        Secrets go to ``store`` (``"auto"``: the OS keyring when a backend exists)
+        and the file lists which; without a store they stay in the file. A
+        symlinked ``path`` stays a link: its target is the file replaced.
         """
         path = path or settings_path()
         local: dict[str, Any] = {
@@ -254,8 +269,24 @@ class Settings:
             data["default_server"] = self.default_server
         if self.deid_key:
             data["deid"] = {"key": self.deid_key.reveal()}
+        has_secret = self.deid_key or any(
+            c.has_secret for c in (self.credentials, *self._server_credentials())
+        )
+        chosen = None
+        if has_secret or referenced_in_file(path):
+            chosen = secret_store(path) if store == "auto" else _store(store)
+        if chosen is None:
+            _write_private(path, data)
+            return path
+        before = referenced_in_file(path)
+        written = stash(data, chosen)  # the keyring first: the file never names a missing entry
         _write_private(path, data)
+        for entry in before - written:
+            chosen.delete(entry)
         return path
+
+    def _server_credentials(self) -> list[Credentials]:
+        return [s.credentials for s in self.servers.values() if isinstance(s, DicomWebServer)]
 
     def server(self, name: str) -> ServerConfig:
         """The named server, with the credentials it may use at its current origin.
@@ -348,6 +379,22 @@ class Settings:
     def with_credentials(self, credentials: Credentials) -> Settings:
         """A copy with new global credentials (bound to no origin until a server opts in)."""
         return replace(self, credentials=replace(credentials, origin=""))
+
+
+def secret_store(path: Path | None = None) -> SecretStore | None:
+    """The OS keyring for the settings file at ``path``, or None (secrets in the file).
+
+    A backend is used when keyring has a real one (priority >= 1: Secret Service,
+    macOS Keychain, Windows Credential Locker, KWallet) or when the user named one
+    in ``PYTHON_KEYRING_BACKEND``; ``DICOMSTATION_KEYRING=file`` turns it off.
+    """
+    return keyring_store(path or settings_path(), os.environ)
+
+
+def _store(store: SecretStore | str | None) -> SecretStore | None:
+    if isinstance(store, str):
+        raise ValueError(f"store must be a SecretStore, None or 'auto', not {store!r}")
+    return store
 
 
 def _bind(creds: Credentials, origin: str) -> Credentials:

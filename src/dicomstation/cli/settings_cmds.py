@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +17,7 @@ from dicomstation.config import Credentials, DicomWebServer, Secret, ServerConfi
 from dicomstation.errors import ConfigError, UsageError
 from dicomstation.nodes import open_node
 from dicomstation.nodes.http_errors import redact
-from dicomstation.settings import Settings
+from dicomstation.settings import Settings, secret_store, settings_path
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
 auth_app = typer.Typer(
@@ -291,15 +292,20 @@ def auth_set(
     password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
     token_stdin: Annotated[bool, typer.Option(help="Read a bearer token from stdin.")] = False,
 ) -> None:
-    """Set global credentials, used by the servers that opt in (--use-global-auth)."""
+    """Set global credentials, used by the servers that opt in (--use-global-auth).
+
+    With --user and neither --password-stdin nor --token-stdin, the password is
+    prompted (hidden) on a terminal; without a terminal that is an error.
+    """
     settings = Settings.load()
     creds = replace(settings.credentials, username=user or settings.credentials.username)
-    if password_stdin:
-        creds = replace(creds, password=_read_secret(True, "password"))
+    password = _password(user or None, password_stdin, stored=token_stdin)
+    if password is not None:
+        creds = replace(creds, password=password)
     if token_stdin:
         creds = replace(creds, token=_read_secret(True, "token"))
     path = settings.with_credentials(creds).save()
-    console.print(f"saved global credentials in {path} (mode 0600)")
+    console.print(f"saved global credentials ({_where(path)})", soft_wrap=True)
 
 
 @auth_app.command("clear")
@@ -318,8 +324,16 @@ def auth_show() -> None:
     console.print(
         f"user: {creds.username or '(none)'}; password: "
         f"{'set' if creds.password else 'not set'}; token: "
-        f"{'set' if creds.token else 'not set'}"
+        f"{'set' if creds.token else 'not set'}; secrets in: {_where(settings_path())}",
+        soft_wrap=True,
     )
+
+
+def _where(path: Path) -> str:
+    store = secret_store(path)
+    if store is None:
+        return f"the settings file {path} (mode 0600; no OS keyring backend)"
+    return f"{store.where}; settings in {path}"
 
 
 def register(app: typer.Typer) -> None:
