@@ -55,7 +55,18 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from dicomstation.settings import Settings
     from dicomstation.volumes import LoadedVolume, load_series
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dicomstation")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+#: The installed distribution's version (``pyproject.toml``), from package metadata.
+__version__ = _version()
 
 #: Imported on first use, so that ``import dicomstation.x`` (and the CLI) stays light.
 _LAZY = {

@@ -72,3 +72,9 @@ def test_node_error_names_server_operation_and_uid() -> None:
     )
     assert str(error) == "WADO-RS on pacs for 1.2.3: 500 Internal Server Error"
     assert error.status == 500
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    assert dicomstation.__version__ == version("dicomstation")
