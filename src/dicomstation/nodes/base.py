@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from dicomstation.models import (
     InstanceRef,
@@ -25,7 +25,7 @@ from dicomstation.models import (
 if TYPE_CHECKING:
     from dicomstation.database import Database
 
-__all__ = ["CancelToken", "DicomNode", "ProgressCallback", "Ref"]
+__all__ = ["CancelToken", "ClosingNode", "DicomNode", "ProgressCallback", "Ref"]
 
 Ref = PatientRef | StudyRef | SeriesRef | InstanceRef
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -45,6 +45,17 @@ class CancelToken:
     def cancelled(self) -> bool:
         """True once :meth:`cancel` was called."""
         return self._event.is_set()
+
+
+class ClosingNode:
+    """Mixin of the nodes: ``with`` closes the node on exit (also on an error)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        close: Callable[[], None] = getattr(self, "close")  # noqa: B009 - the node's own
+        close()
 
 
 @runtime_checkable
@@ -90,6 +101,14 @@ class DicomNode(Protocol):
         cancel: CancelToken | None = None,
     ) -> TransferReport:
         """Send DICOM files to the node (STOW-RS or C-STORE)."""
+        ...
+
+    def __enter__(self) -> DicomNode:
+        """The node itself (``with open_node(server) as node: ...``)."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the node."""
         ...
 
     def close(self) -> None:

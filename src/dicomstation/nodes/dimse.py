@@ -28,7 +28,7 @@ from pynetdicom import build_context
 from dicomstation.config import DimseServer, LocalNodeConfig
 from dicomstation.errors import CancelledError, NotFoundError, ProtocolError, RemoteStatusError
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
-from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
+from dicomstation.nodes.base import CancelToken, ClosingNode, ProgressCallback, Ref
 from dicomstation.nodes.dimse_assoc import open_association
 from dicomstation.nodes.dimse_errors import check_status
 from dicomstation.nodes.dimse_query import (
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["DimseNode", "QueryRoot", "RetrieveMethod"]
 
 
-class DimseNode:
+class DimseNode(ClosingNode):
     """A DIMSE peer (PACS, Orthanc, dcmqrscp...) as a :class:`DicomNode`.
 
     Parameters

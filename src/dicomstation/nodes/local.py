@@ -13,12 +13,12 @@ from typing import Any
 
 from dicomstation.database import Database
 from dicomstation.models import Phase, ProgressEvent, Query, TransferReport
-from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
+from dicomstation.nodes.base import CancelToken, ClosingNode, ProgressCallback, Ref
 
 __all__ = ["LocalNode"]
 
 
-class LocalNode:
+class LocalNode(ClosingNode):
     """A :class:`Database` behind the node interface."""
 
     def __init__(self, db: Database, name: str = "local") -> None:

@@ -1,0 +1,44 @@
+"""Every node is a context manager that closes on exit, and type-checks as one (mypy --strict)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dicomstation import DicomNode, DicomWebServer, DimseServer, open_node
+from dicomstation.database import Database
+from dicomstation.nodes.local import LocalNode
+
+SCRIPT = '''
+from dicomstation import DimseServer, open_node
+
+
+def main() -> str:
+    with open_node(DimseServer("pacs", "PACS", "127.0.0.1", 104)) as node:
+        return node.name
+'''
+
+
+def test_every_node_is_a_context_manager() -> None:
+    with open_node(DicomWebServer("w", "http://127.0.0.1:9/dw")) as web:
+        assert isinstance(web, DicomNode)
+        client = web.client  # type: ignore[attr-defined]
+    assert client.is_closed
+    with open_node(DimseServer("d", "D", "127.0.0.1", 9)) as dimse:
+        assert isinstance(dimse, DicomNode) and dimse.name == "d"
+    with Database.temporary() as db, LocalNode(db) as local:
+        assert isinstance(local, DicomNode)
+
+
+def test_a_with_block_type_checks_under_mypy_strict(tmp_path: Path) -> None:
+    script = tmp_path / "use_nodes.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
