@@ -83,6 +83,19 @@ def station() -> Iterator[tuple[Database, RunningServer, str]]:
             running.stop()
 
 
+def test_ohif_is_behind_the_token(station: tuple[Database, RunningServer, str]) -> None:
+    import httpx
+
+    url = station[1].url
+    for path in ("/viewer/", "/viewer/app-config.js", "/viewer/viewer?StudyInstanceUIDs=1.2"):
+        assert httpx.get(url + path, timeout=30).status_code == 401, path
+    auth = {"Authorization": f"Bearer {OPTIONS.token.reveal()}"}
+    page = httpx.get(url + "/viewer/segmentation?StudyInstanceUIDs=1.2", headers=auth, timeout=30)
+    assert page.status_code == 200 and 'window.PUBLIC_URL="/viewer/"' in page.text  # SPA route
+    assert "init-service-worker" not in page.text  # no service worker caching patient data
+    assert httpx.get(url + "/viewer/nothing.js", headers=auth, timeout=30).status_code == 404
+
+
 @pytest.fixture()
 def browser_page(station: tuple[Database, RunningServer, str]) -> Iterator[tuple[Any, list[str]]]:
     sync_api = pytest.importorskip("playwright.sync_api")
