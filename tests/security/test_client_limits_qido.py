@@ -81,7 +81,7 @@ def test_huge_answer_without_limit_is_refused_at_the_byte_cap(
     with HostileServer(_big_answer) as server:
         config.write_text(settings_text("h", server.url, max_qido_bytes=8 * MB))
         run = run_cli(["query", "h", "--json"], config)
-    assert run.code == 1
+    assert run.code == 3
     message = run.stderr.strip()
     assert "\n" not in message and "Traceback" not in message, message
     assert "QIDO-RS on h" in message and "max_qido_bytes" in message and "8,388,608" in message
@@ -99,7 +99,7 @@ def test_one_endless_json_object_is_refused_in_linear_time(tmp_path: Path) -> No
         started = time.monotonic()
         run = run_cli(["query", "h"], _config(tmp_path, server.url, max_qido_bytes=32 * MB))
         took = time.monotonic() - started
-    assert run.code == 1 and "max_qido_bytes" in run.stderr, run.stderr
+    assert run.code == 3 and "max_qido_bytes" in run.stderr, run.stderr
     assert took < 30
 
 
@@ -122,7 +122,7 @@ def test_endless_new_uids_stop_at_the_result_cap(tmp_path: Path) -> None:
     with HostileServer(behaviour) as server:
         run = invoke_cli(["query", "h"], _config(tmp_path, server.url, max_qido_results=1000))
         requests = len(server.seen)
-    assert run.code == 1
+    assert run.code == 3
     assert "QIDO-RS on h" in run.stderr and "max_qido_results" in run.stderr, run.stderr
     assert requests <= 6, requests  # 1000 results / 200 per page, then the refusal
 
@@ -144,6 +144,6 @@ def test_a_trickle_of_new_uids_stops_at_the_request_cap(tmp_path: Path) -> None:
     with HostileServer(behaviour) as server:
         run = invoke_cli(["query", "h"], _config(tmp_path, server.url, max_qido_requests=7))
         requests = len(server.seen)
-    assert run.code == 1
+    assert run.code == 3
     assert "max_qido_requests" in run.stderr, run.stderr
     assert requests == 7

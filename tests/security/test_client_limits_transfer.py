@@ -63,7 +63,7 @@ def test_a_huge_retry_after_fails_at_once(tmp_path: Path, retry_after: str) -> N
         run = invoke_cli(["query", "h"], _config(tmp_path, server.url))
         took = time.monotonic() - started
         requests = len(server.seen)
-    assert run.code == 1
+    assert run.code == 3
     assert "QIDO-RS on h" in run.stderr and "max_retry_after" in run.stderr, run.stderr
     assert "not retried" in run.stderr
     assert requests == 1
@@ -83,7 +83,7 @@ def test_the_retry_after_cap_is_configurable(tmp_path: Path) -> None:
     with HostileServer(_Busy("3")) as server:
         run = invoke_cli(["query", "h"], _config(tmp_path, server.url, max_retry_after=1.5))
         requests = len(server.seen)
-    assert run.code == 1 and "longer than the 1.5 s we wait" in run.stderr, run.stderr
+    assert run.code == 3 and "longer than the 1.5 s we wait" in run.stderr, run.stderr
     assert requests == 1
 
 
