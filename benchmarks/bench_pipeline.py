@@ -75,11 +75,21 @@ def make_cohort(source: OrthancServer, count: int, slices: int, size: int) -> li
                 )
                 buffer = io.BytesIO()
                 ds.save_as(buffer, enforce_file_format=True)
-                rest.post("/instances", content=buffer.getvalue()).raise_for_status()
+                _post(rest, buffer.getvalue())
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(upload, uids))
     return uids
+
+
+def _post(rest: Any, data: bytes) -> None:
+    """POST one instance; once more if Orthanc closed the kept-alive connection meanwhile."""
+    import httpx
+
+    try:
+        rest.post("/instances", content=data).raise_for_status()
+    except httpx.TransportError:
+        rest.post("/instances", content=data).raise_for_status()
 
 
 def check_destination(dest: OrthancServer, uids: list[str]) -> None:
