@@ -26,6 +26,7 @@ import logging
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,12 @@ def _storage_ae(ae_title: str, limits: _Limits) -> AE:
         ae.add_supported_context(str(context.abstract_syntax), list(ACCEPT_TRANSFER_SYNTAXES))
     ae.add_supported_context(VERIFICATION)
     return ae
+
+
+def _cut_connection(assoc: Any) -> None:
+    """End ``assoc``'s TCP connection so that its reader wakes up at once."""
+    with contextlib.suppress(AttributeError, OSError):
+        assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
 
 
 class _Watchdog:
@@ -103,8 +110,7 @@ class _Watchdog:
                     where,
                     self._limit,
                 )
-                with contextlib.suppress(AttributeError, OSError):
-                    assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+                _cut_connection(assoc)
 
     def stop(self) -> None:
         """Stop watching."""
@@ -213,6 +219,7 @@ class StorageListener:
         self._server: Any = None
         self._ae: AE | None = None
         self._watchdog: _Watchdog | None = None
+        self._cut: weakref.WeakSet[Any] = weakref.WeakSet()
         self._given = receiver
         self.fast = fast
         self.receiver: Receiver | None = None
@@ -288,7 +295,10 @@ class StorageListener:
         """Nagle off, PDU reads bounded; close a connection beyond the connection cap."""
         connection_opened(event)
         ae = self._ae
-        open_now = len(ae.active_associations) if ae is not None else 0
+        # Connections we already cut stay in pynetdicom's list until their thread ends:
+        # counting them would let refused attempts keep every newcomer out.
+        live = [a for a in ae.active_associations if a not in self._cut] if ae else []
+        open_now = len(live)
         cap = 2 * self._limits.max_associations
         if open_now >= cap:
             address = event.address if hasattr(event, "address") else "?"
@@ -298,7 +308,8 @@ class StorageListener:
                 address,
                 open_now,
             )
-            event.assoc.dul.socket.close()
+            self._cut.add(event.assoc)
+            _cut_connection(event.assoc)
         elif self._watchdog is not None:
             self._watchdog.watch(event.assoc)
 
