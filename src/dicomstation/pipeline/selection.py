@@ -139,8 +139,17 @@ class SeriesSelector:
             for r in refs
             if (not wanted or r.series_uid in wanted)
             and self.matches_ref(r)
-            and self.matches_headers(db.headers_of(r.series_uid))
+            and (not self._needs_headers(r) or self.matches_headers(db.headers_of(r.series_uid)))
         )
+
+    def _needs_headers(self, ref: SeriesRef) -> bool:
+        """Whether the index row leaves a rule undecided (headers cost a file read each)."""
+        if self.image_type or ref.num_instances == 0:
+            return True
+        if (self.modality and not ref.modality) or (self._pattern and ref.description is None):
+            return True
+        count = ref.num_instances
+        return bool(self.min_slices) and (count is None or count < self.min_slices)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
