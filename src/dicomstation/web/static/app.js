@@ -179,7 +179,7 @@ function renderStudies(items) {
 function toggleStudy(uid, on) {
   if (on) state.selected.set(uid, state.selected.get(uid) || new Set());
   else state.selected.delete(uid);
-  $("#fetch-button").disabled = state.selected.size === 0;
+  selectionChanged();
 }
 
 async function openStudy(study, row) {
@@ -193,7 +193,7 @@ async function openStudy(study, row) {
       const set = state.selected.get(study.study_uid) || new Set();
       if (on) set.add(s.series_uid); else set.delete(s.series_uid);
       if (set.size) state.selected.set(study.study_uid, set); else state.selected.delete(study.study_uid);
-      $("#fetch-button").disabled = state.selected.size === 0;
+      selectionChanged();
     },
   })));
 }
@@ -327,11 +327,45 @@ $("#browse-filters").addEventListener("submit", e => {
   state.filters = studyFilters(e.target);
   state.offset = 0;
   state.selected.clear();
-  $("#fetch-button").disabled = true;
+  selectionChanged();
   queryStudies();
 });
 $("#prev-page").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); queryStudies(); });
 $("#next-page").addEventListener("click", () => { state.offset += state.limit; queryStudies(); });
+
+// Fetch and "Request automated segmentation" act on the selected studies.
+function selectionChanged() {
+  $("#fetch-button").disabled = $("#segment-button").disabled = state.selected.size === 0;
+}
+
+// A UPS-RS workitem (PS3.4 Annex CC) on this server's own worklist: segment the study where it is
+// (Retrieve AE Title = the server's name) and store the results back there. `dicomstation worker`
+// claims it; the segmenter is the worker's own setting, never the workitem's.
+function segmentationWorkitem(study, series, server) {
+  const sq = (...items) => ({vr: "SQ", Value: items});
+  const input = {"0020000D": {vr: "UI", Value: [study]}, "00080054": {vr: "AE", Value: [server]}};
+  if (series.length) input["00081115"] = sq(...series.map(uid => ({"0020000E": {vr: "UI", Value: [uid]}})));
+  return [{
+    "00741000": {vr: "CS", Value: ["SCHEDULED"]},
+    "00741204": {vr: "LO", Value: [`Automated segmentation of ${study}`]},
+    "00404018": sq({"00080100": {vr: "SH", Value: ["segmentation"]}, "00080102": {vr: "SH", Value: ["99DICOMSTATION"]},
+      "00080104": {vr: "LO", Value: ["Automated segmentation"]}}),
+    "00404021": sq(input),
+    "00404070": sq({"00404071": sq({"21000140": {vr: "AE", Value: [server]}})}),
+  }];
+}
+
+$("#segment-button").addEventListener("click", async () => {
+  const made = [];
+  for (const [study, series] of state.selected) {
+    const response = await fetch("/dicom-web/workitems", {method: "POST",
+      headers: {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"},
+      body: JSON.stringify(segmentationWorkitem(study, [...series], state.server))});
+    if (!response.ok) { status(`workitem for ${study} refused: ${response.status}`, true); return; }
+    made.push(study);
+  }
+  status(`${made.length} segmentation workitem(s) scheduled on this server's worklist (run 'dicomstation worker' to perform them)`);
+});
 
 // ---------------------------------------------------------------- jobs
 $("#fetch-button").addEventListener("click", async () => {
