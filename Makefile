@@ -4,7 +4,10 @@ PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers used by tests and benchmarks (Debian packages).
-APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc libc6-dev curl npm
+APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc libc6-dev curl
+# Commands that may come from another package source (Node.js's own repository ships npm inside
+# its nodejs package, which conflicts with Debian's npm): installed from Debian only when absent.
+APT_COMMANDS := npm
 PYTEST_ARGS ?=
 
 .PHONY: demo test venv system-deps ohif lint typecheck bench clean
@@ -21,6 +24,8 @@ venv: $(VENV)/.installed
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for c in $(APT_COMMANDS); do \
+	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
