@@ -16,7 +16,7 @@ from copy import deepcopy
 from functools import lru_cache
 from typing import Any
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
@@ -288,7 +288,7 @@ def drop_invalid_empty(ds: Dataset) -> None:
         allowed = iod_attributes(str(ds.get("SOPClassUID", "")))
     except ExportError:
         return
-    for element in list(ds):
-        kind = allowed.get(element.keyword, ("", False))[0]
-        if kind in _NOT_EMPTY and _empty(element.value):
-            del ds[element.tag]
+    for tag in list(ds.keys()):  # keys, not elements: only the checked ones get decoded
+        kind = allowed.get(keyword_for_tag(tag), ("", False))[0]
+        if kind in _NOT_EMPTY and _empty(ds[tag].value):
+            del ds[tag]
