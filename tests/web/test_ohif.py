@@ -10,7 +10,6 @@ Save" (OHIF's own STOW-RS) arrives in our database. Screenshots go to
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,25 +22,14 @@ from fastapi.testclient import TestClient
 
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
-from dicomstation.web import Workstation, create_ui_app
+from dicomstation.server import RunningServer
+from dicomstation.web import Workstation
 from dicomstation.web.app import login_url
 from dicomstation.web.ohif import INSTALL_HINT, app_config, find_ohif, mount_ohif
+from tests.web.browser_support import OPTIONS, artifacts, chromium_context, serve_ui
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DATA = Path("../shared/data/dcmqi_ct_seg_sr/ct-3slice")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ohif"
-OPTIONS = ServerOptions().with_launch_token()
+ARTIFACTS = artifacts("ohif")
 LOAD_MS = 90_000  # OHIF's first paint on a busy 2-core machine with software GL
 
 
@@ -76,11 +64,8 @@ def station() -> Iterator[tuple[Database, RunningServer, str]]:
         db.import_path([DATA])
         study = db.find(Query(Level.STUDY))[0].study_uid
         ws = Workstation(db, db.root / "settings.toml")
-        running = start_in_thread(create_ui_app(ws, OPTIONS))
-        try:
+        with serve_ui(ws) as running:
             yield db, running, study
-        finally:
-            running.stop()
 
 
 def test_ohif_is_behind_the_token(station: tuple[Database, RunningServer, str]) -> None:
@@ -98,14 +83,8 @@ def test_ohif_is_behind_the_token(station: tuple[Database, RunningServer, str]) 
 
 @pytest.fixture()
 def browser_page(station: tuple[Database, RunningServer, str]) -> Iterator[tuple[Any, list[str]]]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is not installed")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     refused: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+    with chromium_context((1400, 900)) as context:
 
         def watch(response: Any) -> None:
             if response.status in (401, 403):
@@ -114,13 +93,9 @@ def browser_page(station: tuple[Database, RunningServer, str]) -> Iterator[tuple
         context.on("response", watch)
         # the onboarding tour's overlay would take the clicks; mark it as seen, as OHIF does
         context.add_init_script("localStorage.setItem('shownTours', '[\"basicViewerTour\"]')")
-        try:
-            page = context.new_page()
-            page.goto(login_url(station[1].url, OPTIONS))  # the cookie, as a user gets it
-            yield page, refused
-        finally:
-            context.close()
-            browser.close()
+        page = context.new_page()
+        page.goto(login_url(station[1].url, OPTIONS))  # the cookie, as a user gets it
+        yield page, refused
 
 
 def _dismiss_notices(page: Any) -> None:

@@ -6,7 +6,6 @@ a server. Screenshots go to ``test-artifacts/viewer/``.
 
 from __future__ import annotations
 
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,32 +15,20 @@ import pytest
 
 from dicomstation.config import DicomWebServer
 from dicomstation.database import Database
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
+from dicomstation.server import RunningServer
 from dicomstation.settings import Settings
-from dicomstation.web import Workstation, create_ui_app
-from dicomstation.web.app import login_url
+from dicomstation.web import Workstation
+from tests.web.browser_support import artifacts, chromium_context, logged_in_page, serve_ui
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DATA = Path("../shared/data")
 FILES = [
     DATA / "dcmqi_ct_seg_sr" / "ct-3slice",
     DATA / "dcmqi_ct_seg_sr" / "seg",
     DATA / "pydicom_testfiles_subset",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "viewer"
-OPTIONS = ServerOptions().with_launch_token()
+ARTIFACTS = artifacts("viewer")
 
 
 def _closed_port() -> int:
@@ -60,34 +47,17 @@ def ui(tmp_path: Path) -> Iterator[tuple[Workstation, RunningServer]]:
         db.import_path(FILES[:2])
         db.import_path(sorted((FILES[2]).glob("CT_small*.dcm"))[:1])
         ws = Workstation(db, tmp_path / "settings.toml")
-        running = start_in_thread(create_ui_app(ws, OPTIONS))
-        try:
+        with serve_ui(ws) as running:
             yield ws, running
-        finally:
-            running.stop()
 
 
 @pytest.fixture()
 def page(ui: tuple[Workstation, RunningServer]) -> Iterator[tuple[Any, list[str]]]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is not installed")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     asked: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+    with chromium_context((1400, 900)) as context:
         context.on("request", lambda r: asked.append(r.url))
-        errors: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            page.goto(login_url(ui[1].url, OPTIONS))
+        with logged_in_page(context, ui[1].url) as page:
             yield page, asked
-        finally:
-            context.close()
-            browser.close()
-        assert not errors, errors
 
 
 def _column(page: Any, index: int) -> list[str]:

@@ -5,62 +5,26 @@ nothing, and the loadable picked is the one loaded. Screenshot in ``test-artifac
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dicomstation.database import Database
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
 from dicomstation.volumes import examine
-from dicomstation.web import Workstation, create_ui_app
-from dicomstation.web.app import login_url
+from dicomstation.web import Workstation
+from tests.web.browser_support import artifacts, viewer_station
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DATA = Path("../shared/data/dcm_qa_philips_enh/In/cl")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "viewer"
-OPTIONS = ServerOptions().with_launch_token()
+ARTIFACTS = artifacts("viewer")
 
 
 @pytest.fixture()
 def station(tmp_path: Path) -> Iterator[tuple[Any, Workstation]]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is not installed")
-    files = sorted(DATA.glob("2001_*"))
-    if not files:
-        pytest.skip("../shared/data is not available")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Database.temporary() as db:
-        db.import_path(files)
-        ws = Workstation(db, tmp_path / "settings.toml")
-        running: RunningServer = start_in_thread(create_ui_app(ws, OPTIONS))
-        try:
-            with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(login_url(running.url, OPTIONS))
-                yield page, ws
-                browser.close()
-                assert not errors, errors
-        finally:
-            running.stop()
+    with viewer_station(tmp_path, sorted(DATA.glob("2001_*")), (1400, 1000)) as station:
+        yield station
 
 
 def test_several_loadables_are_offered_and_the_chosen_one_is_loaded(

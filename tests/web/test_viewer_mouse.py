@@ -6,7 +6,6 @@ orientation letters on each view. Screenshots go to ``test-artifacts/viewer/``.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,29 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dicomstation.database import Database
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
-from dicomstation.web import Workstation, create_ui_app
-from dicomstation.web.app import login_url
 from dicomstation.web.viewer_windows import default_window
+from tests.web.browser_support import artifacts, viewer_station
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DATA = Path("../shared/data")
 FILES = [DATA / "dcmqi_ct_seg_sr" / "ct-3slice", DATA / "pydicom_testfiles_subset" / "MR_small.dcm"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "viewer"
-OPTIONS = ServerOptions().with_launch_token()
+ARTIFACTS = artifacts("viewer")
 
 
 def test_default_windows() -> None:
@@ -60,29 +44,8 @@ def test_default_windows() -> None:
 
 @pytest.fixture()
 def page(tmp_path: Path) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is not installed")
-    if not all(p.exists() for p in FILES):
-        pytest.skip("../shared/data is not available")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Database.temporary() as db:
-        db.import_path(FILES)
-        running: RunningServer = start_in_thread(
-            create_ui_app(Workstation(db, tmp_path / "settings.toml"), OPTIONS)
-        )
-        try:
-            with sync_api.sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                page = browser.new_page(viewport={"width": 1500, "height": 1000})
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(login_url(running.url, OPTIONS))
-                yield page
-                browser.close()
-                assert not errors, errors
-        finally:
-            running.stop()
+    with viewer_station(tmp_path, FILES, (1500, 1000)) as (page, _ws):
+        yield page
 
 
 def _view(page: Any, patient: str) -> None:
