@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
@@ -100,76 +101,59 @@ def _save(
     console.print(f"saved server [bold]{name}[/] ({server.protocol.value}{note}) in {path}")
 
 
-@server_app.command("add")
-@handle_errors
-def server_add(
-    name: str,
-    url: UrlOpt = None,
-    ae_title: AeOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    calling_ae: CallingOpt = None,
-    move_destination: MoveOpt = None,
-    timeout: TimeoutOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordOpt = False,
-    token_stdin: TokenOpt = False,
-    verify: VerifyOpt = None,
-    ca_bundle: CaOpt = None,
-    proxy: ProxyOpt = None,
-    use_global_auth: GlobalOpt = None,
-    make_default: DefaultOpt = False,
-    allow_http: HttpOpt = False,
-) -> None:
-    """Add or replace a server: --url for DICOMweb, --ae/--host/--port for DIMSE.
+def _server_command(editing: bool) -> Callable[..., None]:
+    """``server add`` (``editing`` False: a new or replaced server) or ``server edit``."""
+
+    def command(
+        name: str,
+        url: UrlOpt = None,
+        ae_title: AeOpt = None,
+        host: HostOpt = None,
+        port: PortOpt = None,
+        calling_ae: CallingOpt = None,
+        move_destination: MoveOpt = None,
+        timeout: TimeoutOpt = None,
+        username: UserOpt = None,
+        password_stdin: PasswordOpt = False,
+        token_stdin: TokenOpt = False,
+        verify: VerifyOpt = None,
+        ca_bundle: CaOpt = None,
+        proxy: ProxyOpt = None,
+        use_global_auth: GlobalOpt = None,
+        make_default: DefaultOpt = False,
+        allow_http: HttpOpt = False,
+    ) -> None:
+        settings = Settings.load()
+        usable = settings.server(name) if editing else None  # ConfigError names a missing one
+        stored = isinstance(usable, DicomWebServer) and bool(usable.credentials.password)
+        old = settings.servers[name] if editing else None  # its own settings, as stored
+        edits = ServerEdits(
+            url, ae_title, host, port, calling_ae, move_destination, timeout, username,
+            _password(username, password_stdin, stored=stored),
+            _read_secret(True, "token") if token_stdin else None,
+            verify, ca_bundle, proxy, use_global_auth,
+        )  # fmt: skip
+        _save(name, edits, old, (make_default, allow_http))
+
+    return command
+
+
+server_add = server_app.command(
+    "add",
+    help="""Add or replace a server: --url for DICOMweb, --ae/--host/--port for DIMSE.
 
     A URL with 'user:password@' is refused (give --user; the password is prompted
     on a terminal, or read with --password-stdin); secrets are bound to the URL's
     origin. 'server edit' changes some options and keeps the others.
-    """
-    edits = ServerEdits(
-        url, ae_title, host, port, calling_ae, move_destination, timeout, username,
-        _password(username, password_stdin, stored=False),
-        _read_secret(True, "token") if token_stdin else None,
-        verify, ca_bundle, proxy, use_global_auth,
-    )  # fmt: skip
-    _save(name, edits, None, (make_default, allow_http))
-
-
-@server_app.command("edit")
-@handle_errors
-def server_edit(
-    name: str,
-    url: UrlOpt = None,
-    ae_title: AeOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    calling_ae: CallingOpt = None,
-    move_destination: MoveOpt = None,
-    timeout: TimeoutOpt = None,
-    username: UserOpt = None,
-    password_stdin: PasswordOpt = False,
-    token_stdin: TokenOpt = False,
-    verify: VerifyOpt = None,
-    ca_bundle: CaOpt = None,
-    proxy: ProxyOpt = None,
-    use_global_auth: GlobalOpt = None,
-    make_default: DefaultOpt = False,
-    allow_http: HttpOpt = False,
-) -> None:
-    """Change some options of a server; every option not given keeps its value.
+    """,
+)(handle_errors(_server_command(editing=False)))
+server_edit = server_app.command(
+    "edit",
+    help="""Change some options of a server; every option not given keeps its value.
 
     A new URL at another origin keeps no stored secret: give it again.
-    """
-    old = Settings.load().server(name)
-    stored = isinstance(old, DicomWebServer) and bool(old.credentials.password)
-    edits = ServerEdits(
-        url, ae_title, host, port, calling_ae, move_destination, timeout, username,
-        _password(username, password_stdin, stored=stored),
-        _read_secret(True, "token") if token_stdin else None,
-        verify, ca_bundle, proxy, use_global_auth,
-    )  # fmt: skip
-    _save(name, edits, Settings.load().servers[name], (make_default, allow_http))
+    """,
+)(handle_errors(_server_command(editing=True)))
 
 
 def _auth_label(server: DicomWebServer) -> str:
