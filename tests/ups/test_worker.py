@@ -18,7 +18,13 @@ from pydicom.uid import generate_uid
 
 from dicomstation.auth import http_client
 from dicomstation.config import Credentials, DicomWebServer, Secret
-from dicomstation.pipeline.ups_worker import UpsClient, Worker, WorkerOptions
+from dicomstation.pipeline.ups_worker import (
+    UpsClient,
+    Worker,
+    WorkerOptions,
+    parse_workitem,
+    segmentation_workitem,
+)
 from tests.peers import OrthancServer
 from tests.synth import ct_dataset
 from tests.ups.conftest import TOKEN, UpsServer
@@ -52,41 +58,7 @@ def _upload_study(orthanc: OrthancServer, tmp: Path, size: int = 40, count: int 
 
 
 def _workitem(study: str) -> list[dict]:
-    return [
-        {
-            "00741000": {"vr": "CS", "Value": ["SCHEDULED"]},
-            "00404018": {
-                "vr": "SQ",
-                "Value": [
-                    {
-                        "00080100": {"vr": "SH", "Value": ["segmentation"]},
-                        "00080102": {"vr": "SH", "Value": ["99DICOMSTATION"]},
-                        "00080104": {"vr": "LO", "Value": ["Automated segmentation"]},
-                    }
-                ],
-            },
-            "00404021": {
-                "vr": "SQ",
-                "Value": [
-                    {
-                        "0020000D": {"vr": "UI", "Value": [study]},
-                        "00080054": {"vr": "AE", "Value": ["pacs"]},
-                    }
-                ],
-            },
-            "00404070": {
-                "vr": "SQ",
-                "Value": [
-                    {
-                        "00404071": {
-                            "vr": "SQ",
-                            "Value": [{"21000140": {"vr": "AE", "Value": ["pacs"]}}],
-                        }
-                    }
-                ],
-            },
-        }
-    ]
+    return segmentation_workitem(study, "pacs", "pacs")
 
 
 def _post(ups: UpsServer, study: str) -> str:
@@ -174,7 +146,13 @@ import os
 import sys
 from dicomstation.auth import http_client
 from dicomstation.config import Credentials, DicomWebServer, Secret
-from dicomstation.pipeline.ups_worker import UpsClient, Worker, WorkerOptions
+from dicomstation.pipeline.ups_worker import (
+    UpsClient,
+    Worker,
+    WorkerOptions,
+    parse_workitem,
+    segmentation_workitem,
+)
 root, pacs_url = sys.argv[1:3]
 token, user, password = (os.environ[k] for k in ("UPS_TOKEN", "PACS_USER", "PACS_PASSWORD"))
 worklist = DicomWebServer("worklist", root, Credentials(token=Secret(token)))
@@ -264,3 +242,13 @@ def test_a_worker_runs_its_task_on_dask(
     assert worker.run_once() == 1, log
     assert _state(ups_server, uid)["00741000"]["Value"] == ["COMPLETED"], log
     assert _orthanc_modalities(clean_orthanc, study) == ["CT", "SEG", "SR"]
+
+
+def test_segmentation_workitem_round_trips_through_parse_workitem() -> None:
+    servers = {
+        name: DicomWebServer(name, f"http://127.0.0.1:1/{name}") for name in ("pacs", "cloud")
+    }
+    body = segmentation_workitem("1.2.3", "pacs", "cloud", ("1.2.3.4", "1.2.3.5"))
+    task = parse_workitem(body[0], servers)
+    assert (task.study_uid, task.series_uids) == ("1.2.3", ("1.2.3.4", "1.2.3.5"))
+    assert (task.source, task.destination) == ("pacs", "cloud")

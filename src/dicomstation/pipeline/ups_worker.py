@@ -38,7 +38,15 @@ from dicomstation.pipeline.executor import Executor
 from dicomstation.pipeline.model import StepState, TaskManifest, TaskResult, WorkItem
 from dicomstation.pipeline.task import run_task
 
-__all__ = ["Claim", "UpsClient", "Worker", "WorkerOptions", "WorkitemTask", "parse_workitem"]
+__all__ = [
+    "Claim",
+    "UpsClient",
+    "Worker",
+    "WorkerOptions",
+    "WorkitemTask",
+    "parse_workitem",
+    "segmentation_workitem",
+]
 
 TASK_CODE = "segmentation"
 _JSON = {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"}
@@ -77,6 +85,32 @@ def _server_for(names: list[str], servers: Mapping[str, ServerConfig], what: str
             if url and url.rstrip("/") == name.rstrip("/"):
                 return key
     raise ConfigError(f"workitem {uid}: its {what} {names or '(none)'} is not a configured server")
+
+
+def segmentation_workitem(
+    study_uid: str, source: str, destination: str, series_uids: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """A SCHEDULED segmentation workitem (DICOM JSON, to POST) that :func:`parse_workitem` reads.
+
+    ``source`` and ``destination`` are server names (Retrieve AE Title and Destination AE).
+    """
+    given: dict[str, Any] = {"0020000D": _el("UI", study_uid), "00080054": _el("AE", source)}
+    if series_uids:
+        given["00081115"] = _el("SQ", *({"0020000E": _el("UI", uid)} for uid in series_uids))
+    task = {
+        "00080100": _el("SH", TASK_CODE),
+        "00080102": _el("SH", "99DICOMSTATION"),
+        "00080104": _el("LO", "Automated segmentation"),
+    }
+    storage = {"00404071": _el("SQ", {"21000140": _el("AE", destination)})}
+    return [
+        {
+            "00741000": _el("CS", "SCHEDULED"),
+            "00404018": _el("SQ", task),
+            "00404021": _el("SQ", given),
+            "00404070": _el("SQ", storage),
+        }
+    ]
 
 
 def parse_workitem(dataset: Mapping[str, Any], servers: Mapping[str, ServerConfig]) -> WorkitemTask:
