@@ -11,17 +11,15 @@ import pytest
 
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.database import Database
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
+from dicomstation.server import RunningServer, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
 from dicomstation.web.app import login_url
 from tests.deid.synth import KEY, SOP, ct_instance, write_instance
 from tests.peers import OrthancServer
+from tests.web.browser_support import ARGS, CHROMIUM, OPTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-OPTIONS = ServerOptions().with_launch_token()
 
 
 @pytest.fixture()

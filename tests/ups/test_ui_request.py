@@ -12,18 +12,16 @@ from pydicom.uid import generate_uid
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.database import Database
 from dicomstation.pipeline.ups_worker import parse_workitem
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
+from dicomstation.server import RunningServer, start_in_thread
 from dicomstation.server.ups_store import UPS_NAME, UpsStore
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
 from dicomstation.web.app import login_url
 from tests.peers import OrthancServer
 from tests.synth import ct_dataset
+from tests.web.browser_support import ARGS, CHROMIUM, OPTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-OPTIONS = ServerOptions().with_launch_token()
 
 
 @pytest.fixture()

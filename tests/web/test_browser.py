@@ -15,27 +15,16 @@ import pytest
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
-from dicomstation.server import RunningServer, ServerOptions, start_in_thread
+from dicomstation.server import RunningServer, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
 from dicomstation.web.app import login_url
 from dicomstation.web.demo import DemoEnvironment
 from tests.peers import OrthancServer
+from tests.web.browser_support import ARGS, CHROMIUM, OPTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-OPTIONS = ServerOptions().with_launch_token()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
