@@ -22,6 +22,7 @@ from dicomstation.web.api_tasks import tasks_router, viewer_router
 from dicomstation.web.ohif import mount_ohif
 from dicomstation.web.viewer_loadables import loadables_router
 from dicomstation.web.viewer_meta import meta_router
+from dicomstation.web.viewer_rt_api import rt_router
 from dicomstation.web.viewer_seg import seg_router
 from dicomstation.web.workstation import Workstation
 
@@ -59,6 +60,7 @@ def create_ui_app(ws: Workstation, options: ServerOptions | None = None) -> Fast
     app.include_router(meta_router(), prefix="/api")
     app.include_router(seg_router(ws), prefix="/api")
     app.include_router(loadables_router(ws), prefix="/api")
+    app.include_router(rt_router(ws), prefix="/api")
     mount_ohif(app, options.prefix)  # OHIF at /viewer/ on this origin (or how to install it)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -1,5 +1,10 @@
 """Loaded volumes for the viewer: slices/MIP as PNG, segmentation, export to DICOM.
 
+Multi-frame cine and 4D series keep every time point (``frames``), played at the
+rate the file gives (:mod:`dicomstation.web.viewer_cine`); colour series are shown
+as stored RGB (:mod:`dicomstation.web.viewer_colour`); RTSTRUCTs of the study are
+rasterised on the viewed volume (:mod:`dicomstation.web.viewer_rt`).
+
 Volumes are shown in a fixed patient orientation (axis 0 inferior->superior,
 axis 1 anterior->posterior, axis 2 right->left), so axial, coronal and sagittal
 views look the way radiologists expect whatever the acquisition plane. Masks
@@ -12,6 +17,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +40,9 @@ from dicomstation.pipeline import (
 )
 from dicomstation.pipeline.actions import content_seed
 from dicomstation.volumes import LoadedVolume, load_series
+from dicomstation.web.viewer_cine import FrameTiming, frame_timing
+from dicomstation.web.viewer_colour import COLOUR_WINDOW, is_colour, render_colour
+from dicomstation.web.viewer_rt import RtStructs, image_series_for
 from dicomstation.web.viewer_windows import default_window
 
 __all__ = ["PRESETS", "Viewer", "ViewerVolume"]
@@ -63,10 +72,30 @@ class ViewerVolume:
     mask_display: hd.Volume | None = None
     method: str = ""
     body_part: str = ""  # Body Part Examined, for the default CT window
+    frames: tuple[hd.Volume, ...] = ()  # every time point, display orientation (cine, 4D)
+    timing: FrameTiming | None = None
+
+    @property
+    def colour(self) -> bool:
+        """Whether the volume is RGB (shown as stored, no window)."""
+        return is_colour(self.display)
+
+    def frame(self, index: int | None) -> hd.Volume:
+        """The display volume of time point ``index`` (the first when None)."""
+        if index is None or not self.frames:
+            return self.display
+        if not 0 <= index < len(self.frames):
+            raise ProcessingError(f"frame {index} is outside 0..{len(self.frames) - 1}")
+        return self.frames[index]
 
     def info(self) -> dict[str, Any]:
         """Shape, spacing and metadata the UI needs to build its controls."""
         shape = self.display.spatial_shape
+        window = (
+            dict(COLOUR_WINDOW)
+            if self.colour
+            else default_window(self.loaded.modality, self.display.array, self.body_part).as_json()
+        )
         return {
             "id": self.id,
             "series_uid": self.loaded.series_instance_uid,
@@ -77,9 +106,10 @@ class ViewerVolume:
             "warnings": list(self.loaded.warnings),
             "has_mask": self.mask is not None,
             "range": [float(np.min(self.display.array)), float(np.max(self.display.array))],
-            "default_window": default_window(
-                self.loaded.modality, self.display.array, self.body_part
-            ).as_json(),
+            "default_window": window,
+            "colour": self.colour,
+            "frames": max(len(self.frames), 1),
+            "cine": self.timing.as_json() if self.timing and len(self.frames) > 1 else None,
         }
 
 
@@ -90,19 +120,36 @@ class Viewer:
     db: Database
     volumes: dict[str, ViewerVolume] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rt: RtStructs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rt = RtStructs(self.db)
+
+    def image_series(self, series_uid: str) -> str:
+        """The series to load for ``series_uid`` (an RTSTRUCT opens its image series)."""
+        return image_series_for(self.db, series_uid)
 
     def load(self, series_uid: str) -> ViewerVolume:
         """Load a series from the local database (LoadError when it is not a volume)."""
+        series_uid = self.image_series(series_uid)
         return self.add(load_series(self.db.series_files(series_uid)), series_uid)
 
     def add(self, loaded: LoadedVolume, series_uid: str) -> ViewerVolume:
         """Keep a loaded volume (one loadable of a series chosen by the user) for viewing."""
-        if loaded.volume.number_of_channel_dimensions != 0:
-            raise ProcessingError(f"series {series_uid} is colour; the viewer shows scalar volumes")
-        display = loaded.volume.to_patient_orientation(DISPLAY)
+        frames = tuple(v.to_patient_orientation(DISPLAY) for v in loaded.time_points)
+        display = frames[0] if frames else loaded.volume.to_patient_orientation(DISPLAY)
         headers = self.db.headers_of(series_uid)
-        body_part = first_value(headers[0], "BodyPartExamined") if headers else ""
-        item = ViewerVolume(uuid.uuid4().hex[:12], loaded, display, body_part=body_part)
+        first = _source_header(headers, loaded)
+        body_part = first_value(first, "BodyPartExamined") if first else ""
+        timing = frame_timing(first, len(frames), loaded.time_values, loaded.time_attribute)
+        item = ViewerVolume(
+            uuid.uuid4().hex[:12],
+            loaded,
+            display,
+            body_part=body_part,
+            frames=frames,
+            timing=timing,
+        )
         with self.lock:
             self.volumes[item.id] = item
             while len(self.volumes) > MAX_VOLUMES:  # oldest first (dicts keep insertion order)
@@ -125,24 +172,29 @@ class Viewer:
         window: tuple[float, float] | None,
         mip: bool = False,
         overlay: bool = True,
+        frame: int | None = None,
+        layers: Sequence[Overlay] = (),
     ) -> bytes:
-        """A PNG of one slice (or a MIP) in the chosen view, with the mask overlaid."""
+        """A PNG of one slice (or a MIP) in the chosen view, with the mask overlaid.
+
+        ``frame`` picks a time point of a cine or 4D series; ``layers`` are more masks
+        on the display grid (SEG segments, RT contours) drawn over the slice.
+        """
         item = self.get(volume_id)
         axis = AXES.get(view)
         if axis is None:
             raise ProcessingError(f"unknown view {view!r}: use axial, coronal or sagittal")
-        if mip:
-            rendering = render_mip(item.display, axis=axis, window=window)
+        shown = item.frame(frame)
+        overlays = list(layers)
+        if overlay and item.mask_display is not None and not mip:
+            overlays.insert(0, Overlay(item.mask_display, OVERLAY, 0.45))
+        if item.colour:  # stored RGB, no window (viewer_colour)
+            rendering = render_colour(shown, index, axis=axis, mip=mip, overlays=overlays)
+        elif mip:
+            rendering = render_mip(shown, axis=axis, window=window)
         else:
-            overlays = (
-                [Overlay(item.mask_display, OVERLAY, 0.45)]
-                if overlay and item.mask_display is not None
-                else []
-            )
-            rendering = render_slice(
-                item.display, index, axis=axis, window=window, overlays=overlays
-            )
-        return _png(rendering.pixels, item.display.spacing, axis)
+            rendering = render_slice(shown, index, axis=axis, window=window, overlays=overlays)
+        return _png(rendering.pixels, shown.spacing, axis)
 
     def segment(
         self,
@@ -155,6 +207,8 @@ class Viewer:
         """Threshold, or grow from seeds given as display (axial, row, column) indices."""
         item = self.get(volume_id)
         volume = item.loaded.volume
+        if item.colour:
+            raise ProcessingError("colour images are not segmented: load a greyscale series")
         if method not in ("threshold", "region_grow"):
             raise ProcessingError(f"unknown method {method!r}: threshold or region_grow")
         params: dict[str, Any] = {"threshold": [low, high]}
@@ -164,10 +218,18 @@ class Viewer:
             points = item.display.map_indices_to_reference(np.array(seeds, dtype=float))
             params["seeds_mm"] = [[float(v) for v in p] for p in points]
         found = make_segmenter(method, params).segment(volume)  # the pipeline's segmenters
-        mask = volume.with_array(np.asarray(found.labels.array) > 0)
-        item.mask, item.method = mask, method
-        item.mask_display = mask.to_patient_orientation(DISPLAY)
-        voxels = int(np.count_nonzero(mask.array))
+        return self.set_mask(volume_id, np.asarray(found.labels.array) > 0, method)
+
+    def set_mask(self, volume_id: str, mask: Any, method: str) -> dict[str, Any]:
+        """Make ``mask`` (on the loaded volume's own grid) the current segmentation."""
+        item = self.get(volume_id)
+        volume = item.loaded.volume
+        if tuple(np.shape(mask)) != tuple(volume.spatial_shape):
+            raise ProcessingError(f"mask shape {np.shape(mask)} is not the volume's grid")
+        made = volume.with_array(np.asarray(mask, dtype=bool))
+        item.mask, item.method = made, method
+        item.mask_display = made.to_patient_orientation(DISPLAY)
+        voxels = int(np.count_nonzero(made.array))
         return {"voxels": voxels, "volume_ml": round(voxels * float(volume.voxel_volume) / 1000, 3)}
 
     def export(
@@ -202,6 +264,17 @@ class Viewer:
         seed = content_seed("viewer", item.loaded.series_instance_uid, options, shown, mask)
         results = export_results(self.db, request, kinds, uid_seed=seed)
         return [r.series_uid for r in results]
+
+
+def _source_header(
+    headers: Sequence[Mapping[str, Any]], loaded: LoadedVolume
+) -> Mapping[str, Any] | None:
+    """The cached header of the loaded volume's first source instance (else the first)."""
+    wanted = loaded.sop_instance_uids[0] if loaded.sop_instance_uids else ""
+    for header in headers:
+        if first_value(header, "SOPInstanceUID") == wanted:
+            return header
+    return headers[0] if headers else None
 
 
 def _png(pixels: Any, spacing: tuple[float, float, float], axis: int) -> bytes:

@@ -34,8 +34,8 @@ def loadables_router(ws: Workstation) -> APIRouter:
     router = APIRouter()
 
     def _examine(series_uid: str) -> list[Loadable]:
-        files = ws.db.series_files(check_uid(series_uid, "SeriesInstanceUID"))
-        return examine(files)
+        shown = ws.viewer.image_series(check_uid(series_uid, "SeriesInstanceUID"))
+        return examine(ws.db.series_files(shown))  # an RTSTRUCT: its image series
 
     @router.get("/series/{series_uid}/loadables")
     def loadables(series_uid: str) -> list[dict[str, Any]]:
@@ -46,6 +46,6 @@ def loadables_router(ws: Workstation) -> APIRouter:
         found = _examine(series_uid)
         if not 0 <= index < len(found):
             raise HTTPException(404, f"series {series_uid} has {len(found)} loadable(s)")
-        return ws.viewer.add(load(found[index]), series_uid).info()
+        return ws.viewer.add(load(found[index]), ws.viewer.image_series(series_uid)).info()
 
     return router

@@ -18,11 +18,12 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from dicomstation.errors import DicomStationError
-from dicomstation.export import Overlay, render_slice
+from dicomstation.export import Overlay
 from dicomstation.models import Level, Query, SeriesRef
 from dicomstation.server.render import parse_window
 from dicomstation.server.uids import check_uid
-from dicomstation.web.viewer import AXES, DISPLAY, ViewerVolume, _png
+from dicomstation.web.viewer import AXES, DISPLAY, ViewerVolume
+from dicomstation.web.viewer_rt_api import rt_outlines
 from dicomstation.web.workstation import Workstation
 
 __all__ = ["SegOverlay", "lab_to_rgb", "seg_router"]
@@ -130,7 +131,7 @@ class _Overlays:
 
 
 def _chosen(spec: str) -> list[tuple[str, int]]:
-    """``SEGUID:1,2;SEGUID2:3`` -> [(uid, number)...]."""
+    """``SEGUID:1,2;SEGUID2:3`` -> [(uid, number)...] (segments, or RT ROI numbers)."""
     out = []
     for part in filter(None, spec.split(";")):
         uid, _, numbers = part.partition(":")
@@ -140,6 +141,10 @@ def _chosen(spec: str) -> list[tuple[str, int]]:
                 raise HTTPException(400, f"segment numbers are integers, not {n!r}")
             out.append((uid, int(n)))
     return out
+
+
+def _integer(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def seg_router(ws: Workstation) -> APIRouter:
@@ -153,26 +158,32 @@ def seg_router(ws: Workstation) -> APIRouter:
 
     @router.get("/volumes/{volume_id}/render-segs")
     def render(volume_id: str, request: Request) -> Response:
+        """A view with layers: SEG segments (``segs``), RT ROI contours (``rois``, see
+        :mod:`dicomstation.web.viewer_rt_api`) and a time point (``frame``) of a cine."""
         item = ws.viewer.get(volume_id)
         params = request.query_params
-        axis = AXES.get(params.get("view", "axial"))
+        view = params.get("view", "axial")
+        axis = AXES.get(view)
         if axis is None:
             raise HTTPException(400, "view is axial, coronal or sagittal")
-        index = params.get("index", "")
+        index, frame = _integer(params.get("index", "")), _integer(params.get("frame", ""))
         drawn = []
         for uid, number in _chosen(params.get("segs", "")):
             overlay = overlays.get(item, uid)
             if overlay is not None and number in overlay.segments:
                 _label, colour, mask = overlay.segments[number]
                 drawn.append(Overlay(mask, colour, 0.5))
-        rendering = render_slice(
-            item.display,
-            int(index) if index.isascii() and index.isdigit() else None,
-            axis=axis,
-            window=parse_window(params.get("window")),
-            overlays=drawn,
+        drawn += rt_outlines(ws, item, _chosen(params.get("rois", "")), axis, index)
+        png = ws.viewer.render(
+            volume_id,
+            view,
+            index,
+            parse_window(params.get("window")),
+            mip=params.get("mip") == "1",
+            overlay=params.get("overlay", "1") == "1",
+            frame=frame,
+            layers=drawn,
         )
-        png = _png(rendering.pixels, item.display.spacing, axis)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     return router

@@ -504,6 +504,7 @@ async function loadVolume(series) {
   for (const view of VIEWS) resetView(view);
   applyPreset();
   loadSegOverlays(info);
+  if (window.viewerExtra) viewerExtra.volumeLoaded(info);  // cine, colour, RTSTRUCT (viewer_extra.js)
   $("#seed-list").textContent = "none";
   showTab("viewer");
   status(info.warnings.length ? `loaded with warnings: ${info.warnings.join("; ")}` : "volume loaded");
@@ -548,7 +549,10 @@ function renderViews() {
     const w = windowParam();
     if (w) params.set("window", w);
     if (segs) params.set("segs", segs);
-    $(`#view-${view}`).src = `/api/volumes/${state.volume.id}/${segs ? "render-segs" : "render"}?${params}`;
+    const extra = window.viewerExtra ? viewerExtra.params() : {};  // cine frame, RT ROIs (viewer_extra.js)
+    for (const [k, v] of Object.entries(extra)) params.set(k, v);
+    if ($(`#view-${view}`).closest("figure").hidden) continue;  // a 2D image shows one view
+    $(`#view-${view}`).src = `/api/volumes/${state.volume.id}/${segs || Object.keys(extra).length ? "render-segs" : "render"}?${params}`;
     $(`#${view}-label`).textContent = $("#mip").checked ? "MIP" : `${Number($(`#slider-${view}`).value) + 1}/${state.volume.shape[view]}`;
   }
 }
