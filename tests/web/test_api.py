@@ -168,7 +168,9 @@ def test_viewer_render_segment_export_send(api: httpx.Client, demo: DemoEnvironm
         f"/api/volumes/{vid}/export",
         json={"kind": "SEG", "series_description": "Bone", "institution_name": "Demo Hospital"},
     ).json()
-    seg_uid = exported["series"][0]
+    exported = _wait(api, exported)  # an export is a ledger job; its outputs are the series
+    assert exported["state"] == "done" and exported["kind"] == "export", exported
+    seg_uid = exported["outputs"][0]
     seg = demo.workstation.db.find(Query(Level.SERIES, {"SeriesInstanceUID": seg_uid}))
     assert seg[0].modality == "SEG" and seg[0].description == "Bone"
     job = _wait(api, api.post("/api/send", json={"server": "demo", "uids": [seg_uid]}).json())

@@ -171,6 +171,7 @@ def _serve(
         console.print(f"UI: {page}", highlight=False, markup=False, soft_wrap=True)
         how = " (send Authorization: Bearer <token>)" if options.token else ""
         console.print(f"DICOMweb: {root}/dicom-web{how}", highlight=False, soft_wrap=True)
+        console.print(ohif_line(root), highlight=False, markup=False, soft_wrap=True)
         if token_file:
             console.print(f"token: the content of {token_file}", highlight=False, soft_wrap=True)
         import uvicorn
@@ -178,6 +179,16 @@ def _serve(
         uvicorn.Server(uvicorn_config(app, host, port, *tls)).run(sockets=[sock])
     finally:
         database.close()
+
+
+def ohif_line(root: str) -> str:
+    """Where OHIF is (``/viewer/`` of the UI, signed in by the UI link), or how to install it."""
+    from dicomstation.web.ohif import INSTALL_HINT, PREFIX, find_ohif
+
+    found = find_ohif()
+    if found is None:
+        return f"OHIF viewer: {INSTALL_HINT}"
+    return f"OHIF viewer: {root}{PREFIX}/ (OHIF {found.version}; open the UI link first to sign in)"
 
 
 def register(app: typer.Typer) -> None:

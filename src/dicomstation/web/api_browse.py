@@ -10,7 +10,10 @@ from dicomstation.models import Level, Query
 from dicomstation.server.uids import check_uid
 from dicomstation.web.workstation import Workstation
 
-__all__ = ["browse_router"]
+__all__ = ["COUNT_CAP", "browse_router"]
+
+#: Most studies counted for the "of N" beside the pager (QIDO-RS and C-FIND have no count).
+COUNT_CAP = 1000
 
 STUDY_FILTERS = (
     "PatientName",
@@ -75,6 +78,12 @@ def browse_router(ws: Workstation) -> APIRouter:
             name, Query(Level.STUDY, _filters(request), limit=limit + 1, offset=offset)
         )
         return {"items": found[:limit], "more": len(found) > limit, "offset": offset}
+
+    @router.get("/servers/{name}/studies/count")
+    def count(name: str, request: Request) -> dict[str, Any]:
+        """How many studies match the filters, counted up to COUNT_CAP (then ``capped``)."""
+        found = ws.query(name, Query(Level.STUDY, _filters(request), limit=COUNT_CAP + 1))
+        return {"total": min(len(found), COUNT_CAP), "capped": len(found) > COUNT_CAP}
 
     @router.get("/servers/{name}/studies/{study}/series")
     def series(name: str, study: str) -> list[dict[str, Any]]:

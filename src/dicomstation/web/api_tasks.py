@@ -1,4 +1,9 @@
-"""UI API: fetch/send jobs (ledger pipelines: progress, cancel, resume), delete, viewer, export."""
+"""UI API: fetch/send/export jobs (ledger pipelines: progress, cancel, resume), delete, viewer.
+
+``POST /api/volumes/{id}/export`` starts a ledger job (load, segment, export of the
+viewed series) and answers with the job; its ``outputs`` are the exported series
+once it is done. ``POST /api/scenes`` reopens a scene bundle in the viewer.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from fastapi import APIRouter, Body, HTTPException, Request, Response
 from dicomstation.export import ExportOptions
 from dicomstation.server.render import parse_window
 from dicomstation.server.uids import check_uid
+from dicomstation.web.scenes import bundles_of
 from dicomstation.web.viewer import PRESETS
 from dicomstation.web.workstation import Workstation
 
@@ -37,6 +43,31 @@ def _export_options(body: dict[str, Any]) -> ExportOptions:
         )
     except ValueError:
         raise HTTPException(400, f"series number must be an integer, not {number!r}") from None
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise HTTPException(400, f"{key} must be a number, not {value!r}") from None
+
+
+def _shown(body: dict[str, Any]) -> dict[str, Any]:
+    """What the viewer shows (view, slice, window) and a derived series' filter."""
+    raw_index = body.get("index")
+    index = "" if raw_index is None else str(raw_index)
+    window = parse_window(body.get("window"))
+    median = _number(body, "median")
+    return {
+        "view": str(body.get("view", "axial")),
+        "index": int(index) if index.isascii() and index.isdigit() else None,
+        "window": list(window) if window else None,
+        "smooth_mm": _number(body, "smooth_mm"),
+        "median": int(median) if median is not None else None,
+    }
 
 
 def _job_or_404(ws: Workstation, job_id: str) -> Any:
@@ -133,7 +164,7 @@ def viewer_router(ws: Workstation) -> APIRouter:
             raise HTTPException(400, "low/high must be numbers and seeds [slice,row,col]") from None
         if any(len(s) != 3 for s in seeds):
             raise HTTPException(400, "each seed is [slice, row, column]")
-        return ws.viewer.segment(
+        return ws.segment(
             volume_id,
             str(body.get("method", "threshold")),
             low,
@@ -143,17 +174,16 @@ def viewer_router(ws: Workstation) -> APIRouter:
 
     @router.post("/volumes/{volume_id}/export")
     def export(volume_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        window = parse_window(body.get("window"))
-        raw_index = body.get("index")
-        index = "" if raw_index is None else str(raw_index)
-        uids = ws.viewer.export(
-            volume_id,
-            str(body.get("kind", "SEG")).upper(),
-            _export_options(body),
-            view=str(body.get("view", "axial")),
-            index=int(index) if index.isascii() and index.isdigit() else None,
-            window=window,
-        )
-        return {"series": uids}
+        shown = _shown(body)
+        job = ws.export(volume_id, str(body.get("kind", "SEG")), _export_options(body), shown)
+        return job.as_json()
+
+    @router.get("/studies/{study}/scenes")
+    def scenes(study: str) -> list[dict[str, str]]:
+        return bundles_of(ws.db, check_uid(study, "StudyInstanceUID"))
+
+    @router.post("/scenes")
+    def open_scene(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        return ws.open_scene(check_uid(str(body.get("bundle_uid", "")), "SOPInstanceUID"))
 
     return router

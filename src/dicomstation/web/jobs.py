@@ -1,10 +1,14 @@
 """Background jobs for the web UI and the demo: pipeline runs in the ledger, live progress, cancel.
 
-Fetch and send are pipelines (:mod:`dicomstation.pipeline`) run in a thread; their
-state is the job ledger's (``jobs.sqlite`` beside the database), so they are
-listed after a restart of the UI and can be resumed. Live numbers (instances,
-bytes) come from the running steps' transfer progress. :meth:`JobRegistry.start`
-still runs an arbitrary callable as a job (not persisted).
+Fetch, send and the viewer's exports are pipelines (:mod:`dicomstation.pipeline`)
+run in a thread; their state is the job ledger's (``jobs.sqlite`` beside the
+database), so they are listed after a restart of the UI and can be resumed.
+
+Counts have one unit each: ``items_done``/``items_total`` are work items (studies
+or series), ``done``/``total`` are instances, from the running steps' transfer
+progress. The instance total is only given once every item has announced its own
+(or finished): a partial sum would show more done than expected ("8/1").
+:meth:`JobRegistry.start` still runs an arbitrary callable as a job (not persisted).
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ class Job:
     cancel: CancelToken = field(default_factory=CancelToken)
     items: dict[str, ProgressEvent] = field(default_factory=dict)
     resumable: bool = False
+    items_total: int | None = None
+    settled: set[str] = field(default_factory=set)  # items finished in this run
+    outputs: list[str] = field(default_factory=list)  # series UIDs the export steps made
+    kind: str = ""  # fetch, send, export... (the pipeline's last step kind)
 
     def seconds_text(self) -> str:
         """Elapsed time, for messages."""
@@ -73,6 +81,10 @@ class Job:
             "seconds": round(elapsed, 2),
             "reports": self.reports,
             "resumable": self.resumable,
+            "items_done": len(self.settled),
+            "items_total": self.items_total,
+            "outputs": self.outputs,
+            "kind": self.kind,
         }
 
 
@@ -145,7 +157,9 @@ class JobRegistry:
             running = self._jobs.get(pipeline.job_id)
             if running is not None and running.state == "running":
                 return running
-            job = Job(pipeline.job_id, pipeline.name, resumable=True)
+            job = Job(pipeline.job_id, pipeline.name, resumable=True, kind=_kind(pipeline))
+            work = getattr(pipeline.source, "work", None)
+            job.items_total = len(work) if isinstance(work, tuple) else None
             self._jobs[job.id] = job
         threading.Thread(
             target=self._run_pipeline,
@@ -166,20 +180,41 @@ class JobRegistry:
             state, message = _final_state(run_pipeline(pipeline, options))
         except DicomStationError as exc:
             state, message = "failed", str(exc)
+        outputs = self._outputs(pipeline)
+        with self._lock:
+            job.outputs = outputs
+            if job.items_total is not None and state == "done":
+                job.settled.update(f"#{n}" for n in range(job.items_total - len(job.settled)))
         self._finish(job, state, message, [])
+
+    def _outputs(self, pipeline: Pipeline) -> list[str]:
+        """Series UIDs the export steps of a ledger job made (from this run or an earlier one)."""
+        exports = {name for name, kind in pipeline.kinds().items() if kind == "export"}
+        if not exports or self.ledger is None or not self.ledger.exists():
+            return []
+        with Ledger.open(self.ledger) as ledger:
+            items = ledger.items(pipeline.job_id)
+        return [uid for i in items for r in i.steps if r.step in exports for uid in r.outputs]
 
     def _item_progress(self, job: Job, key: str, event: ProgressEvent) -> None:
         with self._lock:
             job.items[key] = event
-            events = list(job.items.values())
-            job.done = sum(e.done for e in events)
-            totals = [e.total for e in events]
-            job.total = None if None in totals else sum(t or 0 for t in totals)
-            job.bytes_done = sum(e.bytes_done for e in events)
+            self._recount(job)
+
+    def _recount(self, job: Job) -> None:
+        """Instances done (all items), and their total once every item's total is known."""
+        events = list(job.items.values())
+        job.done = sum(e.done for e in events)
+        job.bytes_done = sum(e.bytes_done for e in events)
+        known = {k for k, e in job.items.items() if e.total is not None} | job.settled
+        complete = job.items_total is not None and len(known) >= job.items_total
+        job.total = sum(max(e.total or 0, e.done) for e in events) if complete else None
 
     def _result(self, job: Job, result: TaskResult) -> None:
         with self._lock:
             job.reports += [dict(t) for r in result.records for t in r.transfer]
+            job.settled.add(result.item_key)
+            self._recount(job)
 
     def resume(self, job_id: str, options_for: OptionsFor) -> Job:
         """Run a ledger job again (its pending and failed items); KeyError if unknown."""
@@ -229,13 +264,24 @@ class JobRegistry:
             time.sleep(0.05)
 
 
+def _kind(pipeline: Pipeline) -> str:
+    """What a UI job does, for the page: the kind of its last step (fetch, send, export)."""
+    return pipeline.steps[-1].kind
+
+
 def _stored_job(summary: JobSummary) -> Job:
-    """A ledger job this process is not running, as a (finished) Job."""
+    """A ledger job this process is not running, as a (finished) Job.
+
+    Its counts are work items only (``items_done``/``items_total``); the instance
+    counts of a run of another process are not known (``total`` None).
+    """
     counts: dict[str, int] = summary.counts
     left = counts.get("pending", 0) + counts.get("running", 0) + counts.get("cancelled", 0)
     state = "failed" if counts.get("failed") else "cancelled" if left else "done"
     message = f"{left} item(s) left; resume to finish them" if left else ""
-    job = Job(summary.job_id, summary.name, state, counts.get("done", 0), summary.total)
+    job = Job(summary.job_id, summary.name, state)
     job.message, job.finished, job.started = message, time.monotonic(), time.monotonic()
+    job.items_total = summary.total
+    job.settled = {f"#{n}" for n in range(counts.get("done", 0))}
     job.resumable = state != "done"
     return job

@@ -1,7 +1,10 @@
-"""What the web UI and the demo do, independent of HTTP: servers, browse, fetch, send.
+"""What the web UI and the demo do, independent of HTTP: servers, browse, fetch, send, export.
 
-Fetch and send are pipelines (:mod:`dicomstation.pipeline`) recorded in the job
-ledger beside the database, so they survive a restart of the UI and can be resumed.
+Fetch, send and the viewer's exports are pipelines (:mod:`dicomstation.pipeline`)
+recorded in the job ledger beside the database, so they survive a restart of the
+UI and can be resumed; an export is ``load -> segment -> export`` of the viewed
+series (:mod:`dicomstation.pipeline.ui_exports`), so the same export twice gives
+back the same objects.
 
 Every remote operation goes through :func:`dicomstation.nodes.open_node`, so a
 server's protocol (DICOMweb or DIMSE) never matters here; the local database is
@@ -19,11 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dicomstation.database import Database
 from dicomstation.deid.outgoing import outgoing_config
 from dicomstation.deid.step import DeidStep
 from dicomstation.dicomjson import first_value
-from dicomstation.errors import ConfigError
+from dicomstation.errors import ConfigError, ExportError
+from dicomstation.export import ExportOptions
 from dicomstation.models import Level, Query
 from dicomstation.nodes import DicomNode, open_node
 from dicomstation.nodes.local import LocalNode
@@ -38,13 +44,18 @@ from dicomstation.pipeline import (
     Step,
     WorkItem,
 )
+from dicomstation.pipeline.exports import export_kind
+from dicomstation.pipeline.ui_exports import ViewerExport, export_pipeline
 from dicomstation.settings import Settings
 from dicomstation.web import servers
 from dicomstation.web.jobs import Job, JobRegistry
+from dicomstation.web.scenes import display_to_source, open_scene
 from dicomstation.web.servers import LOCAL, public_server
 from dicomstation.web.viewer import Viewer
 
 __all__ = ["LOCAL", "Workstation", "public_server", "ref_json"]
+
+Seed = tuple[float, float, float]
 
 
 def ref_json(ref: Any) -> dict[str, Any]:
@@ -62,6 +73,8 @@ class Workstation:
     settings_path: Path
     jobs: JobRegistry = field(init=False)
     viewer: Viewer = field(init=False)
+    #: How each viewer volume's mask was made: (segmenter, parameters), by volume id.
+    segmented: dict[str, tuple[str, dict[str, Any]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.jobs = JobRegistry(self.db.root / LEDGER_NAME)
@@ -181,6 +194,63 @@ class Workstation:
     def resume(self, job_id: str) -> Job:
         """Resume a job of the ledger (after a restart, a cancel or failures)."""
         return self.jobs.resume(job_id, self.run_options)
+
+    # -- viewer: segment, export (ledger jobs), scenes ---------------------------------
+    def segment(
+        self, volume_id: str, method: str, low: float, high: float, seeds: list[Seed]
+    ) -> dict[str, Any]:
+        """Segment in the viewer, remembering how (an export job repeats it)."""
+        result = self.viewer.segment(volume_id, method, low, high, seeds)
+        params: dict[str, Any] = {"threshold": [low, high]}
+        if method == "region_grow":
+            display = self.viewer.get(volume_id).display
+            points = display.map_indices_to_reference(np.array(seeds, dtype=float))
+            params["seeds_mm"] = [[float(v) for v in p] for p in points]
+        self.segmented[volume_id] = (method, params)
+        return result
+
+    def export(
+        self, volume_id: str, kind: str, options: ExportOptions, shown: Mapping[str, Any]
+    ) -> Job:
+        """Start exporting the viewed series (``kind``) as a ledger job.
+
+        ``shown`` is what the viewer shows: ``view``, ``index`` (display slice),
+        ``window``; and a derived series' filter (``smooth_mm``, ``median``).
+        """
+        item = self.viewer.get(volume_id)
+        spec = export_kind(kind)
+        made = self.segmented.get(volume_id) if item.mask is not None else None
+        if item.mask is not None and made is None:
+            raise ExportError(f"the mask of {item.loaded.series_instance_uid} cannot be exported")
+        axis, index = display_to_source(
+            item, str(shown.get("view", "axial")), shown.get("index") or 0
+        )
+        window = shown.get("window")
+        params: dict[str, Any] = {}
+        if spec.name == "sc":
+            params = {"axis": axis, "index": index, "window": window, "overlay": False}
+        elif spec.name == "bundle":
+            params = {"layout": "axial", "index": index, "window": window}
+        elif spec.name in ("derived", "pm"):
+            params = {k: shown[k] for k in ("smooth_mm", "median", "spacing") if shown.get(k)}
+        export = ViewerExport(
+            item.loaded.study_instance_uid,
+            item.loaded.series_instance_uid,
+            (spec.name,),
+            options,
+            made[0] if made else None,
+            made[1] if made else {},
+            {spec.name: params},
+        )
+        pipeline = export_pipeline(export)
+        return self.jobs.start_pipeline(pipeline, self.run_options(pipeline))
+
+    def open_scene(self, bundle_uid: str) -> dict[str, Any]:
+        """Reopen a scene bundle in the viewer: its volume, mask, window and slice."""
+        item, restored = open_scene(self.viewer, bundle_uid)
+        if item.mask is not None:
+            self.segmented[item.id] = ("scene", {"bundle_uid": bundle_uid, "index": 0})
+        return {**item.info(), "scene": restored}
 
     def delete(self, uid: str) -> int:
         """Delete a study, series or instance from the local database."""

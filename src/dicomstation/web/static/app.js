@@ -54,6 +54,7 @@ function showTab(name) {
   document.querySelectorAll(".panel").forEach(p => p.classList.toggle("active", p.id === name));
   if (name === "local") queryLocal();
   if (name === "settings") loadSettings();
+  if (name === "browse" || name === "local") placeMetadata(name);
 }
 document.querySelectorAll(".tab").forEach(t => t.addEventListener("click", () => showTab(t.dataset.tab)));
 
@@ -107,6 +108,20 @@ async function queryStudies() {
   $("#prev-page").disabled = state.offset === 0;
   $("#next-page").disabled = !state.more;
   status(`${page.items.length} studies on ${state.server}`);
+  showTotal(server, params, page, seq);
+}
+
+// "of N" beside the page: known when this is the last page, else counted (up to a cap) by the API
+async function showTotal(server, params, page, seq) {
+  let total = page.more ? null : state.offset + page.items.length;
+  let capped = false;
+  if (total === null) {
+    try {
+      ({total, capped} = await api(`/api/servers/${enc(server)}/studies/count?${params}`, {quiet: true}));
+    } catch (e) { return; }
+  }
+  if (seq !== state.querySeq) return;  // a newer query owns the pager
+  $("#total-label").textContent = total ? `of ${capped ? "more than " : ""}${total} ${total === 1 ? "study" : "studies"}` : "";
 }
 
 function cells(values) { return values.map(v => el("td", {text: v ?? ""})); }
@@ -160,6 +175,7 @@ function clearBrowse() {
   $("#metadata-table tbody").replaceChildren();
   $("#metadata-title").textContent = "";
   $("#page-label").textContent = "";
+  $("#total-label").textContent = "";
   $("#prev-page").disabled = $("#next-page").disabled = true;
 }
 
@@ -205,12 +221,14 @@ function seriesCard(server, s, actions) {
   const card = el("div", {className: "series-card", dataset: {uid: s.series_uid}},
     thumb, el("div", {className: "caption",
       text: `#${s.series_number ?? ""} ${s.modality} ${s.description || "(no description)"} · ${s.num_instances ?? "?"} images`}));
-  card.addEventListener("click", () => showMetadata(server, s));
+  card.addEventListener("click", () => showMetadata(server, s, card));
   const bar = el("div", {className: "actions"});
   if (actions.select) bar.append(el("label", {}, el("input", {type: "checkbox", className: "series-select",
     checked: Boolean(actions.checked), onclick: e => e.stopPropagation(), onchange: e => actions.select(e.target.checked)}), " fetch"));
   if (actions.view) bar.append(el("button", {text: "View", className: "view-button",
     onclick: e => { e.stopPropagation(); actions.view(); }}));
+  if (actions.scene) bar.append(el("button", {text: "Open scene", className: "scene-button",
+    onclick: e => { e.stopPropagation(); actions.scene(); }}));
   if (actions.remove) bar.append(el("button", {text: "Delete", className: "delete-button",
     onclick: e => { e.stopPropagation(); actions.remove(); }}));
   card.append(bar);
@@ -290,7 +308,20 @@ function toggleSequence(row) {
 
 const instanceNumber = h => Number((h["00200013"] && h["00200013"].Value || [0])[0]);
 
-async function showMetadata(server, s) {
+// One metadata panel, shown in the tab whose series was clicked (Browse or Local database);
+// moved to another tab, it is emptied (it never shows one tab's series in the other).
+function placeMetadata(tab) {
+  const slot = tab === "local" ? $("#local-detail") : $("#browse-detail");
+  const panel = $("#metadata-panel");
+  if (panel.parentElement === slot) return;
+  slot.append(panel);
+  $("#metadata-table tbody").replaceChildren();
+  $("#metadata-title").textContent = "";
+  $("#metadata-instance").hidden = true;
+}
+
+async function showMetadata(server, s, card) {
+  if (card) placeMetadata(card.closest(".panel").id);
   status("reading metadata (no pixel data is fetched)…");
   const headers = await api(`/api/servers/${enc(server)}/studies/${enc(s.study_uid)}/series/${enc(s.series_uid)}/metadata`);
   headers.sort((a, b) => instanceNumber(a) - instanceNumber(b));
@@ -332,6 +363,7 @@ $("#browse-filters").addEventListener("submit", e => {
 });
 $("#prev-page").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); queryStudies(); });
 $("#next-page").addEventListener("click", () => { state.offset += state.limit; queryStudies(); });
+$("#page-size").addEventListener("change", e => { state.limit = Number(e.target.value); state.offset = 0; queryStudies(); });
 
 // Fetch and "Request automated segmentation" act on the selected studies.
 function selectionChanged() {
@@ -391,12 +423,16 @@ function renderJob(job) {
   row.dataset.state = job.state;
   $(".title", row).textContent = job.title;
   const bar = $("progress", row);
-  bar.max = job.total || Math.max(job.done, 1);
-  bar.value = job.done;
+  const byInstance = job.total != null && job.total > 0;
+  bar.max = byInstance ? job.total : Math.max(job.items_total || 1, 1);
+  bar.value = byInstance ? job.done : job.items_done || 0;
   const mb = (job.bytes / 1e6).toFixed(1);
   const failures = job.reports.flatMap(r => Object.entries(r.failed)).slice(0, 3)
     .map(([k, v]) => `${k}: ${v}`).join("; ");
-  $(".detail", row).textContent = `${job.state} · ${job.done}/${job.total ?? "?"} · ${mb} MB · ${job.seconds}s ${job.message} ${failures}`;
+  const items = job.items_total != null ? `${job.items_done}/${job.items_total} item(s)` : "";
+  const instances = job.total != null || job.done ? `${job.done}/${job.total ?? "?"} instances` : "";
+  $(".detail", row).textContent = [job.state, items, instances, job.bytes ? `${mb} MB` : "",
+    `${job.seconds}s`, job.message, failures].filter(Boolean).join(" · ");
   $(".cancel", row).disabled = job.state !== "running";
 }
 
@@ -430,8 +466,10 @@ $("#local-filters").addEventListener("submit", e => { e.preventDefault(); queryL
 
 async function openLocalStudy(study) {
   const series = await api(`/api/servers/local/studies/${enc(study.study_uid)}/series`);
+  const scenes = new Map((await api(`/api/studies/${enc(study.study_uid)}/scenes`)).map(b => [b.series_uid, b]));
   $("#local-series-list").replaceChildren(...series.sort(bySeriesNumber).map(s => seriesCard("local", s, {
     view: () => loadVolume(s),
+    scene: scenes.has(s.series_uid) ? () => openScene(scenes.get(s.series_uid)) : null,
     remove: () => removeLocal(s.series_uid, `series ${s.description || s.series_uid}`).then(() => openLocalStudy(study)),
   })));
 }
@@ -487,6 +525,29 @@ async function loadVolume(series) {
   status(`loading ${series.description || series.series_uid}…`);
   const info = chosen === null ? await post("/api/volumes", {series_uid: series.series_uid})
     : await post(`/api/series/${enc(series.series_uid)}/loadables/${chosen}`, {});
+  showVolume(info, series);
+}
+
+// A scene bundle reopened: its volume, segmentation (the mask), window and slice
+async function openScene(bundle) {
+  status("reopening the scene…");
+  const info = await post("/api/scenes", {bundle_uid: bundle.bundle_uid});
+  showVolume(info, {series_uid: info.series_uid, description: `(scene ${bundle.description})`});
+  $("#export-result").textContent = "";
+  const scene = info.scene;
+  if (scene.window) {
+    $("#preset").value = "";
+    $("#wl-center").value = Math.round(scene.window[0]);
+    $("#wl-width").value = Math.max(1, Math.round(scene.window[1]));
+  }
+  if (scene.slice) $(`#slider-${scene.slice.view}`).value = scene.slice.index;
+  $("#seg-result").textContent = scene.segments.length
+    ? `scene segmentation: ${scene.segments.map(s => s.label).join(", ")}` : "";
+  renderViews();
+  status(`scene restored from bundle ${bundle.bundle_uid}`);
+}
+
+function showVolume(info, series) {
   state.volume = info;
   state.seeds = [];
   state.exported = [];
@@ -680,11 +741,18 @@ $("#export-open").addEventListener("click", () => $("#export-dialog").showModal(
 $("#export-dialog").addEventListener("close", async () => {
   if ($("#export-dialog").returnValue !== "ok") return;
   const body = Object.fromEntries(new FormData($("#export-form")));
+  if (body.kind !== "DERIVED") { delete body.smooth_mm; delete body.median; }
+  else if (body.median) delete body.smooth_mm;
   body.index = $("#slider-axial").value;
   body.window = windowParam();
-  const result = await post(`/api/volumes/${state.volume.id}/export`, body);
-  state.exported.push(...result.series);
-  $("#export-result").textContent = `exported ${body.kind}: ${result.series.join(", ")}`;
+  $("#export-result").textContent = `exporting ${body.kind}…`;
+  const job = await watchJob(await post(`/api/volumes/${state.volume.id}/export`, body));  // a ledger job
+  if (job.state !== "done") {
+    $("#export-result").textContent = `export ${body.kind} ${job.state}: ${job.message}`;
+    return;
+  }
+  state.exported.push(...job.outputs.filter(uid => !state.exported.includes(uid)));
+  $("#export-result").textContent = `exported ${body.kind}: ${job.outputs.join(", ")}`;
   status(`exported ${body.kind} into the local database`);
 });
 
