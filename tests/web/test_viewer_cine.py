@@ -79,7 +79,8 @@ _SHOWN = """() => new Promise(resolve => {
     const frame = new URL(img.src).searchParams.get('frame');
     resolve({frame: Number(frame), png: canvas.toDataURL('image/png')});
   };
-  if (img.complete && img.naturalWidth) grab(); else img.addEventListener('load', grab, {once: true});
+  if (img.complete && img.naturalWidth) grab();
+  else img.addEventListener('load', grab, {once: true});
 })"""
 
 
