@@ -44,12 +44,14 @@ def values(obj: DicomJson, keyword: str) -> list[Any]:
 def first_value(obj: DicomJson, keyword: str) -> str:
     """Return the first value of an attribute as text ('' when absent).
 
-    Person names (``{"Alphabetic": ...}``) give their alphabetic form.
+    Person names (``{"Alphabetic": ...}``) give their alphabetic form, or the
+    ideographic or phonetic one when that is all they have.
     """
     found = values(obj, keyword)
     if not found:
         return ""
     value = found[0]
     if isinstance(value, dict):
-        return str(value.get("Alphabetic", ""))
+        found = value.get("Alphabetic") or value.get("Ideographic") or value.get("Phonetic")
+        return str(found or "")
     return "" if value is None else str(value)

@@ -1,4 +1,11 @@
-"""DICOM JSON headers (no bulk data) made from instance files, for fast metadata."""
+"""DICOM JSON headers (no bulk data) made from instance files, for fast metadata.
+
+Bulk values (pixel data, overlay and waveform data, large private OB values...)
+are kept as ``{"vr": ..., "BulkDataURI": ""}`` markers at every level, so the
+DICOMweb server can advertise each one it serves; the server fills the URIs.
+Files without a File Meta header are read too (forced), with the transfer
+syntax taken from the data set's own encoding.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +15,73 @@ from collections.abc import Mapping
 from typing import Any
 
 import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-__all__ = ["file_header", "load_headers"]
+__all__ = ["PIXEL_TAGS", "file_header", "load_headers", "stored_syntax"]
 
-_BULK_LIMIT = 1024  # bytes; larger binary values are left out of cached headers
+_BULK_LIMIT = 1024  # bytes; larger binary values are markers in cached headers
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+PIXEL_TAGS = ("7FE00008", "7FE00009", "7FE00010")
+_PIXEL_KEYS = frozenset(int(t, 16) for t in PIXEL_TAGS)
+
+
+def stored_syntax(ds: Dataset) -> UID:
+    """The transfer syntax a read data set is encoded in (its file meta, else its encoding)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if syntax:
+        return UID(str(syntax))
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if not little:
+        return UID(ExplicitVRBigEndian)
+    return UID(ImplicitVRLittleEndian if implicit in (True, None) else ExplicitVRLittleEndian)
+
+
+def _vr_of(ds: Dataset, tag: int, raw_vr: str | None) -> str:
+    if raw_vr:
+        return str(raw_vr)
+    if tag == 0x7FE00010:
+        return "OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB"
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    return "OB" if " or " in vr else vr
+
+
+def _bulk_markers(ds: Dataset, syntax: UID) -> dict[str, dict[str, str]]:
+    """Remove the top-level bulk values from ``ds`` (unread) and return their markers."""
+    markers: dict[str, dict[str, str]] = {}
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        vr = _vr_of(ds, int(tag), getattr(raw, "VR", None))
+        if int(tag) == 0x7FE00010 and syntax.is_compressed:
+            vr = "OB"  # encapsulated
+        length = getattr(raw, "length", 0) or 0
+        if int(tag) in _PIXEL_KEYS or (vr in _BULK_VRS and length > _BULK_LIMIT):
+            markers[f"{int(tag):08X}"] = {"vr": vr, "BulkDataURI": ""}
+            del ds[tag]
+    return markers
 
 
 def file_header(path: str) -> dict[str, Any]:
-    """The DICOM JSON of a file's data set without pixel data or other bulk values."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    """The DICOM JSON of a file's data set, with bulk values as empty-URI markers."""
+    ds = pydicom.dcmread(path, force=True, defer_size=_BULK_LIMIT)
+    syntax = stored_syntax(ds)
+    markers = _bulk_markers(ds, syntax)
     header: dict[str, Any] = ds.to_json_dict(
         bulk_data_threshold=_BULK_LIMIT, bulk_data_element_handler=lambda _element: ""
     )
-    syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
-    if syntax:
-        header["00020010"] = {"vr": "UI", "Value": [str(syntax)]}
-    return {k: v for k, v in header.items() if v.get("BulkDataURI", None) != ""}
+    header.update(markers)
+    header["00020010"] = {"vr": "UI", "Value": [str(syntax)]}
+    return dict(sorted(header.items()))
+
+
+def _stale(header: Mapping[str, Any]) -> bool:
+    """A header cached before bulk markers were kept (it has Rows but no pixel marker)."""
+    return "00280010" in header and not any(t in header for t in PIXEL_TAGS)
 
 
 def load_headers(rows: list[sqlite3.Row]) -> tuple[list[Mapping[str, Any]], list[tuple[str, str]]]:
@@ -32,8 +90,10 @@ def load_headers(rows: list[sqlite3.Row]) -> tuple[list[Mapping[str, Any]], list
     fresh: list[tuple[str, str]] = []
     for sop_uid, path, cached in rows:
         if cached:
-            headers.append(json.loads(cached))
-            continue
+            header = json.loads(cached)
+            if not _stale(header):
+                headers.append(header)
+                continue
         header = file_header(path)
         headers.append(header)
         fresh.append((json.dumps(header, separators=(",", ":")), sop_uid))

@@ -1,7 +1,8 @@
 """DICOM attribute matching (PS3.4 C.2.2.2) translated to SQL for the local index.
 
 Supported: universal (empty), single value, wildcards ``*`` and ``?``
-(case-insensitive, as most PACS do for names), UID lists (``\\``-separated), date
+(case-insensitive, as most PACS do for names; a person name matches when its
+alphabetic, ideographic or phonetic group does), UID lists (``\\``-separated), date
 and time ranges (``A-B``, ``-B``, ``A-``), and fuzzy person-name matching
 (substring of any name component).
 """
@@ -64,6 +65,32 @@ def _range(column: str, value: str) -> Condition:
     return Condition(f"{column} <> '' AND {column} <= ?", (high + "\uffff",))
 
 
+def _before(expr: str) -> str:
+    """SQL: ``expr`` up to its first ``=`` (all of it when there is none)."""
+    return (
+        f"(CASE WHEN instr({expr}, '=') > 0"
+        f" THEN substr({expr}, 1, instr({expr}, '=') - 1) ELSE {expr} END)"
+    )
+
+
+def _groups(column: str) -> tuple[str, str, str]:
+    """SQL for the three groups of a stored person name ``A=I=P`` (missing ones empty)."""
+    rest = f"substr({column}, instr({column}, '=') + 1)"
+    third = f"(CASE WHEN instr({rest}, '=') > 0 THEN substr({rest}, instr({rest}, '=') + 1)"
+    return _before(column), _before(rest), third + " ELSE '' END)"
+
+
+def _person_name(column: str, value: str) -> Condition:
+    """A person name matches when any of its groups (alphabetic, ideographic, phonetic) does."""
+    pattern = _like(value)
+    first, second, third = _groups(column)
+    sql = (
+        f"({first} LIKE ? ESCAPE '\\' OR (instr({column}, '=') > 0"
+        f" AND ({second} LIKE ? ESCAPE '\\' OR {third} LIKE ? ESCAPE '\\')))"
+    )
+    return Condition(sql, (pattern, pattern, pattern))
+
+
 def _one(column: str, kind: str, value: str, fuzzy: bool) -> Condition:
     if kind == "modalities":
         parts = tuple(v for v in value.split("\\") if v)
@@ -85,7 +112,9 @@ def _one(column: str, kind: str, value: str, fuzzy: bool) -> Condition:
             raise DatabaseError(f"{value!r} is not an integer") from None
     if kind == "pn" and fuzzy:
         return Condition(f"{column} LIKE ? ESCAPE '\\'", (f"%{_like(value.strip('*'))}%",))
-    if "*" in value or "?" in value or kind == "pn":
+    if kind == "pn":
+        return _person_name(column, value)
+    if "*" in value or "?" in value:
         return Condition(f"{column} LIKE ? ESCAPE '\\'", (_like(value),))
     return Condition(f"{column} = ?", (value,))
 

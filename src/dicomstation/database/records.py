@@ -7,7 +7,7 @@ from typing import Any
 
 from dicomstation.models import InstanceRef, Level, PatientRef, SeriesRef, StudyRef
 
-__all__ = ["LEVEL_SQL", "row_to_ref"]
+__all__ = ["LEVEL_SQL", "person_name", "row_to_ref"]
 
 _PATIENT_COLS = "p.patient_id, p.patient_name, p.birth_date, p.sex"
 _STUDY_COLS = (
@@ -83,11 +83,20 @@ _TAGS: dict[str, tuple[str, str]] = {
 _COUNT_TAG = {Level.STUDY: "00201208", Level.SERIES: "00201209"}
 
 
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+def person_name(value: str) -> dict[str, str]:
+    """DICOM JSON of a stored person name ``A=I=P``: each non-empty group by its name."""
+    groups = zip(_PN_GROUPS, value.split("="), strict=False)
+    return {name: text for name, text in groups if text}
+
+
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "":
         return {"vr": vr}
     if vr == "PN":
-        return {"vr": vr, "Value": [{"Alphabetic": value}]}
+        return {"vr": vr, "Value": [person_name(str(value))]}
     if vr == "CS" and isinstance(value, str) and "," in value:
         return {"vr": vr, "Value": sorted(v for v in value.split(",") if v)}
     if vr in ("IS", "US"):

@@ -166,7 +166,7 @@ def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
             return int(float(decoded)) if decoded.strip() else None
         except ValueError:
             return None
-    return decoded.split("=")[0] if kind == "pn" else decoded
+    return decoded.rstrip("=") if kind == "pn" else decoded  # PN: every group (A=I=P)
 
 
 def read_file_meta(data: Data) -> tuple[dict[int, bytes], int] | None:
@@ -242,7 +242,7 @@ def _slow(data: Data, name: str) -> ScanResult:
         if value is None or value == "":
             continue
         if kind == "pn":
-            value = str(value).split("=")[0]
+            value = str(value).rstrip("=")  # every group (A=I=P)
         elif kind == "is":
             value = int(float(value)) if str(value).strip() else None
         elif kind == "us":

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EXPLICIT_LE", "Acceptable", "parse_accept"]
+from fastapi import HTTPException
+
+__all__ = ["EXPLICIT_LE", "JSON_TYPES", "Acceptable", "parse_accept", "require_json"]
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
+JSON_TYPES = frozenset({"application/dicom+json", "application/json", "application/*", "*/*"})
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,20 @@ def parse_accept(header: str | None, default_type: str) -> list[Acceptable]:
             found.append((quality, index, Acceptable(media, syntax, False)))
     found.sort(key=lambda item: (-item[0], item[1]))
     return [item[2] for item in found if item[0] > 0]
+
+
+def require_json(header: str | None) -> None:
+    """Refuse (406) an Accept header that allows no JSON answer (``application/dicom+xml``...).
+
+    Raises
+    ------
+    fastapi.HTTPException
+        406 naming the media type the server gives (application/dicom+json).
+    """
+    accepted = parse_accept(header, "application/dicom+json")
+    if not any(a.media_type in JSON_TYPES for a in accepted):
+        raise HTTPException(
+            406,
+            f"cannot answer as {header!r}: this server gives application/dicom+json "
+            "(application/dicom+xml is not supported)",
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from dicomstation.database import Database
@@ -30,6 +29,7 @@ from dicomstation.server.context import ServerContext
 from dicomstation.server.frames import frames_router
 from dicomstation.server.guard import Guard
 from dicomstation.server.options import ServerOptions
+from dicomstation.server.protocol import ErrorAnswer, HeadAndAllow, JsonGzip, PathCors
 from dicomstation.server.public import INTERNAL_ERROR, public_text
 from dicomstation.server.qido import qido_router
 from dicomstation.server.render import render_router
@@ -71,8 +71,10 @@ def _status(exc: DicomStationError) -> int:
 
 def install_security(app: FastAPI, options: ServerOptions) -> None:
     """Guard every request (:class:`~dicomstation.server.guard.Guard`: Host, origin,
-    credentials, body size and pace), add CORS (off unless origins given), and turn
-    errors into JSON answers whose ``detail`` names no path, pid or internals.
+    credentials, body size and pace), add CORS (off unless origins given; preflights
+    list the path's own methods), HEAD, gzip for JSON and Allow on 405
+    (:mod:`~dicomstation.server.protocol`), and turn errors into JSON answers, all
+    carrying the CORS headers, whose ``detail`` names no path, pid or internals.
 
     Raises
     ------
@@ -97,13 +99,19 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
         return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
 
     app.add_middleware(Guard, options=options)
+    app.add_middleware(HeadAndAllow, routes=app.router.routes)
+    app.add_middleware(JsonGzip)
+    app.add_middleware(ErrorAnswer)  # inside CORS: a 500 carries the CORS headers too
     if options.cors_origins:  # outermost: preflights answered, refusals carry CORS headers
         app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(options.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Accept"],
-            expose_headers=["Content-Location", "Warning"],
+            PathCors,
+            routes=app.router.routes,
+            allowed=("GET", "HEAD", "POST", "PUT", "DELETE"),
+            options={
+                "allow_origins": list(options.cors_origins),
+                "allow_headers": ["Authorization", "Content-Type", "Accept", "Accept-Encoding"],
+                "expose_headers": ["Content-Location", "Content-Encoding", "Warning", "Allow"],
+            },
         )
 
 

@@ -14,6 +14,7 @@ from dicomstation.database.matching import COLUMNS
 from dicomstation.dicomjson import tag_hex
 from dicomstation.errors import DatabaseError, NotFoundError
 from dicomstation.models import Level, Query
+from dicomstation.server.accept import require_json
 from dicomstation.server.context import ServerContext
 from dicomstation.server.public import public_text
 from dicomstation.server.uids import check_uid, check_uid_list
@@ -78,8 +79,10 @@ def parse_query(
     Raises
     ------
     fastapi.HTTPException
-        400 for unknown attributes, attributes the index cannot match, bad UIDs or paging.
+        400 for unknown attributes, attributes the index cannot match, bad UIDs or paging;
+        406 when the Accept header allows no JSON answer.
     """
+    require_json(request.headers.get("accept"))
     params = request.query_params
     filters: dict[str, str] = {}
     for name in params:
@@ -126,7 +129,10 @@ def _extra(
     return {
         k: v
         for k, v in header.items()
-        if (wanted is None or k in wanted) and k not in obj and not k.startswith("0002")
+        if (wanted is None or k in wanted)
+        and k not in obj
+        and not k.startswith("0002")
+        and "BulkDataURI" not in v  # bulk values are for WADO-RS metadata, not searches
     }
 
 

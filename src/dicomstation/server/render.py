@@ -1,22 +1,31 @@
-"""Rendered images and thumbnails (PS3.18 10.4.1.1.7): JPEG or PNG made by pydicom + Pillow."""
+"""Rendered images and thumbnails (PS3.18 10.4.1.1.7): JPEG or PNG made by pydicom + Pillow.
+
+Instance, frame, series and study ``/rendered`` (series and study: their middle
+instance), ``window``, ``viewport`` and ``quality`` (JPEG) are honoured; an
+instance pydicom cannot decode gets 406 naming it, before any byte is sent.
+"""
 
 from __future__ import annotations
 
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
 from PIL import Image
+from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import pixel_array
 
+from dicomstation.database.headers import stored_syntax
 from dicomstation.server.accept import parse_accept
 from dicomstation.server.context import ServerContext
 from dicomstation.server.lookup import instance_refs, one_instance
+from dicomstation.server.pixels import NotDecodable, frame_count, pixel_keyword
+from dicomstation.server.stored import read_stored
 
 __all__ = ["parse_window", "render_file", "render_router", "to_uint8"]
 
@@ -49,21 +58,37 @@ def to_uint8(
     return np.clip((values - low) * scale, 0, 255).astype(np.uint8)
 
 
+def _frame_array(ds: Dataset, frame: int) -> npt.NDArray[Any]:
+    count = frame_count(ds)
+    if not 0 <= frame < count:
+        raise HTTPException(404, f"frame {frame + 1} does not exist (the instance has {count})")
+    try:
+        return pixel_array(ds, index=frame if count > 1 else None)
+    except Exception as exc:  # any decoder failure: refuse before the answer starts
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise NotDecodable(
+            406,
+            f"cannot decode instance {ds.SOPInstanceUID} ({stored_syntax(ds).name}) "
+            f"to render it: {reason}",
+        ) from None
+
+
 def render_file(
     path: Path,
     frame: int = 0,
     window: tuple[float, float] | None = None,
     size: int | None = None,
     fmt: str = "JPEG",
+    quality: int | None = None,
 ) -> bytes:
-    """Render one frame of an instance file to JPEG/PNG bytes (grey or RGB)."""
-    ds = pydicom.dcmread(path)
-    if "PixelData" not in ds:
+    """Render one frame of an instance file to JPEG/PNG bytes (grey or RGB).
+
+    ``quality`` (1-100) is the JPEG quality (Pillow's default, 75, when None).
+    """
+    ds = read_stored(path)
+    if pixel_keyword(ds) is None:
         raise HTTPException(404, f"instance {ds.SOPInstanceUID} has no pixel data")
-    count = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if not 0 <= frame < count:
-        raise HTTPException(404, f"frame {frame + 1} does not exist (the instance has {count})")
-    arr = pixel_array(ds, index=frame if count > 1 else None)
+    arr = _frame_array(ds, frame)
     if getattr(ds, "SamplesPerPixel", 1) == 1:
         values = apply_modality_lut(arr, ds).astype(np.float64)
         if window is None and "WindowCenter" in ds:
@@ -76,7 +101,10 @@ def render_file(
     if size:
         image.thumbnail((size, size))
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    if fmt == "JPEG" and quality is not None:
+        image.save(buffer, format=fmt, quality=quality)
+    else:
+        image.save(buffer, format=fmt)
     return buffer.getvalue()
 
 
@@ -99,6 +127,15 @@ def _viewport(request: Request, default: int | None) -> int | None:
         raise HTTPException(400, f"invalid viewport {text!r}: use width,height") from None
 
 
+def _quality(request: Request) -> int | None:
+    text = request.query_params.get("quality")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 100:
+        raise HTTPException(400, f"invalid quality {text!r}: use an integer from 1 to 100")
+    return int(text)
+
+
 def _render(
     ctx: ServerContext,
     request: Request,
@@ -110,12 +147,14 @@ def _render(
 ) -> Response:
     refs = instance_refs(ctx, study, series, sop)
     if sop is None:
-        refs = refs[len(refs) // 2 :]  # middle instance represents a series/study
+        images = [r for r in refs if r.json.get("00280010", {}).get("Value")] or refs
+        refs = images[len(images) // 2 :]  # the middle image represents a series/study
     fmt, media = _format(request)
     size = _viewport(request, THUMBNAIL if thumbnail else None)
     window = parse_window(request.query_params.get("window"))
+    quality = _quality(request)
     path = ctx.db.instance_path(refs[0].sop_instance_uid)
-    return Response(render_file(path, frame, window, size, fmt), media_type=media)
+    return Response(render_file(path, frame, window, size, fmt, quality), media_type=media)
 
 
 def render_router(ctx: ServerContext) -> APIRouter:
@@ -131,6 +170,14 @@ def render_router(ctx: ServerContext) -> APIRouter:
     def rendered_frame(study: str, series: str, sop: str, frame: int, request: Request) -> Response:
         one_instance(ctx, study, series, sop)
         return _render(ctx, request, study, series, sop, frame - 1, False)
+
+    @router.get("/studies/{study}/series/{series}/rendered")
+    def series_rendered(study: str, series: str, request: Request) -> Response:
+        return _render(ctx, request, study, series, None, 0, False)
+
+    @router.get("/studies/{study}/rendered")
+    def study_rendered(study: str, request: Request) -> Response:
+        return _render(ctx, request, study, None, None, 0, False)
 
     @router.get(base + "/thumbnail")
     def instance_thumbnail(study: str, series: str, sop: str, request: Request) -> Response:

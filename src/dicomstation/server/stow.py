@@ -127,7 +127,7 @@ def _answer(results: list[PartResult], study_url: str | None) -> JSONResponse:
     stored = [r for r in results if r.failure == 0]
     failed = [r for r in results if r.failure != 0]
     body: dict[str, Any] = {}
-    if study_url:
+    if study_url:  # the study stored into (PS3.18 10.5.3.1: RetrieveURL of the study)
         body["00081190"] = {"vr": "UR", "Value": [study_url]}
     if failed:
         body["00081198"] = _sequence(failed, True)
@@ -165,7 +165,9 @@ async def store(ctx: ServerContext, request: Request, study: str | None) -> JSON
             results = await anyio.to_thread.run_sync(work, folder, limiter=ctx.uploads.limiter)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    return _answer(results, ctx.study_url(request, study) if study else None)
+    studies = {r.study for r in results if r.failure == 0 and r.study}
+    target = study or (studies.pop() if len(studies) == 1 else None)
+    return _answer(results, ctx.study_url(request, target) if target else None)
 
 
 def stow_router(ctx: ServerContext) -> APIRouter:

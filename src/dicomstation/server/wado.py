@@ -1,21 +1,22 @@
 """WADO-RS (PS3.18 10.4): instances, series and studies as multipart/related; metadata.
 
-Files are streamed from disk as stored. A client that asks for Explicit VR
-Little Endian gets instances stored otherwise decompressed by pydicom; any
-other specific transfer syntax the files are not in is refused with 406.
+Files are streamed from disk as stored when the client asks for
+``transfer-syntax=*`` (or the stored syntax). Without a transfer-syntax parameter,
+or with Explicit VR Little Endian, instances stored otherwise are re-encoded
+(:mod:`dicomstation.server.transcode`); any other specific transfer syntax the
+files are not in is refused with 406. Files stored without a File Meta header
+are always served as valid Part 10 files.
 """
 
 from __future__ import annotations
 
-import io
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from dicomstation.models import InstanceRef
 from dicomstation.nodes.multipart import (
@@ -25,10 +26,13 @@ from dicomstation.nodes.multipart import (
     new_boundary,
     part_head,
 )
-from dicomstation.server.accept import EXPLICIT_LE, Acceptable, parse_accept
+from dicomstation.server.accept import EXPLICIT_LE, Acceptable, parse_accept, require_json
+from dicomstation.server.bulk import with_bulk_uris
 from dicomstation.server.context import ServerContext
 from dicomstation.server.lookup import instance_refs, transfer_syntax
+from dicomstation.server.pixels import EAGER_BYTES
 from dicomstation.server.qido import DICOM_JSON
+from dicomstation.server.transcode import explicit_le_bytes, needs_rewrite, stored_bytes
 
 __all__ = ["choose_syntax", "wado_router"]
 
@@ -39,12 +43,16 @@ _SMALL = 64 << 10
 
 
 def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
-    """The transfer syntax to send (None: as stored); 406 when nothing acceptable is possible."""
+    """The transfer syntax to send (None: as stored); 406 when nothing acceptable is possible.
+
+    No transfer-syntax parameter means Explicit VR Little Endian (PS3.18 8.7.3.5.2);
+    ``transfer-syntax=*`` means as stored.
+    """
     for item in accept:
         if item.media_type not in (DICOM, "application/*", "*/*") or not item.multipart:
             continue
-        syntax = item.transfer_syntax
-        if syntax in (None, "*") or stored <= {syntax}:
+        syntax = item.transfer_syntax or EXPLICIT_LE
+        if syntax == "*" or stored <= {syntax}:
             return None
         if syntax == EXPLICIT_LE:
             return EXPLICIT_LE
@@ -54,16 +62,6 @@ def choose_syntax(accept: list[Acceptable], stored: set[str]) -> str | None:
         'multipart/related; type="application/dicom" with transfer-syntax=* '
         f"or {EXPLICIT_LE} (stored: {', '.join(sorted(stored)) or 'unknown'})",
     )
-
-
-def _transcoded(path: Path) -> bytes:
-    ds = pydicom.dcmread(path)
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        ds.decompress(generate_instance_uid=False)  # same instance, not a new one
-    ds.file_meta.TransferSyntaxUID = UID(ExplicitVRLittleEndian)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def _file_body(path: Path) -> Iterable[bytes]:
@@ -79,16 +77,37 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield block
 
 
+def _one_part(ctx: ServerContext, ref: InstanceRef, syntax: str | None) -> PartSpec:
+    """One instance as a part: the file as stored, or re-encoded (made before returning)."""
+    path = ctx.db.instance_path(ref.sop_instance_uid)
+    stored = transfer_syntax(ref)
+    if syntax is not None and stored != syntax:
+        return {"Content-Type": f"{DICOM}; transfer-syntax={syntax}"}, [explicit_le_bytes(path)]
+    kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
+    if needs_rewrite(path):
+        return {"Content-Type": kind}, [stored_bytes(path)]
+    return {"Content-Type": kind}, _file_body(path)
+
+
 def _parts(ctx: ServerContext, refs: list[InstanceRef], syntax: str | None) -> Iterator[PartSpec]:
-    for ref in refs:
-        path = ctx.db.instance_path(ref.sop_instance_uid)
-        stored = transfer_syntax(ref)
-        if syntax is None or stored == syntax:
-            kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
-            yield {"Content-Type": kind}, _file_body(path)
-        else:
-            data = _transcoded(path)
-            yield {"Content-Type": f"{DICOM}; transfer-syntax={syntax}"}, [data]
+    """The parts; the first re-encoded ones made now, so a failure is an error answer, not a 200.
+
+    Instances are re-encoded before the answer starts until :data:`EAGER_BYTES`
+    are held; later ones are made as the answer streams (a failure then ends the
+    connection without the close delimiter, which clients report as an error).
+    """
+    if syntax is None:  # files as stored: read as the answer streams
+        return (_one_part(ctx, ref, None) for ref in refs)
+    ready: list[PartSpec] = []
+    held = 0
+    for position, ref in enumerate(refs):
+        if held >= EAGER_BYTES:
+            rest = (_one_part(ctx, r, syntax) for r in refs[position:])
+            return itertools.chain(ready, rest)
+        head, body = _one_part(ctx, ref, syntax)
+        held += sum(len(b) for b in body) if isinstance(body, list) else 0
+        ready.append((head, body))
+    return iter(ready)
 
 
 def _coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -110,14 +129,16 @@ def _coalesce(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _length(ctx: ServerContext, refs: list[InstanceRef], boundary: str) -> int:
-    """Exact body length when files are sent as stored (no chunked encoding needed)."""
+def _length(ctx: ServerContext, refs: list[InstanceRef], boundary: str) -> int | None:
+    """Exact body length when files are sent as stored (None when one must be rewritten)."""
     total = len(close_delimiter(boundary))
     for ref in refs:
         stored = transfer_syntax(ref)
         kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
-        size = ctx.db.instance_path(ref.sop_instance_uid).stat().st_size
-        total += len(part_head(boundary, {"Content-Type": kind})) + size + 2
+        path = ctx.db.instance_path(ref.sop_instance_uid)
+        if needs_rewrite(path):
+            return None
+        total += len(part_head(boundary, {"Content-Type": kind})) + path.stat().st_size + 2
     return total
 
 
@@ -126,25 +147,13 @@ def retrieve(ctx: ServerContext, request: Request, refs: list[InstanceRef]) -> S
     stored = {transfer_syntax(r) for r in refs} - {""}
     syntax = choose_syntax(parse_accept(request.headers.get("accept"), DICOM), stored)
     boundary = new_boundary()
-    headers = {} if syntax is not None else {"Content-Length": str(_length(ctx, refs, boundary))}
+    length = _length(ctx, refs, boundary) if syntax is None else None
+    headers = {} if length is None else {"Content-Length": str(length)}
     return StreamingResponse(
         _coalesce(iter_multipart(_parts(ctx, refs, syntax), boundary)),
         media_type=multipart_content_type(boundary, DICOM),
         headers=headers,
     )
-
-
-def _pixel_uri(ctx: ServerContext, request: Request, header: Mapping[str, Any]) -> dict[str, Any]:
-    def first(tag: str) -> str:
-        value = header.get(tag, {}).get("Value", [""])
-        return str(value[0]) if value else ""
-
-    url = ctx.instance_url(request, first("0020000D"), first("0020000E"), first("00080018"))
-    syntax = first("00020010")
-    bits = first("00280100")
-    native = not syntax or not UID(syntax).is_compressed
-    vr = "OW" if native and bits and int(bits) > 8 else "OB"
-    return {"vr": vr, "BulkDataURI": f"{url}/bulkdata/7FE00010"}
 
 
 def metadata(
@@ -154,7 +163,8 @@ def metadata(
     series: str | None = None,
     sop: str | None = None,
 ) -> JSONResponse:
-    """DICOM JSON of every instance, with a BulkDataURI for pixel data."""
+    """DICOM JSON of every instance, with a BulkDataURI for each bulk value it has."""
+    require_json(request.headers.get("accept"))
     instance_refs(ctx, study, series, sop)  # 404 and hierarchy checks
     headers = ctx.db.metadata(study, series)
     out = []
@@ -162,10 +172,16 @@ def metadata(
         if sop and header.get("00080018", {}).get("Value") != [sop]:
             continue
         item = {k: v for k, v in header.items() if not k.startswith("0002")}
-        if "00280010" in header:
-            item["7FE00010"] = _pixel_uri(ctx, request, header)
-        out.append(dict(sorted(item.items())))
+        url = ctx.instance_url(
+            request, _first(item, "0020000D"), _first(item, "0020000E"), _first(item, "00080018")
+        )
+        out.append(dict(sorted(with_bulk_uris(item, url).items())))
     return JSONResponse(out, media_type=DICOM_JSON)
+
+
+def _first(header: Mapping[str, Any], tag: str) -> str:
+    value = header.get(tag, {}).get("Value", [""])
+    return str(value[0]) if value else ""
 
 
 def wado_router(ctx: ServerContext) -> APIRouter:
