@@ -134,16 +134,16 @@ def _browse(ws: Workstation, say: Say) -> dict[str, Any]:
 def _process(ws: Workstation, series_uid: str, say: Say) -> list[str]:
     """Load, threshold bone, render, and export a SEG; return the new series UIDs."""
     volume = ws.viewer.load(series_uid)
-    result = ws.viewer.segment(volume.id, "threshold", 300, 3000, [])
+    result = ws.segment(volume.id, "threshold", 300, 3000, [])
     say(
         f"    volume {volume.display.spatial_shape}, mask {result['voxels']} voxels "
         f"= {result['volume_ml']} ml"
     )
     ws.viewer.render(volume.id, "coronal", None, (400, 1800))
     _step(say, "export the segmentation as DICOM SEG into the local database")
-    seg_series = ws.viewer.export(
-        volume.id, "SEG", ExportOptions(series_description="Bone (demo threshold)")
-    )
+    options = ExportOptions(series_description="Bone (demo threshold)")
+    job = ws.jobs.wait(ws.export(volume.id, "SEG", options, {}).id)  # a ledger job, as in the UI
+    seg_series = _finished(job, "export").outputs
     say(f"    SEG series {seg_series[0]}")
     return seg_series
 
