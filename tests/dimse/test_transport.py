@@ -28,3 +28,37 @@ def test_unknown_transport_is_a_config_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv(ENV_VAR, "warp")
     with pytest.raises(ConfigError, match="DICOMSTATION_DIMSE_TRANSPORT='warp'"):
         selected()
+
+
+def test_associations_are_our_own_objects_and_others_are_left_alone(db: Database) -> None:
+    """Fast-path state lives on our subclasses; a pynetdicom association we did not make
+    cannot be taken over, and ours carry no attributes set on them from outside."""
+    from pynetdicom import AE
+
+    from dicomstation.nodes.dimse_owned import OwnedAssociation, OwnedDUL, OwnedSocket
+    from dicomstation.nodes.dimse_pdu import own_socket
+
+    with StorageListener(db, ae_title="OWNED", port=0) as listener:
+        server = DimseServer("self", "OWNED", "127.0.0.1", listener.port, timeout=10.0)
+        with open_association(server, [build_context(Verification)], "C-ECHO") as assoc:
+            assert isinstance(assoc, OwnedAssociation)
+            assert isinstance(assoc.dul, OwnedDUL) and isinstance(assoc.dul.socket, OwnedSocket)
+            with own_socket(assoc, 5) as sock:
+                assert assoc.dul.handed_over and sock is assoc.dul.socket.socket
+            assert not assoc.dul.handed_over
+            assert "_is_transport_event" not in vars(assoc.dul)
+            assert int(assoc.send_c_echo().Status) == 0  # pynetdicom's reader is back
+        accepted = [a for a in listener._ae.active_associations]  # type: ignore[union-attr]
+        assert all(isinstance(a, OwnedAssociation) for a in accepted)
+        plain = AE(ae_title="PLAIN")
+        plain.add_requested_context(Verification)
+        other = plain.associate("127.0.0.1", listener.port, ae_title="OWNED")
+        try:
+            assert other.is_established and not use_fast(other)
+            with pytest.raises(TypeError, match="own associations"):
+                own_socket(other, 5).__enter__()
+            assert int(other.send_c_echo().Status) == 0
+            assert "_is_transport_event" not in vars(other.dul)
+        finally:
+            other.release()
+            plain.shutdown()

@@ -2,7 +2,8 @@
 
 A fresh interpreter snapshots what other libraries keep process-wide (h11's
 receive buffer class, httpcore's HTTP/1.1 connection classes, pynetdicom's
-``_config``, the pynetdicom loggers, the warnings filters), then imports every
+``_config``, its classes and module names, the pynetdicom loggers, the warnings
+filters), then imports every
 dicomstation module, fetches over HTTP from a local server with our client,
 starts a storage listener, runs a C-ECHO against it, stops it, and compares.
 """
@@ -21,6 +22,7 @@ _SCRIPT = textwrap.dedent(
 
     import h11._receivebuffer, httpcore._sync.http11, httpcore._async.http11
     import pynetdicom
+    import pynetdicom.ae, pynetdicom.association, pynetdicom.dul, pynetdicom.transport
     from pynetdicom import _config
     # scipy.special adds its own "always" filter when imported: scipy's, not ours
     import scipy.special  # noqa: F401
@@ -43,6 +45,23 @@ _SCRIPT = textwrap.dedent(
                 vars(httpcore._async.http11.AsyncHTTP11Connection)
             ),
             "pynetdicom._config": {k: getattr(_config, k) for k in dir(_config) if k.isupper()},
+            "pynetdicom classes": {
+                cls.__qualname__: dict(vars(cls))
+                for cls in (
+                    pynetdicom.ae.ApplicationEntity,
+                    pynetdicom.association.Association,
+                    pynetdicom.dul.DULServiceProvider,
+                    pynetdicom.transport.AssociationSocket,
+                    pynetdicom.transport.RequestHandler,
+                    pynetdicom.transport.AssociationServer,
+                )
+            },
+            "pynetdicom module names": {
+                (mod.__name__, name): getattr(mod, name)
+                for mod in (pynetdicom.ae, pynetdicom.transport, pynetdicom.association)
+                for name in dir(mod)
+                if not name.startswith("__")
+            },
             "loggers": loggers(),
             "warnings.filters": list(warnings.filters),
             "logging disable": logging.root.manager.disable,

@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
 )
 
 from dicomstation.database import Database
+from dicomstation.nodes.dimse_assoc import new_ae
 from dicomstation.nodes.dimse_fastsend import command_set
 from dicomstation.nodes.dimse_pdu import (
     PduReader,
@@ -115,7 +116,7 @@ class HostileScu:
     """One association to a storage SCP; sends crafted C-STOREs on its raw socket."""
 
     def __init__(self, port: int, calling: str = "HOSTILE", called: str = "LSN") -> None:
-        self.ae = AE(ae_title=calling)
+        self.ae = new_ae(calling)  # our own association objects: own_socket takes them over
         self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = 10
         contexts = [
             build_context(CTImageStorage, [ExplicitVRLittleEndian]),

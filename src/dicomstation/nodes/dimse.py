@@ -18,7 +18,7 @@ socket take-over), ``dimse_fastsend`` (C-STORE), ``dimse_fastget`` (C-GET),
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,14 @@ from dicomstation.errors import CancelledError, NotFoundError, ProtocolError, Re
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
 from dicomstation.nodes.base import CancelToken, ClosingNode, ProgressCallback, Ref
 from dicomstation.nodes.dimse_assoc import open_association
+from dicomstation.nodes.dimse_contexts import (
+    STORED_KEYS,
+    get_context_rounds,
+    listing_json,
+    listing_names_kinds,
+)
 from dicomstation.nodes.dimse_errors import check_status
+from dicomstation.nodes.dimse_matches import UniqueMatches
 from dicomstation.nodes.dimse_query import (
     METADATA_KEYS,
     VERIFICATION,
@@ -46,9 +53,8 @@ from dicomstation.nodes.dimse_retrieve import (
     Request,
     RetrieveMethod,
     plan_request,
-    retrieve_get,
+    retrieve_get_rounds,
     retrieve_move,
-    storage_classes,
     wait_external,
 )
 from dicomstation.nodes.dimse_store import send_files
@@ -77,6 +83,9 @@ class DimseNode(ClosingNode):
         is set, else C-GET).
     listener : StorageListener, optional
         A running listener of this process to receive C-MOVE stores.
+    associations : int
+        How many associations a C-STORE uses at once (default 1; more is faster
+        where the receiver handles associations in parallel).
     """
 
     def __init__(
@@ -87,8 +96,10 @@ class DimseNode(ClosingNode):
         root: QueryRoot | str = QueryRoot.STUDY,
         method: RetrieveMethod | str | None = None,
         listener: StorageListener | None = None,
+        associations: int = 1,
     ) -> None:
         self.server = server
+        self.associations = associations
         self.name = server.name
         self.local = local or LocalNodeConfig()
         self.root = QueryRoot(root)
@@ -130,10 +141,13 @@ class DimseNode(ClosingNode):
         identifier = build_identifier(query, extra)
         model = model_uid(self.root, "C-FIND", level)
         uid = query.series_uid or query.study_uid
+        unique = UniqueMatches(level)  # peers answering once per instance (qrscp)
         with open_association(self.server, [build_context(model)], "C-FIND") as assoc:
             skipped = yielded = 0
-            for found in iter_identifiers(
-                assoc, identifier, model, server=self.name, uid=uid, timeout=self.server.timeout
+            for found in unique.filter(
+                iter_identifiers(
+                    assoc, identifier, model, server=self.name, uid=uid, timeout=self.server.timeout
+                )
             ):
                 if skipped < query.offset:
                     skipped += 1
@@ -147,15 +161,18 @@ class DimseNode(ClosingNode):
         """Yield matches as C-FIND responses arrive (patient/study/series/instance level).
 
         ``limit``/``offset`` are applied here (DIMSE has no paging); stopping early
-        sends C-CANCEL.
+        sends C-CANCEL. A peer answering once per instance yields each entity once
+        (the first answer; :meth:`find` merges the attributes of all of them).
         """
         level = Level.parse(query.level)
         for obj in self._identifiers(query):
             yield to_ref(level, obj)
 
     def find(self, query: Query) -> list[Ref]:
-        """All matches of :meth:`iter_find`."""
-        return list(self.iter_find(query))
+        """All matches of :meth:`iter_find`, duplicates' attributes merged (dimse_matches)."""
+        level = Level.parse(query.level)
+        found = list(self._datasets(query))  # merged in place until the last response
+        return [to_ref(level, to_json(ds, server=self.name)) for ds in found]
 
     def metadata(self, study_uid: str, series_uid: str | None = None) -> list[Mapping[str, Any]]:
         """Instance headers from a C-FIND at IMAGE level (no files are transferred).
@@ -164,7 +181,8 @@ class DimseNode(ClosingNode):
         (a C-FIND cannot ask for "everything").
         """
         query = Query(Level.IMAGE, study_uid=study_uid, series_uid=series_uid)
-        return list(self._identifiers(query, METADATA_KEYS))
+        found = list(self._datasets(query, METADATA_KEYS))
+        return [to_json(ds, server=self.name) for ds in found]
 
     # -- C-GET / C-MOVE ------------------------------------------------------------------
     def _list_images(
@@ -176,21 +194,20 @@ class DimseNode(ClosingNode):
         if sops:
             filters["SOPInstanceUID"] = "\\".join(sops)
         query = Query(Level.IMAGE, filters, study_uid=study_uid)
-        extra = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
+        extra: tuple[str, ...] = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
+        # what is stored, for the C-GET's storage contexts (peers ignore keys they lack)
+        extra += STORED_KEYS
         # read the few attributes directly: JSON for every listed instance is costly
-        refs = []
-        for found in self._datasets(query, extra):
-            patient = str(found.get("PatientID", "") or "")
-            refs.append(
-                InstanceRef(
-                    sop_instance_uid=str(found.get("SOPInstanceUID", "") or ""),
-                    sop_class_uid=str(found.get("SOPClassUID", "") or ""),
-                    series_uid=str(found.get("SeriesInstanceUID", "") or ""),
-                    study_uid=str(found.get("StudyInstanceUID", "") or study_uid),
-                    json={"00100020": {"vr": "LO", "Value": [patient]}} if patient else {},
-                )
+        return [
+            InstanceRef(
+                sop_instance_uid=str(found.get("SOPInstanceUID", "") or ""),
+                sop_class_uid=str(found.get("SOPClassUID", "") or ""),
+                series_uid=str(found.get("SeriesInstanceUID", "") or ""),
+                study_uid=str(found.get("StudyInstanceUID", "") or study_uid),
+                json=listing_json(found),
             )
-        return refs
+            for found in self._datasets(query, extra)
+        ]
 
     def _listing(
         self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
@@ -262,7 +279,13 @@ class DimseNode(ClosingNode):
         try:
             if cancel is not None and cancel.cancelled:
                 raise CancelledError(f"{self.method.value} from {self.name} cancelled")
-            external = self._transfer(requests, listing, into, receiver, study_uid, cancel)
+
+            def replan(got: set[str]) -> list[Request]:  # what a C-GET round left missing
+                return plan_request(
+                    study_uid, series_uids, sop_uids, listing, present | got, patient_id
+                )
+
+            external = self._transfer(requests, listing, into, receiver, study_uid, cancel, replan)
         finally:
             got = receiver.finish()
         return self._merge(got, present, expected, into if external else None, started)
@@ -275,13 +298,17 @@ class DimseNode(ClosingNode):
         receiver: Receiver,
         study_uid: str,
         cancel: CancelToken | None,
+        replan: Callable[[set[str]], list[Request]],
     ) -> bool:
         """Run the requests; True when another listener received (check the database)."""
         if not requests:
             return False
         if self.method is RetrieveMethod.GET:
-            classes = storage_classes(listing)
-            retrieve_get(self.server, requests, classes, receiver, self.root, study_uid, cancel)
+            modalities = () if listing_names_kinds(listing) else self._modalities(study_uid)
+            rounds = get_context_rounds(listing, modalities)
+            retrieve_get_rounds(
+                self.server, requests, rounds, replan, receiver, self.root, study_uid, cancel
+            )
             return False
         return not retrieve_move(
             self.server,
@@ -294,6 +321,14 @@ class DimseNode(ClosingNode):
             cancel,
             self.listener,
         )
+
+    def _modalities(self, study_uid: str) -> list[str]:
+        """The study's modalities (a SERIES-level C-FIND), when the listing named no kinds."""
+        try:
+            series = self.find(Query(Level.SERIES, study_uid=study_uid))
+        except (RemoteStatusError, ProtocolError):
+            return []
+        return [r.modality for r in series if isinstance(r, SeriesRef) and r.modality]
 
     def _merge(
         self,
@@ -328,15 +363,25 @@ class DimseNode(ClosingNode):
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        associations: int | None = None,
     ) -> TransferReport:
         """C-STORE files (one association for many; streamed from disk as encoded).
+
+        ``associations`` (default: the node's :attr:`associations`) sends that many
+        runs of the files on as many associations at once.
 
         Returns
         -------
         TransferReport
             ``succeeded``/``failed`` by SOP Instance UID (unreadable files by path).
         """
-        return send_files(self.server, files, progress=progress, cancel=cancel)
+        return send_files(
+            self.server,
+            files,
+            progress=progress,
+            cancel=cancel,
+            associations=self.associations if associations is None else associations,
+        )
 
     def store_uids(
         self,

@@ -8,7 +8,6 @@ established; :func:`open_association` turns that into a typed error (through
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomstation.config import DimseServer
 from dicomstation.nodes.dimse_errors import association_error
-from dicomstation.nodes.dimse_pdu import limit_pdu_reads
+from dicomstation.nodes.dimse_owned import AVAILABLE, OwnedAE
 
 __all__ = [
     "ACCEPT_TRANSFER_SYNTAXES",
@@ -42,7 +41,7 @@ __all__ = [
     "RECEIVE_TRANSFER_SYNTAXES",
     "connection_opened",
     "make_ae",
-    "no_delay",
+    "new_ae",
     "open_association",
     "receive_contexts",
 ]
@@ -95,34 +94,27 @@ ACCEPT_TRANSFER_SYNTAXES: tuple[UID, ...] = (
 )
 
 
-def no_delay(event: Any) -> None:
-    """``evt.EVT_CONN_OPEN`` handler: disable Nagle's algorithm on the association socket.
-
-    pynetdicom leaves Nagle on, so the last segment of every DIMSE message waits
-    for the peer's delayed ACK (~40 ms on Linux): 300 C-STOREs then take 12 s
-    whatever the bandwidth. dcmtk has the same default (its ``TCP_NODELAY``
-    environment variable turns it off). Reaching the raw socket goes through
-    pynetdicom's ``dul.socket`` because it offers no socket-option hook.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def connection_opened(event: Any) -> None:
-    """``evt.EVT_CONN_OPEN`` handler: Nagle off, and PDUs held to our maximum length.
+    """``evt.EVT_CONN_OPEN`` handler kept for callers; the work is done by our socket class.
 
-    A PDU longer than :data:`MAX_PDU` (what we announce as our maximum receive
-    length; an association request is far smaller) is refused before it is read
-    on pynetdicom's read path; the fast paths check the same limit themselves.
+    Nagle off (pynetdicom leaves it on, so the last segment of every DIMSE message
+    waits for the peer's delayed ACK, ~40 ms on Linux) and PDU reads held to
+    :data:`MAX_PDU` are properties of :class:`dimse_owned.OwnedSocket`, which
+    every association made by :func:`new_ae` uses.
     """
-    no_delay(event)
-    with contextlib.suppress(AttributeError):
-        limit_pdu_reads(event.assoc, MAX_PDU)
+
+
+def new_ae(ae_title: str) -> AE:
+    """An application entity whose associations are our own objects (:mod:`dimse_owned`).
+
+    Plain pynetdicom when the installed pynetdicom is not the checked minor version.
+    """
+    return OwnedAE(ae_title=ae_title) if AVAILABLE else AE(ae_title=ae_title)
 
 
 def make_ae(ae_title: str, timeout: float) -> AE:
     """An application entity with our AE title, timeouts and a large receive PDU."""
-    ae = AE(ae_title=ae_title)
+    ae = new_ae(ae_title)
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout
     ae.network_timeout = timeout

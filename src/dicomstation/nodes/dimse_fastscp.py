@@ -30,6 +30,7 @@ import struct
 from typing import Any
 
 from dicomstation.nodes.dimse_fastget import Exchange
+from dicomstation.nodes.dimse_owned import OwnedAssociation
 from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
     A_RELEASE_RQ,
@@ -73,36 +74,43 @@ class FastStorageSCP:
 
     @staticmethod
     def on_requested(event: Any) -> None:
-        """Switch pynetdicom's socket reader off before the association is accepted."""
-        if use_fast(event.assoc):
-            event.assoc.dul._is_transport_event = lambda: False
-            event.assoc.dicomstation_fast = True
+        """Switch pynetdicom's socket reader off before the association is accepted.
+
+        Nothing else is in flight (the peer waits for our answer), so the reader
+        is switched off without waiting for it to notice.
+        """
+        assoc = event.assoc
+        if use_fast(assoc) and isinstance(assoc, OwnedAssociation):
+            assoc.dul.hand_over(None, wait=False)
+            assoc.served_by_us = True
 
     @staticmethod
     def on_not_established(event: Any) -> None:
         """Give the reader back if the association ends without our loop."""
-        dul = event.assoc.dul
-        if getattr(event.assoc, "dicomstation_fast", False) and "_is_transport_event" in vars(dul):
-            del dul._is_transport_event
-            event.assoc.dicomstation_fast = False
+        assoc = event.assoc
+        if isinstance(assoc, OwnedAssociation) and assoc.served_by_us:
+            assoc.served_by_us = False
+            assoc.dul.take_back()
 
     def serve(self, event: Any) -> None:
         """Serve the association until the peer releases or aborts it."""
         assoc = event.assoc
-        if not getattr(assoc, "dicomstation_fast", False):
+        if not isinstance(assoc, OwnedAssociation) or not assoc.served_by_us:
             return
-        assoc.dicomstation_fast = False
-        sock = assoc.dul.socket.socket
+        assoc.served_by_us = False
+        sock = assoc.raw_socket()
         sock.settimeout(self.timeout)
         calling, peer = describe_peer(assoc.requestor, self.receiver.operation)
         exchange = Exchange(
             sock,
             self.receiver,
-            {int(cx.context_id): cx.transfer_syntax[0] for cx in assoc.accepted_contexts},
+            {int(cx.context_id or 0): cx.transfer_syntax[0] for cx in assoc.accepted_contexts},
             int(assoc.dimse.maximum_pdu_size or 0),
             peer,
             calling,
-            classes={int(cx.context_id): str(cx.abstract_syntax) for cx in assoc.accepted_contexts},
+            classes={
+                int(cx.context_id or 0): str(cx.abstract_syntax) for cx in assoc.accepted_contexts
+            },
             peer=peer,
             serving=True,
         )
@@ -156,9 +164,6 @@ def _send_quietly(sock: Any, data: bytes) -> None:
         sock.sendall(data)
 
 
-def _end(assoc: Any, released: bool) -> None:
+def _end(assoc: OwnedAssociation, released: bool) -> None:
     """Tell pynetdicom the association is over and stop its DUL thread."""
-    assoc.is_established = False
-    assoc.is_released = released
-    assoc.is_aborted = not released
-    assoc.dul.kill_dul()
+    assoc.end_served(released)

@@ -9,23 +9,24 @@ association negotiation, release and abort, and for one exchange take the socket
 over with :func:`own_socket`: the association reactor is paused (as pynetdicom's
 own ``send_*`` do) and pynetdicom's DUL reader is told there is nothing to read.
 
-It relies on pynetdicom 3.0 internals (``dul.socket``, ``dul._is_transport_event``,
-``dul._idle_timer``, the reactor checkpoint);
-:func:`fast_path_available` checks them, and callers fall back to pynetdicom's
-``send_c_store`` / ``send_c_get`` when they are missing.
+That take-over lives in our own association subclasses (:mod:`dimse_owned`,
+version-gated against the pinned pynetdicom minor); :func:`fast_path_available`
+is true only for those, and callers fall back to pynetdicom's ``send_c_store`` /
+``send_c_get`` otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import struct
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
+
+from dicomstation.nodes.dimse_owned import OwnedAssociation
 
 __all__ = [
     "AFFECTED_SOP_CLASS",
@@ -53,7 +54,6 @@ __all__ = [
     "encode_command",
     "fast_path_available",
     "frame_data",
-    "limit_pdu_reads",
     "local_max_pdu",
     "own_socket",
     "parse_command",
@@ -119,19 +119,8 @@ PRIORITY_LOW, DATA_SET_PRESENT = 0x0002, 0x0001
 
 
 def fast_path_available(assoc: Any) -> bool:
-    """True when this pynetdicom association exposes what the fast paths need."""
-    try:
-        dul = assoc.dul
-        return (
-            hasattr(dul.socket.socket, "sendall")
-            and hasattr(dul, "_is_transport_event")
-            and hasattr(dul, "_idle_timer")
-            and hasattr(dul, "is_alive")
-            and hasattr(assoc, "_reactor_checkpoint")
-            and hasattr(assoc, "_is_paused")
-        )
-    except AttributeError:
-        return False
+    """True when ``assoc`` is one of ours (:class:`dimse_owned.OwnedAssociation`)."""
+    return isinstance(assoc, OwnedAssociation)
 
 
 def local_max_pdu(assoc: Any) -> int:
@@ -142,74 +131,15 @@ def local_max_pdu(assoc: Any) -> int:
         return DEFAULT_PDU_LIMIT
 
 
-def limit_pdu_reads(assoc: Any, limit: int) -> None:
-    """On pynetdicom's own read path, refuse a PDU longer than ``limit`` before reading it.
-
-    pynetdicom reads a PDU as its 6-byte header, then ``recv(length)`` into one
-    buffer, whatever the length: this wraps this association's socket (this one
-    object only) so a longer read fails as a closed connection (pynetdicom then
-    aborts the association) instead of growing memory to what the peer announced.
-    """
-    transport = assoc.dul.socket
-    recv = transport.recv
-
-    def bounded(nr_bytes: int) -> Any:
-        if nr_bytes > limit:
-            raise ConnectionAbortedError(
-                f"PDU of {nr_bytes} bytes is longer than the {limit} bytes negotiated"
-            )
-        return recv(nr_bytes)
-
-    transport.recv = bounded
-
-
-@contextlib.contextmanager
-def own_socket(assoc: Any, timeout: float | None) -> Iterator[Any]:
+def own_socket(assoc: OwnedAssociation, timeout: float | None) -> AbstractContextManager[Any]:
     """Pause the reactor and pynetdicom's socket reader; yield the raw socket.
 
-    The reactor is paused the way pynetdicom's own ``send_*`` methods pause it
-    (clear the checkpoint, wait for ``_is_paused``); the DUL reader hands the
-    socket over deterministically (:func:`_silence_reader`: no fixed sleep).
-    While it is ours, every socket read or write waits at most ``timeout`` seconds
-    (the DIMSE timeout: a peer that stops answering raises ``TimeoutError``).
+    See :meth:`dimse_owned.OwnedAssociation.own_socket`: only our own association
+    objects can be taken over (``TypeError`` for others).
     """
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused and assoc.is_established:
-        time.sleep(0.0001)
-    dul = assoc.dul
-    _silence_reader(dul, timeout)
-    sock = dul.socket.socket
-    previous = sock.gettimeout()
-    sock.settimeout(timeout)
-    try:
-        yield sock
-    finally:
-        sock.settimeout(previous)
-        del dul._is_transport_event
-        dul._idle_timer.restart()
-        assoc._reactor_checkpoint.set()
-
-
-def _silence_reader(dul: Any, timeout: float | None) -> None:
-    """Switch pynetdicom's DUL socket reader off and wait until it has noticed.
-
-    The DUL thread asks ``_is_transport_event()`` once per loop, after any PDU it
-    was reading is complete; our replacement answers "nothing to read" and sets
-    an event, so once the event is set no read of pynetdicom's is in progress or
-    can start. A DUL thread that has ended reads nothing either.
-    """
-    asked = threading.Event()
-
-    def nothing_to_read() -> bool:
-        asked.set()
-        return False
-
-    dul._is_transport_event = nothing_to_read
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not asked.wait(0.05) and dul.is_alive():
-        if deadline is not None and time.monotonic() > deadline:
-            del dul._is_transport_event
-            raise TimeoutError("pynetdicom's reader did not hand the socket over")
+    if not isinstance(assoc, OwnedAssociation):
+        raise TypeError("only dicomstation's own associations (dimse_owned) can be taken over")
+    return assoc.own_socket(timeout)
 
 
 class PduError(Exception):

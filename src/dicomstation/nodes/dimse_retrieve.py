@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import build_context, evt
-from pynetdicom.presentation import StoragePresentationContexts
+from pynetdicom.presentation import PresentationContext
 
 from dicomstation.config import DimseServer, LocalNodeConfig
 from dicomstation.errors import CancelledError, ConfigError
 from dicomstation.models import InstanceRef, ProgressEvent
 from dicomstation.nodes.base import CancelToken
-from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association, receive_contexts
+from dicomstation.nodes.dimse_assoc import open_association, receive_contexts
 from dicomstation.nodes.dimse_errors import (
     StatusCategory,
     check_status,
@@ -39,7 +39,14 @@ from dicomstation.nodes.listener import StorageListener
 if TYPE_CHECKING:
     from dicomstation.database import Database
 
-__all__ = ["Request", "RetrieveMethod", "plan_request", "retrieve_get", "retrieve_move"]
+__all__ = [
+    "Request",
+    "RetrieveMethod",
+    "plan_request",
+    "retrieve_get",
+    "retrieve_get_rounds",
+    "retrieve_move",
+]
 
 Progress = Callable[[ProgressEvent], None]
 _UID_LIST_CHUNK = 400
@@ -125,14 +132,15 @@ def plan_request(
     return requests
 
 
-def storage_classes(listing: Sequence[InstanceRef] | None) -> list[str]:
-    """SOP classes to accept for C-GET: those listed, else the common storage classes."""
-    limit = MAX_CONTEXTS - 1  # one context for the Get information model
-    if listing:
-        classes = list(dict.fromkeys(r.sop_class_uid for r in listing if r.sop_class_uid))
-        if classes:
-            return classes[:limit]
-    return [str(cx.abstract_syntax) for cx in StoragePresentationContexts][:limit]
+_SUB_OPERATIONS_FAILED = frozenset({0xA702, 0xB000})
+
+
+class SubOperationsFailedError(Exception):
+    """Internal: a C-GET round ended with failed sub-operations (another round may follow)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(f"sub-operations failed (status {status})")
+        self.status = status
 
 
 def _run(
@@ -145,6 +153,7 @@ def _run(
     uid: str,
     receiver: Receiver,
     cancel: CancelToken | None,
+    retry: bool = False,
 ) -> None:
     """Consume C-GET/C-MOVE responses; record failed sub-operations; map the final status."""
     cancelled = False
@@ -158,7 +167,14 @@ def _run(
         failed_uids = identifier.get("FailedSOPInstanceUIDList", "") if identifier else ""
         uids = [failed_uids] if isinstance(failed_uids, str) else list(failed_uids)
         _finish(
-            status, uids, cancelled, server=server, operation=operation, uid=uid, receiver=receiver
+            status,
+            uids,
+            cancelled,
+            server=server,
+            operation=operation,
+            uid=uid,
+            receiver=receiver,
+            retry=retry,
         )
 
 
@@ -171,8 +187,16 @@ def _finish(
     operation: str,
     uid: str,
     receiver: Receiver,
+    retry: bool = False,
 ) -> None:
-    """Map a final C-GET/C-MOVE response: failed sub-operations, cancel, status."""
+    """Map a final C-GET/C-MOVE response: failed sub-operations, cancel, status.
+
+    With ``retry``, failed sub-operations (0xA702, 0xB000 or a failed UID list)
+    raise :class:`SubOperationsFailedError` instead of being recorded.
+    """
+    code = int(status.Status) if status is not None and "Status" in status else None
+    if retry and not cancelled and (failed or code in _SUB_OPERATIONS_FAILED):
+        raise SubOperationsFailedError(code)
     for sop in failed:
         if sop:
             receiver.add_failure(
@@ -195,6 +219,7 @@ def _fast_gets(
     receiver: Receiver,
     uid: str,
     cancel: CancelToken | None,
+    retry: bool,
 ) -> None:
     for request in requests:
         try:
@@ -220,6 +245,7 @@ def _fast_gets(
             operation="C-GET",
             uid=uid,
             receiver=receiver,
+            retry=retry,
         )
 
 
@@ -231,14 +257,22 @@ def retrieve_get(
     root: QueryRoot,
     uid: str,
     cancel: CancelToken | None,
+    storage: Sequence[PresentationContext] | None = None,
+    *,
+    retry: bool = False,
 ) -> None:
-    """Run C-GET requests on one association; stores come back on the same association."""
+    """Run C-GET requests on one association; stores come back on the same association.
+
+    ``storage`` are the storage contexts to propose (:func:`get_storage_contexts`);
+    without it, one context with every receive syntax for each of ``classes``.
+    ``retry``: see :func:`_finish`.
+    """
     model = model_uid(root, "C-GET", _level_of(requests))
-    contexts = [build_context(model), *receive_contexts(classes)]
+    contexts = [build_context(model), *(storage or receive_contexts(classes))]
     handlers = [(evt.EVT_C_STORE, receiver.handle)]
     with open_association(server, contexts, "C-GET", scp_roles=classes, handlers=handlers) as assoc:
         if fast_get_available(assoc):  # the transport seam (dimse_transport.use_fast)
-            _fast_gets(assoc, requests, model, server, receiver, uid, cancel)
+            _fast_gets(assoc, requests, model, server, receiver, uid, cancel, retry)
             return
         for request in requests:
             responses = assoc.send_c_get(request.identifier, model)
@@ -251,7 +285,41 @@ def retrieve_get(
                 uid=uid,
                 receiver=receiver,
                 cancel=cancel,
+                retry=retry,
             )
+
+
+def retrieve_get_rounds(
+    server: DimseServer,
+    requests: Sequence[Request],
+    rounds: Sequence[Sequence[PresentationContext]],
+    replan: Callable[[set[str]], list[Request]],
+    receiver: Receiver,
+    root: QueryRoot,
+    uid: str,
+    cancel: CancelToken | None,
+) -> None:
+    """C-GET ``requests``; what failed to arrive is asked again with the next round's contexts.
+
+    Each round is one association proposing one of ``rounds`` (see
+    :func:`get_context_rounds`); after a round with failed sub-operations,
+    ``replan(received)`` names what is still missing (empty: done). The last
+    round records failures and maps the status as usual.
+    """
+    for number, storage in enumerate(rounds):
+        final = number == len(rounds) - 1
+        classes = list(dict.fromkeys(str(cx.abstract_syntax) for cx in storage))
+        try:
+            retrieve_get(
+                server, requests, classes, receiver, root, uid, cancel, storage, retry=not final
+            )
+            return
+        except SubOperationsFailedError:
+            receiver.wait()
+            got = receiver.report()
+            requests = replan(set(got.succeeded) | set(got.skipped))
+            if not requests:
+                return
 
 
 def retrieve_move(

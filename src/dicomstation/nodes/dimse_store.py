@@ -7,13 +7,15 @@ uncompressed fallback per SOP class. Files whose exact context is accepted are
 sent by the fast path (:mod:`dimse_fastsend`: the file's bytes framed as they
 are, no decoding); on the plain pynetdicom path a file is read and encoded again
 by pynetdicom (its byte-streaming mode is a process-wide switch we do not set).
-More than 128 contexts are split over several associations.
+More than 128 contexts are split over several associations; ``associations=N``
+sends N runs of the files on N associations at once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from dicomstation.config import DimseServer
 from dicomstation.errors import (
     AssociationError,
     CancelledError,
+    ConfigError,
     ConnectionFailedError,
     RemoteStatusError,
 )
@@ -43,9 +46,10 @@ from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status, socket_error
 from dicomstation.nodes.dimse_fastsend import StoreChannel
 from dicomstation.nodes.dimse_pdu import own_socket
+from dicomstation.nodes.dimse_sendruns import MAX_ASSOCIATIONS, Relay, fail_unsent, split_runs
 from dicomstation.nodes.dimse_transport import use_fast
 
-__all__ = ["Outgoing", "scan_outgoing", "send_files"]
+__all__ = ["MAX_ASSOCIATIONS", "Outgoing", "scan_outgoing", "send_files"]
 
 Progress = Callable[[ProgressEvent], None]
 _UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
@@ -290,30 +294,64 @@ def send_files(
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    associations: int = 1,
 ) -> TransferReport:
     """C-STORE every file to ``server``; per-instance failures go into the report.
 
+    Parameters
+    ----------
+    associations : int
+        How many associations send at once (default 1). The files are split into
+        that many consecutive runs (series stay together), each sent on its own
+        association by its own thread: faster when the receiver handles
+        associations in parallel (Orthanc, ``storescp --fork``, most PACS); a
+        receiver that serves one at a time makes the others wait.
+
     Raises
     ------
+    ConfigError
+        When ``associations`` is not between 1 and :data:`MAX_ASSOCIATIONS`.
     ConnectionFailedError, AssociationError, AuthenticationError
         When no association can be made (or it keeps dying after retries).
     CancelledError
         When ``cancel`` is set; instances already sent stay sent.
     """
+    if not 1 <= associations <= MAX_ASSOCIATIONS:
+        raise ConfigError(f"associations={associations}: expected 1 to {MAX_ASSOCIATIONS}")
     started = time.perf_counter()
     items, unreadable = scan_outgoing(paths)
-    state = _SendState(server, len(items) + len(unreadable), progress, cancel)
-    state.failed.update(unreadable)
-    state.emit(Phase.STARTED, None)
-    for group in _groups(items):
-        _send_with_retries(group, state)
-    state.emit(Phase.DONE, None)
+    total = len(items) + len(unreadable)
+    runs = split_runs(items, associations)
+    states = [_SendState(server, total, None, cancel) for _ in runs] or [
+        _SendState(server, total, None, cancel)
+    ]
+    states[0].failed.update(unreadable)
+    relay = Relay(states, progress)
+    relay.emit(Phase.STARTED)
+    if len(runs) <= 1:
+        _send_run(runs[0] if runs else [], states[0])
+    else:
+        with ThreadPoolExecutor(len(runs), thread_name_prefix="c-store") as pool:
+            futures = [
+                pool.submit(_send_run, run, state) for run, state in zip(runs, states, strict=True)
+            ]
+            errors = [f.exception() for f in futures]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None and not any(s.succeeded for s in states):
+            raise first
+        fail_unsent(runs, states, errors)
+    relay.emit(Phase.DONE)
     return TransferReport(
         "C-STORE",
-        tuple(state.succeeded),
+        tuple(uid for s in states for uid in s.succeeded),
         (),
-        state.failed,
-        state.warnings,
-        state.nbytes,
+        {k: v for s in states for k, v in s.failed.items()},
+        {k: v for s in states for k, v in s.warnings.items()},
+        sum(s.nbytes for s in states),
         time.perf_counter() - started,
     )
+
+
+def _send_run(run: list[Outgoing], state: _SendState) -> None:
+    for group in _groups(run):
+        _send_with_retries(group, state)

@@ -6,10 +6,11 @@ Two transports carry DIMSE messages once pynetdicom has negotiated an associatio
     PDUs written and read on the association's socket by our own code
     (:mod:`dimse_fastsend` for C-STORE, :mod:`dimse_fastget` for C-GET,
     :mod:`dimse_fastscp` for the storage listener; framing in :mod:`dimse_pdu`).
-    It uses pynetdicom internals on *our own* association objects only, so it is
-    used only on the pynetdicom minor version it was checked against
-    (:data:`CHECKED_PYNETDICOM`, pinned in pyproject) and when the association
-    exposes what it needs (:func:`dimse_pdu.fast_path_available`).
+    It uses pynetdicom internals through *our own* association subclasses only
+    (:mod:`dimse_owned`), which exist only on the pynetdicom minor version they
+    were checked against (:data:`CHECKED_PYNETDICOM`, pinned in pyproject):
+    an association that is not one of them (:func:`dimse_pdu.fast_path_available`)
+    takes the pynetdicom path.
 ``Transport.PYNETDICOM``
     pynetdicom's public ``send_c_store`` / ``send_c_get`` and its storage SCP.
 
@@ -25,15 +26,12 @@ import enum
 import os
 from typing import Any
 
-import pynetdicom
-
 from dicomstation.errors import ConfigError
+from dicomstation.nodes.dimse_owned import CHECKED_PYNETDICOM
 from dicomstation.nodes.dimse_pdu import fast_path_available
 
 __all__ = ["CHECKED_PYNETDICOM", "ENV_VAR", "Transport", "selected", "use_fast"]
 
-#: The pynetdicom version prefix the fast path's use of internals was checked on.
-CHECKED_PYNETDICOM = "3.0."
 #: Environment variable naming the transport (``fast`` or ``pynetdicom``).
 ENV_VAR = "DICOMSTATION_DIMSE_TRANSPORT"
 
@@ -63,8 +61,4 @@ def selected() -> Transport:
 
 def use_fast(assoc: Any) -> bool:
     """True when ``assoc`` should be served by the fast path, False for plain pynetdicom."""
-    return (
-        selected() is Transport.FAST
-        and pynetdicom.__version__.startswith(CHECKED_PYNETDICOM)
-        and fast_path_available(assoc)
-    )
+    return selected() is Transport.FAST and fast_path_available(assoc)

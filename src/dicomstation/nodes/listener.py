@@ -21,9 +21,7 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
 import weakref
@@ -37,8 +35,14 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from dicomstation.config import LocalNodeConfig
 from dicomstation.errors import ConfigError
 from dicomstation.models import ProgressEvent, TransferReport
-from dicomstation.nodes.dimse_assoc import ACCEPT_TRANSFER_SYNTAXES, MAX_PDU, connection_opened
+from dicomstation.nodes.dimse_assoc import (
+    ACCEPT_TRANSFER_SYNTAXES,
+    MAX_PDU,
+    connection_opened,
+    new_ae,
+)
 from dicomstation.nodes.dimse_fastscp import FastStorageSCP, describe_peer
+from dicomstation.nodes.dimse_owned import OwnedAssociation
 from dicomstation.nodes.dimse_query import VERIFICATION
 from dicomstation.nodes.dimse_receive import MAX_INSTANCE_BYTES, Receiver
 
@@ -52,7 +56,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def _storage_ae(ae_title: str, limits: _Limits) -> AE:
-    ae = AE(ae_title=ae_title)
+    ae = new_ae(ae_title)
     ae.maximum_pdu_size = MAX_PDU
     ae.acse_timeout = limits.acse_timeout
     ae.dimse_timeout = limits.timeout
@@ -68,8 +72,8 @@ def _storage_ae(ae_title: str, limits: _Limits) -> AE:
 
 def _cut_connection(assoc: Any) -> None:
     """End ``assoc``'s TCP connection so that its reader wakes up at once."""
-    with contextlib.suppress(AttributeError, OSError):
-        assoc.dul.socket.socket.shutdown(socket.SHUT_RDWR)
+    if isinstance(assoc, OwnedAssociation):
+        assoc.shutdown_socket()
 
 
 class _Watchdog:
