@@ -245,6 +245,15 @@ def send(
     deid_option: Annotated[
         list[str] | None, typer.Option("--deid-option", help="Annex E option (retain-uids...).")
     ] = None,
+    associations: Annotated[
+        int,
+        typer.Option(
+            "--associations",
+            min=1,
+            max=32,
+            help="C-STORE: send over N associations at once (receivers that accept several).",
+        ),
+    ] = 1,
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
     _check_items(items)
@@ -255,15 +264,27 @@ def send(
         files = files_of(database, items)
         if config is not None:
             with deidentified(files, config, database.staging_dir("deid-send")) as (out, refused):
-                _send_deidentified(server, concurrency, out, refused, as_json)
+                _send_deidentified(server, concurrency, out, refused, as_json, associations)
             return
         with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
+            _set_associations(node, associations)
             report = send_files(node, files, progress=progress)
     _summary(report, "sent", as_json)
 
 
+def _set_associations(node: object, associations: int) -> None:
+    """``--associations`` for a DIMSE node (DICOMweb sends use ``--concurrency``)."""
+    if hasattr(node, "associations"):
+        node.associations = associations
+
+
 def _send_deidentified(
-    server: str, concurrency: int, files: list[Path], refused: dict[str, str], as_json: bool
+    server: str,
+    concurrency: int,
+    files: list[Path],
+    refused: dict[str, str],
+    as_json: bool,
+    associations: int = 1,
 ) -> None:
     """Send the de-identified copies; name each refused original; exit 1/3 when any was."""
     for path, reason in sorted(refused.items()):
@@ -272,6 +293,7 @@ def _send_deidentified(
     if not files:
         raise typer.Exit(int(ExitCode.NOTHING_DONE))
     with _node(server, concurrency) as node, progress_bar(f"send {server}") as progress:
+        _set_associations(node, associations)
         report = send_files(node, files, progress=progress)
     _summary(report, "sent", as_json)
     if refused:
