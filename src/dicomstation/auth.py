@@ -6,6 +6,9 @@
 * :class:`OAuth2ClientCredentials` — tokens from an OAuth2 token endpoint
   (client-credentials grant), fetched lazily, refreshed before expiry and once
   more when the server answers 401.
+* OpenID Connect sign-in (a server with an ``issuer``): the tokens of
+  ``dicomstation auth login`` (:mod:`dicomstation.auth_oidc`), renewed the same
+  way and kept in the OS keyring (or a 0600 file); Authlib is imported only then.
 
 Secrets stay wrapped in :class:`~dicomstation.config.Secret` until the moment a
 header is built; no ``repr``, log line or error message shows them. Every flow is
@@ -32,7 +35,15 @@ from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
 from dicomstation.nodes.http_transport import LargeReadTransport
 
-__all__ = ["BasicAuth", "BearerAuth", "OAuth2ClientCredentials", "auth_for", "http_client"]
+__all__ = [
+    "BasicAuth",
+    "BearerAuth",
+    "OAuth2ClientCredentials",
+    "auth_for",
+    "http_client",
+    "server_auth",
+    "tls_verify",
+]
 
 Flow = Generator[httpx.Request, httpx.Response, None]
 log = logging.getLogger(__name__)
@@ -244,6 +255,20 @@ def auth_for(credentials: Credentials, origin: str | None = None) -> httpx.Auth 
     return None
 
 
+def server_auth(server: DicomWebServer) -> httpx.Auth | None:
+    """The auth flow of a configured server: OpenID Connect when it has an issuer.
+
+    An OIDC server's flow reads its tokens from ``credentials.token_store`` (set by
+    :meth:`~dicomstation.settings.Settings.server`); a static token still wins.
+    """
+    creds = server.credentials
+    if creds.issuer and creds.client_id and not creds.token and creds.origin in ("", server.origin):
+        from dicomstation.auth_oidc import oidc_auth
+
+        return oidc_auth(server, tls_verify(server))
+    return auth_for(creds, server.origin)
+
+
 def _allowed_origins(server: DicomWebServer) -> frozenset[str]:
     allowed = {server.origin}
     if server.credentials.token_url:
@@ -268,7 +293,8 @@ def _origin_guard(server: DicomWebServer) -> Callable[[httpx.Request], None]:
     return guard
 
 
-def _verify(server: DicomWebServer) -> ssl.SSLContext | bool:
+def tls_verify(server: DicomWebServer) -> ssl.SSLContext | bool:
+    """TLS verification for ``server``'s requests: off, its CA bundle, or the system's."""
     if not server.verify_tls:
         return False
     if server.ca_bundle:
@@ -289,14 +315,14 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
     timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     common: dict[str, Any] = {
-        "auth": auth_for(server.credentials, server.origin),
+        "auth": server_auth(server),
         "event_hooks": {"request": [_origin_guard(server)]},
         "timeout": timeout,
         "follow_redirects": True,
         "trust_env": not server.proxy,
     }
     if server.proxy:
-        return httpx.Client(verify=_verify(server), proxy=server.proxy, limits=limits, **common)
+        return httpx.Client(verify=tls_verify(server), proxy=server.proxy, limits=limits, **common)
     # our own transport (large socket reads, nothing patched): see nodes/http_transport.py
-    transport = LargeReadTransport(verify=_verify(server), limits=limits)
+    transport = LargeReadTransport(verify=tls_verify(server), limits=limits)
     return httpx.Client(transport=transport, **common)

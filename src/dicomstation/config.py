@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from dicomstation.secret_store import SecretStore
 
 __all__ = [
     "ClientLimits",
@@ -88,6 +92,9 @@ class Credentials:
     ``origin`` is the origin (see :func:`origin_of`) the secrets were entered
     for; they are sent to that origin only ('' for the global credentials, which
     are bound to a server's origin when a server opts in to them).
+    ``issuer`` (with ``client_id``, optional ``client_secret`` and ``scope``) is an
+    OpenID Connect provider the user signs in to (``auth login``); its tokens live
+    in ``token_store`` (the OS keyring or a 0600 file), never in these fields.
     """
 
     username: str = ""
@@ -98,6 +105,8 @@ class Credentials:
     client_secret: Secret = field(default_factory=lambda: Secret(""))
     scope: str = ""
     origin: str = ""
+    issuer: str = ""
+    token_store: SecretStore | None = field(default=None, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -116,6 +125,7 @@ class Credentials:
             token_url=self.token_url,
             client_id=self.client_id,
             scope=self.scope,
+            issuer=self.issuer,
         )
 
 

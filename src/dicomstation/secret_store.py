@@ -10,19 +10,27 @@ and by scope, origin and key (the user name of the entry)::
 
 so a secret is found only for the origin it was entered for, and test settings
 in a temporary folder never meet the user's own.
+
+:class:`FileStore` is the same interface over a 0600 JSON file, for what must be
+kept somewhere even without a keyring (OpenID Connect tokens, which change while
+a fetch runs and so are not written into the settings file).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import stat
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from dicomstation.errors import ConfigError
 
-__all__ = ["KeyringStore", "SecretStore", "entry_name", "keyring_store"]
+__all__ = ["FileStore", "KeyringStore", "SecretStore", "entry_name", "keyring_store"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,86 @@ class KeyringStore:
     def delete(self, entry: str) -> None:
         """Forget ``entry`` (nothing when absent)."""
         self._call("delete_password", entry)
+
+
+_FILE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FileStore:
+    """Secrets in one JSON file of mode 0600 (folder 0700), replaced atomically.
+
+    A file that others may read (group or world bits) is refused, not used.
+    Threads of one process share a lock; processes take ``fcntl.flock`` on a
+    lock file beside it, so concurrent writers never lose each other's entries.
+    """
+
+    path: Path
+
+    @property
+    def where(self) -> str:
+        """``the file <path> (mode 0600; no OS keyring backend)``."""
+        return f"the file {self.path} (mode 0600; no OS keyring backend)"
+
+    def _read(self) -> dict[str, str]:
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return {}
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{self.path} can be read by others (mode {stat.S_IMODE(mode):o}); "
+                f"run chmod 600 {self.path}"
+            )
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"cannot read {self.path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path} is not a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write(self, data: dict[str, str]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _update(self, entry: str, value: str | None) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with _FILE_LOCK, open(os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)) as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            data = self._read()
+            if value is None and entry not in data:
+                return
+            if value is None:
+                del data[entry]
+            else:
+                data[entry] = value
+            self._write(data)
+
+    def get(self, entry: str) -> str | None:
+        """The secret of ``entry`` (None when absent)."""
+        with _FILE_LOCK:
+            return self._read().get(entry)
+
+    def set(self, entry: str, value: str) -> None:
+        """Store ``value`` as ``entry``."""
+        self._update(entry, value)
+
+    def delete(self, entry: str) -> None:
+        """Forget ``entry`` (nothing when absent)."""
+        self._update(entry, None)
 
 
 def _backend(environ: os._Environ[str] | dict[str, str]) -> Any:

@@ -73,6 +73,7 @@ from dicomstation.config import (
 )
 from dicomstation.errors import ConfigError
 from dicomstation.secret_store import (
+    FileStore,
     SecretStore,
     fill,
     keyring_store,
@@ -89,7 +90,14 @@ from dicomstation.settings_tables import (
     limits_table,
 )
 
-__all__ = ["Settings", "check_url", "default_database_path", "secret_store", "settings_path"]
+__all__ = [
+    "Settings",
+    "check_url",
+    "default_database_path",
+    "secret_store",
+    "settings_path",
+    "token_store",
+]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +214,8 @@ class Settings:
     default_server: str = ""
     #: De-identification project key (``[deid] key``); a Secret, never printed.
     deid_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    #: The file these settings were read from (where OIDC tokens are kept beside).
+    source: Path | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path | None = None, store: SecretStore | str | None = "auto") -> Settings:
@@ -243,6 +253,7 @@ class Settings:
             database=local.get("database", str, ""),
             default_server=root.get("default_server", str, ""),
             deid_key=Secret(root.sub("deid").get("key", str, "")),
+            source=path,
         )
 
     def save(self, path: Path | None = None, store: SecretStore | str | None = "auto") -> Path:
@@ -318,6 +329,8 @@ class Settings:
             creds = Credentials()
         if creds.empty and server.use_global_auth:
             creds = replace(self.credentials, origin=server.origin)
+        if creds.issuer:  # OpenID Connect: its tokens' store (keyring, else a 0600 file)
+            creds = replace(creds, token_store=token_store(self.source))
         return replace(server, credentials=creds)
 
     def with_server(
@@ -389,6 +402,20 @@ def secret_store(path: Path | None = None) -> SecretStore | None:
     in ``PYTHON_KEYRING_BACKEND``; ``DICOMSTATION_KEYRING=file`` turns it off.
     """
     return keyring_store(path or settings_path(), os.environ)
+
+
+def token_store(path: Path | None = None) -> SecretStore:
+    """Where OpenID Connect tokens of the settings at ``path`` are kept.
+
+    The OS keyring when :func:`secret_store` has one, else ``<name>.tokens.json``
+    beside the settings file (mode 0600): tokens change while a fetch runs, so
+    they are never written into the settings file itself.
+    """
+    path = path or settings_path()
+    store = secret_store(path)
+    if store is not None:
+        return store
+    return FileStore(Path(os.path.realpath(path)).with_suffix(".tokens.json"))
 
 
 def _store(store: SecretStore | str | None) -> SecretStore | None:

@@ -19,7 +19,10 @@ from dicomstation.errors import ConfigError
 __all__ = ["Table", "check_url", "credentials", "credentials_table", "limits", "limits_table"]
 
 SECRET_KEYS = ("password", "token", "client_secret")
-_CRED_KEYS = ("username", "password", "token", "token_url", "client_id", "client_secret", "scope")
+_CRED_KEYS = (
+    *("username", "password", "token", "token_url", "client_id", "client_secret", "scope"),
+    "issuer",  # OpenID Connect provider (auth login); its tokens are kept elsewhere
+)
 T = TypeVar("T")
 
 

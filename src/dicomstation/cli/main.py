@@ -17,7 +17,7 @@ COMMANDS: dict[str, Entry] = {
     "server": ("settings_cmds", "Configure remote DICOMweb and DIMSE servers."),
     "auth": (
         "settings_cmds",
-        "Global DICOMweb credentials (used only by servers added with --use-global-auth).",
+        "Global DICOMweb credentials (--use-global-auth servers); OIDC login/logout/show.",
     ),
     "db": ("db_cmds", "The local DICOM database."),
     "query": (

@@ -40,6 +40,10 @@ class ServerEdits:
     ca_bundle: str | None = None
     proxy: str | None = None
     use_global_auth: bool | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: Secret | None = None
+    oidc_scope: str | None = None
 
     def dimse_given(self) -> list[str]:
         """The DIMSE-only options given (for a clear refusal on a DICOMweb server)."""
@@ -63,11 +67,21 @@ class ServerEdits:
             "--ca-bundle": self.ca_bundle,
             "--proxy": self.proxy,
             "--use-global-auth": self.use_global_auth,
+            **{option: getattr(self, name) for option, (name, _) in OIDC_OPTIONS.items()},
         }
         return [option for option, value in named.items() if value is not None]
 
 
 T = TypeVar("T")
+
+#: OpenID Connect options: option -> (ServerEdits field, Credentials field). ''
+#: given clears the value (``--oidc-issuer ''`` turns OIDC off).
+OIDC_OPTIONS = {
+    "--oidc-issuer": ("oidc_issuer", "issuer"),
+    "--oidc-client-id": ("oidc_client_id", "client_id"),
+    "--oidc-client-secret-stdin": ("oidc_client_secret", "client_secret"),
+    "--oidc-scope": ("oidc_scope", "scope"),
+}
 
 
 def _pick(value: T | None, kept: T) -> T:
@@ -83,7 +97,14 @@ def _credentials(old: DicomWebServer, url: str, edits: ServerEdits) -> Credentia
         creds = replace(creds, password=edits.password)
     if edits.token is not None:
         creds = replace(creds, token=edits.token)
-    if edits.password is not None or edits.token is not None:
+    oidc = {field: getattr(edits, name) for name, field in OIDC_OPTIONS.values()}
+    oidc = {field: value for field, value in oidc.items() if value is not None}
+    if oidc.get("issuer"):
+        from dicomstation.auth_oidc.provider import check_issuer
+
+        oidc["issuer"] = check_issuer(old.name, oidc["issuer"])
+    creds = replace(creds, **oidc)
+    if edits.password is not None or edits.token is not None or oidc.get("client_secret"):
         creds = replace(creds, origin="")  # bound to the URL's origin by with_server
     return creds
 

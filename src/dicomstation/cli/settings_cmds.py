@@ -22,7 +22,7 @@ from dicomstation.settings import Settings, secret_store, settings_path
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
 auth_app = typer.Typer(
-    help="Global DICOMweb credentials (used only by servers added with --use-global-auth).",
+    help="Global DICOMweb credentials (--use-global-auth servers); OIDC login/logout/show.",
     no_args_is_help=True,
 )
 
@@ -71,6 +71,18 @@ GlobalOpt = Annotated[
     ),
 ]
 DefaultOpt = Annotated[bool, typer.Option("--default", help="Make it the default server.")]
+IssuerOpt = Annotated[
+    str | None,
+    typer.Option("--oidc-issuer", help="OpenID Connect issuer URL (sign in with auth login)."),
+]
+ClientIdOpt = Annotated[str | None, typer.Option("--oidc-client-id", help="OIDC client id.")]
+ClientSecretOpt = Annotated[
+    bool,
+    typer.Option("--oidc-client-secret-stdin", help="Read an OIDC client secret from stdin."),
+]
+ScopeOpt = Annotated[
+    str | None, typer.Option("--oidc-scope", help="OIDC scopes, space-separated (new: openid).")
+]
 HttpOpt = Annotated[
     bool, typer.Option("--allow-http", help="Confirm replacing an https URL by http.")
 ]
@@ -122,6 +134,10 @@ def _server_command(editing: bool) -> Callable[..., None]:
         use_global_auth: GlobalOpt = None,
         make_default: DefaultOpt = False,
         allow_http: HttpOpt = False,
+        oidc_issuer: IssuerOpt = None,
+        oidc_client_id: ClientIdOpt = None,
+        oidc_client_secret_stdin: ClientSecretOpt = False,
+        oidc_scope: ScopeOpt = None,
     ) -> None:
         settings = Settings.load()
         usable = settings.server(name) if editing else None  # ConfigError names a missing one
@@ -132,6 +148,10 @@ def _server_command(editing: bool) -> Callable[..., None]:
             _password(username, password_stdin, stored=stored),
             _read_secret(True, "token") if token_stdin else None,
             verify, ca_bundle, proxy, use_global_auth,
+            oidc_issuer=oidc_issuer, oidc_client_id=oidc_client_id, oidc_scope=oidc_scope,
+            oidc_client_secret=(
+                _read_secret(True, "client secret") if oidc_client_secret_stdin else None
+            ),
         )  # fmt: skip
         _save(name, edits, old, (make_default, allow_http))
 
@@ -160,6 +180,8 @@ def _auth_label(server: DicomWebServer) -> str:
     creds = server.credentials
     if creds.token:
         return "token"
+    if creds.issuer:
+        return f"oidc {creds.client_id} at {creds.issuer}"
     if creds.client_id:
         return f"oauth2 client {creds.client_id}"
     if creds.username:
@@ -302,8 +324,16 @@ def auth_clear() -> None:
 
 @auth_app.command("show")
 @handle_errors
-def auth_show() -> None:
-    """Show which global credentials are set (never their values)."""
+def auth_show(
+    name: Annotated[
+        str | None, typer.Argument(help="An OIDC server: show its sign-in instead.")
+    ] = None,
+) -> None:
+    """Show which global credentials are set, or a server's OIDC sign-in (never their values)."""
+    if name is not None:
+        from dicomstation.cli.oidc_login import show_sign_in
+
+        return show_sign_in(name)
     creds = Settings.load().credentials
     console.print(
         f"user: {creds.username or '(none)'}; password: "
@@ -322,5 +352,8 @@ def _where(path: Path) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the ``server`` and ``auth`` groups."""
+    from dicomstation.cli import oidc_login  # auth login / logout (Authlib imported on use)
+
+    oidc_login.register(auth_app)
     app.add_typer(server_app, name="server")
     app.add_typer(auth_app, name="auth")
