@@ -32,6 +32,7 @@ from dicomstation.errors import (
 )
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
+    __version__: str
     from dicomstation.config import (
         Credentials,
         DicomWebServer,
@@ -65,8 +66,8 @@ def _version() -> str:
         return "0+unknown"
 
 
-#: The installed distribution's version (``pyproject.toml``), from package metadata.
-__version__ = _version()
+#: ``__version__`` (the installed distribution's version, from package metadata) is read on
+#: first use: importlib.metadata costs ~0.03 s, paid by every command otherwise.
 
 #: Imported on first use, so that ``import dicomstation.x`` (and the CLI) stays light.
 _LAZY = {
@@ -97,6 +98,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        global __version__
+        __version__ = _version()
+        return __version__
     if name in _LAZY:
         import importlib
 

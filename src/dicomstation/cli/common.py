@@ -1,4 +1,9 @@
-"""What every command shares: options, settings, errors, tables/JSON, progress bars."""
+"""What every command shares: options, settings, errors, tables/JSON, progress bars.
+
+Imported by every command module, so it imports nothing heavy: rich, the
+database, the settings and the models are imported when a function needs them,
+and ``console``/``err_console`` become rich Consoles on first use.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,21 @@ import enum
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, cast
 
-import click
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from dicomstation.database import Database
 from dicomstation.errors import ConfigError, DicomStationError, TransferError, UsageError
-from dicomstation.models import (
-    InstanceRef,
-    Level,
-    PatientRef,
-    ProgressEvent,
-    SeriesRef,
-    StudyRef,
-    TransferReport,
-)
-from dicomstation.settings import Settings, default_database_path
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dicomstation.database import Database
+    from dicomstation.models import Level, ProgressEvent, TransferReport
 
 __all__ = [
     "DbOption",
@@ -49,8 +45,34 @@ __all__ = [
     "progress_bar",
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _LazyConsole:
+    """Becomes a :class:`rich.console.Console` on first use (rich costs ~0.1 s to import).
+
+    The object turns itself into the Console (its class is swapped in place), so
+    ``isinstance(console, Console)`` holds and every reference sees the same console.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__["_console_kwargs"] = kwargs
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "_console_kwargs" not in self.__dict__:
+            raise AttributeError(name)
+        with self._lock:
+            kwargs = self.__dict__.pop("_console_kwargs", None)
+            if kwargs is not None:
+                from rich.console import Console
+
+                self.__class__ = Console  # type: ignore[assignment]
+                Console.__init__(self, **kwargs)  # type: ignore[arg-type]
+        return getattr(self, name)
+
+
+console: Console = cast("Console", _LazyConsole())
+err_console: Console = cast("Console", _LazyConsole(stderr=True))
 
 DbOption = Annotated[
     Path | None,
@@ -90,6 +112,8 @@ def _one_line(text: str) -> str:
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
     """Print ``error: message`` on one line of stderr; the Exit to raise."""
+    from rich.text import Text
+
     err_console.print(Text(f"error: {_one_line(message)}", style="bold red"), soft_wrap=True)
     return typer.Exit(int(code))
 
@@ -105,7 +129,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except ConfigError as exc:
             raise fail(str(exc), ExitCode.USAGE) from None
@@ -114,6 +138,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except DicomStationError as exc:
             raise fail(str(exc), ExitCode.NOTHING_DONE) from None
         except KeyboardInterrupt:
+            from rich.text import Text
+
             err_console.print(Text("interrupted", style="yellow"))
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:  # the last line of defence: no traceback, one line
@@ -142,6 +168,8 @@ def exit_for(report: TransferReport) -> None:
 
 def parse_level(value: str, option: str = "--level") -> Level:
     """``--level`` normalised; an unknown value is a :class:`UsageError` naming it."""
+    from dicomstation.models import Level
+
     try:
         return Level.parse(value)
     except ValueError:
@@ -152,6 +180,9 @@ def parse_level(value: str, option: str = "--level") -> Level:
 
 def open_database(path: Path | None) -> Database:
     """The database named by ``--db``, else the settings' one, else the default folder."""
+    from dicomstation.database import Database
+    from dicomstation.settings import Settings, default_database_path
+
     if path is None:
         configured = Settings.load().database
         path = Path(configured) if configured else default_database_path()
@@ -163,14 +194,15 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {
-    PatientRef: (
+#: Table columns per ref class (by class name: the models are imported only when printing).
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "PatientRef": (
         ("Patient ID", "patient_id"),
         ("Name", "patient_name"),
         ("Birth date", "birth_date"),
         ("Sex", "sex"),
     ),
-    StudyRef: (
+    "StudyRef": (
         ("Patient", "patient_name"),
         ("Patient ID", "patient_id"),
         ("Date", "study_date"),
@@ -180,14 +212,14 @@ _COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {
         ("Instances", "num_instances"),
         ("Study UID", "study_uid"),
     ),
-    SeriesRef: (
+    "SeriesRef": (
         ("#", "series_number"),
         ("Modality", "modality"),
         ("Description", "description"),
         ("Instances", "num_instances"),
         ("Series UID", "series_uid"),
     ),
-    InstanceRef: (
+    "InstanceRef": (
         ("#", "instance_number"),
         ("Frames", "number_of_frames"),
         ("SOP class", "sop_class_uid"),
@@ -212,7 +244,9 @@ def print_refs(refs: Sequence[Any], as_json: bool) -> None:
     if not refs:
         console.print("no matches")
         return
-    columns = _COLUMNS[type(refs[0])]
+    from rich.table import Table
+
+    columns = _COLUMNS[type(refs[0]).__name__]
     table = Table(show_lines=False)
     for title, _ in columns:
         table.add_column(title, overflow="fold")
@@ -221,30 +255,40 @@ def print_refs(refs: Sequence[Any], as_json: bool) -> None:
     console.print(table)
 
 
-class _CountColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        done = int(task.completed)
-        if task.total is None:
-            return Text(f"{done} instances" if done else "")
-        return Text(f"{done}/{int(task.total)} instances")
+@functools.cache
+def _transfer_columns() -> tuple[type, type]:
+    """The progress bar's instance-count and MB/s columns (rich imported on first use)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
+    class CountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            done = int(task.completed)
+            if task.total is None:
+                return Text(f"{done} instances" if done else "")
+            return Text(f"{done}/{int(task.total)} instances")
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        mb = float(task.fields.get("mb", 0.0))
-        elapsed = task.elapsed or 0.0
-        rate = mb / elapsed if elapsed > 0 else 0.0
-        return Text(f"{mb:8.1f} MB {rate:7.1f} MB/s", style="cyan")
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            mb = float(task.fields.get("mb", 0.0))
+            elapsed = task.elapsed or 0.0
+            rate = mb / elapsed if elapsed > 0 else 0.0
+            return Text(f"{mb:8.1f} MB {rate:7.1f} MB/s", style="cyan")
+
+    return CountColumn, RateColumn
 
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
     """A rich progress bar (instances, MB, MB/s); yields the callback to pass to nodes."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    count_column, rate_column = _transfer_columns()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        _CountColumn(),
-        _RateColumn(),
+        count_column(),
+        rate_column(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console, transient=False) as bar:

@@ -7,15 +7,13 @@ what would change. The project key comes from ``--key-file`` or the settings' ``
 
 from __future__ import annotations
 
+import enum
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-import dicomstation.deid.step  # noqa: F401  (registers the "deid" pipeline step kind)
 from dicomstation.cli.common import (
     DbOption,
     ExitCode,
@@ -26,26 +24,43 @@ from dicomstation.cli.common import (
     open_database,
     print_json,
 )
-from dicomstation.config import Secret
-from dicomstation.deid import (
-    DeidConfig,
-    DeidReport,
-    Ledger,
-    Option,
-    Profile,
-    load_pixel_rules,
-    parse_keep,
-    run,
-)
 from dicomstation.errors import ConfigError
-from dicomstation.settings import Settings, settings_path
 
-__all__ = ["register"]
+if TYPE_CHECKING:  # dicomstation.deid (pydicom, highdicom) is imported when a command runs
+    from rich.table import Table
 
-_OPTION_NAMES = {o.value.replace("_", "-"): o for o in Option}
+    from dicomstation.config import Secret
+    from dicomstation.deid import DeidReport, Option
+
+__all__ = ["OPTION_NAMES", "ProfileName", "register"]
+
+
+class ProfileName(enum.StrEnum):
+    """``--profile``: the values of :class:`dicomstation.deid.Profile` (a test checks)."""
+
+    BASIC = "basic"
+
+
+#: ``--option`` names: the values of :class:`dicomstation.deid.Option` with dashes (a test
+#: checks), listed here so that ``deid --help`` does not import the de-identifier.
+OPTION_NAMES = (
+    "clean-descriptors",
+    "clean-graphics",
+    "clean-structured-content",
+    "retain-device-identity",
+    "retain-institution-identity",
+    "retain-longitudinal-full-dates",
+    "retain-longitudinal-modified-dates",
+    "retain-patient-characteristics",
+    "retain-safe-private",
+    "retain-uids",
+)
 
 
 def _key(key_file: Path | None) -> Secret:
+    from dicomstation.config import Secret
+    from dicomstation.settings import Settings, settings_path
+
     if key_file is not None:
         try:
             return Secret(key_file.read_text(encoding="utf-8").strip())
@@ -61,17 +76,22 @@ def _key(key_file: Path | None) -> Secret:
 
 
 def _options(names: list[str]) -> frozenset[Option]:
+    from dicomstation.deid import Option
+
+    by_name = {o.value.replace("_", "-"): o for o in Option}
     chosen: set[Option] = set()
     for name in names:
-        option = _OPTION_NAMES.get(name.strip().lower().replace("_", "-"))
+        option = by_name.get(name.strip().lower().replace("_", "-"))
         if option is None:
-            known = ", ".join(sorted(_OPTION_NAMES))
+            known = ", ".join(sorted(by_name))
             raise ConfigError(f"--option {name!r}: unknown (known: {known})")
         chosen.add(option)
     return frozenset(chosen)
 
 
 def _report_table(report: DeidReport, show_values: bool) -> Table:
+    from rich.table import Table
+
     table = Table(title="De-identification, per attribute")
     for title in ("Attribute", "Action", "Occurrences", "Example"):
         table.add_column(title, overflow="fold")
@@ -105,6 +125,8 @@ def _print(report: DeidReport, as_json: bool, show_values: bool, wrote: str) -> 
     else:
         console.print(_report_table(report, show_values))
         console.print(f"{len(report.written)} instance(s) {wrote}; {len(report.refused)} refused")
+    from rich.text import Text
+
     for path, reason in sorted(report.refused.items()):
         err_console.print(Text(f"refused: {reason}" if path in reason else f"{path}: {reason}"))
 
@@ -119,10 +141,10 @@ def register(app: typer.Typer) -> None:
         to: Annotated[
             str | None, typer.Option("--to", help="'db' (the local database) or a folder.")
         ] = None,
-        profile: Annotated[Profile, typer.Option("--profile")] = Profile.BASIC,
+        profile: Annotated[ProfileName, typer.Option("--profile")] = ProfileName.BASIC,
         option: Annotated[
             list[str] | None,
-            typer.Option("--option", help=f"Annex E option: {', '.join(sorted(_OPTION_NAMES))}."),
+            typer.Option("--option", help=f"Annex E option: {', '.join(OPTION_NAMES)}."),
         ] = None,
         keep: Annotated[
             list[str] | None, typer.Option("--keep", help="Keep an attribute (keyword or tag).")
@@ -146,13 +168,16 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """De-identify with the PS3.15 Annex E Basic Profile (and options); report per attribute."""
+        import dicomstation.deid.step  # noqa: F401  (registers the "deid" pipeline step kind)
+        from dicomstation.deid import DeidConfig, Ledger, Profile, load_pixel_rules, parse_keep, run
+
         config = DeidConfig(
             key=_key(key_file),
             options=_options(option or []),
             keep=parse_keep(keep or []),
             pixel_rules=load_pixel_rules(pixel_rules) if pixel_rules else (),
             allow_burned_in=allow_burned_in,
-            profile=profile,
+            profile=Profile(profile.value),
         )
         target = None if dry_run else to
         book = Ledger(ledger) if ledger and target else None
@@ -187,6 +212,9 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Replace an existing key.")] = False,
     ) -> None:
         """Show whether a de-identification key is set; ``--generate`` stores a new one."""
+        from dicomstation.config import Secret
+        from dicomstation.settings import Settings, settings_path
+
         settings = Settings.load()
         if not generate:
             state = "set" if settings.deid_key else "not set"

@@ -18,10 +18,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from dicomstation.cli.common import (
     DbOption,
@@ -33,23 +32,15 @@ from dicomstation.cli.common import (
     print_json,
 )
 from dicomstation.cli.uids import seg_instance_uid
-from dicomstation.database import Database
 from dicomstation.errors import ConfigError, NotFoundError
-from dicomstation.export import ExportOptions
-from dicomstation.pipeline import (
-    Exported,
-    ExportInput,
-    ExportStep,
-    ItemsSource,
-    LoadStep,
-    Pipeline,
-    SegmentStep,
-    WorkItem,
-    export_results,
-)
-from dicomstation.pipeline.actions import content_seed, files_of, run_now, send_files
-from dicomstation.pipeline.inputs import read_seg, scene_segmentation, series_source
-from dicomstation.processing import Seed, SegmentStatistics
+
+if TYPE_CHECKING:  # the pipeline, export and processing are imported when a command runs
+    from rich.table import Table
+
+    from dicomstation.database import Database
+    from dicomstation.export import ExportOptions
+    from dicomstation.pipeline import Exported, ExportInput
+    from dicomstation.processing import SegmentStatistics
 
 export_app = typer.Typer(help="Export results as new DICOM records.", no_args_is_help=True)
 
@@ -65,6 +56,8 @@ Send = Annotated[
 def _options(
     description: str | None, number: int | None, institution: str | None, department: str | None
 ) -> ExportOptions:
+    from dicomstation.export import ExportOptions
+
     return ExportOptions(
         series_description=description,
         series_number=number,
@@ -109,6 +102,8 @@ def _quiet_highdicom() -> Iterator[None]:
 
 
 def _export(db: Database, request: ExportInput, kinds: list[str], seed: str) -> list[Exported]:
+    from dicomstation.pipeline import export_results
+
     with _quiet_highdicom():
         return export_results(db, request, kinds, uid_seed=seed)
 
@@ -118,6 +113,7 @@ def _finish(db: Database, results: list[Exported], send: str | None, as_json: bo
     sent = {}
     if send:
         from dicomstation.nodes import open_node
+        from dicomstation.pipeline.actions import files_of, send_files
         from dicomstation.settings import Settings
 
         settings = Settings.load()
@@ -151,6 +147,8 @@ def _as_dict(result: Exported, sent: int | None) -> dict[str, object]:
 
 
 def _stats_table(stats: tuple[SegmentStatistics, ...]) -> Table:
+    from rich.table import Table
+
     table = Table()
     for title in ("#", "Segment", "Voxels", "Volume (mL)", "Mean", "Min", "Max", "Std"):
         table.add_column(title, justify="right")
@@ -192,6 +190,8 @@ def segment_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Threshold-segment a series; store a DICOM SEG and a TID 1500 statistics SR."""
+    from dicomstation.processing import Seed
+
     seeds = [Seed.parse(s) for s in seed or []] + [
         Seed.parse(s, patient=True) for s in seed_mm or []
     ]
@@ -232,6 +232,16 @@ def _segment_and_export(
     options: ExportOptions,
 ) -> list[Exported]:
     """A one-item pipeline: load the series, segment it, export; the new records."""
+    from dicomstation.pipeline import (
+        ExportStep,
+        ItemsSource,
+        LoadStep,
+        Pipeline,
+        SegmentStep,
+        WorkItem,
+    )
+    from dicomstation.pipeline.actions import run_now
+
     item = WorkItem(_study_of(db, series_uid), (series_uid,))
     steps = (
         LoadStep("load"),
@@ -264,6 +274,8 @@ def export_seg(
     as_json: JsonOption = False,
 ) -> None:
     """Export a label map file (on the series' grid) as a DICOM SEG."""
+    from dicomstation.pipeline.actions import content_seed
+
     segments: dict[str, dict[str, str]] = {}
     for item in names or []:
         key, _, rest = item.partition("=")
@@ -295,6 +307,10 @@ def export_sr(
     as_json: JsonOption = False,
 ) -> None:
     """Compute statistics of a SEG's segments; store them as a TID 1500 SR."""
+    from dicomstation.pipeline import ExportInput
+    from dicomstation.pipeline.actions import content_seed
+    from dicomstation.pipeline.inputs import read_seg
+
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:
         seg_uid = seg_instance_uid(database, seg_uid)
@@ -325,6 +341,10 @@ def export_sc(
     as_json: JsonOption = False,
 ) -> None:
     """Store a rendered slice, a MIP, or a PNG as a Secondary Capture."""
+    from dicomstation.pipeline import ExportInput
+    from dicomstation.pipeline.actions import content_seed
+    from dicomstation.pipeline.inputs import read_seg, series_source
+
     params: dict[str, object] = {
         "mip": mip,
         "index": index,
@@ -378,6 +398,10 @@ def export_derived(
     as_json: JsonOption = False,
 ) -> None:
     """Process a series (smooth, median, resample) and store it as a derived series."""
+    from dicomstation.pipeline import ExportInput
+    from dicomstation.pipeline.actions import content_seed
+    from dicomstation.pipeline.inputs import series_source
+
     new = _floats(spacing, 3, "--resample") if spacing is not None else None
     params = {"smooth_mm": smooth, "median": median, "spacing": new}
     kind = "pm" if parametric_map else "derived"
@@ -409,6 +433,10 @@ def export_bundle(
     as_json: JsonOption = False,
 ) -> None:
     """Pack volumes, segmentations and view settings into one scene-bundle record."""
+    from dicomstation.pipeline import ExportInput
+    from dicomstation.pipeline.actions import content_seed
+    from dicomstation.pipeline.inputs import scene_segmentation, series_source
+
     params = {"window": _window(window), "index": index, "layout": layout}
     options = _options(description, series_number, institution, department)
     with open_database(db) as database:

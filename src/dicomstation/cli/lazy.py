@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import typer
 from typer.core import TyperGroup
 
+from dicomstation.cli import fastparams
+
 __all__ = ["Entry", "LazyGroup", "lazy_group"]
 
 Entry = tuple[str, str]
@@ -31,11 +33,19 @@ class LazyGroup(TyperGroup):
         """Every command, in table order (no module is imported)."""
         return [*self.table, *(name for name in self.commands if name not in self.table)]
 
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        """Parse the group's own options, coercing plain values without Pydantic."""
+        fastparams.install_own(self, ctx)
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         """The command, importing and registering its module the first time."""
         if cmd_name not in self.commands and cmd_name in self.table:
             self._load(self.table[cmd_name][0])
-        return self.commands.get(cmd_name)
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            fastparams.install(command, ctx)
+        return command
 
     def _load(self, module_name: str) -> None:
         module: Any = importlib.import_module(f"dicomstation.cli.{module_name}")

@@ -15,14 +15,15 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dicomstation.cli.common import DbOption, console, handle_errors, open_database
-from dicomstation.models import Phase, ProgressEvent
-from dicomstation.nodes.listener import StorageListener
-from dicomstation.settings import Settings
+from dicomstation.models import Phase
+
+if TYPE_CHECKING:
+    from dicomstation.models import ProgressEvent
 
 __all__ = ["register"]
 
@@ -101,6 +102,9 @@ def listen(
     ] = 4096,
 ) -> None:
     """Receive C-STORE into the local database until Ctrl-C."""
+    from dicomstation.nodes.listener import StorageListener  # pynetdicom: only when listening
+    from dicomstation.settings import Settings
+
     local = Settings.load().local
     with open_database(db) as database, _log_to_stderr():
         listener = StorageListener(

@@ -13,11 +13,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from dicomstation.cli.common import (
     DbOption,
@@ -34,14 +32,15 @@ from dicomstation.cli.common import (
     print_refs,
     progress_bar,
 )
-from dicomstation.deid.outgoing import deidentified, outgoing_config
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import ConfigError
-from dicomstation.models import Level, Query, TransferReport
-from dicomstation.nodes import DicomNode, open_node
-from dicomstation.pipeline import WorkItem
-from dicomstation.pipeline.actions import fetch_item, files_of, send_files
-from dicomstation.settings import Settings
+from dicomstation.models import Level, Query
+
+if TYPE_CHECKING:  # nodes (httpx, pynetdicom), pipeline, deid: imported when a command runs
+    from rich.table import Table
+
+    from dicomstation.models import TransferReport
+    from dicomstation.nodes import DicomNode
 
 __all__ = ["register"]
 
@@ -54,6 +53,9 @@ ConcurrencyOption = Annotated[
 
 @contextmanager
 def _node(name: str, concurrency: int | None = None) -> Iterator[DicomNode]:
+    from dicomstation.nodes import open_node
+    from dicomstation.settings import Settings
+
     settings = Settings.load()
     node = open_node(settings.server(name), local=settings.local)
     if concurrency is not None and hasattr(node, "concurrency"):
@@ -136,6 +138,8 @@ def _position(header: Any) -> tuple[float, float]:
 
 
 def _metadata_table(headers: list[Any]) -> Table:
+    from rich.table import Table
+
     table = Table()
     for title in ("Series", "#", "Modality", "Rows x Cols", "Frames", "SOP instance UID"):
         table.add_column(title, overflow="fold")
@@ -210,6 +214,9 @@ def fetch(
     as_json: JsonOption = False,
 ) -> None:
     """Fetch a study (or some series/instances) into the local database; resumable."""
+    from dicomstation.pipeline import WorkItem
+    from dicomstation.pipeline.actions import fetch_item
+
     with (
         open_database(db) as database,
         _node(server, concurrency) as node,
@@ -256,6 +263,10 @@ def send(
     ] = 1,
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
+    from dicomstation.deid.outgoing import deidentified, outgoing_config
+    from dicomstation.pipeline.actions import files_of, send_files
+    from dicomstation.settings import Settings
+
     _check_items(items)
     if deid_option and not deid:
         raise UsageError("--deid-option needs --deid")
@@ -287,6 +298,10 @@ def _send_deidentified(
     associations: int = 1,
 ) -> None:
     """Send the de-identified copies; name each refused original; exit 1/3 when any was."""
+    from rich.text import Text
+
+    from dicomstation.pipeline.actions import send_files
+
     for path, reason in sorted(refused.items()):
         line = f"refused: {reason}" if path in reason else f"{path}: {reason}"
         err_console.print(Text(line), soft_wrap=True)

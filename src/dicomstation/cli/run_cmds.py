@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,20 +25,12 @@ from dicomstation.cli.common import (
     handle_errors,
     print_json,
 )
-from dicomstation.cli.pipeline_view import item_table, job_table, live_status
-from dicomstation.config import DicomWebServer, ServerConfig
 from dicomstation.errors import DicomStationError
-from dicomstation.pipeline import (
-    LEDGER_NAME,
-    Ledger,
-    Pipeline,
-    RunOptions,
-    RunReport,
-    list_items,
-)
-from dicomstation.pipeline.cluster_info import CLUSTER_INFO
-from dicomstation.pipeline.dask_executor import executor_for
-from dicomstation.settings import Settings, default_database_path
+
+if TYPE_CHECKING:  # the pipeline (and Dask, the views) are imported when a command runs
+    from dicomstation.config import ServerConfig
+    from dicomstation.pipeline import Ledger, Pipeline, RunOptions, RunReport
+    from dicomstation.pipeline.dask_executor import DaskExecutor
 
 __all__ = ["cli_run_options", "database_path", "register", "servers_for"]
 
@@ -61,12 +53,17 @@ def database_path(path: Path | None) -> Path:
     """``--db``, else the settings' database, else the default folder."""
     if path is not None:
         return path
+    from dicomstation.settings import Settings, default_database_path
+
     configured = Settings.load().database
     return Path(configured) if configured else default_database_path()
 
 
 def servers_for(pipeline: Pipeline) -> dict[str, ServerConfig]:
     """The configured servers the pipeline names (a DICOMweb URL stands for itself)."""
+    from dicomstation.config import DicomWebServer
+    from dicomstation.settings import Settings
+
     settings = Settings.load()
     servers: dict[str, ServerConfig] = {}
     for name in pipeline.server_names():
@@ -79,6 +76,9 @@ def servers_for(pipeline: Pipeline) -> dict[str, ServerConfig]:
 
 def cli_run_options(pipeline: Pipeline, db: Path | None, **extra: object) -> RunOptions:
     """Run options for a CLI command: database, servers, our DIMSE identity."""
+    from dicomstation.pipeline import RunOptions
+    from dicomstation.settings import Settings
+
     return RunOptions(
         database=database_path(db),
         servers=servers_for(pipeline),
@@ -135,6 +135,8 @@ def run_and_report(pipeline: Pipeline, options: RunOptions, as_json: bool) -> No
         if as_json:
             report = pipeline.run(options)
         else:
+            from dicomstation.cli.pipeline_view import live_status
+
             with live_status(pipeline.name) as show:
                 report = pipeline.run(_with_progress(options, show))
     _print_report(report, as_json)
@@ -164,8 +166,10 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run (or resume) a pipeline over its source's work items."""
+    from dicomstation.pipeline import Pipeline
+
     pipeline = Pipeline.from_file(pipeline_file)
-    executor = executor_for(cluster, scheduler, database_path(db) / CLUSTER_INFO)
+    executor = _executor(cluster, scheduler, db)
     options = cli_run_options(
         pipeline, db, concurrency=concurrency, retry_failed=not no_retry, executor=executor
     )
@@ -175,7 +179,17 @@ def run(
     run_and_report(pipeline, options, as_json)
 
 
+def _executor(cluster: str | None, scheduler: str | None, db: Path | None) -> DaskExecutor | None:
+    """The executor ``--cluster``/``--scheduler`` ask for (Dask imported only then)."""
+    from dicomstation.pipeline.cluster_info import CLUSTER_INFO
+    from dicomstation.pipeline.dask_executor import executor_for
+
+    return executor_for(cluster, scheduler, database_path(db) / CLUSTER_INFO)
+
+
 def _dry_run(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
+    from dicomstation.pipeline import Ledger, list_items
+
     items = list_items(pipeline, options)
     states: dict[str, str] = {}
     if options.ledger_path.exists():
@@ -199,6 +213,8 @@ def _dry_run(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
 
 @contextmanager
 def _ledger(db: Path | None) -> Iterator[Ledger]:
+    from dicomstation.pipeline import LEDGER_NAME, Ledger
+
     with Ledger.open(database_path(db) / LEDGER_NAME) as ledger:
         yield ledger
 
@@ -214,6 +230,8 @@ def jobs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     elif not jobs:
         console.print("no jobs")
     else:
+        from dicomstation.cli.pipeline_view import job_table
+
         console.print(job_table(jobs))
 
 
@@ -232,6 +250,8 @@ def jobs_show(
     if as_json:
         print_json([_item_json(i) for i in items])
     else:
+        from dicomstation.cli.pipeline_view import item_table
+
         console.print(item_table(items))
 
 
@@ -276,8 +296,10 @@ def jobs_retry(
         definition = ledger.job(job_id).definition
     err_console.print(f"{count} item(s) of job {job_id} pending again")
     if now:
+        from dicomstation.pipeline import Pipeline
+
         pipeline = Pipeline.from_json(definition)
-        executor = executor_for(cluster, scheduler, database_path(db) / CLUSTER_INFO)
+        executor = _executor(cluster, scheduler, db)
         options = cli_run_options(pipeline, db, concurrency=concurrency, executor=executor)
         run_and_report(pipeline, options, as_json)
 

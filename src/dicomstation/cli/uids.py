@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dicomstation.database import Database
+from typing import TYPE_CHECKING
+
 from dicomstation.errors import NotFoundError, UsageError
 from dicomstation.models import InstanceRef, Level, Query
+
+if TYPE_CHECKING:
+    from dicomstation.database import Database
 
 __all__ = ["seg_instance_uid"]
 

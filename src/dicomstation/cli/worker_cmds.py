@@ -15,11 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dicomstation.auth import http_client
 from dicomstation.cli.common import err_console, handle_errors
-from dicomstation.config import DicomWebServer
 from dicomstation.errors import ConfigError
-from dicomstation.settings import Settings
 
 __all__ = ["register", "worker"]
 
@@ -68,8 +65,11 @@ def worker(
     ] = None,
 ) -> None:
     """Claim "segmentation" workitems, segment, send SEG + SR, complete them (Ctrl-C stops)."""
+    from dicomstation.auth import http_client  # httpx: imported when the worker starts
+    from dicomstation.config import DicomWebServer
     from dicomstation.pipeline.segmenters import make_segmenter
     from dicomstation.pipeline.ups_worker import UpsClient, Worker, WorkerOptions
+    from dicomstation.settings import Settings
 
     settings = Settings.load()
     server = settings.server(worklist)

@@ -7,6 +7,11 @@ Two steps, like Slicer's DICOM plugins::
     loaded = load_series(files)         # both in one call (best loadable)
     write_nifti(loaded, "out.nii.gz")   # or write_nrrd(loaded, "out.nrrd")
 
+``decode_stack(loadable)`` is ``load`` without the highdicom Volumes (array, affine and
+the other fields; ``.loaded()`` wraps it); ``write_array`` writes its array, so a
+command that only converts files never imports highdicom or pydicom (classic
+uncompressed little-endian series are read without pydicom).
+
 :func:`examine` reads headers only and splits a series that mixes several
 volumes (orientation, size, acquisition, echo, image type, temporal position)
 into :class:`Loadable` candidates, each with a ``reason`` and a ``confidence``.
@@ -61,8 +66,8 @@ Convenience: ``is_4d``, ``affine_lps``, ``affine_ras``, ``spacing``,
 from __future__ import annotations
 
 from dicomstation.volumes.examine import examine
-from dicomstation.volumes.io import write_nifti, write_nrrd, write_volume
-from dicomstation.volumes.load import load, load_series
+from dicomstation.volumes.io import write_array, write_nifti, write_nrrd, write_volume
+from dicomstation.volumes.load import DecodedStack, decode_stack, load, load_series
 from dicomstation.volumes.model import (
     LPS_TO_RAS,
     FrameHeader,
@@ -74,14 +79,17 @@ from dicomstation.volumes.model import (
 
 __all__ = [
     "LPS_TO_RAS",
+    "DecodedStack",
     "FrameHeader",
     "Loadable",
     "LoadableKind",
     "LoadedVolume",
     "SliceSource",
+    "decode_stack",
     "examine",
     "load",
     "load_series",
+    "write_array",
     "write_nifti",
     "write_nrrd",
     "write_volume",

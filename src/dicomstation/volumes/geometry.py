@@ -127,7 +127,7 @@ def _slice_step(
     rel = pos - pos[0]
     dist = rel @ normal
     diffs = np.diff(dist)
-    step = float(np.median(diffs))
+    step = _median(diffs)
     if step <= SPACING_TOLERANCE_MM:
         warnings.append(f"slices are not separated along the normal (step {step:.3g} mm)")
         return max(step, 1.0), None
@@ -164,3 +164,12 @@ def _spacing_warnings(frames: Sequence[FrameHeader], diffs: Array, step: float) 
             f"the median step {step:.4g} mm is used"
         )
     return out
+
+
+def _median(values: Array) -> float:
+    """``np.median`` of a 1-D array, without the import of ``numpy.ma`` it makes (~0.05 s)."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2.0)

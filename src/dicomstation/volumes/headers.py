@@ -12,11 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+from typing import TYPE_CHECKING, Any
 
 from dicomstation.errors import LoadError
 from dicomstation.volumes.fastheader import fast_frame
@@ -24,9 +20,13 @@ from dicomstation.volumes.model import FrameHeader, SliceSource
 from dicomstation.volumes.mosaic import mosaic_tiles
 from dicomstation.volumes.parallel import can_fork, fork_pool, worker_count
 
+if TYPE_CHECKING:  # pydicom is imported only for files the fast header reader leaves
+    from pydicom.dataset import Dataset
+
 __all__ = ["read_headers"]
 
-_NATIVE_LE = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
+_NATIVE_LE = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")  # explicit, implicit VR little endian
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 
 
@@ -55,6 +55,8 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
         paths.extend(sorted(p for p in f.rglob("*") if p.is_file()) if f.is_dir() else [f])
     if not paths:
         raise LoadError("no files to load")
+    if fast_frame(paths[0]) is None:  # pydicom will be needed: import it once, before forking
+        import pydicom  # noqa: F401
     if len(paths) >= 64 and can_fork():  # parsing is pure Python: processes, not threads
         with fork_pool() as pool:
             results = pool.map(_read_one, paths, chunksize=len(paths) // (4 * worker_count()) + 1)
@@ -79,6 +81,9 @@ def _read_one(path: Path) -> list[FrameHeader] | str:
     fast = fast_frame(path)
     if fast is not None:
         return [fast]
+    import pydicom
+    from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
+
     try:
         with path.open("rb") as fh:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
@@ -92,7 +97,7 @@ def _read_one(path: Path) -> list[FrameHeader] | str:
     if "Rows" not in ds or "Columns" not in ds:
         return "not an image (no Rows/Columns)"
     has_pixels = tag in _PIXEL_TAGS
-    if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+    if syntax == _DEFLATED:
         has_pixels = True  # the stream is inflated: the position test above does not apply
     native = syntax in _NATIVE_LE and tag == _PIXEL_TAGS[0]
     try:

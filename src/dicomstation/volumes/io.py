@@ -1,4 +1,4 @@
-"""Write a loaded volume to NIfTI (nibabel) or NRRD (pynrrd).
+"""Write a loaded volume to NIfTI (our own writer, :mod:`.nifti`) or NRRD (pynrrd).
 
 Array axes: a volume's array is ``(slice, row, column)`` (C order). Both
 formats are written with axes ``(column, row, slice[, time])`` - the array's
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +18,7 @@ import numpy.typing as npt
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import LPS_TO_RAS, LoadedVolume
 
-__all__ = ["write_nifti", "write_nrrd", "write_volume"]
+__all__ = ["write_array", "write_nifti", "write_nrrd", "write_volume"]
 
 _RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
@@ -39,9 +38,9 @@ def _data(loaded: LoadedVolume) -> npt.NDArray[np.generic]:
     return loaded.array_4d()
 
 
-def _file_axes_affine(loaded: LoadedVolume) -> npt.NDArray[np.float64]:
+def _file_axes_affine(affine_lps: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """LPS affine for file axes ``(column, row, slice)``."""
-    a = loaded.affine_lps
+    a = affine_lps
     out = np.eye(4)
     out[:3, 0], out[:3, 1], out[:3, 2], out[:3, 3] = a[:3, 2], a[:3, 1], a[:3, 0], a[:3, 3]
     return out
@@ -62,22 +61,22 @@ def write_nifti(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The written file.
     """
-    import nibabel  # imported here: loading volumes does not need it
+    return _write_nifti(_data(loaded), loaded.affine_lps, Path(path))
 
-    nib: Any = nibabel  # nibabel is untyped
-    out = Path(path)
-    data = _data(loaded)
+
+def _write_nifti(
+    data: npt.NDArray[np.generic], affine_lps: npt.NDArray[np.float64], out: Path
+) -> Path:
+    """``data`` ``(time, slice, row, column[, 3])``: 3D when one time point, RGB24 colour."""
+    from dicomstation.volumes.nifti import write_nifti_file
+
     if data.ndim == 5:  # RGB: NIfTI's RGB24 datatype
         if data.dtype != np.uint8:
             raise LoadError("NIfTI RGB output needs 8-bit colour")
         data = np.ascontiguousarray(data).view(_RGB)[..., 0]
-    data = data[0] if len(loaded.time_points) == 1 else data
-    affine = LPS_TO_RAS @ _file_axes_affine(loaded)
-    image = nib.Nifti1Image(data.T, affine)
-    image.header.set_xyzt_units("mm", "sec")
-    image.set_sform(affine, code=1)
-    image.set_qform(affine, code=1)
-    _atomic(out, lambda tmp: nib.save(image, tmp))
+    data = data[0] if data.shape[0] == 1 else data
+    affine = LPS_TO_RAS @ _file_axes_affine(affine_lps)
+    _atomic(out, lambda tmp: write_nifti_file(tmp, data, affine))
     return out
 
 
@@ -96,17 +95,21 @@ def write_nrrd(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The written file.
     """
+    return _write_nrrd(_data(loaded), loaded.affine_lps, Path(path))
+
+
+def _write_nrrd(
+    data: npt.NDArray[np.generic], affine_lps: npt.NDArray[np.float64], out: Path
+) -> Path:
     import nrrd  # imported here: loading volumes does not need it
 
-    out = Path(path)
-    data = _data(loaded)
-    affine = _file_axes_affine(loaded)
+    affine = _file_axes_affine(affine_lps)
     directions: list[list[float]] = [list(map(float, affine[:3, i])) for i in range(3)]
     kinds = ["domain", "domain", "domain"]
     nan = [float("nan")] * 3
     if data.ndim == 5:
         kinds, directions = ["RGB-color", *kinds], [nan, *directions]
-    if len(loaded.time_points) > 1:
+    if data.shape[0] > 1:
         kinds, directions = [*kinds, "list"], [*directions, nan]
     else:
         data = data[0]
@@ -123,11 +126,35 @@ def write_nrrd(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
 
 def write_volume(loaded: LoadedVolume, path: str | os.PathLike[str]) -> Path:
     """Write NIfTI or NRRD, chosen from the suffix (``.nii``, ``.nii.gz``, ``.nrrd``)."""
+    return write_array(_data(loaded), loaded.affine_lps, path)
+
+
+def write_array(
+    data: npt.NDArray[np.generic],
+    affine_lps: npt.NDArray[np.float64],
+    path: str | os.PathLike[str],
+) -> Path:
+    """Write an array as NIfTI or NRRD, chosen from the suffix, like :func:`write_volume`.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(time, slice, row, column[, 3])`` (C order), as ``DecodedStack.array``.
+    affine_lps : numpy.ndarray
+        4x4 from ``(slice, row, column)`` indices to LPS millimetres.
+    path : path-like
+        ``.nii``, ``.nii.gz`` or ``.nrrd`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
     name = Path(path).name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        return write_nifti(loaded, path)
+        return _write_nifti(data, affine_lps, Path(path))
     if name.endswith((".nrrd", ".nhdr")):
-        return write_nrrd(loaded, path)
+        return _write_nrrd(data, affine_lps, Path(path))
     raise LoadError(f"{path}: unknown volume format (use .nii, .nii.gz or .nrrd)")
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import warnings as warnings_module
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 
@@ -25,7 +24,7 @@ from dicomstation.volumes.pixels import (
     output_dtype,
 )
 
-__all__ = ["load", "load_series"]
+__all__ = ["DecodedStack", "decode_stack", "load", "load_series"]
 
 Grid = list[list[FrameHeader]]
 #: Notes recorded in ``LoadedVolume.warnings`` that are not geometry problems (not warned).
@@ -107,38 +106,98 @@ def load(
     LoadError
         When a file cannot be decoded (corrupt, unsupported transfer syntax...).
     """
+    return decode_stack(
+        loadable, correct_tilt=correct_tilt, equidistant=equidistant, stacklevel=3
+    ).loaded()
+
+
+@dataclass(frozen=True)
+class DecodedStack:
+    """A decoded loadable before it becomes highdicom Volumes (what ``load`` wraps).
+
+    Writing a file needs only the array and the affine, so ``dicomstation load
+    --to`` stops here and does not import highdicom. ``fields`` holds every
+    other :class:`LoadedVolume` field.
+
+    Attributes
+    ----------
+    array : numpy.ndarray
+        ``(time, slice, row, column[, sample])``.
+    affine : numpy.ndarray
+        4x4 from ``(slice, row, column)`` indices to LPS millimetres.
+    fields : dict
+        The other LoadedVolume fields (UIDs, sources, warnings, time values...).
+    """
+
+    array: npt.NDArray[np.generic]
+    affine: npt.NDArray[np.float64]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel spacing ``(slice, row, column)`` in millimetres."""
+        s = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return (float(s[0]), float(s[1]), float(s[2]))
+
+    @property
+    def origin(self) -> tuple[float, float, float]:
+        """LPS position of the centre of voxel ``(0, 0, 0)``."""
+        p = self.affine[:3, 3]
+        return (float(p[0]), float(p[1]), float(p[2]))
+
+    def loaded(self) -> LoadedVolume:
+        """The :class:`LoadedVolume`: one highdicom Volume per time point (views on one array)."""
+        import highdicom as hd
+
+        channels: dict[Any, Sequence[Any]] | None = (
+            {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if self.array.ndim == 5 else None
+        )
+        frame_of_reference = self.fields["frame_of_reference_uid"]
+        volumes = tuple(
+            hd.Volume(v, self.affine, "PATIENT", frame_of_reference, channels=channels)
+            for v in self.array
+        )
+        return LoadedVolume(volume=volumes[0], time_points=volumes, **self.fields)
+
+
+def decode_stack(
+    loadable: Loadable,
+    *,
+    correct_tilt: bool = False,
+    equidistant: bool = False,
+    stacklevel: int = 2,
+) -> DecodedStack:
+    """Sort, check geometry, decode and rescale ``loadable`` (see :func:`load`).
+
+    Every geometry problem is issued as a :class:`GeometryWarning` (``stacklevel``
+    as for :func:`warnings.warn`) and recorded in ``fields["warnings"]``.
+    """
     grid, time_values, notes = _layout(loadable)
     geometry = stack_geometry(grid[0])
     messages = [*loadable.warnings, *notes, *geometry.warnings]
     array, rescaled = _pixels(grid, loadable, geometry, messages, correct_tilt, equidistant)
     for message in messages:
         if message not in _NOTES:
-            warnings_module.warn(message, GeometryWarning, stacklevel=2)
+            warnings_module.warn(message, GeometryWarning, stacklevel=stacklevel)
     f0 = grid[0][0]
-    channels: dict[Any, Sequence[Any]] | None = (
-        {hd.RGB_COLOR_CHANNEL_DESCRIPTOR: ["R", "G", "B"]} if array.ndim == 5 else None
-    )
-    volumes = tuple(
-        hd.Volume(v, geometry.affine, "PATIENT", f0.frame_of_reference_uid, channels=channels)
-        for v in array
-    )
-    return LoadedVolume(
-        volume=volumes[0],
-        series_instance_uid=f0.series_instance_uid,
-        study_instance_uid=f0.study_instance_uid,
-        frame_of_reference_uid=f0.frame_of_reference_uid,
-        modality=f0.modality,
-        sop_instance_uids=tuple(dict.fromkeys(f.source.sop_instance_uid for r in grid for f in r)),
-        sources=tuple(tuple(f.source for f in row) for row in grid),
-        warnings=tuple(messages),
-        time_points=volumes,
-        time_values=time_values,
-        time_attribute=_time_attribute(loadable),
-        kind=loadable.kind,
-        name=loadable.name,
-        rescaled=rescaled,
-        slice_positions=tuple(f.position for f in grid[0] if f.position is not None),
-    )
+    fields: dict[str, Any] = {
+        "series_instance_uid": f0.series_instance_uid,
+        "study_instance_uid": f0.study_instance_uid,
+        "frame_of_reference_uid": f0.frame_of_reference_uid,
+        "modality": f0.modality,
+        "sop_instance_uids": tuple(
+            dict.fromkeys(f.source.sop_instance_uid for r in grid for f in r)
+        ),
+        "sources": tuple(tuple(f.source for f in row) for row in grid),
+        "warnings": tuple(messages),
+        "time_values": time_values,
+        "time_attribute": _time_attribute(loadable),
+        "kind": loadable.kind,
+        "name": loadable.name,
+        "rescaled": rescaled,
+        "slice_positions": tuple(f.position for f in grid[0] if f.position is not None),
+    }
+    return DecodedStack(array, np.asarray(geometry.affine, dtype=np.float64), fields)
 
 
 def _pixels(

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader
+
+if TYPE_CHECKING:  # pydicom is imported only when a series needs its tables
+    from pydicom.dataset import Dataset
 
 __all__ = ["apply_luts", "needs_luts"]
 
@@ -46,6 +47,8 @@ def apply_luts(array: npt.NDArray[np.generic], grid: Grid) -> tuple[npt.NDArray[
     LoadError
         When a table is missing or malformed, naming the file.
     """
+    import pydicom
+
     headers: dict[Path, Dataset] = {}
     palette = _palette(grid[0][0])
     out: npt.NDArray[np.generic] | None = None
@@ -68,6 +71,8 @@ def apply_luts(array: npt.NDArray[np.generic], grid: Grid) -> tuple[npt.NDArray[
 def _map(
     plane: npt.NDArray[np.generic], ds: Dataset, frame: FrameHeader, palette: bool
 ) -> npt.NDArray[np.generic]:
+    from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
+
     try:
         if palette:
             return np.asarray(apply_color_lut(plane, ds))

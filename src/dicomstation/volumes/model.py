@@ -9,10 +9,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import highdicom as hd
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # highdicom (~0.5 s to import) is imported by ``load`` when it builds one
+    import highdicom as hd
 
 __all__ = [
     "LPS_TO_RAS",

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydicom.dataset import Dataset
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = ["mosaic_tiles"]
 

@@ -22,9 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydicom import dcmread, uid
-from pydicom.pixels.decoders.base import get_decoder
-from pydicom.pixels.utils import iter_pixels, pixel_array
 
 from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader
@@ -33,15 +30,13 @@ from dicomstation.volumes.parallel import can_fork, fork_pool, worker_count
 __all__ = ["Placement", "apply_integer_intercepts", "decode", "output_dtype"]
 
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+# Transfer syntax UIDs as text: pydicom (~0.3 s to import) is imported only for files the
+# native reader below leaves to it (compressed, big endian, colour...).
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_NATIVE = {
-    uid.ExplicitVRLittleEndian,
-    uid.ImplicitVRLittleEndian,
-    uid.ExplicitVRBigEndian,
-    uid.DeflatedExplicitVRLittleEndian,
-}
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_NATIVE = {_EXPLICIT_LE, "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", _DEFLATED}
 #: pydicom's default picks pylibjpeg for JPEG-LS, 4x slower than pyjpegls (CharLS).
-_PREFERRED_PLUGIN = {uid.JPEGLSLossless: "pyjpegls", uid.JPEGLSNearLossless: "pyjpegls"}
+_PREFERRED_PLUGIN = {"1.2.840.10008.1.2.4.80": "pyjpegls", "1.2.840.10008.1.2.4.81": "pyjpegls"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +98,8 @@ def decode(
     for placement in placements:
         by_file[placement.frame.source.path].append(placement)
     workers = worker_count()
+    if _compressed(placements) or any(p.frame.pixel_offset is None for p in placements):
+        import pydicom.pixels.utils  # noqa: F401  (once, before the workers fork or start)
     if len(by_file) >= 16 and _compressed(placements) and _can_fork():
         out = _allocate(shape, dtype, shared=True)
         items = list(by_file.items())
@@ -161,7 +158,9 @@ def _decode_chunk(items: list[tuple[Path, list[Placement]]]) -> list[str]:
 
 def _plugin(syntax: str) -> str:
     """Preferred decoding plugin for a transfer syntax ('' lets pydicom choose)."""
-    name = _PREFERRED_PLUGIN.get(uid.UID(syntax), "")
+    from pydicom.pixels.decoders.base import get_decoder
+
+    name = _PREFERRED_PLUGIN.get(syntax, "")
     try:
         return name if name in get_decoder(syntax).available_plugins else ""
     except NotImplementedError:
@@ -172,10 +171,12 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
     """Decode one file's frames into ``out``; return an error message or ''."""
     try:
         first = placed[0]
-        if first.frame.transfer_syntax_uid == uid.DeflatedExplicitVRLittleEndian:
+        if first.frame.transfer_syntax_uid == _DEFLATED:
             _store_inflated(out, path, placed)
             return ""
         if first.frame.mosaic_tile is not None:
+            from pydicom.pixels.utils import pixel_array
+
             _store_tiles(
                 out,
                 placed,
@@ -184,11 +185,15 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
             return ""
         if first.frame.number_of_frames == 1 and first.frame.source.frame_number is None:
             if not _read_native(path, first.frame, out[first.index]):
+                from pydicom.pixels.utils import pixel_array
+
                 plugin = _plugin(first.frame.transfer_syntax_uid)
                 _store(out, first, pixel_array(path, decoding_plugin=plugin))
             return ""
         by_index = {(p.frame.source.frame_number or 1) - 1: p for p in placed}
         indices = sorted(by_index)
+        from pydicom.pixels.utils import iter_pixels
+
         plugin = _plugin(first.frame.transfer_syntax_uid)
         frames = iter_pixels(path, indices=indices, decoding_plugin=plugin)
         for index, frame in zip(indices, frames, strict=True):
@@ -202,6 +207,8 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
 
 def _store_inflated(out: npt.NDArray[np.generic], path: Path, placed: list[Placement]) -> None:
     """Deflated files: the whole dataset is one zlib stream, so read it with pydicom first."""
+    from pydicom import dcmread
+
     pixels = np.asarray(dcmread(path).pixel_array)
     first = placed[0].frame
     if first.mosaic_tile is not None:

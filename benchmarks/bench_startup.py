@@ -1,0 +1,131 @@
+"""Benchmark: start-up of every ``dicomstation`` command beside Python + numpy + pydicom.
+
+Each probe runs in a fresh process (the installed ``dicomstation`` entry point), round-robin
+``--repeat`` times; the table gives the median wall and CPU seconds (user + system, from
+``RUSAGE_CHILDREN``) and the ratio of the wall time to the peer's,
+``python -c "import numpy, pydicom"`` (what any Python DICOM tool pays before doing
+anything). The goal is every command under 0.3 s; probes:
+
+- ``dicomstation --help`` and ``dicomstation CMD --help`` for every command in the table
+  of cli/main.py, and ``dicomstation GROUP SUB --help`` for every subcommand of a group;
+- a command's work before it does anything real: ``load MISSING-PATH`` (arguments parsed,
+  modules loaded, the one-line error printed) and ``db ls`` on an empty database.
+
+Run: ``.venv/bin/python benchmarks/bench_startup.py [--repeat 5] [--quick]``
+(``--quick``: top-level commands only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+from dicomstation.cli.main import COMMANDS
+
+GOAL_S = 0.3
+BIN = Path(sys.executable).with_name("dicomstation")
+
+
+def _subcommands() -> list[list[str]]:
+    """``[GROUP, SUB]`` for every subcommand of every command group."""
+    probes: list[list[str]] = []
+    for name, (module_name, _) in COMMANDS.items():
+        app = typer.Typer()
+        importlib.import_module(f"dicomstation.cli.{module_name}").register(app)
+        command = typer.main.get_group(app).commands[name]
+        probes.extend([name, sub] for sub in getattr(command, "commands", {}) or {})
+    return probes
+
+
+def probes(quick: bool, scratch: Path) -> list[tuple[str, list[str]]]:
+    """(label, argv) of every probe; the peer first."""
+    peer = [sys.executable, "-c", "import numpy, pydicom"]
+    out: list[tuple[str, list[str]]] = [
+        ("python -c 'import numpy, pydicom' (peer)", peer),
+        ("python -c pass", [sys.executable, "-c", "pass"]),
+        ("dicomstation --help", [str(BIN), "--help"]),
+    ]
+    out += [(f"{name} --help", [str(BIN), name, "--help"]) for name in COMMANDS]
+    if not quick:
+        out += [(f"{' '.join(s)} --help", [str(BIN), *s, "--help"]) for s in _subcommands()]
+    out += [
+        ("load MISSING (error)", [str(BIN), "load", str(scratch / "missing")]),
+        ("db ls (empty database)", [str(BIN), "db", "ls", "--db", str(scratch / "db")]),
+    ]
+    return out
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=False, env=env, timeout=120)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    """Run every probe ``--repeat`` times round-robin; print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per probe; medians printed")
+    parser.add_argument("--quick", action="store_true", help="top-level commands only")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
+        scratch = Path(tmp)
+        # A settings file of its own: no user settings or keyring is read.
+        env = {**os.environ, "DICOMSTATION_CONFIG": str(scratch / "settings.toml")}
+        env["DICOMSTATION_DB"] = str(scratch / "default-db")
+        table = probes(args.quick, scratch)
+        runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in table}
+        subprocess.run(
+            [str(BIN), "db", "ls", "--db", str(scratch / "db")],
+            env=env,
+            check=False,
+            capture_output=True,
+        )  # fmt: skip  (create the empty database once)
+        for _ in range(args.repeat):
+            for label, argv in table:
+                runs[label].append(run_once(argv, env))
+    _print(runs)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def _print(runs: dict[str, list[tuple[float, float]]]) -> None:
+    medians = {
+        label: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
+        for label, r in runs.items()
+    }
+    peer_label = next(iter(medians))
+    peer_wall = medians[peer_label][0]
+    print(f"\n{'probe':<44}{'wall s':>8}{'cpu s':>8}{'wall/peer':>11}  goal < {GOAL_S} s")
+    slowest = ("", 0.0)
+    for label, (wall, cpu) in medians.items():
+        mark = "" if label.startswith("python") else ("ok" if wall < GOAL_S else "OVER")
+        print(f"{label:<44}{wall:>8.3f}{cpu:>8.3f}{wall / peer_wall:>10.2f}x  {mark}")
+        if not label.startswith("python") and wall > slowest[1]:
+            slowest = (label, wall)
+    commands = [m for label, m in medians.items() if not label.startswith("python")]
+    over = sum(1 for wall, _ in commands if wall >= GOAL_S)
+    print(
+        f"\nratios: slowest command ({slowest[0]}) / peer = {slowest[1] / peer_wall:.2f}; "
+        f"median command / peer = {statistics.median(w for w, _ in commands) / peer_wall:.2f}; "
+        f"{len(commands) - over} of {len(commands)} probes under {GOAL_S} s"
+    )
+    print("medians of --repeat round-robin runs; wall s: whole process; cpu s: user + system")
+
+
+if __name__ == "__main__":
+    main()
