@@ -15,6 +15,7 @@ exists, was not revoked, and has not expired (wall clock).
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -39,6 +40,7 @@ from authlib.oauth2.rfc8628 import (
 )
 
 CLIENT_ID = "dicomstation-cli"
+CONFIDENTIAL_ID, CONFIDENTIAL_SECRET = "dicomstation-conf", "conf-S3CRET-client"
 USER = "ann"
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 GRANTS = ("authorization_code", "refresh_token", DeviceCodeGrant.GRANT_TYPE)
@@ -46,9 +48,10 @@ GRANTS = ("authorization_code", "refresh_token", DeviceCodeGrant.GRANT_TYPE)
 
 @dataclass
 class Client(ClientMixin):  # type: ignore[misc]
-    """The registered public client: loopback redirects (any port, /callback)."""
+    """A registered client (public, or with a secret): loopback redirects (any port, /callback)."""
 
     client_id: str = CLIENT_ID
+    secret: str = ""
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -65,10 +68,10 @@ class Client(ClientMixin):  # type: ignore[misc]
         return loopback and parts.path == "/callback"
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return False
+        return bool(self.secret) and hmac.compare_digest(client_secret, self.secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == "none"
+        return method == ("client_secret_basic" if self.secret else "none")
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
@@ -139,6 +142,7 @@ class Store:
     devices: dict[str, DeviceCredentialDict] = field(default_factory=dict)
     approved: dict[str, str] = field(default_factory=dict)
     grants: list[str] = field(default_factory=list)
+    auth_methods: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def by_refresh(self, refresh_token: str) -> Token | None:
@@ -262,11 +266,16 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Revocation)
 
     def query_client(self, client_id: str) -> Client | None:
-        return Client() if client_id == CLIENT_ID else None
+        clients = {
+            CLIENT_ID: Client(),
+            CONFIDENTIAL_ID: Client(CONFIDENTIAL_ID, CONFIDENTIAL_SECRET),
+        }
+        return clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         with self.store.lock:
             self.store.grants.append(request.payload.grant_type or "")
+            self.store.auth_methods.append(request.auth_method or "")
             self.store.tokens[token["access_token"]] = Token(
                 token["access_token"], token.get("refresh_token", ""), request.client.client_id,
                 request.user, token.get("scope", ""), time.time() + float(token["expires_in"]),

@@ -11,23 +11,25 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from authlib.oauth2.rfc8628 import DeviceCodeGrant
 
 from dicomstation.auth_oidc import OidcConfig, TokenVault, vault_for
 from dicomstation.auth_oidc.flow import OidcAuth
-from dicomstation.auth_oidc.login import login_browser
+from dicomstation.auth_oidc.login import DevicePrompt, login_browser, login_device
 from dicomstation.auth_oidc.provider import check_issuer, discover
 from dicomstation.config import Credentials, DicomWebServer, Secret
-from dicomstation.errors import ConfigError, RemoteStatusError
+from dicomstation.errors import AuthenticationError, ConfigError, RemoteStatusError
 from dicomstation.models import Level, Query
 from dicomstation.nodes import open_node
-from dicomstation.secret_store import FileStore
+from dicomstation.secret_store import FileStore, KeyringStore
 from dicomstation.settings import Settings
 from tests.auth.conftest import Resource
-from tests.auth.provider import CLIENT_ID, Provider
+from tests.auth.provider import CLIENT_ID, CONFIDENTIAL_ID, CONFIDENTIAL_SECRET, Provider
 
 _PROVIDER_LOGS = ("authlib.oauth2.rfc", "authlib.oidc")
 
@@ -143,6 +145,39 @@ def test_tokens_are_bound_to_issuer_server_and_client(
         type(b)(b.server, b.issuer, b.origin, "another-client"),  # another client
     ):
         assert TokenVault(vault.store, moved).load() is None
+
+
+def test_a_confidential_client_signs_in_with_its_secret_from_the_keyring(
+    tmp_path: Path, provider: Provider, resource: Resource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyrings_file = pytest.importorskip("keyrings.alt.file")
+    backend = keyrings_file.PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")  # this backend object only
+    store = KeyringStore(backend, "dicomstation:test")
+    monkeypatch.setenv("DICOMSTATION_KEYRING", "file")  # tokens: the 0600 file
+    secret = Secret(CONFIDENTIAL_SECRET)
+    creds = Credentials(issuer=provider.issuer, client_id=CONFIDENTIAL_ID, client_secret=secret)
+    server = DicomWebServer("pacs", resource.url, credentials=creds)
+    path = Settings().with_server(server).save(tmp_path / "settings.toml", store)
+    assert CONFIDENTIAL_SECRET not in path.read_text()
+    loaded = Settings.load(path, store).server("pacs")
+    assert isinstance(loaded, DicomWebServer)
+    config = OidcConfig.for_server(loaded, True)
+
+    def approve(prompt: DevicePrompt) -> None:
+        data = {"user_code": prompt.user_code}
+        assert httpx.post(f"{provider.issuer}/device", data=data, timeout=30).status_code == 200
+
+    vault_for(loaded, config).save(login_device(config, approve, sleep=lambda s: None))
+    provider.revoke_access_tokens()
+    with open_node(loaded) as node:
+        assert node.find(Query(Level.STUDY))  # renewed on the 401, authenticated with the secret
+
+    assert provider.store.grants == [DeviceCodeGrant.GRANT_TYPE, "refresh_token"]
+    assert provider.store.auth_methods == ["client_secret_basic"] * 2
+    wrong = replace(config, client_secret=Secret("not-the-secret"))
+    with pytest.raises(AuthenticationError, match="invalid_client"):
+        login_device(wrong, approve, sleep=lambda s: None)
 
 
 def test_discovery_must_name_the_configured_issuer(provider: Provider) -> None:
