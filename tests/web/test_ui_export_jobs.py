@@ -81,6 +81,10 @@ def test_exports_are_ledger_jobs_and_a_bundle_reopens_its_scene(tmp_path: Path) 
             assert first == again  # the same export: the same SEG, not a second one
             assert [s.series_uid for s in _series(db, "SEG")] == [first]
             page.screenshot(path=str(ARTIFACTS / "01-seg-exported.png"), full_page=True)
+            sr_and_seg = _export(page, "SR", **{"export-description": ""}).split(", ")
+            assert len(sr_and_seg) == 2 and [s.series_uid for s in _series(db, "SR")] == [
+                sr_and_seg[1]
+            ]
 
             derived = _export(page, "DERIVED", **{"export-smooth": "1.5", "export-description": ""})
             made = [s for s in _series(db, "CT") if s.series_uid == derived]
@@ -90,6 +94,10 @@ def test_exports_are_ledger_jobs_and_a_bundle_reopens_its_scene(tmp_path: Path) 
             page.locator("#slider-axial").evaluate(
                 "s => { s.value = 2; s.dispatchEvent(new Event('input')); }"
             )
+            axial = page.locator("#view-axial")
+            axial.click(position={"x": 100, "y": 150})  # a seed: the bundle keeps it as its cursor
+            seeds = page.inner_text("#seed-list")
+            assert seeds.startswith("(2,"), seeds
             bundle = _export(page, "BUNDLE", **{"export-description": ""})
             assert [s.series_uid for s in _series(db, "OT")] == [bundle]
             page.screenshot(path=str(ARTIFACTS / "02-bundle-exported.png"), full_page=True)
@@ -114,6 +122,7 @@ def test_exports_are_ledger_jobs_and_a_bundle_reopens_its_scene(tmp_path: Path) 
             )
             assert page.input_value("#slider-axial") == "2"
             expect(page.locator("#seg-result")).to_contain_text("scene segmentation")
+            expect(page.locator("#seed-list")).to_have_text(seeds)
             expect(page.locator("#view-axial")).to_have_js_property("complete", True)
             reopened = ws.viewer.get(page.evaluate("state.volume.id"))
             assert reopened.loaded.series_instance_uid == source

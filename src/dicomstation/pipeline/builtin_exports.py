@@ -225,8 +225,18 @@ def build_bundle_kind(request: ExportInput) -> Sequence[Dataset]:
         background=volumes[0].name,
         window=_window(params.get("window")),
         slice_index=int(index) if index is not None else None,
+        slice_axis=int(params.get("slice_axis", 0)),
+        cursor_mm=_point(params.get("cursor_mm")),
     )
     return [build_bundle(Scene(volumes, segmentations, view), request.source, request.options)]
+
+
+def _point(value: Any) -> tuple[float, float, float] | None:
+    """A bundle's cursor (LPS mm) from the export parameters, or None."""
+    if value is None:
+        return None
+    x, y, z = (float(v) for v in value)
+    return x, y, z
 
 
 register_export_kind(ExportSpec(Kind.SEG, build_seg, 200, needs_segmentation=True))

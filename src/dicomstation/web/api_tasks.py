@@ -67,7 +67,18 @@ def _shown(body: dict[str, Any]) -> dict[str, Any]:
         "window": list(window) if window else None,
         "smooth_mm": _number(body, "smooth_mm"),
         "median": int(median) if median is not None else None,
+        "seeds": _seeds(body.get("seeds", [])),
     }
+
+
+def _seeds(raw: Any) -> list[list[float]]:
+    try:
+        seeds = [[float(v) for v in s] for s in raw][:1000]
+    except (TypeError, ValueError):
+        raise HTTPException(400, "seeds must be [slice, row, column] numbers") from None
+    if any(len(s) != 3 for s in seeds):
+        raise HTTPException(400, "each seed is [slice, row, column]")
+    return seeds
 
 
 def _job_or_404(ws: Workstation, job_id: str) -> Any:

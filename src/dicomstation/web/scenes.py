@@ -127,6 +127,9 @@ def open_scene(viewer: Viewer, bundle_uid: str) -> tuple[ViewerVolume, dict[str,
             for s in found.segments
         ]
     restored["window"] = list(view.window) if view.window else None
+    if view.cursor_mm is not None:  # the last seed of the export, as display indices
+        point = item.display.map_reference_to_indices(np.array([view.cursor_mm], dtype=float))
+        restored["seeds"] = [[round(float(v)) for v in point[0]]]
     if view.slice_index is not None:
         shown, index = source_to_display(item, view.slice_axis, view.slice_index)
         restored["slice"] = {"view": shown, "index": index}

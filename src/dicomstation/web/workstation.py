@@ -51,7 +51,7 @@ from dicomstation.web import servers
 from dicomstation.web.jobs import Job, JobRegistry
 from dicomstation.web.scenes import display_to_source, open_scene
 from dicomstation.web.servers import LOCAL, public_server
-from dicomstation.web.viewer import Viewer
+from dicomstation.web.viewer import Viewer, ViewerVolume
 
 __all__ = ["LOCAL", "Workstation", "public_server", "ref_json"]
 
@@ -63,6 +63,14 @@ def ref_json(ref: Any) -> dict[str, Any]:
     data = {k: v for k, v in asdict(ref).items() if k != "json"}
     data["level"] = type(ref).__name__.removesuffix("Ref").lower()
     return data
+
+
+def _last_seed_mm(item: ViewerVolume, seeds: Sequence[Sequence[float]]) -> list[float] | None:
+    """The last seed (display indices) in LPS mm: a bundle keeps it as its cursor."""
+    if not seeds:
+        return None
+    point = item.display.map_indices_to_reference(np.array([seeds[-1]], dtype=float))[0]
+    return [float(v) for v in point]
 
 
 @dataclass
@@ -230,7 +238,8 @@ class Workstation:
         if spec.name == "sc":
             params = {"axis": axis, "index": index, "window": window, "overlay": False}
         elif spec.name == "bundle":
-            params = {"layout": "axial", "index": index, "window": window}
+            params = {"layout": "axial", "slice_axis": axis, "index": index, "window": window}
+            params["cursor_mm"] = _last_seed_mm(item, shown.get("seeds") or [])
         elif spec.name in ("derived", "pm"):
             params = {k: shown[k] for k in ("smooth_mm", "median", "spacing") if shown.get(k)}
         export = ViewerExport(

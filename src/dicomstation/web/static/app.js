@@ -541,6 +541,8 @@ async function openScene(bundle) {
     $("#wl-width").value = Math.max(1, Math.round(scene.window[1]));
   }
   if (scene.slice) $(`#slider-${scene.slice.view}`).value = scene.slice.index;
+  state.seeds = scene.seeds || [];  // the bundle's cursor: the last seed of its export
+  $("#seed-list").textContent = state.seeds.map(s => `(${s.join(",")})`).join(" ") || "none";
   $("#seg-result").textContent = scene.segments.length
     ? `scene segmentation: ${scene.segments.map(s => s.label).join(", ")}` : "";
   renderViews();
@@ -745,6 +747,7 @@ $("#export-dialog").addEventListener("close", async () => {
   else if (body.median) delete body.smooth_mm;
   body.index = $("#slider-axial").value;
   body.window = windowParam();
+  body.seeds = state.seeds;  // a scene bundle keeps the last one as its cursor
   $("#export-result").textContent = `exporting ${body.kind}…`;
   const job = await watchJob(await post(`/api/volumes/${state.volume.id}/export`, body));  // a ledger job
   if (job.state !== "done") {
