@@ -115,17 +115,17 @@ def _extra(
         return {}
     study = obj.get("0020000D", {}).get("Value", [""])[0]
     series = obj.get("0020000E", {}).get("Value", [None])[0]
-    if level is Level.STUDY:  # one series' headers are enough for study attributes
-        first = ctx.db.find(Query(Level.SERIES, study_uid=study, limit=1))
-        series = getattr(first[0], "series_uid", None) if first else None
-    try:
-        headers = ctx.db.metadata(study, series)
+    sop = obj.get("00080018", {}).get("Value", [None])[0] if level is Level.IMAGE else None
+    if sop is None:  # one instance's header has the study's (series') attributes
+        first = ctx.db.find(Query(Level.IMAGE, study_uid=study, series_uid=series, limit=1))
+        sop = getattr(first[0], "sop_instance_uid", None) if first else None
+    try:  # one header, not every header of a series per result (issue 12: 70 s study list)
+        headers = ctx.db.headers_of(sop) if sop else []
     except NotFoundError:
         return {}
+    if not headers:
+        return {}
     header = headers[0]
-    if level is Level.IMAGE:
-        sop = obj.get("00080018", {}).get("Value", [""])[0]
-        header = next((h for h in headers if h.get("00080018", {}).get("Value") == [sop]), header)
     return {
         k: v
         for k, v in header.items()
