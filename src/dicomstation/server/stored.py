@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    UID,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
 
-__all__ = ["has_part10_prefix", "part10_bytes", "read_stored", "stored_syntax"]
+from dicomstation.database.headers import stored_syntax
+
+__all__ = ["has_part10_prefix", "part10_bytes", "read_stored"]
 
 _PREFIX_END = 132
 
@@ -31,20 +27,6 @@ def has_part10_prefix(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(_PREFIX_END)
     return len(head) == _PREFIX_END and head[128:] == b"DICM"
-
-
-def stored_syntax(ds: Dataset) -> UID:
-    """The transfer syntax the data set is encoded in (its file meta, else its encoding)."""
-    meta = getattr(ds, "file_meta", None)
-    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
-    if syntax:
-        return UID(str(syntax))
-    implicit, little = getattr(ds, "original_encoding", (True, True))
-    if implicit is None:
-        return UID(ImplicitVRLittleEndian)
-    if not little:
-        return UID(ExplicitVRBigEndian)
-    return UID(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
 
 
 def _complete_meta(ds: Dataset) -> None:
