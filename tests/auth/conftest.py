@@ -37,6 +37,8 @@ class Guard:
     refused: int = 0
     retrieves: int = 0
     hold: Hold | None = None
+    held: str = ""
+    held_at: int = 0
 
 
 @dataclass
@@ -75,6 +77,7 @@ def hold_until_expired(guard: Guard, at: int) -> Hold:
     async def hold(path: str, token: str) -> None:
         if guard.retrieves != at:
             return
+        guard.held, guard.held_at = token, len(guard.accepted)
         expiry = guard.provider.expiry(token)
         deadline = time.monotonic() + 15
         while time.time() <= expiry and time.monotonic() < deadline:

@@ -86,6 +86,8 @@ def test_browser_login_then_fetch_across_token_expiry(
     report = json.loads(fetched.stdout)
     assert report["succeeded"] == SERIES * SLICES and not report["failed"]
     assert guard.retrieves >= SERIES
+    after = guard.accepted[guard.held_at :]  # requests after the held one: new, valid tokens
+    assert len(after) >= SERIES - 4 and guard.held not in after and not provider.valid(guard.held)
     held = provider.store.tokens  # every token the server accepted was valid when it arrived
     assert len(set(guard.accepted)) >= 2 and all(t in held for t in guard.accepted)
     assert "refresh_token" in provider.store.grants
