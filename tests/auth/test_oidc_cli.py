@@ -137,6 +137,8 @@ def test_revoked_sign_in_is_one_line_naming_the_server(
     assert "Traceback" not in fetched.stderr
     assert resource.guard.refused == 1  # the stored token was tried once, then the refresh failed
     _no_token_leaked(cli, provider)
+    assert cli.run("server", "remove", "pacs").returncode == 0
+    assert json.loads((cli.home / "settings.tokens.json").read_text()) == {}  # tokens forgotten
 
 
 def test_logout_revokes_and_forgets_and_a_moved_server_has_no_tokens(

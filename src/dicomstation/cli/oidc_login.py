@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dicomstation.cli.common import console, handle_errors
-from dicomstation.config import DicomWebServer
+from dicomstation.config import DicomWebServer, ServerConfig
 from dicomstation.errors import UsageError
 
 if TYPE_CHECKING:
     from dicomstation.auth_oidc import OidcConfig, TokenVault
     from dicomstation.auth_oidc.login import DevicePrompt
 
-__all__ = ["register", "show_sign_in"]
+__all__ = ["forget_tokens", "register", "show_sign_in"]
 
 ServerArg = Annotated[str, typer.Argument(help="The server (with --oidc-issuer) to sign in to.")]
 
@@ -146,6 +146,15 @@ def show_sign_in(name: str) -> None:
         f"{refresh}; tokens in: {state.where}",
         soft_wrap=True,
     )
+
+
+def forget_tokens(server: ServerConfig) -> None:
+    """Forget a (removed) server's OIDC tokens, without asking the provider anything."""
+    if not isinstance(server, DicomWebServer) or server.credentials.token_store is None:
+        return
+    from dicomstation.auth_oidc import OidcConfig, vault_for
+
+    vault_for(server, OidcConfig.for_server(server, True)).clear()
 
 
 def register(auth_app: typer.Typer) -> None:

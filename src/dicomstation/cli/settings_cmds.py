@@ -236,8 +236,12 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @server_app.command("remove")
 @handle_errors
 def server_remove(name: str) -> None:
-    """Remove a configured server."""
-    Settings.load().without_server(name).save()
+    """Remove a configured server (and forget its OIDC tokens, if it had any)."""
+    settings = Settings.load()
+    settings.without_server(name).save()
+    from dicomstation.cli.oidc_login import forget_tokens
+
+    forget_tokens(settings.server(name))
     console.print(f"removed server {name}")
 
 
