@@ -46,7 +46,22 @@ def _open_browser(url: str, *, browser: bool) -> None:
     typer.echo("Open this URL to sign in (waiting for the browser's answer):", err=True)
     typer.echo(url, err=True)
     if browser:
-        webbrowser.open(url)
+        _launch(url)
+
+
+def _launch(url: str) -> None:
+    """Open ``url`` in a graphical browser; never a console one (it would take the terminal)."""
+    try:
+        found = webbrowser.get()
+    except webbrowser.Error:
+        found = None
+    console_only = isinstance(found, webbrowser.GenericBrowser) and not isinstance(
+        found, webbrowser.BackgroundBrowser
+    )
+    if found is None or console_only or not found.open(url):
+        typer.echo(
+            "(no browser opened: open the URL in a browser on this machine, or use --device)", err=True
+        )
 
 
 def _show_device(prompt: DevicePrompt) -> None:
