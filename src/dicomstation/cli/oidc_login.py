@@ -60,7 +60,8 @@ def _launch(url: str) -> None:
     )
     if found is None or console_only or not found.open(url):
         typer.echo(
-            "(no browser opened: open the URL in a browser on this machine, or use --device)", err=True
+            "(no browser opened: open the URL in a browser on this machine, or use --device)",
+            err=True,
         )
 
 
