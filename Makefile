@@ -10,7 +10,7 @@ APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc
 APT_COMMANDS := npm
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps ohif lint typecheck bench clean
+.PHONY: demo test venv system-deps ohif dicomweb-client-js lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +41,21 @@ ohif: venv
 	    echo "OHIF could not be installed: /viewer/ will say how (dicomstation viewer install)"; \
 	else echo "npm not found: OHIF not installed (apt-get install npm; dicomstation viewer install)"; fi
 
+# The JavaScript dicomweb-client (npm, no dependencies) for tests/conformance, outside git in
+# .cache/; the JS conformance test skips without it.
+DICOMWEB_CLIENT_JS := dicomweb-client@0.11.3
+dicomweb-client-js:
+	@if [ -d .cache/dicomweb-client-js/node_modules/dicomweb-client ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix .cache/dicomweb-client-js --no-save --ignore-scripts --no-audit \
+	    --no-fund --silent $(DICOMWEB_CLIENT_JS) </dev/null || \
+	    echo "$(DICOMWEB_CLIENT_JS) could not be installed: its conformance test will skip"; \
+	else echo "npm not found: $(DICOMWEB_CLIENT_JS) not installed"; fi
+
 demo: venv ohif
 	$(VENV)/bin/dicomstation demo
 
-test: venv system-deps ohif
+test: venv system-deps ohif dicomweb-client-js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -183,6 +183,13 @@ def render_router(ctx: ServerContext) -> APIRouter:
     def instance_thumbnail(study: str, series: str, sop: str, request: Request) -> Response:
         return _render(ctx, request, study, series, sop, 0, True)
 
+    @router.get(base + "/frames/{frame}/thumbnail")  # PS3.18 10.4.1: frame thumbnails too
+    def frame_thumbnail(
+        study: str, series: str, sop: str, frame: int, request: Request
+    ) -> Response:
+        one_instance(ctx, study, series, sop)
+        return _render(ctx, request, study, series, sop, frame - 1, True)
+
     @router.get("/studies/{study}/series/{series}/thumbnail")
     def series_thumbnail(study: str, series: str, request: Request) -> Response:
         return _render(ctx, request, study, series, None, 0, True)
