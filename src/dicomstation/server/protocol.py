@@ -22,7 +22,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match
 
 from dicomstation.server.public import INTERNAL_ERROR
 
@@ -37,16 +37,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("dicomstation.server")
 _GZIP_MIN = 512  # bytes; smaller JSON answers are sent as they are
 _GZIP_TYPES = ("application/json", "application/dicom+json")
+_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
 def route_methods(routes: list[BaseRoute], path: str) -> set[str]:
     """The HTTP methods the routes serve at ``path`` (HEAD wherever GET is)."""
     methods: set[str] = set()
-    for route in routes:
-        regex = getattr(route, "path_regex", None)
-        allowed = getattr(route, "methods", None)
-        if regex is not None and allowed and regex.match(path):
-            methods |= set(allowed)
+    for method in _METHODS:
+        scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            methods.add(method)
     if "GET" in methods:
         methods.add("HEAD")
     return methods
