@@ -161,6 +161,7 @@ def test_local_series_details_stay_in_the_local_tab(
     job = ws.fetch("o", [(s["study_uid"], []) for s in ws.query("o", Query(Level.STUDY))][:2])
     assert ws.jobs.wait(job.id).state == "done"
     page.click("#tab-local")
+    expect(page.locator("#local-count")).to_have_text("2 studies")
     page.locator("#local-study-table tbody tr").first.click()
     page.locator("#local-series-list .series-card").first.click()
     local_rows = page.locator("#local #metadata-table tbody tr")

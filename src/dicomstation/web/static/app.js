@@ -453,6 +453,7 @@ async function queryLocal() {
   const form = $("#local-filters");
   const params = new URLSearchParams({...studyFilters(form), limit: 200});
   const page = await api(`/api/servers/local/studies?${params}`);
+  $("#local-count").textContent = `${page.items.length}${page.more ? "+" : ""} ${page.items.length === 1 ? "study" : "studies"}`;
   $("#local-study-table tbody").replaceChildren(...page.items.map(study => {
     const row = el("tr", {dataset: {uid: study.study_uid}, onclick: () => openLocalStudy(study)},
       ...cells([formatName(study.patient_name), study.patient_id, formatDate(study.study_date), (study.modalities || []).join(","),
