@@ -57,6 +57,7 @@ def _no_token_leaked(cli: Cli, provider: Provider) -> None:
         assert secret not in settings
         for output in cli.outputs:
             assert secret not in output
+    assert not any("Warning" in output for output in cli.outputs)  # nor library notices
 
 
 def _tokens_kept(cli: Cli, provider: Provider) -> None:

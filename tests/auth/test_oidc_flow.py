@@ -224,3 +224,21 @@ def test_authlib_is_not_imported_until_oidc_is_used(tmp_path: Path, argv: list[s
         env={**os.environ, **env},
     )  # fmt: skip
     assert json.loads(run.stdout.strip().splitlines()[-1]) == []
+
+
+def test_loading_authlib_leaves_the_warning_filters_alone() -> None:
+    script = (
+        "import warnings\n"
+        "before = list(warnings.filters)\n"
+        "from dicomstation.auth_oidc.provider import authlib\n"
+        "authlib()\n"
+        "import authlib.deprecate\n"  # its module-level 'always' filter came and went with it
+        "assert list(warnings.filters) == before, warnings.filters[:3]\n"
+        "print('same')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip() == "same", run.stderr
+    assert "httpx2" not in run.stderr  # Authlib's notice about its preferred HTTP package: silenced

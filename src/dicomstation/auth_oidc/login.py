@@ -143,11 +143,11 @@ def login_browser(
         The user or provider refused, the answer did not come in ``timeout``
         seconds, or the code exchange failed.
     """
+    _, oauth_error = authlib()
     from authlib.common.security import generate_token
 
     meta = discover(cfg)
     authorize = _need(meta, "authorization_endpoint", cfg, "browser sign-in")
-    _, oauth_error = authlib()
     verifier = generate_token(64)  # RFC 7636: 43..128 characters
     with _Listener() as listener:
         options = {"redirect_uri": listener.redirect_uri, "code_challenge_method": "S256"}

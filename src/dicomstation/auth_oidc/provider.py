@@ -209,7 +209,9 @@ def _auth_method(cfg: OidcConfig, meta: ProviderMetadata) -> str:
 def authlib() -> tuple[Any, type[Exception]]:
     """Authlib's httpx ``OAuth2Client`` class and its ``OAuthError`` (imported on first use)."""
     with warnings.catch_warnings():  # the httpx2 preference notice; filters restored after
-        warnings.simplefilter("ignore", DeprecationWarning)
+        import authlib.deprecate  # adds an "always" filter for its warnings: ours goes before it
+
+        warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
         from authlib.integrations.httpx_client import OAuth2Client, OAuthError
     return OAuth2Client, OAuthError
 
