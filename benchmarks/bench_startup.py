@@ -109,20 +109,28 @@ def _print(runs: dict[str, list[tuple[float, float]]]) -> None:
         for label, r in runs.items()
     }
     peer_label = next(iter(medians))
-    peer_wall = medians[peer_label][0]
-    print(f"\n{'probe':<44}{'wall s':>8}{'cpu s':>8}{'wall/peer':>11}  goal < {GOAL_S} s")
+    peer_wall, peer_cpu = medians[peer_label]
+    print(
+        f"\n{'probe':<44}{'wall s':>8}{'cpu s':>8}{'wall/peer':>11}{'cpu/peer':>10}"
+        f"  goal < {GOAL_S} s (wall)"
+    )
     slowest = ("", 0.0)
     for label, (wall, cpu) in medians.items():
         mark = "" if label.startswith("python") else ("ok" if wall < GOAL_S else "OVER")
-        print(f"{label:<44}{wall:>8.3f}{cpu:>8.3f}{wall / peer_wall:>10.2f}x  {mark}")
+        print(
+            f"{label:<44}{wall:>8.3f}{cpu:>8.3f}{wall / peer_wall:>10.2f}x"
+            f"{cpu / peer_cpu:>9.2f}x  {mark}"
+        )
         if not label.startswith("python") and wall > slowest[1]:
             slowest = (label, wall)
     commands = [m for label, m in medians.items() if not label.startswith("python")]
     over = sum(1 for wall, _ in commands if wall >= GOAL_S)
+    cpu_over = sum(1 for _, cpu in commands if cpu >= GOAL_S)
     print(
         f"\nratios: slowest command ({slowest[0]}) / peer = {slowest[1] / peer_wall:.2f}; "
         f"median command / peer = {statistics.median(w for w, _ in commands) / peer_wall:.2f}; "
-        f"{len(commands) - over} of {len(commands)} probes under {GOAL_S} s"
+        f"{len(commands) - over} of {len(commands)} probes under {GOAL_S} s wall, "
+        f"{len(commands) - cpu_over} under {GOAL_S} s cpu"
     )
     print("medians of --repeat round-robin runs; wall s: whole process; cpu s: user + system")
 

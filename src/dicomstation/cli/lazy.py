@@ -3,7 +3,9 @@
 ``dicomstation --help`` lists the commands from a table (name -> module and one-line
 help) without importing any command module, so start-up does not pay for
 pydicom, highdicom, httpx, pynetdicom, FastAPI or Dask; ``dicomstation load ...``
-imports ``cli/load_cmds`` (and what it needs) only. The table is checked against
+imports ``cli/load_cmds`` (and what it needs) only. Every command's help is plain click
+help (typer's rich boxes import rich), and plain option values are coerced without
+Pydantic (``cli/fastparams.py``). The table is checked against
 what each module really registers by a test (tests/volumes/test_startup.py).
 """
 
@@ -52,6 +54,7 @@ class LazyGroup(TyperGroup):
         sub = typer.Typer()
         module.register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
+            _plain_help(command)
             self.commands.setdefault(name, command)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -63,6 +66,18 @@ class LazyGroup(TyperGroup):
         rows = [(name, help_text) for name, (_, help_text) in self.table.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _plain_help(command: Any) -> None:
+    """Plain click help for ``command`` and its subcommands, like ``dicomstation --help``.
+
+    typer's rich help boxes import rich (and its markdown and syntax modules): they more
+    than doubled the time of ``dicomstation CMD --help`` (0.46 s against 0.21 s of CPU).
+    """
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
 
 
 def lazy_group(table: Mapping[str, Entry]) -> type[LazyGroup]:

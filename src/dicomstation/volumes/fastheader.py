@@ -20,6 +20,7 @@ from dicomstation.volumes.model import FrameHeader, SliceSource
 
 __all__ = ["fast_frame"]
 
+_FIRST_BYTES = 16 * 1024
 _HEAD_BYTES = 256 * 1024
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _LONG_VRS = frozenset(
@@ -88,9 +89,15 @@ def fast_frame(path: Path) -> FrameHeader | None:
     """The FrameHeader of ``path`` as the pydicom path would make it, or None (use pydicom)."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-            parsed = _parse(head, fh)
-    except (_GiveUpError, struct.error, ValueError, UnicodeDecodeError, IndexError, OSError):
+            # Most headers end within a few kB: read 16 kB first, not 256 kB for every file
+            # (the walk up to a success is the same on any longer head, so only a head
+            # that ran short is read again, in full).
+            head = fh.read(_FIRST_BYTES)
+            parsed = _try_parse(head, fh)
+            if parsed is None and len(head) == _FIRST_BYTES:
+                fh.seek(0)
+                parsed = _try_parse(fh.read(_HEAD_BYTES), fh)
+    except OSError:
         return None
     if parsed is None:
         return None
@@ -142,6 +149,13 @@ def fast_frame(path: Path) -> FrameHeader | None:
 
 def _n(value: tuple[float, ...] | None, n: int) -> Any:
     return value if value is not None and len(value) == n else None
+
+
+def _try_parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:
+    try:
+        return _parse(head, fh)
+    except (_GiveUpError, struct.error, ValueError, UnicodeDecodeError, IndexError):
+        return None
 
 
 def _parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:

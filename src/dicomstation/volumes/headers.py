@@ -55,17 +55,20 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
         paths.extend(sorted(p for p in f.rglob("*") if p.is_file()) if f.is_dir() else [f])
     if not paths:
         raise LoadError("no files to load")
-    if fast_frame(paths[0]) is None:  # pydicom will be needed: import it once, before forking
-        import pydicom  # noqa: F401
-    if len(paths) >= 64 and can_fork():  # parsing is pure Python: processes, not threads
-        with fork_pool() as pool:
-            results = pool.map(_read_one, paths, chunksize=len(paths) // (4 * worker_count()) + 1)
-    else:
-        with ThreadPoolExecutor(max_workers=worker_count()) as threads:
-            results = list(threads.map(_read_one, paths))
+    # The fast reader first, in this thread (struct parsing holds the GIL: threads would
+    # only add overhead); pydicom, in workers, for the files it leaves.
+    results: list[list[FrameHeader] | str | None] = []
+    for path in paths:
+        fast = fast_frame(path)
+        results.append([fast] if fast is not None else None)
+    slow = [path for path, result in zip(paths, results, strict=True) if result is None]
+    if slow:
+        parsed = iter(_read_slow(slow))
+        results = [next(parsed) if result is None else result for result in results]
     frames: list[FrameHeader] = []
     problems: list[str] = []
     for path, result in zip(paths, results, strict=True):
+        assert result is not None
         if isinstance(result, str):
             problems.append(f"{path}: {result}")
         else:
@@ -76,11 +79,19 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
     return frames, problems
 
 
+def _read_slow(paths: list[Path]) -> list[list[FrameHeader] | str]:
+    """:func:`_read_one` of each path: forked workers for many files, else threads."""
+    import pydicom  # noqa: F401  (once, before forking or starting threads)
+
+    if len(paths) >= 64 and can_fork():  # parsing is pure Python: processes, not threads
+        with fork_pool() as pool:
+            return pool.map(_read_one, paths, chunksize=len(paths) // (4 * worker_count()) + 1)
+    with ThreadPoolExecutor(max_workers=worker_count()) as threads:
+        return list(threads.map(_read_one, paths))
+
+
 def _read_one(path: Path) -> list[FrameHeader] | str:
-    """Headers of one file, or a message saying why it has none."""
-    fast = fast_frame(path)
-    if fast is not None:
-        return [fast]
+    """Headers of one file read with pydicom, or a message saying why it has none."""
     import pydicom
     from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import threading
-from multiprocessing.pool import Pool
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # multiprocessing (~0.02 s with socket, tempfile...) only when forking
+    from multiprocessing.pool import Pool
 
 __all__ = ["can_fork", "fork_pool", "worker_count"]
 
@@ -26,15 +27,20 @@ def can_fork() -> bool:
     load average above CPUs - 1) their start-up and pickling cost more than
     they save.
     """
-    return (
+    if not (
         sys.platform == "linux"  # macOS system libraries are not fork-safe
         and worker_count() > 1
         and threading.active_count() == 1
         and os.getloadavg()[0] <= (os.cpu_count() or 1) - 1
-        and "fork" in multiprocessing.get_all_start_methods()
-    )
+    ):
+        return False
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def fork_pool(initializer: Any = None, initargs: tuple[Any, ...] = ()) -> Pool:
     """A pool of forked workers (``initargs`` are inherited, not pickled)."""
+    import multiprocessing
+
     return multiprocessing.get_context("fork").Pool(worker_count(), initializer, initargs)
