@@ -168,3 +168,23 @@ def _restart_and_resume(db: Database, tmp_path: Path) -> None:
         page.screenshot(path=str(ARTIFACTS / "05-resumed-after-restart.png"), full_page=True)
     shots = [s for s in _series(db, "OT") if s.description == "Screenshot (resumed)"]
     assert len(shots) == 1
+
+
+def test_an_export_of_a_non_default_loadable_is_refused(tmp_path: Path) -> None:
+    """The job loads the series' default loadable: exporting another one is refused, not wrong."""
+    from dicomstation.errors import ExportError
+    from dicomstation.volumes import examine, load
+
+    files = sorted(Path("../shared/data/dcm_qa_philips_enh/In/cl").glob("2001_*"))
+    if not files:
+        pytest.skip("../shared/data is not available")
+    with Database.temporary() as db:
+        db.import_path(files)
+        ws = Workstation(db, tmp_path / "settings.toml")
+        series = db.find(Query(Level.SERIES))[0].series_uid
+        found = examine(db.series_files(series))
+        assert len(found) > 1
+        other = ws.viewer.add(load(found[1]), series)
+        with pytest.raises(ExportError, match="is not the series' default"):
+            ws.export(other.id, "sc", ExportOptions(), {"view": "axial", "index": 0})
+        assert ws.jobs.all() == []  # nothing was started

@@ -47,6 +47,7 @@ from dicomstation.pipeline import (
 from dicomstation.pipeline.exports import export_kind
 from dicomstation.pipeline.ui_exports import ViewerExport, export_pipeline
 from dicomstation.settings import Settings
+from dicomstation.volumes import examine
 from dicomstation.web import servers
 from dicomstation.web.jobs import Job, JobRegistry
 from dicomstation.web.scenes import display_to_source, open_scene
@@ -63,6 +64,21 @@ def ref_json(ref: Any) -> dict[str, Any]:
     data = {k: v for k, v in asdict(ref).items() if k != "json"}
     data["level"] = type(ref).__name__.removesuffix("Ref").lower()
     return data
+
+
+def _check_default_loadable(db: Database, item: ViewerVolume) -> None:
+    """ExportError when the viewed volume is not what the export job's load step loads.
+
+    The job loads the series' best loadable again; another loadable the user chose
+    (an echo, the phase image...) would be exported wrongly, so it is refused.
+    """
+    series = item.loaded.series_instance_uid
+    found = examine(db.series_files(series))
+    if len(found) > 1 and found[0].name != item.loaded.name:
+        raise ExportError(
+            f"series {series}: the viewed loadable {item.loaded.name!r} is not the series' "
+            f"default ({found[0].name!r}); exports load the default, so export from it"
+        )
 
 
 def _last_seed_mm(item: ViewerVolume, seeds: Sequence[Sequence[float]]) -> list[float] | None:
@@ -226,6 +242,7 @@ class Workstation:
         ``window``; and a derived series' filter (``smooth_mm``, ``median``).
         """
         item = self.viewer.get(volume_id)
+        _check_default_loadable(self.db, item)
         spec = export_kind(kind)
         made = self.segmented.get(volume_id) if item.mask is not None else None
         if item.mask is not None and made is None:
