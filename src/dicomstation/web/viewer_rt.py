@@ -31,7 +31,6 @@ from scipy import ndimage
 from skimage import draw as _draw
 
 from dicomstation.database import Database
-from dicomstation.dicomjson import first_value
 from dicomstation.errors import DicomStationError, NotFoundError
 from dicomstation.models import Level, Query, SeriesRef
 
@@ -234,8 +233,8 @@ def image_series_for(db: Database, series_uid: str) -> str:
     NotFoundError
         When an RTSTRUCT's referenced image series is not in the local database.
     """
-    headers = db.headers_of(series_uid)
-    if not headers or first_value(headers[0], "Modality") != "RTSTRUCT":
+    found = db.find(Query(Level.SERIES, {"SeriesInstanceUID": series_uid}))  # the index only
+    if not any(isinstance(r, SeriesRef) and r.modality == "RTSTRUCT" for r in found):
         return series_uid
     ds = _read(db.series_files(series_uid)[0])
     wanted = referenced_series(ds) if ds is not None else []
