@@ -14,11 +14,21 @@ C-GET of the same series from Orthanc:
     C-FIND, files written + indexed), by C-GET and, for information, by C-MOVE.
 
 C-STORE into dcmtk ``storescp --ignore`` and a ``storescp`` writing files (the
-ceiling, TCP_NODELAY=1): ``storescu`` beside dicomstation on both transports
-(``DICOMSTATION_DIMSE_TRANSPORT=fast`` and ``pynetdicom``). For per-instance
-overhead run ``bench_dimse.py 2000 64``.
+ceiling, TCP_NODELAY=1; the writing one starts every run with an empty folder, so
+no client pays for overwriting another's files): ``storescu`` beside dicomstation
+on both transports (``DICOMSTATION_DIMSE_TRANSPORT=fast`` and ``pynetdicom``).
+For per-instance overhead run ``bench_dimse.py 2000 64``.
+
+Parallel associations: one ``storescu`` beside ``DimseNode.store(associations=N)``
+(N = 4; ``send --associations N``) into ``storescp --fork`` (one process per
+association) and into Orthanc. Goal: >= 1.5x one storescu.
+
+C-GET from dcmtk ``dcmqrscp`` (files indexed with ``dcmqridx``): ``getscu`` beside
+dicomstation. Goal: >= 0.9x getscu.
 
 Prints seconds, instances/s, MB/s and the ratio to the dcmtk tool (best of REPEATS).
+Every server listens on 127.0.0.1 only. One command, unattended:
+``.venv/bin/python benchmarks/bench_dimse.py [N_SLICES] [SIZE] [REPEATS]``.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from pydicom import dcmread
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pynetdicom import AE
-from tests.peers import OrthancServer, free_port, start_orthanc
+from tests.peers import OrthancServer, bindlocal_library, free_port, start_orthanc
 from tests.synth import write_ct_series
 
 from dicomstation.config import DimseServer, LocalNodeConfig
@@ -117,27 +127,51 @@ def _dicomstation_get(node: DimseNode, study: str, series: str, root: Path, coun
     assert len(report.succeeded) == count, (len(report.succeeded), report.failed)
 
 
-def _start_storescp(work: Path, ignore: bool) -> tuple[subprocess.Popen[bytes], int]:
+def _local_env(work: Path) -> dict[str, str]:
+    """dcmtk servers bind loopback only (LD_PRELOAD shim from tests/peers.py)."""
+    return dict(os.environ, LD_PRELOAD=str(bindlocal_library(work / "bindlocal")))
+
+
+def _wait_port(proc: subprocess.Popen[bytes], port: int, name: str) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start")
+
+
+def _start_storescp(
+    work: Path, ignore: bool, fork: bool = False
+) -> tuple[subprocess.Popen[bytes], int, Path | None]:
     """dcmtk storescp on loopback (TCP_NODELAY=1 from the environment): --ignore or writing."""
     port = free_port()
-    args = ["storescp", "-aet", "STORESCP", "+xa"]
+    args = ["storescp", "-aet", "STORESCP", "+xa", *(["--fork"] if fork else [])]
+    out = None
     if ignore:
         args.append("--ignore")
     else:
         out = work / f"storescp-{port}"
         out.mkdir()
         args += ["-od", str(out)]
-    quiet = subprocess.DEVNULL  # a writing storescp warns on every overwrite (repeats)
-    proc = subprocess.Popen([*args, str(port)], stdout=quiet, stderr=quiet)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("storescp did not start")
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen([*args, str(port)], stdout=quiet, stderr=quiet, env=_local_env(work))
+    _wait_port(proc, port, "storescp")
+    return proc, port, out
+
+
+def _emptied(folder: Path | None) -> Callable[[], None]:
+    """A ``before`` hook: every run writes into an empty folder (no overwriting)."""
+
+    def empty() -> None:
+        if folder is not None:
+            for path in folder.iterdir():
+                path.unlink()
+
+    return empty
 
 
 def _storescu_to(port: int, folder: Path) -> None:
@@ -148,29 +182,126 @@ def _storescu_to(port: int, folder: Path) -> None:
 def _ceiling(work: Path, folder: Path, paths: list[Path], nbytes: int, repeats: int) -> None:
     """C-STORE into storescp --ignore and a writing storescp: both transports beside storescu."""
     for ignore in (True, False):
-        proc, port = _start_storescp(work, ignore)
+        proc, port, out = _start_storescp(work, ignore)
         try:
             label = "storescp --ignore" if ignore else "storescp writing files"
             print(f"C-STORE to {label} (TCP_NODELAY=1)")
-            _ceiling_rows(port, folder, paths, nbytes, repeats)
+            _ceiling_rows(port, folder, paths, nbytes, repeats, _emptied(out))
         finally:
             proc.terminate()
             proc.wait(10)
 
 
-def _ceiling_rows(port: int, folder: Path, paths: list[Path], nbytes: int, repeats: int) -> None:
+def _ceiling_rows(
+    port: int,
+    folder: Path,
+    paths: list[Path],
+    nbytes: int,
+    repeats: int,
+    before: Callable[[], None],
+) -> None:
     count = len(paths)
-    ref = _best(lambda _: _storescu_to(port, folder), repeats, lambda: None)
+    ref = _best(lambda _: _storescu_to(port, folder), repeats, before)
     print(_row("dcmtk storescu", ref, count, nbytes, ref))
     node = DimseNode(DimseServer("scp", "STORESCP", "127.0.0.1", port, timeout=120))
     try:
         for transport in ("fast", "pynetdicom"):
             os.environ["DICOMSTATION_DIMSE_TRANSPORT"] = transport
-            ours = _best(lambda _: _dicomstation_store(node, paths), repeats, lambda: None)
+            ours = _best(lambda _: _dicomstation_store(node, paths), repeats, before)
             print(_row(f"dicomstation store ({transport})", ours, count, nbytes, ref))
             print(f"  {transport} / storescu: {ref / ours:.2f}x (goal >= 0.9)")
     finally:
         os.environ.pop("DICOMSTATION_DIMSE_TRANSPORT", None)
+
+
+def _parallel(
+    work: Path, orthanc: OrthancServer, folder: Path, paths: list[Path], repeats: int
+) -> None:
+    """One storescu vs N parallel associations, into storescp --fork and into Orthanc."""
+    n = 4
+    proc, port, out = _start_storescp(work, ignore=False, fork=True)
+    try:
+        print(f"C-STORE with {n} parallel associations to storescp --fork (writing files)")
+        scp = DimseServer("scp", "STORESCP", "127.0.0.1", port, timeout=120)
+        _parallel_rows(scp, lambda: _storescu_to(port, folder), paths, n, repeats, _emptied(out))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"C-STORE with {n} parallel associations to Orthanc")
+    server = DimseServer("orthanc", orthanc.aet, "127.0.0.1", orthanc.dicom_port, timeout=120)
+    _parallel_rows(server, lambda: _storescu(orthanc, folder), paths, n, repeats, orthanc.clear)
+
+
+def _parallel_rows(
+    server: DimseServer,
+    storescu: Callable[[], None],
+    paths: list[Path],
+    n: int,
+    repeats: int,
+    before: Callable[[], None],
+) -> None:
+    nbytes, count = sum(p.stat().st_size for p in paths), len(paths)
+    ref = _best(lambda _: storescu(), repeats, before)
+    print(_row("dcmtk storescu (1 association)", ref, count, nbytes, ref))
+    one = _best(lambda _: _dicomstation_store(DimseNode(server), paths), repeats, before)
+    print(_row("dicomstation store, 1 association", one, count, nbytes, ref))
+    node = DimseNode(server, associations=n)
+    ours = _best(lambda _: _dicomstation_store(node, paths), repeats, before)
+    print(_row(f"dicomstation store, {n} associations", ours, count, nbytes, ref))
+    print(f"  {n} associations / one storescu: {ref / ours:.2f}x (goal >= 1.5)")
+
+
+def _start_dcmqrscp(work: Path, paths: list[Path]) -> tuple[subprocess.Popen[bytes], int]:
+    """dcmtk dcmqrscp on loopback holding ``paths`` (copied, indexed with dcmqridx)."""
+    port, store = free_port(), work / "qrdb"
+    store.mkdir()
+    copies = [shutil.copy(path, store / path.name) for path in paths]
+    for start in range(0, len(copies), 500):  # command lines stay short
+        subprocess.run(["dcmqridx", str(store), *map(str, copies[start : start + 500])], check=True)
+    config = work / "dcmqrscp.cfg"
+    config.write_text(
+        f"NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n"
+        "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+        f"AETable BEGIN\nQRSCP {store} RW (200, 4096mb) ANY\nAETable END\n"
+    )
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(
+        ["dcmqrscp", "-c", str(config)], stdout=quiet, stderr=quiet, env=_local_env(work)
+    )
+    _wait_port(proc, port, "dcmqrscp")
+    return proc, port
+
+
+def _getscu_from(port: int, study: str, series: str, out: Path) -> None:
+    out.mkdir(parents=True)
+    args = ["getscu", "-aet", "GETSCU", "-aec", "QRSCP", "-S", "-k", "QueryRetrieveLevel=SERIES"]
+    args += ["-k", f"StudyInstanceUID={study}", "-k", f"SeriesInstanceUID={series}"]
+    args += ["-od", str(out), "127.0.0.1", str(port)]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _dcmqrscp_get(work: Path, paths: list[Path], study: str, series: str, repeats: int) -> None:
+    """C-GET of the series from dcmqrscp: getscu beside dicomstation."""
+    nbytes, count = sum(p.stat().st_size for p in paths), len(paths)
+    proc, port = _start_dcmqrscp(work, paths)
+    try:
+        print("C-GET from dcmqrscp")
+        got = work / "qrget"
+        ref = _best(lambda i: _getscu_from(port, study, series, got / f"dcmtk{i}"), repeats, _noop)
+        print(_row("dcmtk getscu", ref, count, nbytes, ref))
+        node = DimseNode(DimseServer("qr", "QRSCP", "127.0.0.1", port, timeout=120))
+        ours = _best(
+            lambda i: _dicomstation_get(node, study, series, got / f"db{i}", count), repeats, _noop
+        )
+        print(_row("dicomstation retrieve (C-GET)", ours, count, nbytes, ref))
+        print(f"  dicomstation / getscu: {ref / ours:.2f}x (goal >= 0.9)")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _noop() -> None:
+    pass
 
 
 def _best(run: Callable[[int], None], repeats: int, before: Callable[[], None]) -> float:
@@ -216,6 +347,8 @@ def main() -> None:
             f" best of {repeats}"
         )
         _ceiling(work, folder, paths, nbytes, repeats)
+        _dcmqrscp_get(work, paths, study, series, repeats)
+        _parallel(work, orthanc, folder, paths, repeats)
         print("C-STORE to Orthanc")
         ref = _best(lambda _: _storescu(orthanc, folder), repeats, orthanc.clear)
         print(_row("dcmtk storescu", ref, count, nbytes, ref))

@@ -64,6 +64,9 @@ __all__ = [
 CHECKED_PYNETDICOM = "3.0."
 #: True when the installed pynetdicom is the checked minor version.
 AVAILABLE = pynetdicom.__version__.startswith(CHECKED_PYNETDICOM)
+#: How long the DUL thread waits per loop while its reader is handed over (it is
+#: woken at once by take_back; a primitive to send waits at most this long).
+_HANDED_OVER_WAIT = 0.05
 #: Reads of PDUs longer than this are refused (what we announce; see dimse_assoc.MAX_PDU).
 DEFAULT_READ_LIMIT = 4 * 1024 * 1024
 
@@ -75,16 +78,20 @@ class OwnedDUL(DULServiceProvider):
         super().__init__(assoc)
         self._handed_over = False
         self._reader_quiet = threading.Event()
+        self._resumed = threading.Event()
 
     def _is_transport_event(self) -> bool:
         """pynetdicom's check for incoming data; "nothing to read" while handed over.
 
         The DUL thread calls it once per loop, after any PDU it was reading is
         complete, so once :attr:`_reader_quiet` is set no read of pynetdicom's is
-        in progress or can start.
+        in progress or can start. While handed over the thread waits here (GIL
+        released) instead of waking every millisecond: its polling cost about
+        half the throughput of small C-STOREs on a busy machine.
         """
         if self._handed_over:
             self._reader_quiet.set()
+            self._resumed.wait(_HANDED_OVER_WAIT)
             return False
         return bool(super()._is_transport_event())
 
@@ -98,6 +105,7 @@ class OwnedDUL(DULServiceProvider):
             switched back on).
         """
         self._reader_quiet.clear()
+        self._resumed.clear()
         self._handed_over = True
         if not wait:
             return
@@ -105,11 +113,13 @@ class OwnedDUL(DULServiceProvider):
         while not self._reader_quiet.wait(0.05) and self.is_alive():
             if deadline is not None and time.monotonic() > deadline:
                 self._handed_over = False
+                self._resumed.set()
                 raise TimeoutError("pynetdicom's reader did not hand the socket over")
 
     def take_back(self) -> None:
         """Switch the socket reader on again (and restart the idle timer)."""
         self._handed_over = False
+        self._resumed.set()
         self._idle_timer.restart()
 
     @property

@@ -45,6 +45,7 @@ from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status, socket_error
 from dicomstation.nodes.dimse_fastsend import StoreChannel
+from dicomstation.nodes.dimse_filemeta import read_file_meta
 from dicomstation.nodes.dimse_pdu import own_socket
 from dicomstation.nodes.dimse_sendruns import MAX_ASSOCIATIONS, Relay, fail_unsent, split_runs
 from dicomstation.nodes.dimse_transport import use_fast
@@ -79,20 +80,27 @@ def scan_outgoing(paths: Iterable[Path]) -> tuple[list[Outgoing], dict[str, str]
     for raw in paths:
         path = Path(raw)
         try:
-            meta, offset = split_dataset(path)
-            items.append(
-                Outgoing(
-                    path,
-                    str(meta.MediaStorageSOPClassUID),
-                    str(meta.MediaStorageSOPInstanceUID),
-                    str(meta.TransferSyntaxUID),
-                    path.stat().st_size,
-                    offset,
-                )
-            )
+            items.append(_describe(path))
         except (OSError, PydicomInvalidDicomError, AttributeError, ValueError) as exc:
             failed[str(path)] = f"not a DICOM file with complete File Meta Information: {exc}"
     return items, failed
+
+
+def _describe(path: Path) -> Outgoing:
+    """One file's meta group: our quick reader (dimse_filemeta), else pydicom's."""
+    fast = read_file_meta(path)
+    if fast is not None:
+        meta = (fast.sop_class, fast.sop_instance, fast.transfer_syntax, fast.offset)
+    else:
+        ds, offset = split_dataset(path)
+        meta = (
+            str(ds.MediaStorageSOPClassUID),
+            str(ds.MediaStorageSOPInstanceUID),
+            str(ds.TransferSyntaxUID),
+            offset,
+        )
+    sop_class, sop_uid, syntax, offset = meta
+    return Outgoing(path, sop_class, sop_uid, syntax, path.stat().st_size, offset)
 
 
 def _contexts_for(items: Sequence[Outgoing]) -> list[PresentationContext]:
