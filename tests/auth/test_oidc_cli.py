@@ -92,6 +92,8 @@ def test_browser_login_then_fetch_across_token_expiry(
     held = provider.store.tokens  # every token the server accepted was valid when it arrived
     assert len(set(guard.accepted)) >= 2 and all(t in held for t in guard.accepted)
     assert "refresh_token" in provider.store.grants
+    shown = cli.run("auth", "show")  # the global credentials, then each OIDC server
+    assert shown.returncode == 0 and "server pacs: OIDC issuer" in shown.stdout
     shown = cli.run("auth", "show", "pacs")
     assert shown.returncode == 0 and "signed in; access token valid until" in shown.stdout
     assert "refresh token held" in shown.stdout

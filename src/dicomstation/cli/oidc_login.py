@@ -21,8 +21,9 @@ from dicomstation.errors import UsageError
 if TYPE_CHECKING:
     from dicomstation.auth_oidc import OidcConfig, TokenVault
     from dicomstation.auth_oidc.login import DevicePrompt
+    from dicomstation.settings import Settings
 
-__all__ = ["forget_tokens", "register", "show_sign_in"]
+__all__ = ["forget_tokens", "oidc_servers", "register", "show_sign_in"]
 
 ServerArg = Annotated[str, typer.Argument(help="The server (with --oidc-issuer) to sign in to.")]
 
@@ -146,6 +147,15 @@ def _revoke(config: OidcConfig, refresh_token: str) -> str:
     except (DicomStationError, oauth_error) as exc:
         return f" (not revoked at the provider: {exc}; forgotten here)"
     return " (refresh token revoked at the provider)"
+
+
+def oidc_servers(settings: Settings) -> list[str]:
+    """The names of the configured servers that sign in with OIDC."""
+    return sorted(
+        name
+        for name, server in settings.servers.items()
+        if isinstance(server, DicomWebServer) and server.credentials.issuer
+    )
 
 
 def show_sign_in(name: str) -> None:

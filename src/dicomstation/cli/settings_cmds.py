@@ -333,18 +333,24 @@ def auth_show(
         str | None, typer.Argument(help="An OIDC server: show its sign-in instead.")
     ] = None,
 ) -> None:
-    """Show which global credentials are set, or a server's OIDC sign-in (never their values)."""
-    if name is not None:
-        from dicomstation.cli.oidc_login import show_sign_in
+    """Show which global credentials are set and each OIDC server's sign-in (never a secret).
 
+    With a server name: only that server's OIDC sign-in.
+    """
+    from dicomstation.cli.oidc_login import oidc_servers, show_sign_in
+
+    if name is not None:
         return show_sign_in(name)
-    creds = Settings.load().credentials
+    settings = Settings.load()
+    creds = settings.credentials
     console.print(
         f"user: {creds.username or '(none)'}; password: "
         f"{'set' if creds.password else 'not set'}; token: "
         f"{'set' if creds.token else 'not set'}; secrets in: {_where(settings_path())}",
         soft_wrap=True,
     )
+    for server in oidc_servers(settings):
+        show_sign_in(server)
 
 
 def _where(path: Path) -> str:
