@@ -36,7 +36,7 @@ class Cohort:
 
 def make_cohort(orthanc: OrthancServer, folder: Path, count: int) -> Cohort:
     """Upload ``count`` one-series CT studies of SLICES x SIZE x SIZE to Orthanc."""
-    studies = {}
+    studies: dict[str, str] = {}
     for number in range(count):
         study, series = generate_uid(), generate_uid()
         paths = write_ct_series(
@@ -48,7 +48,7 @@ def make_cohort(orthanc: OrthancServer, folder: Path, count: int) -> Cohort:
             patient_id=f"PIPE{number:03d}",
         )
         orthanc.upload(*paths)
-        studies[study] = series
+        studies[str(study)] = str(series)
     return Cohort(studies, orthanc)
 
 

@@ -169,21 +169,34 @@ class SourceSeries:
         return str(self.first.get("Modality", ""))
 
     def datasets_at(self, volume: hd.Volume) -> list[Dataset | None]:
-        """The single-frame source instance at each slice position of ``volume`` (or None)."""
-        by_position = {}
-        for ds in self.datasets:
-            if "ImagePositionPatient" in ds and int(ds.get("NumberOfFrames", 1) or 1) == 1:
-                by_position[_position_key(ds.ImagePositionPatient)] = ds
-        return [
-            by_position.get(_position_key(plane[0].ImagePositionPatient))
-            for plane in volume.get_plane_positions()
+        """The single-frame source instance at each slice position of ``volume`` (or None).
+
+        Positions match when they agree to :data:`POSITION_TOLERANCE` mm on every
+        axis (the last such instance in file order wins, as for duplicates).
+        """
+        placed = [
+            (n, ds)
+            for n, ds in enumerate(self.datasets)
+            if "ImagePositionPatient" in ds and int(ds.get("NumberOfFrames", 1) or 1) == 1
         ]
+        slices = volume.spatial_shape[0]
+        if not placed or slices == 0:
+            return [None] * slices
+        sources = np.array([_floats(ds.ImagePositionPatient) for _, ds in placed])
+        affine = np.asarray(volume.affine, dtype=float)
+        planes = affine[:3, 3] + np.arange(slices)[:, None] * affine[:3, 0]  # slice k's corner
+        close = np.all(np.abs(planes[:, None, :] - sources[None, :, :]) <= POSITION_TOLERANCE, -1)
+        found: list[Dataset | None] = []
+        for row in close:
+            hits = np.flatnonzero(row)
+            found.append(placed[int(hits[-1])][1] if hits.size else None)
+        return found
 
     def datasets_in_order(self, volume: hd.Volume) -> list[Dataset] | None:
         """Source instances matching ``volume`` slice for slice (same grid), else None."""
         rows, columns = volume.spatial_shape[1:]
-        orientation = np.asarray(volume.get_plane_orientation()[0].ImageOrientationPatient)
-        spacing = np.asarray(volume.get_pixel_measures()[0].PixelSpacing, dtype=float)
+        orientation = _floats(volume.get_plane_orientation()[0].ImageOrientationPatient)
+        spacing = _floats(volume.get_pixel_measures()[0].PixelSpacing)
         matches = self.datasets_at(volume)
         ordered = [ds for ds in matches if ds is not None]
         if len(ordered) != len(matches):
@@ -191,9 +204,9 @@ class SourceSeries:
         for ds in ordered:
             if (ds.Rows, ds.Columns) != (rows, columns):
                 return None
-            same_plane = np.allclose(
-                np.asarray(ds.ImageOrientationPatient, dtype=float), orientation, atol=1e-4
-            ) and np.allclose(np.asarray(ds.PixelSpacing, dtype=float), spacing, atol=1e-4)
+            same_plane = _agree(ds.ImageOrientationPatient, orientation) and _agree(
+                ds.PixelSpacing, spacing
+            )
             if not same_plane:
                 return None
         return ordered
@@ -325,8 +338,20 @@ def _close(a: Sequence[object], b: Sequence[object]) -> bool:
     return bool(np.max(np.abs(x - y)) <= ORIENTATION_TOLERANCE)
 
 
-def _position_key(position: Iterable[object]) -> tuple[float, ...]:
-    return tuple(round(float(str(v)), 2) for v in position)
+#: Source and volume slice positions closer than this (mm, on each axis) are one position.
+POSITION_TOLERANCE = 0.005
+
+
+def _floats(values: Iterable[object]) -> list[float]:
+    return [float(str(v)) for v in values]
+
+
+def _agree(values: Iterable[object], reference: Sequence[float], tol: float = 1e-4) -> bool:
+    """Whether decimal values equal ``reference`` within ``tol`` (np.allclose's rule, cheaply)."""
+    numbers = _floats(values)
+    return len(numbers) == len(reference) and all(
+        abs(a - b) <= tol + 1e-5 * abs(b) for a, b in zip(numbers, reference, strict=True)
+    )
 
 
 def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:

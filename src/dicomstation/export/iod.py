@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from dicomstation.errors import ExportError
@@ -91,6 +91,23 @@ _CONDITIONS: dict[str, Callable[[Dataset], bool]] = {
 
 @lru_cache(1)
 def _tables() -> tuple[dict[str, str], dict[str, list[dict[str, str]]], dict[str, list[Any]]]:
+    """The standard's tables: highdicom's own cached copies when it has them (read once).
+
+    The attribute table is large (a second parsed copy cost each worker about half a
+    second and tens of MiB); older or newer highdicom versions without these loaders
+    get the package data parsed here.
+    """
+    try:
+        from highdicom import _standard_utils as standard
+
+        return (
+            standard.get_sop_class_iod_map(),
+            standard.get_iod_module_map(),
+            standard.get_module_attribute_map(),
+        )
+    except (ImportError, AttributeError):  # pragma: no cover - another highdicom
+        pass
+
     def load(name: str) -> Any:
         data = pkgutil.get_data("highdicom", f"_standard/{name}.json")
         if data is None:  # pragma: no cover - highdicom always ships these
@@ -290,5 +307,17 @@ def drop_invalid_empty(ds: Dataset) -> None:
         return
     for tag in list(ds.keys()):  # keys, not elements: only the checked ones get decoded
         kind = allowed.get(keyword_for_tag(tag), ("", False))[0]
-        if kind in _NOT_EMPTY and _empty(ds[tag].value):
+        if kind in _NOT_EMPTY and _maybe_empty(ds, tag) and _empty(ds[tag].value):
             del ds[tag]
+
+
+def _maybe_empty(ds: Dataset, tag: Any) -> bool:
+    """False when the still-encoded value holds more than padding (it cannot decode to empty).
+
+    Saves decoding every checked value of every source header; anything else
+    (decoded elements, padding only, values not read yet) is decided on the value.
+    """
+    element = ds.get_item(tag)
+    if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+        return not element.value.strip(b" \x00")
+    return True

@@ -62,12 +62,23 @@ def _segment_of(frame: Dataset, shared: Dataset) -> int | None:
 
 
 def _referenced_segment(seg: hd.seg.Segmentation, number: int) -> hd.sr.ReferencedSegment:
-    """The SR reference to one segment and the source images of its frames.
+    """The SR reference to one segment and what it was segmented from.
 
-    highdicom's ``ReferencedSegment.from_segmentation`` expects the Segment
-    Identification in every frame; a one-segment SEG holds it in the shared
-    functional groups, so the frames are gathered here from either place.
+    A SEG made from one series (what our exporters make) is referenced with its
+    *Source series for segmentation* (TID 1411; what dcmqi writes): the SEG's
+    frames already name each source image, and the SR's evidence lists them all.
+    A SEG over several series gets the source images of the segment's frames,
+    gathered from the per-frame or the shared functional groups (highdicom's
+    ``ReferencedSegment.from_segmentation`` expects them in every frame).
     """
+    series = seg.get("ReferencedSeriesSequence", [])
+    if len(series) == 1:
+        return hd.sr.ReferencedSegment(
+            seg.SOPClassUID,
+            seg.SOPInstanceUID,
+            number,
+            source_series=hd.sr.SourceSeriesForSegmentation(str(series[0].SeriesInstanceUID)),
+        )
     shared = seg.SharedFunctionalGroupsSequence[0]
     sources: dict[str, hd.sr.SourceImageForSegmentation] = {}
     for frame in seg.PerFrameFunctionalGroupsSequence:
@@ -83,12 +94,11 @@ def _referenced_segment(seg: hd.seg.Segmentation, number: int) -> hd.sr.Referenc
         return hd.sr.ReferencedSegment(
             seg.SOPClassUID, seg.SOPInstanceUID, number, source_images=list(sources.values())
         )
-    series = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
     return hd.sr.ReferencedSegment(
         seg.SOPClassUID,
         seg.SOPInstanceUID,
         number,
-        source_series=hd.sr.SourceSeriesForSegmentation(series),
+        source_series=hd.sr.SourceSeriesForSegmentation(str(series[0].SeriesInstanceUID)),
     )
 
 
@@ -153,7 +163,7 @@ def build_sr(
     )
     try:
         sr = hd.sr.Comprehensive3DSR(
-            evidence=[seg, *source.datasets],
+            evidence=[seg, *source.datasets],  # the SEG first: patient and study come from it
             content=report,
             series_instance_uid=new_uid(),
             series_number=options.number(source.first, 300),

@@ -160,6 +160,7 @@ class DaskExecutor:
                     server=self.address,
                     operation="Dask connect",
                 ) from None
+        _register_pool(self._client)
         if self.announce is not None:
             with contextlib.suppress(OSError):
                 write_cluster(
@@ -250,6 +251,13 @@ class DaskExecutor:
         with self._session(attempts) as client:
             run = DaskRun(client, report, events, cancel, self.prefetch)
             run.go(itertools.chain([first], waiting))
+
+
+def _register_pool(client: Client) -> None:
+    """Give every worker (present and future) one node pool: a client per server and process."""
+    from dicomstation.pipeline.dask_plugin import NodePoolPlugin
+
+    client.register_plugin(NodePoolPlugin())
 
 
 def _pipeline_attempts(manifest: TaskManifest) -> int | None:

@@ -40,6 +40,8 @@ def _remote_task(manifest: TaskManifest, topic: str) -> TaskResult:
     """
     from distributed import get_worker
 
+    from dicomstation.pipeline.nodepool import worker_pool
+
     worker = get_worker()
     where = {"key": manifest.item.key, "attempt": manifest.attempt}
 
@@ -47,7 +49,7 @@ def _remote_task(manifest: TaskManifest, topic: str) -> TaskResult:
         if event.state is StepState.RUNNING:
             worker.log_event(topic, {**where, "step": event.step})
 
-    result = run_task(manifest, sink)
+    result = run_task(manifest, sink, pool=worker_pool(worker))
     worker.log_event(topic, {**where, "result": pickle.dumps(result)})
     return result
 

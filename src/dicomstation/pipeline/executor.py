@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 from dicomstation.models import ProgressEvent
 from dicomstation.nodes.base import CancelToken
 from dicomstation.pipeline.model import StepEvent, TaskManifest, TaskResult
+from dicomstation.pipeline.nodepool import NodePool
 from dicomstation.pipeline.task import run_task
 
 __all__ = ["EventSink", "Executor", "InProcessExecutor", "ItemProgress", "Report"]
@@ -50,7 +51,9 @@ class InProcessExecutor:
 
     Step events from the worker threads are handed to ``events`` on the calling
     thread, so sinks (the ledger, a progress display) need no locking of their own.
-    The calling thread waits in short slices, so Ctrl-C reaches it promptly.
+    The calling thread waits in short slices, so Ctrl-C reaches it promptly. The
+    tasks of one :meth:`run` share one HTTP client per DICOMweb server
+    (:class:`~dicomstation.pipeline.nodepool.NodePool`), closed when it returns.
     """
 
     def __init__(self, concurrency: int = 2, progress: ItemProgress | None = None) -> None:
@@ -67,17 +70,20 @@ class InProcessExecutor:
     ) -> None:
         """Run the manifests; see :class:`Executor`."""
         waiting = iter(manifests)
-        state = _Running(set(), [])
+        state = _Running(set(), [], NodePool())
         sink = state.inbox.put if events is not None else None
         interrupted = False
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="pipeline") as pool:
-            while True:
-                try:
-                    if not self._step(pool, state, waiting, report, sink, events, cancel):
-                        break
-                except KeyboardInterrupt:  # stop taking work; let running tasks stop and report
-                    cancel.cancel()
-                    interrupted = True
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="pipeline") as pool:
+                while True:
+                    try:
+                        if not self._step(pool, state, waiting, report, sink, events, cancel):
+                            break
+                    except KeyboardInterrupt:  # stop taking work; let running tasks stop
+                        cancel.cancel()
+                        interrupted = True
+        finally:
+            state.nodes.close()
         if interrupted:
             raise KeyboardInterrupt
 
@@ -97,7 +103,7 @@ class InProcessExecutor:
             if manifest is None:
                 break
             progress = partial(self.progress, manifest.item.key) if self.progress else None
-            state.futures.add(pool.submit(run_task, manifest, sink, cancel, progress))
+            state.futures.add(pool.submit(run_task, manifest, sink, cancel, progress, state.nodes))
         if not state.futures:
             return False
         finished, state.futures = _wait(state.futures, state.inbox, events)
@@ -112,6 +118,7 @@ class InProcessExecutor:
 class _Running:
     futures: set[Future[TaskResult]]
     retries: list[TaskManifest]
+    nodes: NodePool
     inbox: queue.Queue[StepEvent] = field(default_factory=queue.Queue)
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dicomstation.export.common import SourceSeries
     from dicomstation.pipeline.exports import Exported
     from dicomstation.pipeline.model import WorkItem
+    from dicomstation.pipeline.nodepool import NodePool
     from dicomstation.pipeline.segmenters import Segmentation
 
 __all__ = ["Step", "StepContext", "register_step", "step_from_table", "step_kinds"]
@@ -67,6 +68,9 @@ class StepContext:
         Warnings raised by steps (geometry...), kept for the ledger's error text.
     reports : list of TransferReport
         Transfer reports of fetch and send steps.
+    pool : NodePool or None
+        Nodes shared with the other tasks of this process (DICOMweb clients);
+        None: every node is opened for this task and closed with it.
     """
 
     db: Database
@@ -83,7 +87,9 @@ class StepContext:
     exported: list[Exported] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reports: list[TransferReport] = field(default_factory=list)
+    pool: NodePool | None = field(default=None, repr=False)
     _nodes: dict[str, DicomNode] = field(default_factory=dict, repr=False)
+    _pooled: set[str] = field(default_factory=set, repr=False)
 
     def node(self, name: str) -> DicomNode:
         """The node of a configured server (opened once per task); ``local`` is the database."""
@@ -105,13 +111,18 @@ class StepContext:
             raise ConfigError(
                 f"the pipeline names server {name!r}, which is not configured ({known})"
             )
+        if self.pool is not None and self.pool.shareable(server):
+            self._pooled.add(name)
+            return self.pool.get(server, lambda: open_node(server, local=self.local))
         return open_node(server, local=self.local)
 
     def close(self) -> None:
-        """Close every node opened."""
-        for node in self._nodes.values():
-            node.close()
+        """Close every node opened for this task (pooled ones stay open for the next)."""
+        for name, node in self._nodes.items():
+            if name not in self._pooled:
+                node.close()
         self._nodes.clear()
+        self._pooled.clear()
 
     def seed(self, *parts: str) -> str:
         """A UID seed from the recipe and ``parts`` (input UIDs, kinds)."""

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from dicomstation.errors import ConfigError, NotFoundError, TransferError
 from dicomstation.export.common import ExportOptions, SourceSeries
-from dicomstation.models import Level, Query, SeriesRef, TransferReport
+from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
 from dicomstation.pipeline.actions import fetch_item, send_files
 from dicomstation.pipeline.exports import UID_ROOT, ExportInput, export_kind, export_results
 from dicomstation.pipeline.model import WorkItem
@@ -126,15 +126,20 @@ class LoadStep:
 
 
 def _is_image(ctx: StepContext, series_uid: str) -> bool:
-    headers = ctx.db.headers_of(series_uid)
-    if not headers:
-        return False
+    """Whether a local series is an image series, from the index (no file is read).
+
+    Not one of :data:`NOT_IMAGES` and not a plain Secondary Capture, judged on the
+    series' first instance, as the cached header of that instance would say.
+    """
     from dicomstation.dicomjson import first_value
 
-    first = headers[0]
-    if first_value(first, "Modality").upper() in NOT_IMAGES:
+    refs = ctx.db.find(Query(Level.IMAGE, series_uid=series_uid, limit=1))
+    first = next((r for r in refs if isinstance(r, InstanceRef)), None)
+    if first is None:
         return False
-    return first_value(first, "SOPClassUID") != "1.2.840.10008.5.1.4.1.1.7"  # plain SC
+    if first_value(first.json, "Modality").upper() in NOT_IMAGES:
+        return False
+    return first.sop_class_uid != "1.2.840.10008.5.1.4.1.1.7"  # plain SC
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from dicomstation.pipeline.model import (
     TaskResult,
     report_json,
 )
+from dicomstation.pipeline.nodepool import NodePool
 from dicomstation.pipeline.step import Step, StepContext
 
 __all__ = ["is_retryable", "run_task", "steps_to_run"]
@@ -87,11 +88,13 @@ def run_task(
     events: EventSink | None = None,
     cancel: CancelToken | None = None,
     progress: ProgressCallback | None = None,
+    pool: NodePool | None = None,
 ) -> TaskResult:
     """Run the steps of one work item that are not done yet; return their records.
 
     ``events`` gets step events, ``progress`` the transfer progress of fetch/send
-    steps (both optional: a remote worker passes neither).
+    steps (both optional: a remote worker passes neither). ``pool``: DICOMweb
+    nodes shared with the executor's other tasks (None: opened for this task).
     """
     pipeline = Pipeline.from_json(manifest.pipeline)
     key = manifest.item.key
@@ -110,6 +113,7 @@ def run_task(
                 progress,
                 outputs={k: tuple(v) for k, v in manifest.prior_outputs.items()},
                 kinds=pipeline.kinds(),
+                pool=pool,
             )
             try:
                 return _run_steps(pipeline, manifest, ctx, events)
