@@ -138,8 +138,7 @@ class Viewer:
         """Keep a loaded volume (one loadable of a series chosen by the user) for viewing."""
         frames = tuple(v.to_patient_orientation(DISPLAY) for v in loaded.time_points)
         display = frames[0] if frames else loaded.volume.to_patient_orientation(DISPLAY)
-        headers = self.db.headers_of(series_uid)
-        first = _source_header(headers, loaded)
+        first = _source_header(self.db, series_uid, loaded)
         body_part = first_value(first, "BodyPartExamined") if first else ""
         timing = frame_timing(first, len(frames), loaded.time_values, loaded.time_attribute)
         item = ViewerVolume(
@@ -266,14 +265,17 @@ class Viewer:
         return [r.series_uid for r in results]
 
 
-def _source_header(
-    headers: Sequence[Mapping[str, Any]], loaded: LoadedVolume
-) -> Mapping[str, Any] | None:
-    """The cached header of the loaded volume's first source instance (else the first)."""
-    wanted = loaded.sop_instance_uids[0] if loaded.sop_instance_uids else ""
-    for header in headers:
-        if first_value(header, "SOPInstanceUID") == wanted:
-            return header
+def _source_header(db: Database, series_uid: str, loaded: LoadedVolume) -> Mapping[str, Any] | None:
+    """The cached header of the loaded volume's first source instance (one header, not the
+    series': a 200-file series' headers take seconds to read)."""
+    for uid in loaded.sop_instance_uids[:1]:
+        try:
+            found = db.headers_of(uid)
+        except NotFoundError:
+            break
+        if found:
+            return found[0]
+    headers = db.headers_of(series_uid)
     return headers[0] if headers else None
 
 
