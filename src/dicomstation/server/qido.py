@@ -136,7 +136,23 @@ def _extra(
     }
 
 
-def _run(ctx: ServerContext, query: Query) -> JSONResponse:
+def _retrieve_url(
+    ctx: ServerContext, request: Request, obj: Mapping[str, Any], level: Level
+) -> dict[str, Any]:
+    """Retrieve URL (0008,1190) of a result: PS3.18 Tables 10.6.3-3 to -5 list it."""
+
+    def first(tag: str) -> str:
+        return str((obj.get(tag, {}).get("Value") or [""])[0])
+
+    url = ctx.study_url(request, first("0020000D"))
+    if level is not Level.STUDY:
+        url += f"/series/{first('0020000E')}"
+    if level is Level.IMAGE:
+        url += f"/instances/{first('00080018')}"
+    return {"00081190": {"vr": "UR", "Value": [url]}}
+
+
+def _run(ctx: ServerContext, request: Request, query: Query) -> JSONResponse:
     """Answer a search; ``limit`` is clamped to ``max_results`` (set to it when absent)."""
     most = ctx.options.max_results
     clamped = query.limit is None or query.limit > most
@@ -150,6 +166,7 @@ def _run(ctx: ServerContext, query: Query) -> JSONResponse:
         obj = dict(ref.json)
         if query.include_fields:
             obj.update(_extra(ctx, obj, query.level, query.include_fields))
+        obj.setdefault("00081190", _retrieve_url(ctx, request, obj, query.level)["00081190"])
         results.append(dict(sorted(obj.items())))
     headers = {}
     if clamped and len(results) >= most:
@@ -165,23 +182,25 @@ def qido_router(ctx: ServerContext) -> APIRouter:
 
     @router.get("/studies")
     def search_studies(request: Request) -> JSONResponse:
-        return _run(ctx, parse_query(request, Level.STUDY))
+        return _run(ctx, request, parse_query(request, Level.STUDY))
 
     @router.get("/series")
     def search_all_series(request: Request) -> JSONResponse:
-        return _run(ctx, parse_query(request, Level.SERIES))
+        return _run(ctx, request, parse_query(request, Level.SERIES))
 
     @router.get("/studies/{study}/series")
     def search_series(study: str, request: Request) -> JSONResponse:
-        return _run(ctx, parse_query(request, Level.SERIES, check_uid(study, "StudyInstanceUID")))
+        query = parse_query(request, Level.SERIES, check_uid(study, "StudyInstanceUID"))
+        return _run(ctx, request, query)
 
     @router.get("/instances")
     def search_all_instances(request: Request) -> JSONResponse:
-        return _run(ctx, parse_query(request, Level.IMAGE))
+        return _run(ctx, request, parse_query(request, Level.IMAGE))
 
     @router.get("/studies/{study}/instances")
     def search_study_instances(study: str, request: Request) -> JSONResponse:
-        return _run(ctx, parse_query(request, Level.IMAGE, check_uid(study, "StudyInstanceUID")))
+        query = parse_query(request, Level.IMAGE, check_uid(study, "StudyInstanceUID"))
+        return _run(ctx, request, query)
 
     @router.get("/studies/{study}/series/{series}/instances")
     def search_instances(study: str, series: str, request: Request) -> JSONResponse:
@@ -191,6 +210,6 @@ def qido_router(ctx: ServerContext) -> APIRouter:
             check_uid(study, "StudyInstanceUID"),
             check_uid(series, "SeriesInstanceUID"),
         )
-        return _run(ctx, query)
+        return _run(ctx, request, query)
 
     return router

@@ -171,7 +171,8 @@ def metadata(
     for header in headers:
         if sop and header.get("00080018", {}).get("Value") != [sop]:
             continue
-        item = {k: v for k, v in header.items() if not k.startswith("0002")}
+        # no file meta, no group lengths (gggg,0000: retired, lengths of the file's encoding)
+        item = {k: v for k, v in header.items() if not k.startswith("0002") and k[4:] != "0000"}
         url = ctx.instance_url(
             request, _first(item, "0020000D"), _first(item, "0020000E"), _first(item, "00080018")
         )
