@@ -11,6 +11,7 @@ import base64
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,10 @@ import pydicom
 import pytest
 from PIL import Image
 
+from dicomstation.database import Database
 from dicomstation.dicomjson import tag_hex
+from dicomstation.errors import ProcessingError
+from dicomstation.models import Level, Query
 from dicomstation.web import Workstation
 from dicomstation.web.viewer_cine import frame_timing
 from tests.web.browser_support import artifacts, viewer_station
@@ -139,3 +143,49 @@ def test_us_cine_plays_at_the_file_rate(station: tuple[Any, Workstation], cine_f
     index, picked = _shown(page)
     assert index == 20 and frozen != 20
     assert _correlation(picked, raw[20]) > 0.99
+
+
+YBR_CINE = Path("../shared/data/pydicom_testfiles_subset/examples_ybr_color.dcm")
+FMRI = Path("../shared/data/dcm_qa_nih/In/20180918GE/mr_0004")
+
+
+@contextmanager
+def _loaded(tmp_path: Path, paths: list[Path]) -> Iterator[tuple[Workstation, Any]]:
+    """A workstation over a temporary database of ``paths`` and its one series loaded."""
+    if not paths or not all(p.exists() for p in paths):
+        pytest.skip("../shared/data is not available")
+    with Database.temporary() as db:
+        db.import_path(paths)
+        ws = Workstation(db, tmp_path / "settings.toml")
+        (series,) = {ref.series_uid for ref in db.find(Query(Level.SERIES))}
+        yield ws, ws.viewer.load(series)
+
+
+def _png_pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int)
+
+
+def test_colour_cine_plays_in_colour(tmp_path: Path) -> None:
+    """A 30-frame YBR_FULL_422 JPEG cine: every frame kept, FrameTime's rate, frames in colour."""
+    with _loaded(tmp_path, [YBR_CINE]) as (ws, item):
+        info = item.info()
+        shown = [_png_pixels(ws.viewer.render(item.id, "axial", 0, None, frame=f)) for f in (0, 17)]
+    assert info["colour"] and info["frames"] == 30
+    assert info["cine"]["source"] == "FrameTime 33.333 ms" and info["cine"]["fps"] == 30.0
+    raw = pydicom.dcmread(YBR_CINE).pixel_array  # (30, rows, columns, 3) RGB
+    assert np.abs(shown[0] - raw[0]).max() <= 1  # each frame as stored
+    assert np.abs(shown[1] - raw[17]).max() <= 1
+    assert np.abs(shown[0] - shown[1]).mean() > 1
+
+
+def test_fmri_time_points_play_as_frames(tmp_path: Path) -> None:
+    """A GE fMRI series (15 slices x 10 volumes, one slice per file): ten frames to play."""
+    with _loaded(tmp_path, sorted(FMRI.glob("*"))) as (ws, item):
+        info = item.info()
+        first = ws.viewer.render(item.id, "axial", 7, (500.0, 1000.0), frame=0)
+        last = ws.viewer.render(item.id, "axial", 7, (500.0, 1000.0), frame=9)
+        with pytest.raises(ProcessingError, match="frame 10 is outside"):
+            ws.viewer.render(item.id, "axial", 7, None, frame=10)
+    assert info["frames"] == 10 and info["shape"]["axial"] == 15
+    assert info["cine"]["frames"] == 10
+    assert first != last  # another time point of the same slice
