@@ -144,7 +144,8 @@ def test_query_metadata_fetch_view_segment_export_send(
     page.select_option("#export-kind", "SEG")
     page.fill("#export-description", "Bone SEG (browser test)")
     page.click("#export-confirm")
-    expect(page.locator("#export-result")).to_contain_text("exported SEG")
+    # the export is a ledger job (load, segment, export again): it may take a few seconds
+    expect(page.locator("#export-result")).to_contain_text("exported SEG", timeout=60_000)
     seg = ws.db.find(Query(Level.SERIES, {"Modality": "SEG"}))
     assert len(seg) == 1
     _shot(page, "06-exported")
