@@ -56,8 +56,8 @@ def read_stored(path: Path | str, *, stop_before_pixels: bool = False) -> Datase
     return ds
 
 
-def part10_bytes(path: Path) -> bytes:
-    """The instance as a valid Part 10 file in its stored transfer syntax.
+def part10_bytes(path: Path) -> tuple[bytes, str]:
+    """The instance as a valid Part 10 file in its stored transfer syntax, and that syntax.
 
     Used for files stored without a File Meta header: the data set is written
     unchanged after a preamble, ``DICM`` and the completed file meta.
@@ -65,4 +65,4 @@ def part10_bytes(path: Path) -> bytes:
     ds = read_stored(path)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)  # encoded as its (completed) file meta says
-    return buffer.getvalue()
+    return buffer.getvalue(), str(ds.file_meta.TransferSyntaxUID)

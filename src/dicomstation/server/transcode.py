@@ -76,6 +76,6 @@ def needs_rewrite(path: Path) -> bool:
     return not has_part10_prefix(path)
 
 
-def stored_bytes(path: Path) -> bytes:
-    """The instance in its stored transfer syntax as a valid Part 10 file."""
-    return path.read_bytes() if has_part10_prefix(path) else part10_bytes(path)
+def stored_bytes(path: Path) -> tuple[bytes, str]:
+    """A file stored without File Meta as a valid Part 10 file, and its transfer syntax."""
+    return part10_bytes(path)

@@ -83,9 +83,10 @@ def _one_part(ctx: ServerContext, ref: InstanceRef, syntax: str | None) -> PartS
     stored = transfer_syntax(ref)
     if syntax is not None and stored != syntax:
         return {"Content-Type": f"{DICOM}; transfer-syntax={syntax}"}, [explicit_le_bytes(path)]
+    if needs_rewrite(path):  # no File Meta: label it with the syntax actually written
+        data, written = stored_bytes(path)
+        return {"Content-Type": f"{DICOM}; transfer-syntax={written}"}, [data]
     kind = f"{DICOM}; transfer-syntax={stored}" if stored else DICOM
-    if needs_rewrite(path):
-        return {"Content-Type": kind}, [stored_bytes(path)]
     return {"Content-Type": kind}, _file_body(path)
 
 
