@@ -77,6 +77,7 @@ def test_colour_images_show_as_stored(station: tuple[Any, Workstation]) -> None:
     page, ws = station
     _open(page, _series_of(ws, RGB_US))
     expect(page.locator("#wl-center")).to_be_disabled()
+    expect(page.locator("#viewer .orient").first).to_be_hidden()  # no patient geometry
     expect(page.locator("#preset option[value='']")).to_contain_text("no window")
     shown = _shown(page)
     assert np.array_equal(shown, pydicom.dcmread(RGB_US).pixel_array)  # RGB as stored
@@ -84,6 +85,7 @@ def test_colour_images_show_as_stored(station: tuple[Any, Workstation]) -> None:
     page.screenshot(path=str(ARTIFACTS / "colour-01-rgb-us.png"), full_page=True)
 
     _open(page, _series_of(ws, YBR_422))
+    expect(page.locator("#viewer .orient").first).to_be_visible()  # a CT screenshot has IPP/IOP
     shown = _shown(page)
     expected = pydicom.dcmread(YBR_422).pixel_array.astype(int)  # pydicom: YBR -> RGB
     assert shown.shape == expected.shape

@@ -108,6 +108,7 @@ class ViewerVolume:
             "range": [float(np.min(self.display.array)), float(np.max(self.display.array))],
             "default_window": window,
             "colour": self.colour,
+            "geometry": bool(self.loaded.slice_positions),  # False: no patient orientation
             "frames": max(len(self.frames), 1),
             "cine": self.timing.as_json() if self.timing and len(self.frames) > 1 else None,
         }

@@ -97,10 +97,12 @@ const viewerExtra = (() => {
     }
   }
 
-  // a single 2D image (one slice: US, screenshots, cine frames) shows the axial view only
+  // a single 2D image (one slice: US, screenshots, cine frames) shows the axial view only;
+  // an image without patient geometry has no orientation letters (they would be made up)
   function setupViews(info) {
     const flat = info.shape.axial === 1;
     for (const view of ["coronal", "sagittal"]) $(`#view-${view}`).closest("figure").hidden = flat;
+    document.querySelectorAll("#viewer .orient").forEach(letter => { letter.hidden = !info.geometry; });
   }
 
   // ------------------------------------------------------------ RTSTRUCT
