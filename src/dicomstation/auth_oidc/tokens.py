@@ -139,7 +139,7 @@ class TokenVault:
         """Forget the tokens."""
         self.store.delete(self.binding.entry)
 
-    def state(self, now: float | None = None) -> TokenState:
+    def state(self) -> TokenState:
         """The sign-in's state, for ``auth show``."""
         tokens = self.load()
         if tokens is None:
