@@ -137,6 +137,7 @@ class Store:
     """Everything the provider issued (the tests read it to check for leaks)."""
 
     lifetime: float = 3600.0
+    deny: bool = False
     codes: dict[str, Code] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     devices: dict[str, DeviceCredentialDict] = field(default_factory=dict)
@@ -325,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply((404, {"error": "not_found"}, []))
         request = oauth.create_oauth2_request(self._request())
         grant = oauth.get_consent_grant(request, end_user=USER)  # the test user approves
-        self._reply(oauth.create_authorization_response(request, grant_user=USER, grant=grant))
+        user = None if oauth.store.deny else USER  # ... or refuses
+        self._reply(oauth.create_authorization_response(request, grant_user=user, grant=grant))
 
     def do_POST(self) -> None:
         oauth, path = self.server.oauth, urlsplit(self.path).path

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -178,6 +179,44 @@ def test_a_confidential_client_signs_in_with_its_secret_from_the_keyring(
     wrong = replace(config, client_secret=Secret("not-the-secret"))
     with pytest.raises(AuthenticationError, match="invalid_client"):
         login_device(wrong, approve, sleep=lambda s: None)
+
+
+def test_the_loopback_listener_takes_only_our_answer(provider: Provider) -> None:
+    config = OidcConfig("pacs", "http://127.0.0.1:1", provider.issuer, CLIENT_ID, scope="openid")
+    strays: list[int] = []
+
+    def browser(url: str) -> None:
+        query = parse_qs(urlsplit(url).query)
+        redirect, state = query["redirect_uri"][0], query["state"][0]
+        assert urlsplit(redirect).hostname == "127.0.0.1"
+        for target, params in (
+            (redirect, {"code": "forged", "state": "not-ours"}),  # another page or process
+            (redirect, {"code": "forged"}),
+            (redirect.replace("/callback", "/other"), {"code": "forged", "state": state}),
+        ):
+            strays.append(httpx.get(target, params=params, timeout=30).status_code)
+        _drive_browser(url)
+
+    tokens = login_browser(config, browser, timeout=30)
+
+    assert strays == [400, 400, 400] and provider.valid(tokens.access_token.reveal())
+    assert provider.store.grants == ["authorization_code"]
+
+
+def test_a_refused_consent_is_one_line(provider: Provider) -> None:
+    provider.store.deny = True
+    config = OidcConfig("pacs", "http://127.0.0.1:1", provider.issuer, CLIENT_ID, scope="openid")
+
+    def browser(url: str) -> None:
+        answer = httpx.get(url, follow_redirects=True, timeout=30)
+        assert answer.status_code == 400 and "Sign-in failed" in answer.text
+
+    with pytest.raises(
+        AuthenticationError, match="OIDC sign-in on pacs: the provider refused"
+    ) as e:
+        login_browser(config, browser, timeout=30)
+    assert "access_denied" in str(e.value) and "\n" not in str(e.value)
+    assert not provider.store.tokens
 
 
 def test_discovery_must_name_the_configured_issuer(provider: Provider) -> None:
