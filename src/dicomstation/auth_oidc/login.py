@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +42,7 @@ _PAGE = "<!doctype html><title>dicomstation</title><p>{}</p>"
 
 class _Callback(BaseHTTPRequestHandler):
     server: _Listener
+    timeout = 10  # a browser's idle preconnect does not hold the listener
 
     def log_message(self, format: str, *args: object) -> None:  # the URL holds the code
         pass
@@ -68,8 +69,10 @@ class _Callback(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _Listener(HTTPServer):
+class _Listener(ThreadingHTTPServer):
     """The loopback redirect target: one answer with our state, then done."""
+
+    daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Callback)
