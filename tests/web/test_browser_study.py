@@ -169,6 +169,10 @@ def test_local_series_details_stay_in_the_local_tab(
     expect(page.locator("#local #metadata-table")).to_contain_text("Patient ID")
     expect(page.locator("#browse #metadata-panel")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "03-local-series-detail.png"), full_page=True)
+    page.locator("#local-study-table tbody tr").last.click()  # another study: no stale detail
+    expect(local_rows).to_have_count(0)
+    page.locator("#local-series-list .series-card").first.click()
+    expect(local_rows.first).to_be_visible()
     page.click("#tab-browse")  # the Browse panel gets its (empty) detail back
     expect(page.locator("#browse #metadata-panel")).to_have_count(1)
     expect(page.locator("#browse #metadata-table tbody tr")).to_have_count(0)

@@ -315,6 +315,9 @@ function placeMetadata(tab) {
   const panel = $("#metadata-panel");
   if (panel.parentElement === slot) return;
   slot.append(panel);
+  clearMetadata();
+}
+function clearMetadata() {
   $("#metadata-table tbody").replaceChildren();
   $("#metadata-title").textContent = "";
   $("#metadata-instance").hidden = true;
@@ -468,6 +471,7 @@ $("#local-filters").addEventListener("submit", e => { e.preventDefault(); queryL
 async function openLocalStudy(study) {
   const series = await api(`/api/servers/local/studies/${enc(study.study_uid)}/series`);
   const scenes = new Map((await api(`/api/studies/${enc(study.study_uid)}/scenes`)).map(b => [b.series_uid, b]));
+  if ($("#metadata-panel").parentElement === $("#local-detail")) clearMetadata();  // another study's series
   $("#local-series-list").replaceChildren(...series.sort(bySeriesNumber).map(s => seriesCard("local", s, {
     view: () => loadVolume(s),
     scene: scenes.has(s.series_uid) ? () => openScene(scenes.get(s.series_uid)) : null,
