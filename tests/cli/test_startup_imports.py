@@ -31,13 +31,9 @@ HEAVY = (
     "SimpleITK", "requests", "keyring", "sqlite3", "playwright", "jinja2", "cryptography", "rich",
 )  # fmt: skip
 
-#: Heavy packages a command's --help may still import, with the reason. Keep it short.
-ALLOWED: dict[str, set[str]] = {
-    # cli/settings_cmds.py and cli/server_options.py (OIDC work in progress by another
-    # engineer) import rich and dicomstation.nodes at module level (nodes imports httpx).
-    "server": {"httpx", "rich"},
-    "auth": {"httpx", "rich"},
-}
+#: Heavy packages a command's --help may still import (command -> packages, with the
+#: reason in a comment). Empty: none may.
+ALLOWED: dict[str, set[str]] = {}
 
 _PROBE = r"""
 import io, json, os, sys, contextlib

@@ -111,10 +111,11 @@ def _one_line(text: str) -> str:
 
 
 def fail(message: str, code: ExitCode) -> typer.Exit:
-    """Print ``error: message`` on one line of stderr; the Exit to raise."""
-    from rich.text import Text
+    """Print ``error: message`` on one line of stderr; the Exit to raise.
 
-    err_console.print(Text(f"error: {_one_line(message)}", style="bold red"), soft_wrap=True)
+    (click's ``secho``, not rich: an error exits at once and need not import rich.)
+    """
+    typer.secho(f"error: {_one_line(message)}", err=True, fg="red", bold=True)
     return typer.Exit(int(code))
 
 
@@ -138,9 +139,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except DicomStationError as exc:
             raise fail(str(exc), ExitCode.NOTHING_DONE) from None
         except KeyboardInterrupt:
-            from rich.text import Text
-
-            err_console.print(Text("interrupted", style="yellow"))
+            typer.secho("interrupted", err=True, fg="yellow")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:  # the last line of defence: no traceback, one line
             text = f"internal error ({type(exc).__name__}: {exc}); please report the command"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +12,7 @@ import typer
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
+    UsageError,
     console,
     err_console,
     handle_errors,
@@ -18,6 +20,8 @@ from dicomstation.cli.common import (
     print_json,
 )
 from dicomstation.errors import ConfigError, GeometryWarning, LoadError
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 if TYPE_CHECKING:  # imported when the command runs: ``load --help`` stays light
     from rich.table import Table
@@ -35,6 +39,8 @@ def _files_of(target: str, db_path: Path | None) -> list[Path]:
         if not files:
             raise LoadError(f"{path}: folder holds no files")
         return files
+    if not _UID.fullmatch(target):  # not a UID: a path that is not there (no database opened)
+        raise UsageError(f"no such file or folder: {target}")
     db = open_database(db_path)
     try:
         return db.series_files(target)
@@ -106,9 +112,10 @@ def register(app: typer.Typer) -> None:
         """Load a series as a volume (Slicer-style loadables) and optionally write it out."""
         # decode_stack + write_array: what load + write_volume do, without building the
         # highdicom Volumes nobody looks at here (highdicom costs ~0.5 s to import).
+        files = _files_of(target, db)
         from dicomstation.volumes import decode_stack, examine, write_array
 
-        loadables = examine(_files_of(target, db))
+        loadables = examine(files)
         if list_only:
             console.print(_loadables_table(loadables))
             return

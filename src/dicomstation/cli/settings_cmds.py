@@ -9,15 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from dicomstation.cli.common import ExitCode, console, handle_errors, print_json
 from dicomstation.cli.server_options import ServerEdits, apply_edits, test_node
 from dicomstation.config import Credentials, DicomWebServer, Secret, ServerConfig
 from dicomstation.errors import ConfigError, UsageError
-from dicomstation.nodes import open_node
-from dicomstation.nodes.http_errors import redact
 from dicomstation.settings import Settings, secret_store, settings_path
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
@@ -193,6 +189,8 @@ def _auth_label(server: DicomWebServer) -> str:
 @handle_errors
 def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List configured servers (secrets are never shown, only whether they are set)."""
+    from dicomstation.nodes.http_errors import redact  # httpx: not for every command's start
+
     settings = Settings.load()
     rows = []
     for name in sorted(settings.servers):
@@ -226,6 +224,8 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table
+
     table = Table("Name", "Protocol", "Address", "Auth", "TLS verify", "Timeout", "C-MOVE to", "")
     for row in rows:
         cells = [str("" if v is None else v) for v in list(row.values())[:-1]]
@@ -252,6 +252,8 @@ NameArg = Annotated[str | None, typer.Argument(help="Server name (default: the d
 @handle_errors
 def server_echo(name: NameArg = None) -> None:
     """Check a server answers (C-ECHO for DIMSE, a small QIDO-RS for DICOMweb)."""
+    from dicomstation.nodes import open_node
+
     settings = Settings.load()
     name = settings.server_name(name)
     node = open_node(settings.server(name), local=settings.local)
@@ -275,6 +277,10 @@ def server_test(
 
     Exit code 0 when every check worked, 1 when some did, 3 when none did.
     """
+    from rich.markup import escape
+
+    from dicomstation.nodes import open_node
+
     settings = Settings.load()
     name = settings.server_name(name)
     node = open_node(settings.server(name), local=settings.local)
