@@ -136,15 +136,13 @@ def _extra(
     }
 
 
-def _retrieve_url(
-    ctx: ServerContext, request: Request, obj: Mapping[str, Any], level: Level
-) -> dict[str, Any]:
+def _retrieve_url(root: str, obj: Mapping[str, Any], level: Level) -> dict[str, Any]:
     """Retrieve URL (0008,1190) of a result: PS3.18 Tables 10.6.3-3 to -5 list it."""
 
     def first(tag: str) -> str:
         return str((obj.get(tag, {}).get("Value") or [""])[0])
 
-    url = ctx.study_url(request, first("0020000D"))
+    url = f"{root}/studies/{first('0020000D')}"
     if level is not Level.STUDY:
         url += f"/series/{first('0020000E')}"
     if level is Level.IMAGE:
@@ -162,11 +160,12 @@ def _run(ctx: ServerContext, request: Request, query: Query) -> JSONResponse:
     except DatabaseError as exc:
         raise HTTPException(400, public_text(str(exc))) from None
     results = []
+    root = ctx.base_url(request)  # once, not per result
     for ref in refs:
         obj = dict(ref.json)
         if query.include_fields:
             obj.update(_extra(ctx, obj, query.level, query.include_fields))
-        obj.setdefault("00081190", _retrieve_url(ctx, request, obj, query.level)["00081190"])
+        obj.setdefault("00081190", _retrieve_url(root, obj, query.level)["00081190"])
         results.append(dict(sorted(obj.items())))
     headers = {}
     if clamped and len(results) >= most:
