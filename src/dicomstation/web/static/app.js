@@ -570,9 +570,9 @@ function showVolume(info, series) {
   $("#preset").value = "";  // the default window: CT by body part or soft tissue, else percentiles
   $("#preset option[value='']").textContent = `default: ${info.default_window.source}`;
   for (const view of VIEWS) resetView(view);
+  if (window.viewerExtra) viewerExtra.volumeLoaded(info);  // cine, colour, RTSTRUCT (viewer_extra.js)
   applyPreset();
   loadSegOverlays(info);
-  if (window.viewerExtra) viewerExtra.volumeLoaded(info);  // cine, colour, RTSTRUCT (viewer_extra.js)
   $("#seed-list").textContent = "none";
   showTab("viewer");
   status(info.warnings.length ? `loaded with warnings: ${info.warnings.join("; ")}` : "volume loaded");

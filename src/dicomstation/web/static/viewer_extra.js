@@ -137,6 +137,7 @@ const viewerExtra = (() => {
     }
   }
 
+  // called before app.js renders the new volume's views, so the first render has its frame
   function volumeLoaded(info) {
     stop();
     cine.volumeId = info.id;
@@ -145,7 +146,6 @@ const viewerExtra = (() => {
     setupColour(info);
     setupViews(info);
     $("#rt-overlays").replaceChildren();
-    renderViews();
     loadRtOverlays(info);
   }
 
