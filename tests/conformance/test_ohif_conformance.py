@@ -38,6 +38,8 @@ PANE = '[data-cy="viewport-pane"]'
 OVERLAY = '[data-cy="viewport-overlay-bottom-right"]'
 # Chromium asks the UI's login page for a favicon, which the UI does not have
 HARMLESS = re.compile(r"favicon\.ico")
+# what OHIF's notifications and viewport messages say when loading or decoding fails
+SHOWN_ERROR = re.compile(r".{0,40}\b(error|failed|could not|cannot|unable to)\b.{0,60}", re.I)
 
 
 @dataclass
@@ -90,6 +92,8 @@ class Viewer:
     def assert_clean(self) -> None:
         assert not self.failures, self.failures  # every DICOMweb request answered
         assert not self.errors, self.errors  # no decode (or any other) error logged
+        shown = SHOWN_ERROR.search(self.page.locator("body").inner_text())
+        assert shown is None, f"OHIF shows an error: {shown.group(0) if shown else ''}"
 
 
 @pytest.fixture(scope="module")
