@@ -119,3 +119,15 @@ def test_listen_receives_until_sigterm(tmp_path: Path, ct_series: list[Path]) ->
     assert f"stopped: {len(ct_series)} received" in out
     with Database.open(db) as database:
         assert len(database.has_instances(sop_uid(p) for p in ct_series)) == len(ct_series)
+
+
+@pytest.mark.orthanc
+def test_send_over_parallel_associations(
+    env: Path, ct_series: list[Path], clean_orthanc: OrthancServer
+) -> None:
+    files = [str(p) for p in ct_series]
+    result = runner.invoke(app, ["send", "pacs", *files, "--associations", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert clean_orthanc.count_instances() == len(ct_series)
+    result = runner.invoke(app, ["send", "pacs", *files, "--associations", "0"])
+    assert result.exit_code != 0 and "--associations" in result.output
