@@ -3,7 +3,10 @@
 dicomstation (``load_series``) vs SimpleITK's ImageSeriesReader vs dcm2niix,
 each in its own subprocess (page cache warmed first), reporting load seconds
 (inside the process, imports excluded), wall seconds of the whole process, and
-peak RSS (``ru_maxrss``), plus the ratio of peak RSS to the volume's size.
+peak RSS (``ru_maxrss``), plus the ratio of peak RSS to the volume's size. The whole
+commands ``dicomstation load DIR --to x.nii`` and ``dcm2niix -z n DIR`` are timed too
+(wall and CPU seconds; goal: ours within 3x), on the synthetic CT and on the 170-slice
+MPRAGE of ../shared/data.
 
 Run: ``.venv/bin/python benchmarks/bench_volumes.py [--slices 300] [--size 512]``
 """
