@@ -201,9 +201,9 @@ class StowSender:
                 response.close()
         except httpx.HTTPError as exc:
             raise translate(exc, server=self.server, operation="STOW-RS", uid=uid) from exc
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=content, request=request
-        )
+        decoded = {"content-encoding", "content-length"}  # content is already decoded
+        kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in decoded]
+        return httpx.Response(response.status_code, headers=kept, content=content, request=request)
 
     def _record(self, batch: list[Outgoing], response: httpx.Response) -> None:
         status = response.status_code
