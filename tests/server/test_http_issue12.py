@@ -19,8 +19,10 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 
+from dicomstation.config import DicomWebServer
 from dicomstation.database import Database
 from dicomstation.models import Level, Query
+from dicomstation.nodes.dicomweb import DicomWebNode
 from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
 from tests.server.conftest import sample_files
 
@@ -173,3 +175,18 @@ def test_stow_answer_has_top_level_retrieve_url(
     answer = client.store_instances([ds])
     assert answer.RetrieveURL == f"{running.url}/dicom-web/studies/{ds.StudyInstanceUID}"
     assert httpx.get(answer.RetrieveURL + "/metadata").status_code == 200
+
+
+def test_our_client_reads_a_gzipped_stow_answer(pydicom_files: Path) -> None:
+    """dicomstation's own STOW-RS client against our gzip-enabled server (answers > 512 B)."""
+    with Database.temporary() as db:
+        running = start_in_thread(create_app(db, ServerOptions(port=0)))
+        try:
+            server = DicomWebServer(name="self", url=f"{running.url}/dicom-web")
+            files = sample_files(pydicom_files)
+            with DicomWebNode.from_config(server) as node:
+                report = node.store(files)
+            assert report.ok, report.failed
+            assert len(db.find(Query(Level.IMAGE))) == len(files)
+        finally:
+            running.stop()
