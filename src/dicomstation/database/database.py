@@ -42,6 +42,7 @@ from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferRepo
 
 if TYPE_CHECKING:
     from dicomstation.nodes.base import CancelToken, Ref
+    from dicomstation.volumes.model import LoadedVolume
 
 __all__ = ["Database"]
 
@@ -394,7 +395,7 @@ class Database:
         except (OSError, sqlite3.Error) as exc:
             raise database_error(exc, f"cannot delete {uid}", self.root) from exc
 
-    def load(self, series_uid: str) -> Any:
+    def load(self, series_uid: str) -> LoadedVolume:
         """Load a series as a volume (see :func:`dicomstation.volumes.load_series`)."""
         from dicomstation.volumes import load_series  # volumes build on the database
 

@@ -26,7 +26,7 @@ from dicomstation.auth import http_client
 from dicomstation.config import ClientLimits, DicomWebServer
 from dicomstation.errors import ProtocolError, RemoteStatusError
 from dicomstation.models import Level, Query, TransferReport
-from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref
+from dicomstation.nodes.base import CancelToken, ProgressCallback, Ref, TypedFinds
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import JsonArrayStream as JsonStream
 from dicomstation.nodes.http_limits import read_capped, read_capped_chunks
@@ -56,7 +56,7 @@ __all__ = ["DicomWebNode"]
 _JSON_TYPES = ("application/dicom+json", "application/json")
 
 
-class DicomWebNode:
+class DicomWebNode(TypedFinds):
     """A DICOMweb server (QIDO-RS / WADO-RS / STOW-RS) as a :class:`DicomNode`.
 
     Parameters
