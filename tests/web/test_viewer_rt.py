@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -22,6 +23,7 @@ from pydicom.dataset import Dataset
 
 from dicomstation.database import Database
 from dicomstation.errors import NotFoundError
+from dicomstation.export import ExportOptions
 from dicomstation.volumes import load_series
 from dicomstation.web import Workstation
 from dicomstation.web.viewer_rt import rasterise
@@ -158,3 +160,11 @@ def test_rtstruct_contours_on_its_ct_and_label_map(station: tuple[Any, Workstati
     expect(page.locator("#seg-result")).to_contain_text(f"BODY {int(ours.sum())}")
     expect(page.locator("#view-axial")).to_have_js_property("complete", True)
     page.screenshot(path=str(ARTIFACTS / "rt-02-label-map.png"), full_page=True)
+
+    refused = page.request.post(
+        urljoin(page.url, f"/api/volumes/{item.id}/export"), data={"kind": "SEG"}
+    )
+    assert refused.status >= 400 and "cannot be exported" in refused.text()  # no replay step
+    (seg_uid,) = ws.viewer.export(item.id, "SEG", ExportOptions(series_description="BODY"))
+    seg = hd.seg.segread(ws.db.series_files(seg_uid)[0])
+    assert int(np.count_nonzero(seg.pixel_array)) == int(ours.sum())  # the label map, as a SEG

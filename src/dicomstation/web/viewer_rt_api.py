@@ -5,7 +5,10 @@ volume's frame of reference with its ROIs (number, name, colour, voxels); the vi
 draw the chosen ROIs' contours through ``render-segs?rois=RTUID:1,2``; and
 ``POST /api/volumes/{id}/rtstructs/{uid}/labelmap`` loads the chosen ROIs (all when
 none are named) as a label map on the volume's grid: it becomes the viewer's current
-segmentation (overlay, statistics, SEG export), each ROI's voxel count is returned.
+segmentation (overlay, voxel count and volume; :meth:`Viewer.export` writes it as a SEG),
+each ROI's voxel count is returned. The UI's Export button runs a ledger job that replays
+how the mask was made, and there is no replay step for an RT label map yet: it answers
+with a clear error rather than exporting an older mask.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ def rt_router(ws: Workstation) -> APIRouter:
             raise HTTPException(400, "rois is a list of ROI numbers")
         labels = label_map(overlay, raw)
         result = ws.viewer.set_mask(volume_id, np.asarray(labels.array) > 0, "RTSTRUCT label map")
+        # the UI's ledger exports replay how a mask was made; this one has no replay step yet,
+        # so forget the previous recipe: an export now refuses instead of writing the old mask
+        ws.segmented.pop(volume_id, None)
         chosen = raw or sorted(overlay.rois)
         rois = [
             {"number": n, "name": overlay.rois[n].name, "voxels": overlay.rois[n].voxels}
