@@ -168,3 +168,79 @@ def test_rtstruct_contours_on_its_ct_and_label_map(station: tuple[Any, Workstati
     (seg_uid,) = ws.viewer.export(item.id, "SEG", ExportOptions(series_description="BODY"))
     seg = hd.seg.segread(ws.db.series_files(seg_uid)[0])
     assert int(np.count_nonzero(seg.pixel_array)) == int(ours.sum())  # the label map, as a SEG
+
+
+CT3 = Path("../shared/data/dcmqi_ct_seg_sr/ct-3slice")
+
+
+def _square_rtstruct(ct_files: list[Path], half_mm: float, out: Path) -> Path:
+    """A minimal RTSTRUCT on the CT's frame of reference: one square ROI on every slice."""
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    slices = [pydicom.dcmread(p, stop_before_pixels=True) for p in ct_files]
+    first = slices[0]
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"  # RT Structure Set Storage
+    ds.SOPInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.Modality = first.StudyInstanceUID, "RTSTRUCT"
+    ds.PatientID, ds.PatientName, ds.StructureSetLabel = first.PatientID, first.PatientName, "SQ"
+    frame = Dataset()
+    frame.FrameOfReferenceUID = first.FrameOfReferenceUID  # no series named: placed by FoR
+    ds.ReferencedFrameOfReferenceSequence = [frame]
+    roi = Dataset()
+    roi.ROINumber, roi.ROIName = 1, "square"
+    ds.StructureSetROISequence = [roi]
+    contours = []
+    for s in slices:
+        x0, y0, z = (float(v) for v in s.ImagePositionPatient)
+        cx, cy = x0 + 256 * float(s.PixelSpacing[1]), y0 + 256 * float(s.PixelSpacing[0])
+        c = Dataset()
+        c.ContourGeometricType = "CLOSED_PLANAR"
+        corners = [
+            (-half_mm, -half_mm),
+            (half_mm, -half_mm),
+            (half_mm, half_mm),
+            (-half_mm, half_mm),
+        ]
+        c.ContourData = [v for dx, dy in corners for v in (cx + dx, cy + dy, z)]
+        contours.append(c)
+    item = Dataset()
+    item.ReferencedROINumber, item.ROIDisplayColor = 1, [0, 255, 0]
+    item.ContourSequence = contours
+    ds.ROIContourSequence = [item]
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = (
+        ds.SOPClassUID,
+        ds.SOPInstanceUID,
+    )
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(out, enforce_file_format=True)
+    return out
+
+
+def test_contours_on_every_view_of_a_multislice_ct(tmp_path: Path) -> None:
+    from dicomstation.web.viewer_rt_api import label_map, rt_outlines
+
+    ct_files = sorted(p for p in CT3.glob("*") if p.is_file()) if CT3.exists() else []
+    if not ct_files:
+        pytest.skip("../shared/data is not available")
+    rtss = _square_rtstruct(ct_files, 20.0, tmp_path / "square.dcm")
+    with Database.temporary() as db:
+        db.import_path([*ct_files, rtss])
+        ws = Workstation(db, tmp_path / "settings.toml")
+        ct_uid = str(pydicom.dcmread(ct_files[0], stop_before_pixels=True).SeriesInstanceUID)
+        item = ws.viewer.load(ct_uid)
+        (overlay,) = ws.viewer.rt.for_volume(item)  # found by its frame of reference
+        roi = overlay.rois[1]
+        spacing = float(pydicom.dcmread(ct_files[0], stop_before_pixels=True).PixelSpacing[0])
+        area = (40.0 / spacing) ** 2
+        assert abs(roi.voxels - 3 * area) / (3 * area) < 0.03  # a 40 mm square on 3 slices
+        assert int(np.count_nonzero(label_map(overlay).array)) == roi.voxels
+        chosen = [(overlay.series_uid, 1)]
+        for view, axis in (("axial", 0), ("coronal", 1), ("sagittal", 2)):
+            middle = item.display.spatial_shape[axis] // 2
+            layers = rt_outlines(ws, item, chosen, axis, middle)
+            png = ws.viewer.render(item.id, view, middle, (40.0, 400.0), layers=layers)
+            rgb = np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int)
+            green = np.all(rgb == (0, 255, 0), axis=2)
+            assert green.sum() > 20, (view, green.sum())  # the square's outline in this view
