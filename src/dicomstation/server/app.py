@@ -69,6 +69,25 @@ def _status(exc: DicomStationError) -> int:
     return 500
 
 
+def _add_middlewares(app: FastAPI, options: ServerOptions) -> None:
+    """Guard innermost, then HEAD/Allow, gzip, error answers, and CORS outermost."""
+    app.add_middleware(Guard, options=options)
+    app.add_middleware(HeadAndAllow, routes=app.router.routes)
+    app.add_middleware(JsonGzip)
+    app.add_middleware(ErrorAnswer)  # inside CORS: a 500 carries the CORS headers too
+    if options.cors_origins:  # outermost: preflights answered, refusals carry CORS headers
+        app.add_middleware(
+            PathCors,
+            routes=app.router.routes,
+            allowed=("GET", "HEAD", "POST", "PUT", "DELETE"),
+            options={
+                "allow_origins": list(options.cors_origins),
+                "allow_headers": ["Authorization", "Content-Type", "Accept", "Accept-Encoding"],
+                "expose_headers": ["Content-Location", "Content-Encoding", "Warning", "Allow"],
+            },
+        )
+
+
 def install_security(app: FastAPI, options: ServerOptions) -> None:
     """Guard every request (:class:`~dicomstation.server.guard.Guard`: Host, origin,
     credentials, body size and pace), add CORS (off unless origins given; preflights
@@ -98,21 +117,7 @@ def install_security(app: FastAPI, options: ServerOptions) -> None:
         )  # uvicorn logs the traceback
         return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
 
-    app.add_middleware(Guard, options=options)
-    app.add_middleware(HeadAndAllow, routes=app.router.routes)
-    app.add_middleware(JsonGzip)
-    app.add_middleware(ErrorAnswer)  # inside CORS: a 500 carries the CORS headers too
-    if options.cors_origins:  # outermost: preflights answered, refusals carry CORS headers
-        app.add_middleware(
-            PathCors,
-            routes=app.router.routes,
-            allowed=("GET", "HEAD", "POST", "PUT", "DELETE"),
-            options={
-                "allow_origins": list(options.cors_origins),
-                "allow_headers": ["Authorization", "Content-Type", "Accept", "Accept-Encoding"],
-                "expose_headers": ["Content-Location", "Content-Encoding", "Warning", "Allow"],
-            },
-        )
+    _add_middlewares(app, options)
 
 
 def create_app(db: Database, options: ServerOptions | None = None) -> FastAPI:
