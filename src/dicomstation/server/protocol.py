@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 
@@ -78,8 +79,16 @@ class ErrorAnswer:
             await JSONResponse({"detail": INTERNAL_ERROR}, 500)(scope, receive, send)
 
 
+class _HeadDoneError(OSError):
+    """Raised into a streaming answer to HEAD once its headers are sent (stops the body)."""
+
+
 class HeadAndAllow:
-    """HEAD served as GET without the body; 405 answers list every method of the path."""
+    """HEAD served as GET without the body; 405 answers list every method of the path.
+
+    A streamed answer to HEAD is stopped after its headers (as when a client goes
+    away), so HEAD on a study does not read the study.
+    """
 
     def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
         self.app = app
@@ -93,18 +102,28 @@ class HeadAndAllow:
         if head:
             scope = {**scope, "method": "GET"}
         path = str(scope.get("path", ""))
+        ended = False
 
         async def patched(message: Message) -> None:
+            nonlocal ended
             if message["type"] == "http.response.start" and message["status"] == 405:
                 headers = MutableHeaders(scope=message)
                 headers["Allow"] = ", ".join(sorted(route_methods(self.routes, path)))
             if head and message["type"] == "http.response.body":
+                if ended:
+                    raise _HeadDoneError("HEAD: the body is not sent")
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
                 if message.get("more_body", False):
-                    return  # the body is not sent; the last message ends the answer
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
+                    raise _HeadDoneError("HEAD: the body is not sent")
+                return
             await send(message)
 
-        await self.app(scope, receive, patched)
+        try:
+            await self.app(scope, receive, patched)
+        except (_HeadDoneError, ClientDisconnect):
+            if not (head and ended):
+                raise
 
 
 def _wants_gzip(headers: Headers) -> bool:
