@@ -31,7 +31,7 @@ from scipy import ndimage
 from skimage import draw as _draw
 
 from dicomstation.database import Database
-from dicomstation.errors import DicomStationError, NotFoundError
+from dicomstation.errors import DicomStationError, NotFoundError, ProcessingError
 from dicomstation.models import Level, Query, SeriesRef
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ __all__ = [
 
 _draw_any: Any = _draw  # scikit-image ships no type hints
 _CACHE = 4  # RTSTRUCTs kept rasterised per UI
+_CACHE_BYTES = 512 * 2**20  # and at most this much mask memory (one ROI mask: a byte a voxel)
+_MAX_RASTER = 2 * 2**30  # one structure set's masks: refused beyond (ROIs x voxels bytes)
 _PLANAR_TOLERANCE = 0.05  # voxels: a contour's slice index may vary this much
 _DISPLAY = "SPL"
 
@@ -77,6 +79,11 @@ class RtOverlay:
     series_uid: str
     label: str
     rois: dict[int, RoiMask]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the ROI masks."""
+        return sum(int(np.asarray(r.mask.array).nbytes) for r in self.rois.values())
 
     def as_json(self) -> dict[str, Any]:
         """What the UI lists: the structure set and each ROI (number, name, colour, voxels)."""
@@ -175,6 +182,9 @@ def _overlay(item: ViewerVolume, ds: pydicom.Dataset, series_uid: str) -> RtOver
     ):
         return None
     volume = item.loaded.volume
+    wanted = len(ds.get("ROIContourSequence", [])) * int(np.prod(volume.spatial_shape))
+    if wanted > _MAX_RASTER:
+        raise ProcessingError(f"RTSTRUCT {series_uid}: {wanted} bytes of ROI masks is too many")
     rois = {}
     for number, (name, colour, mask, skipped) in rasterise(ds, volume).items():
         source = volume.with_array(mask)
@@ -220,9 +230,14 @@ class RtStructs:
             overlay = None  # a structure set we cannot place on this grid
         with self.lock:
             self.cache[key] = overlay
-            while len(self.cache) > _CACHE:
-                self.cache.popitem(last=False)
+            while len(self.cache) > _CACHE or (
+                len(self.cache) > 1 and self._bytes() > _CACHE_BYTES
+            ):
+                self.cache.popitem(last=False)  # least recently used first
         return overlay
+
+    def _bytes(self) -> int:
+        return sum(o.nbytes for o in self.cache.values() if o is not None)
 
 
 def image_series_for(db: Database, series_uid: str) -> str:
