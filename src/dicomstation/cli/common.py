@@ -235,8 +235,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def print_refs(refs: Sequence[Any], as_json: bool) -> None:
-    """Print refs as a rich table, or their DICOM JSON when ``as_json``."""
+def print_refs(
+    refs: Sequence[Any], as_json: bool, servers: Sequence[Sequence[str]] | None = None
+) -> None:
+    """Print refs as a rich table, or their DICOM JSON when ``as_json``.
+
+    ``servers`` (one list per ref) adds a "Servers" column: who holds each row.
+    """
     if as_json:
         print_json([dict(ref.json) for ref in refs])
         return
@@ -249,8 +254,13 @@ def print_refs(refs: Sequence[Any], as_json: bool) -> None:
     table = Table(show_lines=False)
     for title, _ in columns:
         table.add_column(title, overflow="fold")
-    for ref in refs:
-        table.add_row(*(_cell(getattr(ref, attr)) for _, attr in columns))
+    if servers is not None:
+        table.add_column("Servers", overflow="fold")
+    for number, ref in enumerate(refs):
+        cells = [_cell(getattr(ref, attr)) for _, attr in columns]
+        if servers is not None:
+            cells.append(", ".join(servers[number]))
+        table.add_row(*cells)
     console.print(table)
 
 

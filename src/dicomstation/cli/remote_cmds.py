@@ -82,9 +82,19 @@ def _filters(pairs: list[str], named: dict[str, str], level: Level) -> dict[str,
     return filters
 
 
+ServersArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Server names (several: a federated query; none: the default server)."),
+]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Query every configured server; merge rows by UID.")
+]
+
+
 @handle_errors
 def query(
-    server: ServerArg,
+    servers: ServersArg = None,
+    all_servers: AllOption = False,
     level: Annotated[str, typer.Option(help="study, series or instance.")] = "study",
     patient_name: Annotated[str, typer.Option("--PatientName", help="DOE^J*")] = "",
     patient_id: Annotated[str, typer.Option("--PatientID")] = "",
@@ -102,7 +112,11 @@ def query(
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Query a server for studies, series or instances (QIDO-RS or C-FIND)."""
+    """Query a server for studies, series or instances (QIDO-RS or C-FIND).
+
+    With several servers (or ``--all``) they are asked at once and the rows merged
+    by UID, with the servers that hold each; an unreachable server is a warning.
+    """
     parsed = parse_level(level)
     named = {
         "PatientName": patient_name,
@@ -121,9 +135,20 @@ def query(
         limit=limit,
         offset=offset,
     )
-    with _node(server) as node:
+    if all_servers or len(servers or ()) > 1:
+        from dicomstation.cli.federated import federated_query
+
+        federated_query(servers or [], all_servers, q, as_json)
+        return
+    with _node(_server_name(servers)) as node:
         refs = node.find(q)
     print_refs(refs, as_json)
+
+
+def _server_name(servers: list[str] | None) -> str:
+    from dicomstation.settings import Settings
+
+    return servers[0] if servers else Settings.load().server_name(None)
 
 
 def _number(header: Any, keyword: str) -> float:
@@ -203,8 +228,16 @@ def _summary(report: TransferReport, verb: str, as_json: bool) -> None:
 
 @handle_errors
 def fetch(
-    server: ServerArg,
-    study_uid: Annotated[str, typer.Argument(help="Study Instance UID.")],
+    target: Annotated[
+        str, typer.Argument(help="A server name (then the study UID), or the study UID alone.")
+    ],
+    study_uid: Annotated[
+        str | None, typer.Argument(help="Study Instance UID (after a server name).")
+    ] = None,
+    from_any: Annotated[
+        bool,
+        typer.Option("--from-any", help="Fetch from the first configured server that has it."),
+    ] = False,
     series: Annotated[list[str] | None, typer.Option("--series", help="Only these series.")] = None,
     instances: Annotated[
         list[str] | None, typer.Option("--instance", help="Only these SOPs.")
@@ -213,10 +246,23 @@ def fetch(
     concurrency: ConcurrencyOption = 4,
     as_json: JsonOption = False,
 ) -> None:
-    """Fetch a study (or some series/instances) into the local database; resumable."""
+    """Fetch a study (or some series/instances) into the local database; resumable.
+
+    Without a server (or with ``--from-any``) the configured servers are asked
+    which hold the study; it is fetched from the first that has it (the default
+    server first, then the settings' order).
+    """
     from dicomstation.pipeline import WorkItem
     from dicomstation.pipeline.actions import fetch_item
 
+    if from_any or study_uid is None:
+        if study_uid is not None:
+            raise UsageError("--from-any takes the study UID alone (no server name)")
+        from dicomstation.cli.federated import holder
+
+        study_uid, server = target, holder(target)
+    else:
+        server = target
     with (
         open_database(db) as database,
         _node(server, concurrency) as node,
