@@ -135,6 +135,7 @@ def test_rtstruct_contours_on_its_ct_and_label_map(station: tuple[Any, Workstati
     ct, rt = pydicom.dcmread(CT), pydicom.dcmread(RTSS)
     assert item.loaded.series_instance_uid == ct.SeriesInstanceUID
     expect(page.locator("#rt-overlays")).to_contain_text("Lt Lung")
+    expect(page.locator("#volume-title")).to_contain_text("the image series of RTSTRUCT")
     expect(page.locator("#rt-overlays input.roi:disabled")).to_have_count(9)  # no contour here
     body = page.locator("#rt-overlays label", has_text="BODY").locator("input")
     expect(page.locator("#view-axial")).to_have_js_property("complete", True)

@@ -146,6 +146,10 @@ const viewerExtra = (() => {
     setupColour(info);
     setupViews(info);
     $("#rt-overlays").replaceChildren();
+    if (state.source && state.source.series_uid !== info.series_uid && state.source.modality === "RTSTRUCT") {
+      $("#volume-title").textContent = `${info.modality} ${info.shape.axial}×${info.shape.coronal}×${info.shape.sagittal}` +
+        ` · the image series of RTSTRUCT ${state.source.description || ""}`;
+    }
     loadRtOverlays(info);
   }
 
