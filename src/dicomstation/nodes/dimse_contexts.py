@@ -21,7 +21,8 @@ syntaxes while room is left, so non-image objects (SR, SEG, RT...) still arrive.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from pydicom import uid as sop_class
@@ -270,16 +271,17 @@ def listing_names_kinds(listing: Sequence[InstanceRef] | None) -> bool:
 
 def get_context_rounds(
     listing: Sequence[InstanceRef] | None, modalities: Sequence[str] = ()
-) -> list[list[PresentationContext]]:
-    """The storage contexts of each C-GET round: uncompressed first, then each compressed.
+) -> list[Callable[[], list[PresentationContext]]]:
+    """Builders of each C-GET round's storage contexts: uncompressed first, then each compressed.
 
-    Only one round when the listing is unknown (nothing to tell what is missing).
+    Builders, so a round's 127 contexts are made only when that round runs (most
+    retrieves need only the first). Only one round when the listing is unknown
+    (nothing to tell what is missing).
     """
-    first = get_storage_contexts(listing, modalities)
-    if not listing:
-        return [first]
-    stored = _stored(listing)
-    return [first] + [get_storage_contexts(listing, modalities, lead=ts) for ts in ladder(stored)]
+    leads: list[str | None] = [None]
+    if listing:
+        leads += ladder(_stored(listing))
+    return [partial(get_storage_contexts, listing, modalities, lead) for lead in leads]
 
 
 def _stored(refs: Sequence[InstanceRef]) -> dict[str, list[str]]:

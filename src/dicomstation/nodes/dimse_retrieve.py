@@ -292,7 +292,7 @@ def retrieve_get(
 def retrieve_get_rounds(
     server: DimseServer,
     requests: Sequence[Request],
-    rounds: Sequence[Sequence[PresentationContext]],
+    rounds: Sequence[Callable[[], list[PresentationContext]]],
     replan: Callable[[set[str]], list[Request]],
     receiver: Receiver,
     root: QueryRoot,
@@ -301,13 +301,14 @@ def retrieve_get_rounds(
 ) -> None:
     """C-GET ``requests``; what failed to arrive is asked again with the next round's contexts.
 
-    Each round is one association proposing one of ``rounds`` (see
+    Each round is one association proposing the contexts one of ``rounds`` builds (see
     :func:`get_context_rounds`); after a round with failed sub-operations,
     ``replan(received)`` names what is still missing (empty: done). The last
     round records failures and maps the status as usual.
     """
-    for number, storage in enumerate(rounds):
+    for number, build in enumerate(rounds):
         final = number == len(rounds) - 1
+        storage = build()
         classes = list(dict.fromkeys(str(cx.abstract_syntax) for cx in storage))
         try:
             retrieve_get(
