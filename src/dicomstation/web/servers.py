@@ -3,7 +3,8 @@
 Rules of an edit (``PUT /api/servers/{name}``): a URL moved to another origin
 (scheme, host or port) keeps none of the stored secrets, only those given in
 the same request; https -> http needs ``allow_insecure_downgrade: true``; a URL
-with ``user:password@`` is refused; fields the form does not carry (CA bundle,
+with ``user:password@`` is refused; an OIDC issuer must be https (http on loopback);
+fields the form does not carry (CA bundle,
 proxy, timeout, limits, C-MOVE destination) keep their stored values; global
 credentials reach a server only when it opts in (``use_global_auth``).
 
@@ -79,6 +80,9 @@ def public_server(server: ServerConfig) -> dict[str, Any]:
         "password": _state(creds.password),
         "token": _state(creds.token),
         "client_secret": _state(creds.client_secret),
+        "issuer": creds.issuer,
+        "client_id": creds.client_id,
+        "scope": creds.scope,
     }
 
 
@@ -90,6 +94,26 @@ def _merge_credentials(old: Credentials, body: Mapping[str, Any]) -> Credentials
         text = str(body.get(key) or "")
         values[key] = Secret("") if key in clear else Secret(text) if text else getattr(old, key)
     return replace(old, **values)
+
+
+#: OpenID Connect fields of the form (as ``server add/edit --oidc-*``); '' clears one.
+_OIDC_FIELDS = ("issuer", "client_id", "scope")
+
+
+def _oidc(name: str, creds: Credentials, body: Mapping[str, Any]) -> Credentials:
+    """The form's OIDC issuer, client id and scope over ``creds`` (absent fields kept)."""
+    values = {key: str(body[key]).strip() for key in _OIDC_FIELDS if body.get(key) is not None}
+    issuer = values.get("issuer", creds.issuer)
+    if issuer and "issuer" in values:
+        from dicomstation.auth_oidc.provider import check_issuer
+
+        issuer = check_issuer(name, issuer)
+    return replace(
+        creds,
+        issuer=issuer,
+        client_id=values.get("client_id", creds.client_id),
+        scope=values.get("scope", creds.scope),
+    )
 
 
 _TRUE = frozenset({"true", "1", "on", "yes"})
@@ -160,7 +184,7 @@ def server_from_form(name: str, body: Mapping[str, Any], old: ServerConfig | Non
     return replace(
         kept,
         url=url,
-        credentials=_merge_credentials(creds, body),
+        credentials=_oidc(name, _merge_credentials(creds, body), body),
         verify_tls=flag(body, "verify_tls", kept.verify_tls),
         ca_bundle=_text(body, "ca_bundle", kept.ca_bundle),
         proxy=_text(body, "proxy", kept.proxy),

@@ -799,11 +799,13 @@ async function loadSettings() {
 
 function editServer(s) {
   const form = $("#server-form");
-  for (const key of ["name", "protocol", "url", "username", "ae_title", "host", "port"]) {
+  for (const key of ["name", "protocol", "url", "username", "ae_title", "host", "port",
+                     "issuer", "client_id", "scope"]) {
     if (form[key]) form[key].value = s[key] ?? "";
   }
   form.password.value = "";
   form.token.value = "";
+  form.client_secret.value = "";
 }
 
 $("#server-form").addEventListener("submit", async e => {
@@ -811,9 +813,11 @@ $("#server-form").addEventListener("submit", async e => {
   const body = Object.fromEntries(new FormData(e.target));
   const name = body.name;
   delete body.name;
+  if (body.protocol === "dimse") for (const key of ["issuer", "client_id", "scope"]) delete body[key];
   await post(`/api/servers/${enc(name)}`, body, "PUT");
   e.target.password.value = "";
   e.target.token.value = "";
+  e.target.client_secret.value = "";
   status(`saved server ${name}`);
   loadSettings();
 });
