@@ -130,7 +130,12 @@ class ClosingNode(TypedFinds):
 
 @runtime_checkable
 class DicomNode(Protocol):
-    """A place that holds DICOM: it can be queried, retrieved from and stored to."""
+    """A place that holds DICOM: it can be queried, retrieved from and stored to.
+
+    An implementation writes ``find``/``iter_find`` and inherits the typed
+    ``find_patients``/``find_studies``/``find_series``/``find_instances`` from
+    :class:`TypedFinds` (or :class:`ClosingNode`, which also gives ``with``).
+    """
 
     name: str
 
