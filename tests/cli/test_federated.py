@@ -196,3 +196,12 @@ def test_federated_find_from_python(peers: Peers) -> None:
     assert list(result.failed) == ["down"] and result.answered == ("b", "a")
     name, holders = pick_holder(["down", "a", "b"], peers.shared, lambda n: open_node(configs[n]))
     assert name == "a" and holders.rows[0].servers == ("a", "b")
+
+
+def test_dicomweb_and_dimse_answers_merge_into_one_row(cli: Path, peers: Peers) -> None:
+    port = str(peers.a.dicom_port)
+    _ok("server", "add", "a-dimse", "--ae", peers.a.aet, "--host", "127.0.0.1", "--port", port)
+    stdout, stderr = _ok("query", "a-dimse", "a", "--json")
+    rows = _rows(stdout)
+    assert set(rows) == {peers.shared, peers.only_a} and not _warnings(stderr)
+    assert rows[peers.shared]["servers"] == ["a-dimse", "a"]
