@@ -10,11 +10,16 @@ exporting the same thing again gives back the objects already made.
 
 The scene step (kind ``scene_segmentation``) is registered here: the label map of
 segmentation ``index`` of the scene bundle ``bundle_uid`` in the local database.
+How each way the viewer can make a mask is replayed is a registration
+(:func:`register_viewer_segmentation`): ``scene`` (a reopened bundle) and
+``rtstruct_labelmap`` (an RTSTRUCT loaded as a label map,
+:mod:`dicomstation.pipeline.rt_labelmap`) build their own step; any other name is a
+registered segmenter run by :class:`SegmentStep`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +34,7 @@ from dicomstation.export.common import ExportOptions
 from dicomstation.pipeline.definition import Pipeline, RunSettings
 from dicomstation.pipeline.exports import ordered_kinds
 from dicomstation.pipeline.model import WorkItem
+from dicomstation.pipeline.rt_labelmap import RtLabelmapStep, rt_labelmap_step
 from dicomstation.pipeline.segmenters import Segmentation, SegmentDescription
 from dicomstation.pipeline.sources import ItemsSource
 from dicomstation.pipeline.step import Step, StepContext, register_step
@@ -39,6 +45,7 @@ __all__ = [
     "ViewerExport",
     "export_pipeline",
     "read_scene",
+    "register_viewer_segmentation",
     "scene_segmentation",
 ]
 
@@ -101,10 +108,25 @@ class SceneSegmentationStep:
         }
 
 
-register_step(
-    SceneSegmentationStep.kind,
-    lambda n, t: SceneSegmentationStep(n, str(t["bundle_uid"]), int(t.get("index", 0))),
-)
+def _scene_step(name: str, table: Mapping[str, Any]) -> SceneSegmentationStep:
+    return SceneSegmentationStep(name, str(table["bundle_uid"]), int(table.get("index", 0)))
+
+
+register_step(SceneSegmentationStep.kind, _scene_step)
+
+#: How a viewer mask made by something other than a segmenter is replayed: method -> step.
+_VIEWER_SEGMENTATIONS: dict[str, Callable[[str, Mapping[str, Any]], Step]] = {}
+
+
+def register_viewer_segmentation(
+    method: str, factory: Callable[[str, Mapping[str, Any]], Step]
+) -> None:
+    """Make ``factory(step_name, params)`` the segment step replaying the viewer's ``method``."""
+    _VIEWER_SEGMENTATIONS[method] = factory
+
+
+register_viewer_segmentation("scene", _scene_step)
+register_viewer_segmentation(RtLabelmapStep.kind, rt_labelmap_step)
 
 
 @dataclass(frozen=True)
@@ -121,10 +143,12 @@ class ViewerExport:
         Series description, number, institution, creator.
     segmenter : str or None
         The registered segmenter the viewer ran (``threshold``, ``region_grow``),
-        ``scene`` for a reopened bundle's label map, None when nothing is segmented.
+        ``scene`` for a reopened bundle's label map, ``rtstruct_labelmap`` for an
+        RTSTRUCT loaded as a label map, None when nothing is segmented.
     segment_params : mapping
         The segmenter's parameters (thresholds, seeds in mm), or for ``scene``
-        ``bundle_uid`` and ``index``.
+        ``bundle_uid`` and ``index``, for ``rtstruct_labelmap`` ``rtstruct_uid``
+        (SOPInstanceUID) and ``rois`` (ROI numbers).
     params : mapping of kind to mapping
         Per-kind export parameters (the view of a screenshot, a derived series'
         filter, a bundle's view settings).
@@ -149,10 +173,9 @@ class ViewerExport:
     def steps(self) -> tuple[Step, ...]:
         """load (the series), segment (as the viewer did), export."""
         steps: list[Step] = [LoadStep("load")]
-        if self.segmenter == "scene":
-            bundle = str(self.segment_params["bundle_uid"])
-            index = int(self.segment_params.get("index", 0))
-            steps.append(SceneSegmentationStep("segment", bundle, index))
+        replay = _VIEWER_SEGMENTATIONS.get(self.segmenter or "")
+        if replay is not None:
+            steps.append(replay("segment", self.segment_params))
         elif self.segmenter is not None:
             steps.append(SegmentStep("segment", self.segmenter, dict(self.segment_params)))
         kinds = tuple(str(k) for k in self.kinds)

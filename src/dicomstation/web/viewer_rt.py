@@ -3,12 +3,9 @@ the same contours as a label map on that series' grid.
 
 Contours are rasterised once per (volume, RTSTRUCT) on the loaded volume's own grid
 (the grid a SEG or statistics export references), then reoriented like the display.
-Each closed planar contour is filled with :func:`skimage.draw.polygon` (scikit-image
-is already a dependency of the package; it fills the pixels whose centres lie inside
-the polygon, the usual convention for RT structure rasterisation), and contours of one
-ROI on one slice are combined with exclusive-or, so an inner contour is a hole as
-PS3.3 C.8.8.6 describes. A contour off every slice of the grid (more than half a
-slice away) or not parallel to its slices is left out and counted.
+The rasterisation itself (even-odd polygon fill, contours off the grid left out and
+counted) is :mod:`dicomstation.processing.rtstruct`, shared with the pipeline step that
+rebuilds a loaded label map for an export.
 
 What the views draw is the outline of each ROI's mask in the plane shown, so the
 contours appear on the axial, coronal and sagittal views alike.
@@ -18,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +24,11 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 from scipy import ndimage
-from skimage import draw as _draw
 
 from dicomstation.database import Database
-from dicomstation.errors import DicomStationError, NotFoundError, ProcessingError
+from dicomstation.errors import DicomStationError, NotFoundError
 from dicomstation.models import Level, Query, SeriesRef
+from dicomstation.processing.rtstruct import rasterise, referenced_series
 
 if TYPE_CHECKING:
     from dicomstation.web.viewer import ViewerVolume
@@ -47,11 +43,8 @@ __all__ = [
     "referenced_series",
 ]
 
-_draw_any: Any = _draw  # scikit-image ships no type hints
 _CACHE = 4  # RTSTRUCTs kept rasterised per UI
 _CACHE_BYTES = 512 * 2**20  # and at most this much mask memory (one ROI mask: a byte a voxel)
-_MAX_RASTER = 2 * 2**30  # one structure set's masks: refused beyond (ROIs x voxels bytes)
-_PLANAR_TOLERANCE = 0.05  # voxels: a contour's slice index may vary this much
 _DISPLAY = "SPL"
 
 
@@ -79,6 +72,7 @@ class RtOverlay:
     series_uid: str
     label: str
     rois: dict[int, RoiMask]
+    sop_instance_uid: str = ""  # the structure set instance (what an export job re-reads)
 
     @property
     def nbytes(self) -> int:
@@ -101,56 +95,6 @@ class RtOverlay:
                 for n, r in sorted(self.rois.items())
             ],
         }
-
-
-def referenced_series(ds: pydicom.Dataset) -> list[str]:
-    """Series Instance UIDs an RTSTRUCT's contours were drawn on."""
-    return [
-        str(series.SeriesInstanceUID)
-        for frame in ds.get("ReferencedFrameOfReferenceSequence", [])
-        for study in frame.get("RTReferencedStudySequence", [])
-        for series in study.get("RTReferencedSeriesSequence", [])
-        if "SeriesInstanceUID" in series
-    ]
-
-
-def _fill(volume: hd.Volume, contours: Iterable[Any]) -> tuple[np.ndarray, int]:
-    """Even-odd filled mask of closed planar contours on ``volume``'s grid; skipped count."""
-    shape = volume.spatial_shape
-    mask = np.zeros(shape, dtype=bool)
-    skipped = 0
-    for contour in contours:
-        data = np.asarray(contour.get("ContourData", []), dtype=float)
-        kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR"))
-        if kind != "CLOSED_PLANAR" or data.size < 9 or data.size % 3:
-            skipped += 1
-            continue
-        index = volume.map_reference_to_indices(data.reshape(-1, 3))
-        k = float(np.round(index[:, 0].mean()))
-        if np.ptp(index[:, 0]) > _PLANAR_TOLERANCE or not -0.5 <= k < shape[0] - 0.5:
-            skipped += 1
-            continue
-        rows, cols = _draw_any.polygon(index[:, 1], index[:, 2], shape=shape[1:])
-        plane = np.zeros(shape[1:], dtype=bool)
-        plane[rows, cols] = True
-        mask[int(k)] ^= plane
-    return mask, skipped
-
-
-def rasterise(
-    ds: pydicom.Dataset, volume: hd.Volume
-) -> dict[int, tuple[str, Any, np.ndarray, int]]:
-    """Every ROI of an RTSTRUCT on ``volume``'s grid: number -> (name, colour, mask, skipped)."""
-    names = {
-        int(r.ROINumber): str(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence", [])
-    }
-    out = {}
-    for roi in ds.get("ROIContourSequence", []):
-        number = int(roi.ReferencedROINumber)
-        colour = tuple(int(v) for v in roi.get("ROIDisplayColor", [255, 0, 0])[:3])
-        mask, skipped = _fill(volume, roi.get("ContourSequence", []))
-        out[number] = (names.get(number, f"ROI {number}"), colour, mask, skipped)
-    return out
 
 
 def outline(plane: np.ndarray, width: int = 2) -> np.ndarray:
@@ -182,16 +126,13 @@ def _overlay(item: ViewerVolume, ds: pydicom.Dataset, series_uid: str) -> RtOver
     ):
         return None
     volume = item.loaded.volume
-    wanted = len(ds.get("ROIContourSequence", [])) * int(np.prod(volume.spatial_shape))
-    if wanted > _MAX_RASTER:
-        raise ProcessingError(f"RTSTRUCT {series_uid}: {wanted} bytes of ROI masks is too many")
     rois = {}
     for number, (name, colour, mask, skipped) in rasterise(ds, volume).items():
         source = volume.with_array(mask)
         display = source.to_patient_orientation(_DISPLAY)
         rois[number] = RoiMask(number, name, colour, source, display, skipped)
     label = str(ds.get("StructureSetLabel", "") or ds.get("SeriesDescription", "") or series_uid)
-    return RtOverlay(series_uid, label, rois)
+    return RtOverlay(series_uid, label, rois, str(ds.get("SOPInstanceUID", "")))
 
 
 class RtStructs:

@@ -7,8 +7,9 @@ draw the chosen ROIs' contours through ``render-segs?rois=RTUID:1,2``; and
 none are named) as a label map on the volume's grid: it becomes the viewer's current
 segmentation (overlay, voxel count and volume; :meth:`Viewer.export` writes it as a SEG),
 each ROI's voxel count is returned. The UI's Export button runs a ledger job that replays
-how the mask was made, and there is no replay step for an RT label map yet: it answers
-with a clear error rather than exporting an older mask.
+how the mask was made: the label map is recorded as the ``rtstruct_labelmap`` step
+(:mod:`dicomstation.pipeline.rt_labelmap`: the structure set instance and the ROI
+numbers), so its SEG has one segment per chosen ROI with the ROI's name and colour.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from fastapi import APIRouter, Body, HTTPException
 
 from dicomstation.export import Overlay
+from dicomstation.pipeline.rt_labelmap import RtLabelmapStep
 from dicomstation.server.uids import check_uid
 from dicomstation.web.viewer import ViewerVolume
 from dicomstation.web.viewer_rt import RtOverlay, outline
@@ -97,10 +99,12 @@ def rt_router(ws: Workstation) -> APIRouter:
             raise HTTPException(400, "rois is a list of ROI numbers")
         labels = label_map(overlay, raw)
         result = ws.viewer.set_mask(volume_id, np.asarray(labels.array) > 0, "RTSTRUCT label map")
-        # the UI's ledger exports replay how a mask was made; this one has no replay step yet,
-        # so forget the previous recipe: an export now refuses instead of writing the old mask
-        ws.segmented.pop(volume_id, None)
-        chosen = raw or sorted(overlay.rois)
+        chosen = sorted(set(raw)) or sorted(overlay.rois)
+        if overlay.sop_instance_uid:  # what an export job replays (see pipeline.rt_labelmap)
+            recipe = {"rtstruct_uid": overlay.sop_instance_uid, "rois": chosen}
+            ws.segmented[volume_id] = (RtLabelmapStep.kind, recipe)
+        else:  # no instance to re-read: an export refuses rather than writing an older mask
+            ws.segmented.pop(volume_id, None)
         rois = [
             {"number": n, "name": overlay.rois[n].name, "voxels": overlay.rois[n].voxels}
             for n in chosen
