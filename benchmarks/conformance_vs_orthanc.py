@@ -63,7 +63,8 @@ EXPLAINED: tuple[Explained, ...] = (
         "*",
         "we return more than the required attributes "
         "(StudyDescription, SeriesDate, FrameOfReferenceUID, AvailableTransferSyntaxUID, "
-        "QueryRetrieveLevel; all of a header for includefield=all): PS3.18 10.6.3.3 "
+        "QueryRetrieveLevel; for includefield=all every stored attribute of the level "
+        "queried and above): PS3.18 10.6.3.3 "
         "allows additional attributes; Orthanc returns its main DICOM tags only",
     ),
     Explained(
@@ -196,36 +197,9 @@ EXPLAINED: tuple[Explained, ...] = (
 )
 
 # Differences where we are the one not following PS3.18, left open (issue 12); the test
-# expects each to be fixed (strict xfail) and then to be removed from here.
-OPEN_DEFECTS: tuple[Explained, ...] = (
-    Explained(
-        "QIDO *",
-        "only Orthanc",
-        "00080201 TimezoneOffsetFromUTC",
-        "ours: PS3.18 Tables 10.6.3-3..5 list Timezone Offset From UTC at every level",
-    ),
-    Explained(
-        "QIDO *",
-        "only Orthanc",
-        "0040024[45] *",
-        "ours: PS3.18 Table 10.6.3-4 lists "
-        "Performed Procedure Step Start Date and Time among the series attributes",
-    ),
-    Explained(
-        "QIDO *",
-        "only Orthanc",
-        "00280100 BitsAllocated",
-        "ours: PS3.18 Table 10.6.3-5 lists Bits Allocated among the instance attributes",
-    ),
-    Explained(
-        "QIDO st* includefield=all",
-        "only ours",
-        "*",
-        "ours: includefield=all at "
-        "study/series level copies every attribute of one instance (SOPInstanceUID, "
-        "pixel module...) into the study/series result",
-    ),
-)
+# expects each to be fixed (strict xfail) and then to be removed from here. None left: the
+# PS3.18 Table 10.6.3-3..5 attributes and includefield=all by level were fixed in issue 12.
+OPEN_DEFECTS: tuple[Explained, ...] = ()
 
 
 @dataclass(frozen=True)

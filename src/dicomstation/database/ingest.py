@@ -85,20 +85,46 @@ def _discard(item: Scanned, mode: Mode) -> None:
         Path(item.source).unlink(missing_ok=True)
 
 
+def _patient_key(conn: sqlite3.Connection, pid: str, name: str, birth: str) -> int | None:
+    """The patient row of (ID, name, birth date), None when there is none.
+
+    Databases written before person names kept every group (``A=I=P``) hold the
+    alphabetic group only: such a row is the same patient; its name is completed
+    here rather than a second patient row made (issue 12).
+    """
+    alphabetic = name.split("=")[0]
+    row = conn.execute(
+        "SELECT patient_key, patient_name FROM patients WHERE patient_id = ? AND birth_date = ?"
+        " AND patient_name IN (?, ?) ORDER BY patient_name = ? DESC LIMIT 1",
+        (pid, birth, name, alphabetic, name),
+    ).fetchone()
+    if row is None:
+        return None
+    if row[1] != name:
+        conn.execute("UPDATE patients SET patient_name = ? WHERE patient_key = ?", (name, row[0]))
+    return int(row[0])
+
+
 def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> None:
     f = item.fields
     assert f is not None
     g = f.get
-    conn.execute(
-        "INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date, sex)"
-        " VALUES (?, ?, ?, ?)",
-        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", ""), g("PatientSex", "")),
+    key = _patient_key(
+        conn, str(g("PatientID", "")), str(g("PatientName", "")), str(g("PatientBirthDate", ""))
     )
-    key = conn.execute(
-        "SELECT patient_key FROM patients WHERE patient_id = ? AND patient_name = ?"
-        " AND birth_date = ?",
-        (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", "")),
-    ).fetchone()[0]
+    if key is None:
+        conn.execute(
+            "INSERT INTO patients (patient_id, patient_name, birth_date, sex) VALUES (?, ?, ?, ?)",
+            (
+                g("PatientID", ""),
+                g("PatientName", ""),
+                g("PatientBirthDate", ""),
+                g("PatientSex", ""),
+            ),
+        )
+        key = _patient_key(
+            conn, str(g("PatientID", "")), str(g("PatientName", "")), str(g("PatientBirthDate", ""))
+        )
     conn.execute(
         "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (

@@ -17,6 +17,7 @@ from dicomstation.models import Level, Query
 from dicomstation.server.accept import require_json
 from dicomstation.server.context import ServerContext
 from dicomstation.server.public import public_text
+from dicomstation.server.qido_attrs import HEADER_DEFAULTS, level_tags
 from dicomstation.server.uids import check_uid, check_uid_list
 
 __all__ = ["DICOM_JSON", "parse_query", "qido_router"]
@@ -106,11 +107,23 @@ def parse_query(
     )
 
 
+def _wanted(obj: Mapping[str, Any], level: Level, fields: tuple[str, ...]) -> set[str] | None:
+    """Tags to copy from a header: PS3.18 defaults the row lacks, plus includefield
+    (None: the whole header, for ``includefield=all`` at instance level)."""
+    if "all" in fields and level is Level.IMAGE:
+        return None
+    wanted = set(HEADER_DEFAULTS.get(level, frozenset()))
+    wanted |= {tag_hex(f) for f in fields if f != "all"}
+    if "all" in fields:
+        wanted |= level_tags(level)
+    return wanted - set(obj)
+
+
 def _extra(
     ctx: ServerContext, obj: Mapping[str, Any], level: Level, fields: tuple[str, ...]
 ) -> dict[str, Any]:
-    """Attributes asked by includefield that the index row lacks, from a cached header."""
-    wanted = None if "all" in fields else {tag_hex(f) for f in fields} - set(obj)
+    """Attributes of the result the index row lacks, from one cached header."""
+    wanted = _wanted(obj, level, fields)
     if wanted is not None and not wanted:
         return {}
     study = obj.get("0020000D", {}).get("Value", [""])[0]
@@ -125,10 +138,9 @@ def _extra(
         return {}
     if not headers:
         return {}
-    header = headers[0]
     return {
         k: v
-        for k, v in header.items()
+        for k, v in headers[0].items()
         if (wanted is None or k in wanted)
         and k not in obj
         and not k.startswith("0002")
@@ -163,7 +175,7 @@ def _run(ctx: ServerContext, request: Request, query: Query) -> JSONResponse:
     root = ctx.base_url(request)  # once, not per result
     for ref in refs:
         obj = dict(ref.json)
-        if query.include_fields:
+        if query.level is not Level.PATIENT:
             obj.update(_extra(ctx, obj, query.level, query.include_fields))
         obj.setdefault("00081190", _retrieve_url(root, obj, query.level)["00081190"])
         results.append(dict(sorted(obj.items())))
