@@ -5,7 +5,10 @@ BODY is ticked and loaded as a label map, and Export SEG runs the job ``load ->
 rtstruct_labelmap -> export``: the job finishes, the SEG is in the database with one
 segment named BODY in BODY's ROI Display Color (as CIELab), its voxel count is the label
 map's, and exporting again gives back the same SEG (the database holds one). An SR of
-the same label map follows. Screenshots go to ``test-artifacts/viewer/``.
+the same label map follows. Without the browser: the step itself (chosen ROIs, unknown
+ROI or RTSTRUCT named in the error, the ledger's JSON copy of the step), and two nested
+ROIs of a synthetic RTSTRUCT on ../shared/data's 3-slice CT giving a two-segment SEG with
+the ROIs' names and colours. Screenshots go to ``test-artifacts/viewer/``.
 """
 
 from __future__ import annotations
@@ -141,3 +144,51 @@ def test_the_step_reads_the_rtstruct_and_names_what_is_wrong() -> None:
         (message,) = report.failed.values()
         assert "no RTSTRUCT instance 1.2.826.0.1.999" in message
         assert _seg_series(db) == [seg_uid]  # nothing half-written
+
+
+CT3 = Path("../shared/data/dcmqi_ct_seg_sr/ct-3slice")
+
+
+def test_several_rois_make_one_segment_each(tmp_path: Path) -> None:
+    """Two nested ROIs: two segments with their names and colours; the union is kept."""
+    from tests.web.test_viewer_rt import _square_rtstruct
+
+    ct_files = sorted(p for p in CT3.glob("*") if p.is_file()) if CT3.exists() else []
+    if not ct_files:
+        pytest.skip("../shared/data is not available")
+    rt = pydicom.dcmread(_square_rtstruct(ct_files, 30.0, tmp_path / "outer.dcm"))
+    inner = pydicom.dcmread(_square_rtstruct(ct_files, 10.0, tmp_path / "inner.dcm"))
+    roi, contours = inner.StructureSetROISequence[0], inner.ROIContourSequence[0]
+    roi.ROINumber, roi.ROIName = 2, "core"
+    contours.ReferencedROINumber, contours.ROIDisplayColor = 2, [255, 0, 255]
+    rt.StructureSetROISequence.append(roi)
+    rt.ROIContourSequence.append(contours)
+    rt.save_as(tmp_path / "two.dcm")
+    with Database.temporary() as db:
+        db.import_path([*ct_files, tmp_path / "two.dcm"])
+        ct = pydicom.dcmread(ct_files[0], stop_before_pixels=True)
+        export = ViewerExport(
+            str(ct.StudyInstanceUID),
+            str(ct.SeriesInstanceUID),
+            ("seg",),
+            ExportOptions(series_description="two ROIs"),
+            RtLabelmapStep.kind,
+            {"rtstruct_uid": str(rt.SOPInstanceUID), "rois": [1, 2]},
+        )
+        assert export_pipeline(export).run(RunOptions(database=db.root)).ok
+        (seg_uid,) = _seg_series(db)
+        seg = hd.seg.segread(db.series_files(seg_uid)[0])
+        labels = [
+            (s.SegmentLabel, tuple(s.RecommendedDisplayCIELabValue)) for s in seg.SegmentSequence
+        ]
+        assert labels == [
+            ("square", tuple(hd.color.CIELabColor.from_rgb(0, 255, 0).value)),
+            ("core", tuple(hd.color.CIELabColor.from_rgb(255, 0, 255).value)),
+        ]
+        volume = load_series(ct_files).volume
+        outer = pydicom.dcmread(tmp_path / "outer.dcm")
+        union = int(np.count_nonzero(rtstruct_segmentation(outer, volume, (), "x").labels.array))
+        core = seg.get_volume(segment_numbers=[2], combine_segments=True)
+        square = seg.get_volume(segment_numbers=[1], combine_segments=True)
+        sizes = int(np.count_nonzero(square.array)), int(np.count_nonzero(core.array))
+        assert sizes[0] + sizes[1] == union and 0 < sizes[1] < sizes[0]  # the core wins inside
