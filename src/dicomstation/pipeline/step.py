@@ -173,7 +173,11 @@ class Step(Protocol):
 StepFactory = Callable[[str, Mapping[str, Any]], Step]
 _REGISTRY: dict[str, StepFactory] = {}
 # Modules whose import registers the shipped step kinds (a new kind: one module + one line here).
-_BUILTIN_STEP_MODULES = ("dicomstation.pipeline.steps", "dicomstation.deid.step")
+_BUILTIN_STEP_MODULES = (
+    "dicomstation.pipeline.steps",
+    "dicomstation.deid.step",
+    "dicomstation.pipeline.ui_exports",  # scene_segmentation, rtstruct_labelmap (UI export jobs)
+)
 
 
 def register_step(kind: str, factory: StepFactory) -> None:
