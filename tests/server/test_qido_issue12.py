@@ -206,3 +206,27 @@ def test_database_with_alphabetic_only_names_gets_no_second_patient(
     rows = conn.execute("SELECT patient_id, patient_name FROM patients").fetchall()
     conn.close()
     assert rows == [("H31EXAMPLE", full)]
+
+
+def test_opening_an_old_database_completes_names_from_cached_headers(
+    files: list[Path], tmp_path: Path
+) -> None:
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    full = str(ds.PatientName)
+    root = tmp_path / "db"
+    with Database.open(root) as db:
+        assert db.import_path(files).ok
+        db.headers_of(ds.SOPInstanceUID)  # cached, as a metadata request leaves it
+    conn = sqlite3.connect(root / "index.sqlite")
+    with conn:  # a version-1 database written before names kept every group
+        conn.execute("UPDATE patients SET patient_name = ?", (full.split("=")[0],))
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Database.open(root):
+        pass
+    conn = sqlite3.connect(root / "index.sqlite")
+    names = dict(conn.execute("SELECT patient_id, patient_name FROM patients").fetchall())
+    conn.close()
+    assert names["H31EXAMPLE"] == full
+    # the others had no cached header: left as they were, no error
+    assert names["crlab"] == full.split("=")[0]

@@ -73,7 +73,43 @@ CREATE TABLE instances (
 CREATE INDEX instances_series ON instances (series_uid);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+
+def _full_name(tag: str, alias: str) -> str:
+    """SQL: the ``A=I=P`` person name (trailing ``=`` dropped) of ``tag`` in header ``alias``."""
+    groups = " || '=' || ".join(
+        f"coalesce(json_extract({alias}, '$.\"{tag}\".Value[0].{group}'), '')"
+        for group in ("Alphabetic", "Ideographic", "Phonetic")
+    )
+    return f"rtrim({groups}, '=')"
+
+
+def _alphabetic(tag: str, alias: str) -> str:
+    return f"coalesce(json_extract({alias}, '$.\"{tag}\".Value[0].Alphabetic'), '')"
+
+
+_FIRST_HEADER = (
+    "SELECT i.header_json AS h FROM series se JOIN instances i ON i.series_uid = se.series_uid"
+    " WHERE se.study_uid = {study} AND json_valid(i.header_json) LIMIT 1"
+)
+# Version 2: person names were indexed with the alphabetic group only; complete them from
+# the first cached header of each patient's (study's) instances, where one is cached and
+# its alphabetic group is the stored name (one valid cached header read per name; others are
+# completed by the next import of one of their instances, see ingest._patient_key).
+_PATIENT_STUDY = (
+    "(SELECT st.study_uid FROM studies st WHERE st.patient_key = patients.patient_key LIMIT 1)"
+)
+_V2 = f"""
+UPDATE OR IGNORE patients SET patient_name = coalesce((
+    SELECT {_full_name("00100010", "h")} FROM ({_FIRST_HEADER.format(study=_PATIENT_STUDY)})
+    WHERE {_alphabetic("00100010", "h")} = patients.patient_name
+), patient_name) WHERE instr(patient_name, '=') = 0;
+UPDATE studies SET referring_physician = coalesce((
+    SELECT {_full_name("00080090", "h")} FROM ({_FIRST_HEADER.format(study="studies.study_uid")})
+    WHERE {_alphabetic("00080090", "h")} = studies.referring_physician
+), referring_physician) WHERE instr(referring_physician, '=') = 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
