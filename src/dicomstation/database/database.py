@@ -360,14 +360,21 @@ class Database:
         column = _UID_COLUMN[self.level_of(uid)]
         return self._headers(f"{column} = ?", (uid,), uid)
 
-    def _headers(self, where: str, params: Sequence[object], uid: str) -> list[Mapping[str, Any]]:
+    def first_header(self, level: Level, uid: str) -> Mapping[str, Any]:
+        """The cached header of the first instance of a study, series or instance at ``level``
+        (one query, no level lookup: a search result's own header)."""
+        return self._headers(f"{_UID_COLUMN[level]} = ?", (uid,), uid, " LIMIT 1")[0]
+
+    def _headers(
+        self, where: str, params: Sequence[object], uid: str, limit: str = ""
+    ) -> list[Mapping[str, Any]]:
         from dicomstation.database.headers import load_headers
 
         with self._lock:
             rows = self._conn.execute(
                 "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
                 f" ON se.series_uid = i.series_uid WHERE {where}"
-                " ORDER BY se.series_number, i.instance_number",
+                " ORDER BY se.series_number, i.instance_number" + limit,
                 params,
             ).fetchall()
         if not rows:

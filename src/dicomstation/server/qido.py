@@ -126,21 +126,17 @@ def _extra(
     wanted = _wanted(obj, level, fields)
     if wanted is not None and not wanted:
         return {}
-    study = obj.get("0020000D", {}).get("Value", [""])[0]
-    series = obj.get("0020000E", {}).get("Value", [None])[0]
-    sop = obj.get("00080018", {}).get("Value", [None])[0] if level is Level.IMAGE else None
-    if sop is None:  # one instance's header has the study's (series') attributes
-        first = ctx.db.find(Query(Level.IMAGE, study_uid=study, series_uid=series, limit=1))
-        sop = getattr(first[0], "sop_instance_uid", None) if first else None
-    try:  # one header, not every header of a series per result (issue 12: 70 s study list)
-        headers = ctx.db.headers_of(sop) if sop else []
+    tag = {Level.STUDY: "0020000D", Level.SERIES: "0020000E"}.get(level, "00080018")
+    uid = (obj.get(tag, {}).get("Value") or [None])[0]
+    try:  # one header per result, one query (issue 12: 70 s study list, 193 s instances)
+        header = ctx.db.first_header(level, str(uid)) if uid else None
     except NotFoundError:
         return {}
-    if not headers:
+    if header is None:
         return {}
     return {
         k: v
-        for k, v in headers[0].items()
+        for k, v in header.items()
         if (wanted is None or k in wanted)
         and k not in obj
         and not k.startswith("0002")
