@@ -360,10 +360,26 @@ class Database:
         column = _UID_COLUMN[self.level_of(uid)]
         return self._headers(f"{column} = ?", (uid,), uid)
 
-    def first_header(self, level: Level, uid: str) -> Mapping[str, Any]:
+    def first_header(
+        self, level: Level, uid: str, tags: frozenset[str] | None = None
+    ) -> Mapping[str, Any]:
         """The cached header of the first instance of a study, series or instance at ``level``
-        (one query, no level lookup: a search result's own header)."""
-        return self._headers(f"{_UID_COLUMN[level]} = ?", (uid,), uid, " LIMIT 1")[0]
+        (one query, no level lookup: a search result's own header). With ``tags``, an
+        uncached header is not made: those tags are read from the file alone."""
+        if tags is None:
+            return self._headers(f"{_UID_COLUMN[level]} = ?", (uid,), uid, " LIMIT 1")[0]
+        from dicomstation.database.headers import header_tags
+
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
+                f" ON se.series_uid = i.series_uid WHERE {_UID_COLUMN[level]} = ?"
+                " ORDER BY se.series_number, i.instance_number LIMIT 1",
+                (uid,),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"{uid} is not in the database {self.root}")
+        return header_tags(row, tags)
 
     def _headers(
         self, where: str, params: Sequence[object], uid: str, limit: str = ""

@@ -19,7 +19,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-__all__ = ["PIXEL_TAGS", "file_header", "load_headers", "stored_syntax"]
+__all__ = ["PIXEL_TAGS", "file_header", "header_tags", "load_headers", "stored_syntax"]
 
 _BULK_LIMIT = 1024  # bytes; larger binary values are markers in cached headers
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -98,3 +98,18 @@ def load_headers(rows: list[sqlite3.Row]) -> tuple[list[Mapping[str, Any]], list
         headers.append(header)
         fresh.append((json.dumps(header, separators=(",", ":")), sop_uid))
     return headers, fresh
+
+
+def header_tags(row: sqlite3.Row, tags: frozenset[str]) -> Mapping[str, Any]:
+    """Top-level ``tags`` (8 hex digits) of a row of (sop_uid, path, header_json): from the
+    cached header, else read from the file alone (a few elements, not a whole header: a
+    search's default attributes must not cost a full parse per result)."""
+    _sop_uid, path, cached = row
+    if cached:
+        header: Mapping[str, Any] = json.loads(cached)
+        if not _stale(header):
+            return header
+    ds = pydicom.dcmread(
+        path, force=True, stop_before_pixels=True, specific_tags=[int(t, 16) for t in tags]
+    )
+    return {k: v for k, v in ds.to_json_dict(bulk_data_threshold=_BULK_LIMIT).items() if k in tags}

@@ -25,6 +25,7 @@ __all__ = ["DICOM_JSON", "parse_query", "qido_router"]
 DICOM_JSON = "application/dicom+json"
 _CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "token"}
 _MAX_OFFSET = 2**62  # beyond any database; larger values would overflow SQLite
+_PARTIAL_MOST = 32  # includefield lists up to this many tags read only those from a file
 _UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 
 
@@ -119,6 +120,12 @@ def _wanted(obj: Mapping[str, Any], level: Level, fields: tuple[str, ...]) -> se
     return wanted - set(obj)
 
 
+def _partial(wanted: set[str] | None) -> frozenset[str] | None:
+    """The tags to read alone when the header is not cached (None: make the whole header,
+    which is then cached; worth it for includefield=all, not for a few default tags)."""
+    return frozenset(wanted) if wanted is not None and len(wanted) <= _PARTIAL_MOST else None
+
+
 def _extra(
     ctx: ServerContext, obj: Mapping[str, Any], level: Level, fields: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -129,7 +136,7 @@ def _extra(
     tag = {Level.STUDY: "0020000D", Level.SERIES: "0020000E"}.get(level, "00080018")
     uid = (obj.get(tag, {}).get("Value") or [None])[0]
     try:  # one header per result, one query (issue 12: 70 s study list, 193 s instances)
-        header = ctx.db.first_header(level, str(uid)) if uid else None
+        header = ctx.db.first_header(level, str(uid), _partial(wanted)) if uid else None
     except NotFoundError:
         return {}
     if header is None:
