@@ -9,6 +9,7 @@ test skips when Node or the package is missing. The driver is ``js/driver.js``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from io import BytesIO
@@ -104,8 +105,10 @@ def _bytes(result: dict[str, Any]) -> list[bytes]:
 
 
 def test_every_method_of_the_package_is_called() -> None:
-    source = (PACKAGE / "build" / "dicomweb-client.js").read_text(encoding="utf-8")
-    import re
+    build = PACKAGE / "build" / "dicomweb-client.js"
+    if not build.is_file():
+        pytest.skip("the npm package dicomweb-client is missing (make test installs it)")
+    source = build.read_text(encoding="utf-8")
 
     methods = set(re.findall(r'key: "([a-zA-Z]+)"', source))
     assert methods - API == set(), f"new methods to drive: {sorted(methods - API)}"
