@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dicomstation.config import Credentials, DicomWebServer, DimseServer, Secret, ServerConfig
 from dicomstation.errors import DicomStationError, NotFoundError, UsageError
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, StudyRef
-from dicomstation.nodes import DicomNode
 from dicomstation.settings import check_url
+
+if TYPE_CHECKING:  # nodes are imported by the commands that open one, not by --help
+    from dicomstation.nodes import DicomNode
 
 __all__ = ["CheckResult", "ServerEdits", "apply_edits", "test_node"]
 
