@@ -10,14 +10,14 @@ from dicomstation import DicomNode, DicomWebServer, DimseServer, open_node
 from dicomstation.database import Database
 from dicomstation.nodes.local import LocalNode
 
-SCRIPT = '''
+SCRIPT = """
 from dicomstation import DimseServer, open_node
 
 
 def main() -> str:
     with open_node(DimseServer("pacs", "PACS", "127.0.0.1", 104)) as node:
         return node.name
-'''
+"""
 
 
 def test_every_node_is_a_context_manager() -> None:
