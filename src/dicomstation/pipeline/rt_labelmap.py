@@ -25,7 +25,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from dicomstation.database import Database
-from dicomstation.errors import ConfigError, ExportError, NotFoundError
+from dicomstation.errors import ExportError, NotFoundError
 from dicomstation.export.seg import Algorithm
 from dicomstation.pipeline.segmenters import Segmentation, SegmentDescription
 from dicomstation.pipeline.step import StepContext, register_step
@@ -88,13 +88,12 @@ class RtLabelmapStep:
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
         """Rasterise the ROIs; outputs are the series they are attached to."""
-        if not ctx.series:
-            raise ConfigError(f"step {self.name!r}: nothing loaded to segment (add a load step)")
         ds = read_rtstruct(ctx.db, self.rtstruct_uid)
         where = f"RTSTRUCT {self.rtstruct_uid}"
-        for uid, source in ctx.series.items():
-            ctx.segmentations[uid] = rtstruct_segmentation(ds, source.volume, self.rois, where)
-        return tuple(ctx.series)
+        return ctx.segment_each(
+            self.name,
+            lambda _uid, source: rtstruct_segmentation(ds, source.volume, self.rois, where),
+        )
 
     def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
         """Never called: the label map is rasterised again whenever a later step needs it."""

@@ -99,6 +99,16 @@ class StepContext:
             self._nodes[name] = found
         return found
 
+    def segment_each(
+        self, step: str, segment: Callable[[str, SourceSeries], Segmentation]
+    ) -> tuple[str, ...]:
+        """Segment every loaded series with ``segment(uid, source)``; outputs: their UIDs."""
+        if not self.series:
+            raise ConfigError(f"step {step!r}: nothing loaded to segment (add a load step)")
+        for uid, source in self.series.items():
+            self.segmentations[uid] = segment(uid, source)
+        return tuple(self.series)
+
     def _open(self, name: str) -> DicomNode:
         from dicomstation.nodes import open_node
         from dicomstation.nodes.local import LocalNode

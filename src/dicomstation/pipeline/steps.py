@@ -157,12 +157,11 @@ class SegmentStep:
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
         """Segment; outputs are the segmented series."""
-        if not ctx.series:
-            raise ConfigError(f"step {self.name!r}: nothing loaded to segment (add a load step)")
         segmenter = make_segmenter(self.segmenter, self.params)
-        for uid, source in ctx.series.items():
-            ctx.segmentations[uid] = ctx.run_quietly(partial(segmenter.segment, source.volume))
-        return tuple(ctx.series)
+        return ctx.segment_each(
+            self.name,
+            lambda _uid, source: ctx.run_quietly(partial(segmenter.segment, source.volume)),
+        )
 
     def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
         """Never called: a segmentation is made again whenever a later step needs it."""

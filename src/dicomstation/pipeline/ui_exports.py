@@ -28,9 +28,9 @@ import numpy as np
 import pydicom
 
 from dicomstation.database import Database
-from dicomstation.errors import ConfigError, ExportError, NotFoundError
+from dicomstation.errors import ExportError, NotFoundError
 from dicomstation.export.bundle import Scene, load_scene
-from dicomstation.export.common import ExportOptions
+from dicomstation.export.common import ExportOptions, SourceSeries
 from dicomstation.pipeline.definition import Pipeline, RunSettings
 from dicomstation.pipeline.exports import ordered_kinds
 from dicomstation.pipeline.model import WorkItem
@@ -83,17 +83,17 @@ class SceneSegmentationStep:
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
         """Read the label map; outputs are the series it is attached to."""
-        if not ctx.series:
-            raise ConfigError(f"step {self.name!r}: nothing loaded to segment (add a load step)")
         where = f"scene bundle {self.bundle_uid}"
         found = scene_segmentation(read_scene(ctx.db, self.bundle_uid), self.index, where)
-        for uid, source in ctx.series.items():
+
+        def on_grid(uid: str, source: SourceSeries) -> Segmentation:
             if tuple(source.volume.spatial_shape) != tuple(found.labels.spatial_shape):
                 raise ExportError(f"{where}: its label map is not on the grid of series {uid}")
-            ctx.segmentations[uid] = Segmentation(
+            return Segmentation(
                 source.volume.with_array(np.asarray(found.labels.array)), found.segments
             )
-        return tuple(ctx.series)
+
+        return ctx.segment_each(self.name, on_grid)
 
     def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
         """Never called: the label map is read again whenever a later step needs it."""
