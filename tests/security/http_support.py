@@ -28,19 +28,10 @@ from dicomstation.models import Level, Query
 from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
 from dicomstation.settings import Settings
 from dicomstation.web import Workstation, create_ui_app
+from tests.web.browser_support import ARGS as CHROMIUM_ARGS
+from tests.web.browser_support import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def ct_file() -> Path:

@@ -29,7 +29,8 @@ def target() -> Iterator[tuple[Database, RunningServer]]:
             running.stop()
 
 
-def _declare(orthanc: OrthancServer, server: RunningServer) -> None:
+def declare_dicomstation(orthanc: OrthancServer, server: RunningServer) -> None:
+    """Declare our server (Basic auth orthanc-peer) to Orthanc's DICOMweb client."""
     with orthanc.rest() as rest:
         rest.put(
             "/dicom-web/servers/dicomstation",
@@ -47,7 +48,7 @@ def test_orthanc_stows_into_dicomstation(
     db, server = target
     files = sample_files(pydicom_files)
     clean_orthanc.upload(*files)
-    _declare(clean_orthanc, server)
+    declare_dicomstation(clean_orthanc, server)
     with clean_orthanc.rest() as rest:
         studies = rest.get("/studies").json()
         response = rest.post(
@@ -64,7 +65,7 @@ def test_orthanc_queries_and_retrieves_from_dicomstation(
 ) -> None:
     db, server = target
     db.import_path(sample_files(pydicom_files))
-    _declare(clean_orthanc, server)
+    declare_dicomstation(clean_orthanc, server)
     with clean_orthanc.rest() as rest:
         found = rest.post(
             "/dicom-web/servers/dicomstation/get",

@@ -19,6 +19,7 @@ from dicomstation.config import Secret
 from dicomstation.database import Database
 from dicomstation.server import RunningServer, ServerOptions, create_app, start_in_thread
 from tests.peers import OrthancServer
+from tests.server.test_orthanc import declare_dicomstation
 
 pytestmark = pytest.mark.orthanc
 
@@ -45,15 +46,8 @@ def test_orthanc_retrieves_valid_instances(
     clean_orthanc: OrthancServer, target: tuple[Database, RunningServer, list[Path]]
 ) -> None:
     _db, server, files = target
+    declare_dicomstation(clean_orthanc, server)
     with clean_orthanc.rest() as rest:
-        rest.put(
-            "/dicom-web/servers/dicomstation",
-            json={
-                "Url": f"{server.url}/dicom-web/",
-                "Username": "orthanc-peer",
-                "Password": "peer-pw",
-            },
-        ).raise_for_status()
         studies = rest.post("/dicom-web/servers/dicomstation/get", json={"Uri": "/studies"}).json()
         uids = sorted(s["0020000D"]["Value"][0] for s in studies)
         fetched = rest.post(
