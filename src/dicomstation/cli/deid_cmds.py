@@ -76,17 +76,9 @@ def _key(key_file: Path | None) -> Secret:
 
 
 def _options(names: list[str]) -> frozenset[Option]:
-    from dicomstation.deid import Option
+    from dicomstation.deid.outgoing import parse_options
 
-    by_name = {o.value.replace("_", "-"): o for o in Option}
-    chosen: set[Option] = set()
-    for name in names:
-        option = by_name.get(name.strip().lower().replace("_", "-"))
-        if option is None:
-            known = ", ".join(sorted(by_name))
-            raise ConfigError(f"--option {name!r}: unknown (known: {known})")
-        chosen.add(option)
-    return frozenset(chosen)
+    return parse_options(names, "--option")
 
 
 def _report_table(report: DeidReport, show_values: bool) -> Table:
