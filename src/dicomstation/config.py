@@ -8,6 +8,7 @@ receives them. Secrets are wrapped in :class:`Secret` so they never show up in a
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -24,10 +25,21 @@ __all__ = [
     "Protocol",
     "Secret",
     "ServerConfig",
+    "is_loopback",
     "origin_of",
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or an IP literal, brackets allowed) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def origin_of(url: str) -> str:

@@ -9,7 +9,6 @@ warning filters are restored afterwards, so nothing global changes.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 import warnings
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from dicomstation.auth_oidc.tokens import Binding
-from dicomstation.config import DicomWebServer, Secret
+from dicomstation.config import DicomWebServer, Secret, is_loopback
 from dicomstation.errors import (
     AuthenticationError,
     ConfigError,
@@ -34,15 +33,6 @@ DEFAULT_SCOPE = "openid"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_issuer(name: str, url: str, what: str = "OIDC issuer") -> str:
     """``url`` (trailing / cut), which must be https, or http on a loopback address.
 
@@ -54,7 +44,7 @@ def check_issuer(name: str, url: str, what: str = "OIDC issuer") -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    secure = parts.scheme == "https" or (parts.scheme == "http" and _loopback(host))
+    secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))
     if not host or not secure:
         raise ConfigError(
             f"server {name!r}: the {what} {url!r} must be an https:// URL "

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dicomstation.config import Secret
+from dicomstation.config import Secret, is_loopback
 from dicomstation.errors import ConfigError
 
 __all__ = ["ServerOptions", "is_loopback", "new_token"]
 
 GIB = 1024**3
 MIB = 1024**2
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def new_token() -> Secret:
