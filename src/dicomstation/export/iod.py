@@ -14,6 +14,7 @@ import pkgutil
 from collections.abc import Callable
 from copy import deepcopy
 from functools import lru_cache
+from importlib import metadata
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -89,6 +90,9 @@ _CONDITIONS: dict[str, Callable[[Dataset], bool]] = {
 }
 
 
+_HIGHDICOM_TABLES_VERSION = "0.28."
+
+
 @lru_cache(1)
 def _tables() -> tuple[dict[str, str], dict[str, list[dict[str, str]]], dict[str, list[Any]]]:
     """The standard's tables: highdicom's own cached copies when it has them (read once).
@@ -97,7 +101,11 @@ def _tables() -> tuple[dict[str, str], dict[str, list[dict[str, str]]], dict[str
     second and tens of MiB); older or newer highdicom versions without these loaders
     get the package data parsed here.
     """
-    try:
+    # highdicom has no public accessor for its tables: its private ``_standard_utils`` loaders
+    # (cached, so the tables are parsed once per process for highdicom and us) are used only
+    # on the pinned minor version (pyproject: highdicom 0.28.*); any other version gets the
+    # package data parsed here.
+    if metadata.version("highdicom").startswith(_HIGHDICOM_TABLES_VERSION):
         from highdicom import _standard_utils as standard
 
         return (
@@ -105,8 +113,6 @@ def _tables() -> tuple[dict[str, str], dict[str, list[dict[str, str]]], dict[str
             standard.get_iod_module_map(),
             standard.get_module_attribute_map(),
         )
-    except (ImportError, AttributeError):  # pragma: no cover - another highdicom
-        pass
 
     def load(name: str) -> Any:
         data = pkgutil.get_data("highdicom", f"_standard/{name}.json")
