@@ -26,7 +26,8 @@ _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 if TYPE_CHECKING:  # imported when the command runs: ``load --help`` stays light
     from rich.table import Table
 
-    from dicomstation.volumes import DecodedStack, Loadable
+    from dicomstation.volumes import Loadable
+    from dicomstation.volumes.convert import Converted
 
 
 def _files_of(target: str, db_path: Path | None) -> list[Path]:
@@ -67,20 +68,27 @@ def _loadables_table(loadables: list[Loadable]) -> Table:
     return table
 
 
-def _summary(stack: DecodedStack, out: Path | None) -> dict[str, object]:
-    fields = stack.fields
-    return {
+def _summary(result: Converted) -> dict[str, object]:
+    """What the command prints; ``scl_slope_inter`` (of the file) only when one was written."""
+    fields, affine = result.fields, result.affine
+    spacing = [float(v) for v in (affine[:3, :3] ** 2).sum(axis=0) ** 0.5]
+    summary: dict[str, object] = {
         "name": fields["name"],
         "kind": fields["kind"].value,
         "series_instance_uid": fields["series_instance_uid"],
-        "shape": list(stack.array.shape[1:]),
-        "time_points": stack.array.shape[0],
-        "dtype": str(stack.array.dtype),
-        "spacing": [round(s, 6) for s in stack.spacing],
-        "origin_lps": [round(p, 6) for p in stack.origin],
-        "warnings": list(fields["warnings"]),
-        "output": str(out) if out else None,
+        "shape": list(result.shape[1:]),
+        "time_points": result.shape[0],
+        "dtype": str(result.dtype),
     }
+    if result.path is not None:
+        summary["scl_slope_inter"] = list(result.scaling)
+    summary |= {
+        "spacing": [round(s, 6) for s in spacing],
+        "origin_lps": [round(float(p), 6) for p in affine[:3, 3]],
+        "warnings": list(fields["warnings"]),
+        "output": str(result.path) if result.path else None,
+    }
+    return summary
 
 
 def register(app: typer.Typer) -> None:
@@ -106,14 +114,25 @@ def register(app: typer.Typer) -> None:
                 "(linear). Default: slices kept as stored, with a warning.",
             ),
         ] = False,
+        apply_rescale: Annotated[
+            bool,
+            typer.Option(
+                "--apply-rescale",
+                help="NIfTI: write the rescaled values (float32 for a non-integer slope). "
+                "Default: the stored integers with Rescale Slope/Intercept in scl_slope/"
+                "scl_inter (as dcm2niix) when those hold it exactly, else the rescaled values.",
+            ),
+        ] = False,
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Load a series as a volume (Slicer-style loadables) and optionally write it out."""
-        # decode_stack + write_array: what load + write_volume do, without building the
-        # highdicom Volumes nobody looks at here (highdicom costs ~0.5 s to import).
+        # convert (or decode_stack without --to): what load + write_volume do, without the
+        # highdicom Volumes nobody looks at here (highdicom costs ~0.5 s to import); a plain
+        # series goes from its files' pixel bytes to the NIfTI without an array.
         files = _files_of(target, db)
-        from dicomstation.volumes import decode_stack, examine, write_array
+        from dicomstation.volumes import decode_stack, examine
+        from dicomstation.volumes.convert import Converted, convert
 
         loadables = examine(files)
         if list_only:
@@ -121,20 +140,29 @@ def register(app: typer.Typer) -> None:
             return
         if not 0 <= index < len(loadables):
             raise ConfigError(f"--index {index}: there are {len(loadables)} loadable(s)")
+        chosen = loadables[index]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GeometryWarning)  # printed below from .warnings
-            stack = decode_stack(
-                loadables[index], correct_tilt=correct_tilt, equidistant=equidistant
-            )
-        out = write_array(stack.array, stack.affine, to) if to is not None else None
+            if to is None:
+                stack = decode_stack(chosen, correct_tilt=correct_tilt, equidistant=equidistant)
+                result = Converted.of(stack, None)
+            else:
+                result = convert(
+                    chosen,
+                    to,
+                    correct_tilt=correct_tilt,
+                    equidistant=equidistant,
+                    apply_rescale=apply_rescale,
+                )
+        summary = _summary(result)
         if as_json:
-            print_json(_summary(stack, out))
+            print_json(summary)
             return
-        if stack.fields["warnings"]:
+        if result.fields["warnings"]:
             from rich.text import Text
 
-            for message in stack.fields["warnings"]:
+            for message in result.fields["warnings"]:
                 err_console.print(Text(f"warning: {message}", style="yellow"))
-        for key, value in _summary(stack, out).items():
+        for key, value in summary.items():
             if key != "warnings":
                 typer.echo(f"{key}: {value}")

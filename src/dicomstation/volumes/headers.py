@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +80,8 @@ def read_headers(files: Iterable[str | os.PathLike[str]]) -> tuple[list[FrameHea
 
 def _read_slow(paths: list[Path]) -> list[list[FrameHeader] | str]:
     """:func:`_read_one` of each path: forked workers for many files, else threads."""
+    from concurrent.futures import ThreadPoolExecutor  # (with logging: ~0.01 s) only here
+
     import pydicom  # noqa: F401  (once, before forking or starting threads)
 
     if len(paths) >= 64 and can_fork():  # parsing is pure Python: processes, not threads

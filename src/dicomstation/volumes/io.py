@@ -165,5 +165,7 @@ def _atomic(out: Path, write: object) -> None:
     try:
         write(tmp)  # type: ignore[operator]
         os.replace(tmp, out)
+    except OSError as exc:  # a full disk, a folder that is not there or not writable
+        raise LoadError(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)

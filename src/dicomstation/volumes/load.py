@@ -24,7 +24,16 @@ from dicomstation.volumes.pixels import (
     output_dtype,
 )
 
-__all__ = ["DecodedStack", "decode_stack", "load", "load_series"]
+__all__ = [
+    "DecodedStack",
+    "StackLayout",
+    "arrange",
+    "decode_stack",
+    "load",
+    "load_series",
+    "stack_fields",
+    "warn_geometry",
+]
 
 Grid = list[list[FrameHeader]]
 #: Notes recorded in ``LoadedVolume.warnings`` that are not geometry problems (not warned).
@@ -160,27 +169,78 @@ class DecodedStack:
         return LoadedVolume(volume=volumes[0], time_points=volumes, **self.fields)
 
 
+@dataclass(frozen=True)
+class StackLayout:
+    """A loadable's frames arranged for decoding, before any pixel is read.
+
+    Attributes
+    ----------
+    grid : list of list of FrameHeader
+        ``grid[time][slice]``, slices sorted along the normal (duplicates dropped).
+    time_values : tuple of float
+        The time attribute's value per time point.
+    geometry : StackGeometry
+        Affine, geometry warnings, tilt shifts and slice distances of ``grid[0]``.
+    messages : tuple of str
+        The loadable's warnings, layout notes and geometry warnings.
+    """
+
+    grid: Grid
+    time_values: tuple[float, ...]
+    geometry: StackGeometry
+    messages: tuple[str, ...]
+
+
+def arrange(loadable: Loadable) -> StackLayout:
+    """Sort ``loadable``'s frames into a :class:`StackLayout` and check the geometry."""
+    grid, time_values, notes = _layout(loadable)
+    geometry = stack_geometry(grid[0])
+    return StackLayout(
+        grid, time_values, geometry, (*loadable.warnings, *notes, *geometry.warnings)
+    )
+
+
 def decode_stack(
     loadable: Loadable,
     *,
     correct_tilt: bool = False,
     equidistant: bool = False,
     stacklevel: int = 2,
+    layout: StackLayout | None = None,
 ) -> DecodedStack:
     """Sort, check geometry, decode and rescale ``loadable`` (see :func:`load`).
 
     Every geometry problem is issued as a :class:`GeometryWarning` (``stacklevel``
     as for :func:`warnings.warn`) and recorded in ``fields["warnings"]``.
+    ``layout``: :func:`arrange` of ``loadable`` when already made.
     """
-    grid, time_values, notes = _layout(loadable)
-    geometry = stack_geometry(grid[0])
-    messages = [*loadable.warnings, *notes, *geometry.warnings]
-    array, rescaled = _pixels(grid, loadable, geometry, messages, correct_tilt, equidistant)
+    layout = layout or arrange(loadable)
+    messages = list(layout.messages)
+    array, rescaled = _pixels(
+        layout.grid, loadable, layout.geometry, messages, correct_tilt, equidistant
+    )
+    warn_geometry(messages, stacklevel)
+    fields = stack_fields(loadable, layout, messages, rescaled)
+    return DecodedStack(array, np.asarray(layout.geometry.affine, dtype=np.float64), fields)
+
+
+def warn_geometry(messages: Sequence[str], stacklevel: int) -> None:
+    """Issue every message but the notes as a :class:`GeometryWarning`.
+
+    ``stacklevel`` as :func:`warnings.warn` would take it at the caller.
+    """
     for message in messages:
         if message not in _NOTES:
-            warnings_module.warn(message, GeometryWarning, stacklevel=stacklevel)
+            warnings_module.warn(message, GeometryWarning, stacklevel=stacklevel + 1)
+
+
+def stack_fields(
+    loadable: Loadable, layout: StackLayout, messages: Sequence[str], rescaled: bool
+) -> dict[str, Any]:
+    """The :class:`LoadedVolume` fields other than the volumes (``DecodedStack.fields``)."""
+    grid = layout.grid
     f0 = grid[0][0]
-    fields: dict[str, Any] = {
+    return {
         "series_instance_uid": f0.series_instance_uid,
         "study_instance_uid": f0.study_instance_uid,
         "frame_of_reference_uid": f0.frame_of_reference_uid,
@@ -190,14 +250,13 @@ def decode_stack(
         ),
         "sources": tuple(tuple(f.source for f in row) for row in grid),
         "warnings": tuple(messages),
-        "time_values": time_values,
+        "time_values": layout.time_values,
         "time_attribute": _time_attribute(loadable),
         "kind": loadable.kind,
         "name": loadable.name,
         "rescaled": rescaled,
         "slice_positions": tuple(f.position for f in grid[0] if f.position is not None),
     }
-    return DecodedStack(array, np.asarray(geometry.affine, dtype=np.float64), fields)
 
 
 def _pixels(

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["nifti_header", "write_nifti_file"]
+__all__ = ["NO_EXTENSION", "nifti_header", "open_nifti", "write_nifti_file"]
 
 #: NIfTI-1 datatype codes (and the RGB24 code for a 3 x uint8 structured dtype).
 _DATATYPES = {
@@ -37,6 +37,8 @@ _RGB24 = 128
 _HEADER = struct.Struct("<i10s18sihcb8h3f4h8f3fhcb4f2i80s24s2h6f12f16s4s")
 assert _HEADER.size == 348
 _VOX_OFFSET = 352
+#: The 4 bytes between the header and the data: no extensions.
+NO_EXTENSION = b"\0\0\0\0"
 
 
 def _quaternion(rotation: npt.NDArray[np.float64]) -> tuple[float, float, float]:
@@ -63,11 +65,16 @@ def _quaternion(rotation: npt.NDArray[np.float64]) -> tuple[float, float, float]
 
 
 def nifti_header(
-    shape: tuple[int, ...], dtype: np.dtype[np.generic], affine: npt.NDArray[np.float64]
+    shape: tuple[int, ...],
+    dtype: np.dtype[np.generic],
+    affine: npt.NDArray[np.float64],
+    scaling: tuple[float, float] = (1.0, 0.0),
 ) -> bytes:
     """The 348-byte NIfTI-1 header of an image of ``shape`` (file axes) and RAS ``affine``.
 
     ``dtype`` is a numeric dtype, or a structured 3 x uint8 dtype for RGB24.
+    ``scaling`` is ``(scl_slope, scl_inter)``: readers take ``value * scl_slope +
+    scl_inter`` (stored as float32; ``(1, 0)`` is the identity).
     """
     if dtype.names is not None and len(dtype.names) == 3 and dtype.itemsize == 3:
         code, bitpix = _RGB24, 24
@@ -94,7 +101,7 @@ def nifti_header(
         *dims,
         0.0, 0.0, 0.0, 0, code, bitpix, 0,  # intent_p1..3, intent_code, datatype, bitpix, ...
         *pixdim,
-        float(_VOX_OFFSET), 1.0, 0.0,  # vox_offset, scl_slope, scl_inter (identity)
+        float(_VOX_OFFSET), *map(float, scaling),  # vox_offset, scl_slope, scl_inter
         0, b"\0", 10,  # slice_end, slice_code, xyzt_units (mm | s)
         0.0, 0.0, 0.0, 0.0, 0, 0,  # cal_max, cal_min, slice_duration, toffset, glmax, glmin
         b"", b"",  # descrip, aux_file
@@ -105,23 +112,26 @@ def nifti_header(
     )  # fmt: skip
 
 
+def open_nifti(path: Path) -> BinaryIO:
+    """``path`` opened for writing: gzip-compressed (level 1, as nibabel) for ``.gz`` names."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.GzipFile(path, "wb", compresslevel=1, mtime=0)  # type: ignore[return-value]
+    return path.open("wb")
+
+
 def write_nifti_file(
     path: Path, data: npt.NDArray[np.generic], affine: npt.NDArray[np.float64]
 ) -> None:
     """Write ``data`` (C order; file axes reversed) with RAS ``affine`` to ``path``.
 
     ``.gz`` names are gzip-compressed (level 1, as nibabel); others are written raw.
+    The data go out in one write of the array's own buffer (no copy when it is
+    C-contiguous and little endian).
     """
     data = np.ascontiguousarray(data)
     if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and np.little_endian is False):
         data = data.astype(data.dtype.newbyteorder("<"))
     header = nifti_header(tuple(reversed(data.shape)), data.dtype, affine)
-    fh: BinaryIO
-    if path.name.lower().endswith(".gz"):
-        fh = gzip.GzipFile(path, "wb", compresslevel=1, mtime=0)  # type: ignore[assignment]
-    else:
-        fh = path.open("wb")
-    with fh:
-        fh.write(header)
-        fh.write(b"\0\0\0\0")  # no extensions
+    with open_nifti(path) as fh:
+        fh.write(header + NO_EXTENSION)
         fh.write(data.reshape(-1).view(np.uint8).data)

@@ -12,11 +12,10 @@ when the actual values need it; any other slope gives float32.
 
 from __future__ import annotations
 
-import mmap
+import os
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +26,17 @@ from dicomstation.errors import LoadError
 from dicomstation.volumes.model import FrameHeader
 from dicomstation.volumes.parallel import can_fork, fork_pool, worker_count
 
-__all__ = ["Placement", "apply_integer_intercepts", "decode", "output_dtype"]
+__all__ = [
+    "Placement",
+    "apply_integer_intercepts",
+    "decode",
+    "output_dtype",
+    "pixel_value_span",
+    "stored_dtype",
+]
 
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+_UINT16, _UINT32 = struct.Struct("<H"), struct.Struct("<I")
 # Transfer syntax UIDs as text: pydicom (~0.3 s to import) is imported only for files the
 # native reader below leaves to it (compressed, big endian, colour...).
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -47,7 +54,8 @@ class Placement:
     index: tuple[int, ...]
 
 
-def _stored_dtype(frame: FrameHeader) -> np.dtype[np.generic] | None:
+def stored_dtype(frame: FrameHeader) -> np.dtype[np.generic] | None:
+    """The little-endian dtype of ``frame``'s stored values (uint8 for 1-bit), or None."""
     if frame.bits_allocated == 1:  # bit-packed (binary SEG): unpacked to 0/1 bytes
         return np.dtype(np.uint8)
     if frame.bits_allocated not in (8, 16, 32):
@@ -66,7 +74,7 @@ def output_dtype(frames: Sequence[FrameHeader]) -> tuple[np.dtype[np.generic], b
     rescaled = any(f.rescale_slope != 1.0 or f.rescale_intercept != 0.0 for f in frames)
     if f0.samples_per_pixel > 1:  # colour: Rescale Slope/Intercept do not apply
         return np.dtype(np.uint8 if f0.bits_allocated <= 8 else np.uint16), False
-    stored = {_stored_dtype(f) for f in frames}
+    stored = {stored_dtype(f) for f in frames}
     integer = all(
         f.rescale_slope == 1.0 and float(f.rescale_intercept).is_integer() for f in frames
     )
@@ -107,6 +115,8 @@ def decode(
         with fork_pool(_init_worker, (out,)) as pool:
             errors = [e for errs in pool.map(_decode_chunk, chunks) for e in errs]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # (with logging) when decoding
+
         out = _allocate(shape, dtype, shared=False)
         with ThreadPoolExecutor(max_workers=workers) as threads:
             errors = [
@@ -128,6 +138,8 @@ def _allocate(
     """
     if not shared:
         return np.empty(shape, dtype=dtype)
+    import mmap
+
     count = int(np.prod(shape))
     buffer = mmap.mmap(-1, max(count * dtype.itemsize, 1), flags=mmap.MAP_SHARED)
     return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
@@ -233,7 +245,7 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
     into place. Cases needing pydicom's processing (signed values with unused
     high bits, colour, odd bit depths) return False.
     """
-    stored = _stored_dtype(frame)
+    stored = stored_dtype(frame)
     if (
         frame.pixel_offset is None
         or frame.samples_per_pixel != 1
@@ -246,18 +258,10 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
         return False
     target = dest if stored == dest.dtype else np.empty(dest.shape, dtype=stored)
     with path.open("rb") as fh:
-        fh.seek(frame.pixel_offset + 4)
-        if frame.transfer_syntax_uid == _EXPLICIT_LE:
-            vr = fh.read(2)
-            length = (
-                struct.unpack("<2xI", fh.read(6))[0]
-                if vr in _LONG_VRS
-                else struct.unpack("<H", fh.read(2))[0]
-            )
-        else:
-            length = struct.unpack("<I", fh.read(4))[0]
+        start, length = pixel_value_span(fh.fileno(), frame)
         if length == 0xFFFFFFFF or length < target.nbytes:
             return False
+        fh.seek(start)
         got = fh.readinto(memoryview(target).cast("B"))  # type: ignore[arg-type]
     if got != target.nbytes:
         raise LoadError(f"truncated pixel data ({got} of {target.nbytes} bytes)")
@@ -266,6 +270,31 @@ def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) 
         if frame.rescale_intercept != 0.0:
             np.add(dest, frame.rescale_intercept, out=dest, casting="unsafe")
     return True
+
+
+def pixel_value_span(fd: int, frame: FrameHeader) -> tuple[int, int]:
+    """``(offset, length)`` of the value of the native Pixel Data element of ``frame``.
+
+    ``frame.pixel_offset`` is where the element starts in the open file ``fd``
+    (explicit or implicit VR little endian). A length of ``0xFFFFFFFF`` means
+    undefined (encapsulated).
+
+    Raises
+    ------
+    LoadError
+        When the file ends inside the element's header.
+    """
+    if frame.pixel_offset is None:
+        raise LoadError("no native Pixel Data offset")
+    start = frame.pixel_offset + 4
+    head = os.pread(fd, 8, start)
+    if len(head) < 8:
+        raise LoadError("truncated pixel data element")
+    if frame.transfer_syntax_uid == _EXPLICIT_LE:
+        if head[:2] in _LONG_VRS:
+            return start + 8, int(_UINT32.unpack_from(head, 4)[0])
+        return start + 4, int(_UINT16.unpack_from(head, 2)[0])
+    return start + 4, int(_UINT32.unpack_from(head, 0)[0])
 
 
 def _store_tiles(
