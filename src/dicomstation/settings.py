@@ -60,9 +60,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-import tomli_w
-
 from dicomstation.config import (
     Credentials,
     DicomWebServer,
@@ -107,6 +104,8 @@ def settings_path() -> Path:
     override = os.environ.get("DICOMSTATION_CONFIG")
     if override:
         return Path(override).expanduser()
+    import platformdirs  # only without the override
+
     return Path(platformdirs.user_config_dir("dicomstation")) / "settings.toml"
 
 
@@ -115,6 +114,8 @@ def default_database_path() -> Path:
     override = os.environ.get("DICOMSTATION_DB")
     if override:
         return Path(override).expanduser()
+    import platformdirs
+
     return Path(platformdirs.user_data_dir("dicomstation")) / "database"
 
 
@@ -187,6 +188,8 @@ def _server_table(server: ServerConfig) -> dict[str, Any]:
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as TOML at ``path`` (a symlink's target), 0600, atomically."""
+    import tomli_w  # writing only: reading the settings does not import it
+
     target = Path(os.path.realpath(path))
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".settings-", suffix=".tmp")

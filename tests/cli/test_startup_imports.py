@@ -29,6 +29,7 @@ HEAVY = (
     "pydicom", "numpy", "pynetdicom", "httpx", "highdicom", "fastapi", "starlette", "uvicorn",
     "dask", "distributed", "authlib", "torch", "scipy", "PIL", "nibabel", "nrrd", "pydantic",
     "SimpleITK", "requests", "keyring", "sqlite3", "playwright", "jinja2", "cryptography", "rich",
+    "platformdirs", "tomli_w", "webbrowser",
 )  # fmt: skip
 
 #: Heavy packages a command's --help may still import (command -> packages, with the
@@ -54,7 +55,8 @@ for line in sys.stdin:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         found = sorted({m.split(".")[0] for m in sys.modules} & heavy)
-        os.write(write, json.dumps({"argv": argv, "code": code, "heavy": found,
+        own = sorted(m for m in sys.modules if m.startswith("dicomstation"))
+        os.write(write, json.dumps({"argv": argv, "code": code, "heavy": found, "own": own,
                                     "out": out.getvalue()[:4000]}).encode())
         os._exit(0)
     os.close(write)
@@ -138,3 +140,136 @@ def test_the_probe_sees_heavy_imports(tmp_path: Path, env: dict[str, str]) -> No
     (result,) = results.values()
     assert result["code"] == 0, result
     assert "pydicom" in result["heavy"]
+
+
+#: What ``server ...``/``auth ...`` --help may import of the package: the CLI's entry point,
+#: the command module and the modules every command shares; the settings, their config
+#: classes, the secret store and the option handling are imported by the commands that use
+#: them (0.1 s between them).
+SETTINGS_HELP_OWN = {
+    "dicomstation", "dicomstation.errors", "dicomstation.cli", "dicomstation.cli.main",
+    "dicomstation.cli.lazy", "dicomstation.cli.fastparams", "dicomstation.cli.common",
+    "dicomstation.cli.settings_cmds", "dicomstation.cli.oidc_login",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_server_and_auth_help_import_only_their_command_module(env: dict[str, str]) -> None:
+    lines = [["server", "--help"], ["auth", "--help"]]
+    lines += [[*sub, "--help"] for sub in _subcommands() if sub[0] in ("server", "auth")]
+    assert len(lines) >= 10  # every subcommand of both groups
+    results = _probe(lines, env)
+    problems = {}
+    for argv in lines:
+        result = results[" ".join(argv)]
+        assert result["code"] == 0 and "Usage" in str(result["out"]), result
+        extra = set(result["own"]) - SETTINGS_HELP_OWN  # type: ignore[arg-type]
+        if extra or result["heavy"]:
+            problems[" ".join(argv)] = sorted(extra | set(result["heavy"]))  # type: ignore[arg-type]
+    assert problems == {}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_server_list_imports_neither_httpx_nor_rich_without_servers(env: dict[str, str]) -> None:
+    results = _probe([["server", "list"], ["server", "list", "--json"]], env)
+    plain, as_json = results["server list"], results["server list --json"]
+    assert plain["code"] == 0 and "no servers configured" in str(plain["out"]), plain
+    assert as_json["code"] == 0 and json.loads(str(as_json["out"])) == [], as_json
+    assert plain["heavy"] == [] and as_json["heavy"] == []
+    assert "dicomstation.settings" in plain["own"]  # the settings were really read
+
+
+def _add_server(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dicomstation.cli.main", "server", "add", *argv],
+        input="pw\n", capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_server_list_of_a_configured_server_imports_rich_only(env: dict[str, str]) -> None:
+    env = {**env, "DICOMSTATION_KEYRING": "0"}  # secrets in the test's own file
+    added = _add_server(env, "pacs", "--url", "https://pacs.example/dicom-web", "--user", "ann",
+                        "--password-stdin")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    results = _probe([["server", "list"], ["server", "list", "--json"]], env)
+    (row,) = json.loads(str(results["server list --json"]["out"]))
+    assert (row["name"], row["address"], row["auth"]) == (
+        "pacs", "https://pacs.example/dicom-web", "user ann"
+    )  # fmt: skip
+    result = results["server list"]
+    assert result["code"] == 0 and "pacs" in str(result["out"]), result
+    assert result["heavy"] == ["rich"]  # the table; no httpx, no keyring
+
+
+def test_server_list_never_shows_a_url_password_of_a_hand_edited_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """server list prints stored URLs as they are: the settings refuse one with a password."""
+    Path(env["DICOMSTATION_CONFIG"]).write_text(
+        '[servers.pacs]\nprotocol = "dicomweb"\nurl = "https://ann:s3cret@pacs.example/dw"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "dicomstation.cli.main", "server", "list"],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 2, run
+    assert "pacs" in run.stderr and "user/password" in run.stderr
+    assert "s3cret" not in run.stdout + run.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_db_ls_imports_neither_pydicom_nor_numpy(tmp_path: Path, env: dict[str, str]) -> None:
+    """Listing the index (empty, and with a series in it) reads SQLite, not DICOM files."""
+    from dicomstation.database import Database
+
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    make_series(tmp_path / "series", n=3)
+    with Database.open(full) as db:
+        assert len(db.import_path(tmp_path / "series", workers=1).succeeded) == 3
+    lines = [
+        ["db", "ls", "--db", str(empty)],
+        ["db", "ls", "--db", str(empty), "--json"],
+        ["db", "ls"],  # the default database (DICOMSTATION_DB)
+        ["db", "show", "1.2.3", "--db", str(empty)],
+        ["db", "ls", "--db", str(full), "--level", "series"],
+    ]
+    results = _probe(lines, env)
+    for argv in lines[:3]:
+        result = results[" ".join(argv)]
+        assert result["code"] == 0, result
+        assert result["heavy"] == ["sqlite3"], result
+    assert "no matches" in str(results[" ".join(lines[0])]["out"])
+    assert json.loads(str(results[" ".join(lines[1])]["out"])) == []
+    assert (Path(env["DICOMSTATION_DB"]) / "index.sqlite").is_file()
+    missing = results[" ".join(lines[3])]
+    assert missing["code"] == 3 and missing["heavy"] == ["sqlite3"], missing
+    listed = results[" ".join(lines[4])]
+    assert listed["code"] == 0 and "3" in str(listed["out"]), listed  # 3 instances
+    assert listed["heavy"] == ["rich", "sqlite3"], listed
+
+
+def test_the_database_package_imports_no_pydicom() -> None:
+    """``import dicomstation.database`` (and its public names) in a fresh interpreter."""
+    code = (
+        "import json, sys\n"
+        "from dicomstation.database import Database\n"
+        "import dicomstation.database.importer, dicomstation.database.scanner\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    loaded = set(json.loads(run.stdout))
+    assert "dicomstation" in loaded
+    assert loaded & {"pydicom", "numpy", "multiprocessing", "concurrent"} == set()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_usage_errors_are_plain_and_import_no_heavy_library(env: dict[str, str]) -> None:
+    """A mistyped command line exits 2 at once: click's plain message, no rich panel."""
+    lines = [["nosuch"], ["query", "--no-such-option"], ["segment", "1.2.3"], ["db", "nosuch"]]
+    results = _probe(lines, env)
+    for argv in lines:
+        result = results[" ".join(argv)]
+        assert result["code"] == 2, result
+        assert result["heavy"] == [], result

@@ -180,9 +180,10 @@ def parse_level(value: str, option: str = "--level") -> Level:
 def open_database(path: Path | None) -> Database:
     """The database named by ``--db``, else the settings' one, else the default folder."""
     from dicomstation.database import Database
-    from dicomstation.settings import Settings, default_database_path
 
     if path is None:
+        from dicomstation.settings import Settings, default_database_path
+
         configured = Settings.load().database
         path = Path(configured) if configured else default_database_path()
     return Database.open(path)
@@ -246,7 +247,7 @@ def print_refs(
         print_json([dict(ref.json) for ref in refs])
         return
     if not refs:
-        console.print("no matches")
+        typer.echo("no matches")  # not rich: nothing to lay out
         return
     from rich.table import Table
 

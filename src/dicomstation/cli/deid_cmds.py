@@ -210,7 +210,7 @@ def register(app: typer.Typer) -> None:
         settings = Settings.load()
         if not generate:
             state = "set" if settings.deid_key else "not set"
-            console.print(f"de-identification key: {state} ({settings_path()})")
+            typer.echo(f"de-identification key: {state} ({settings_path()})")  # no rich: a line
             return
         if settings.deid_key and not force:
             raise ConfigError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import webbrowser
 from types import FrameType
 from typing import Annotated
 
@@ -46,6 +45,8 @@ def demo(
             soft_wrap=True,
         )
         if open_browser:
+            import webbrowser
+
             webbrowser.open(env.login_url)
 
         def on_term(signum: int, frame: FrameType | None) -> None:

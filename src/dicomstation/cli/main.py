@@ -79,6 +79,7 @@ app = typer.Typer(
     help="DICOM workstation core: query, fetch, database, load, process, export, send, serve.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # usage errors in plain click text, as the help: rich not imported
     cls=lazy_group(COMMANDS),
 )
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import webbrowser
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dicomstation.cli.common import console, handle_errors
-from dicomstation.config import DicomWebServer, ServerConfig
 from dicomstation.errors import UsageError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `auth --help` imports none of them
     from dicomstation.auth_oidc import OidcConfig, TokenVault
     from dicomstation.auth_oidc.login import DevicePrompt
+    from dicomstation.config import ServerConfig
     from dicomstation.settings import Settings
 
 __all__ = ["forget_tokens", "oidc_servers", "register", "show_sign_in"]
@@ -31,6 +30,7 @@ ServerArg = Annotated[str, typer.Argument(help="The server (with --oidc-issuer) 
 def _oidc_server(name: str) -> tuple[OidcConfig, TokenVault]:
     from dicomstation.auth import tls_verify
     from dicomstation.auth_oidc import OidcConfig, vault_for
+    from dicomstation.config import DicomWebServer
     from dicomstation.settings import Settings
 
     server = Settings.load().server(name)
@@ -52,6 +52,8 @@ def _open_browser(url: str, *, browser: bool) -> None:
 
 def _launch(url: str) -> None:
     """Open ``url`` in a graphical browser; never a console one (it would take the terminal)."""
+    import webbrowser
+
     try:
         found = webbrowser.get()
     except webbrowser.Error:
@@ -151,6 +153,8 @@ def _revoke(config: OidcConfig, refresh_token: str) -> str:
 
 def oidc_servers(settings: Settings) -> list[str]:
     """The names of the configured servers that sign in with OIDC."""
+    from dicomstation.config import DicomWebServer
+
     return sorted(
         name
         for name, server in settings.servers.items()
@@ -176,6 +180,8 @@ def show_sign_in(name: str) -> None:
 
 def forget_tokens(server: ServerConfig) -> None:
     """Forget a (removed) server's OIDC tokens, without asking the provider anything."""
+    from dicomstation.config import DicomWebServer
+
     if not isinstance(server, DicomWebServer) or server.credentials.token_store is None:
         return
     from dicomstation.auth_oidc import OidcConfig, vault_for

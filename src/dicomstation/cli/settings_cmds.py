@@ -1,20 +1,26 @@
-"""``dicomstation server ...`` and ``dicomstation auth ...``: configure once, reuse everywhere."""
+"""``dicomstation server ...`` and ``dicomstation auth ...``: configure once, reuse everywhere.
+
+The settings, their config classes and the option handling (``server_options``) are
+imported by the commands that use them: ``server --help``, ``auth set --help`` and the
+like import this module and typer only (tests/cli/test_startup_imports.py).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dicomstation.cli.common import ExitCode, console, handle_errors, print_json
-from dicomstation.cli.server_options import ServerEdits, apply_edits, test_node
-from dicomstation.config import Credentials, DicomWebServer, Secret, ServerConfig
 from dicomstation.errors import ConfigError, UsageError
-from dicomstation.settings import Settings, secret_store, settings_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dicomstation.cli.server_options import ServerEdits
+    from dicomstation.config import DicomWebServer, Secret, ServerConfig
 
 server_app = typer.Typer(help="Configure remote DICOMweb and DIMSE servers.", no_args_is_help=True)
 auth_app = typer.Typer(
@@ -24,6 +30,8 @@ auth_app = typer.Typer(
 
 
 def _read_secret(from_stdin: bool, what: str) -> Secret:
+    from dicomstation.config import Secret
+
     if not from_stdin:
         return Secret("")
     value = sys.stdin.readline().rstrip("\r\n")
@@ -86,6 +94,8 @@ HttpOpt = Annotated[
 
 def _password(user: str | None, from_stdin: bool, stored: bool) -> Secret | None:
     """The password given: from stdin, or prompted (hidden) on a terminal for a new user."""
+    from dicomstation.config import Secret
+
     if from_stdin:
         return _read_secret(True, "password")
     if not user or stored:
@@ -98,6 +108,9 @@ def _password(user: str | None, from_stdin: bool, stored: bool) -> Secret | None
 def _save(
     name: str, edits: ServerEdits, old: ServerConfig | None, flags: tuple[bool, bool]
 ) -> None:
+    from dicomstation.cli.server_options import apply_edits
+    from dicomstation.settings import Settings
+
     make_default, allow_http = flags
     settings = Settings.load()
     server = apply_edits(name, edits, old)
@@ -135,6 +148,10 @@ def _server_command(editing: bool) -> Callable[..., None]:
         oidc_client_secret_stdin: ClientSecretOpt = False,
         oidc_scope: ScopeOpt = None,
     ) -> None:
+        from dicomstation.cli.server_options import ServerEdits
+        from dicomstation.config import DicomWebServer
+        from dicomstation.settings import Settings
+
         settings = Settings.load()
         usable = settings.server(name) if editing else None  # ConfigError names a missing one
         stored = isinstance(usable, DicomWebServer) and bool(usable.credentials.password)
@@ -189,8 +206,11 @@ def _auth_label(server: DicomWebServer) -> str:
 @handle_errors
 def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List configured servers (secrets are never shown, only whether they are set)."""
-    from dicomstation.nodes.http_errors import redact  # httpx: not for every command's start
+    from dicomstation.config import DicomWebServer
+    from dicomstation.settings import Settings
 
+    # Settings.load refuses a URL with user:password@ (settings_tables.check_url): the
+    # addresses are printed as they are (no httpx-importing redaction needed).
     settings = Settings.load()
     rows = []
     for name in sorted(settings.servers):
@@ -200,7 +220,7 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
                 {
                     "name": name,
                     "protocol": "dicomweb",
-                    "address": redact(s.url),
+                    "address": s.url,
                     "auth": _auth_label(s),
                     "tls_verify": s.verify_tls,
                     "timeout": s.timeout,
@@ -224,6 +244,9 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        typer.echo("no servers configured (dicomstation server add NAME --url URL)")
+        return
     from rich.table import Table
 
     table = Table("Name", "Protocol", "Address", "Auth", "TLS verify", "Timeout", "C-MOVE to", "")
@@ -237,6 +260,8 @@ def server_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @handle_errors
 def server_remove(name: str) -> None:
     """Remove a configured server (and forget its OIDC tokens, if it had any)."""
+    from dicomstation.settings import Settings
+
     settings = Settings.load()
     settings.without_server(name).save()
     from dicomstation.cli.oidc_login import forget_tokens
@@ -253,6 +278,7 @@ NameArg = Annotated[str | None, typer.Argument(help="Server name (default: the d
 def server_echo(name: NameArg = None) -> None:
     """Check a server answers (C-ECHO for DIMSE, a small QIDO-RS for DICOMweb)."""
     from dicomstation.nodes import open_node
+    from dicomstation.settings import Settings
 
     settings = Settings.load()
     name = settings.server_name(name)
@@ -277,9 +303,13 @@ def server_test(
 
     Exit code 0 when every check worked, 1 when some did, 3 when none did.
     """
+    from dataclasses import asdict
+
     from rich.markup import escape
 
+    from dicomstation.cli.server_options import test_node
     from dicomstation.nodes import open_node
+    from dicomstation.settings import Settings
 
     settings = Settings.load()
     name = settings.server_name(name)
@@ -313,6 +343,10 @@ def auth_set(
     With --user and neither --password-stdin nor --token-stdin, the password is
     prompted (hidden) on a terminal; without a terminal that is an error.
     """
+    from dataclasses import replace
+
+    from dicomstation.settings import Settings
+
     settings = Settings.load()
     creds = replace(settings.credentials, username=user or settings.credentials.username)
     password = _password(user or None, password_stdin, stored=token_stdin)
@@ -328,6 +362,9 @@ def auth_set(
 @handle_errors
 def auth_clear() -> None:
     """Forget the global credentials."""
+    from dicomstation.config import Credentials
+    from dicomstation.settings import Settings
+
     Settings.load().with_credentials(Credentials()).save()
     console.print("global credentials cleared")
 
@@ -344,6 +381,7 @@ def auth_show(
     With a server name: only that server's OIDC sign-in.
     """
     from dicomstation.cli.oidc_login import oidc_servers, show_sign_in
+    from dicomstation.settings import Settings, settings_path
 
     if name is not None:
         return show_sign_in(name)
@@ -360,6 +398,8 @@ def auth_show(
 
 
 def _where(path: Path) -> str:
+    from dicomstation.settings import secret_store
+
     store = secret_store(path)
     if store is None:
         return f"the settings file {path} (mode 0600; no OS keyring backend)"

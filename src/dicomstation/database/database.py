@@ -384,8 +384,6 @@ class Database:
     def _headers(
         self, where: str, params: Sequence[object], uid: str, limit: str = ""
     ) -> list[Mapping[str, Any]]:
-        from dicomstation.database.headers import load_headers
-
         with self._lock:
             rows = self._conn.execute(
                 "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
@@ -395,6 +393,8 @@ class Database:
             ).fetchall()
         if not rows:
             raise NotFoundError(f"{uid} is not in the database {self.root}")
+        from dicomstation.database.headers import load_headers  # pydicom: only with headers
+
         headers, fresh = load_headers(rows)
         if fresh:
             with self._lock:

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import multiprocessing
 import os
 import threading
 import uuid
 from collections.abc import Generator, Iterable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.private import copy_private, is_disk_full
 from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["Scanned", "expand_paths", "make_room", "scan_files"]
 
@@ -140,9 +141,15 @@ def make_room(
 
 
 def _executor(workers: int) -> Executor:
+    # multiprocessing and concurrent.futures imported here: not for listing a database
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork is cheap (modules already imported) but unsafe once other threads exist
     # (a web server, a progress bar's refresh thread): then use forkserver.
     method = "fork" if threading.active_count() == 1 else "forkserver"
+    if method == "fork":
+        import pydicom  # noqa: F401  (imported once here, not in every forked worker)
     context = multiprocessing.get_context(method)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 

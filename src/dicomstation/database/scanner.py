@@ -9,6 +9,9 @@ with ``struct`` and only decodes the wanted values; it also checks that every
 element fits in the file, which pydicom silently tolerates. Anything else
 (implicit VR, big endian, deflate, no preamble, odd encodings) goes through
 pydicom, and text decoding always uses pydicom's character-set handling.
+
+pydicom (and numpy with it: ~0.8 s) is imported on the first scan, not with this module:
+listing or querying a database imports the database package, never pydicom.
 """
 
 from __future__ import annotations
@@ -18,12 +21,9 @@ import mmap
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import pydicom
-from pydicom.charset import decode_bytes, default_encoding
-from pydicom.errors import InvalidDicomError as PydicomInvalid
 
 from dicomstation.errors import InvalidDicomError
 
@@ -154,7 +154,11 @@ def _walk(
     return pos
 
 
-def _decode(raw: bytes, kind: str, encodings: list[str]) -> Any:
+Decoder = Callable[[bytes, list[str], set[int]], str]
+
+
+def _decode(raw: bytes, kind: str, encodings: list[str], decode_bytes: Decoder) -> Any:
+    """The value of ``raw``; ``decode_bytes`` is pydicom's (passed: imported once per file)."""
     if kind == "us":
         return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
     text = raw.rstrip(b"\x00 ").lstrip(b" ")
@@ -205,17 +209,26 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data) if size is None else size, found)
+    from pydicom import charset as pydicom_charset  # imported on the first scan only
+
     charset = found.get(0x00080005, b"").rstrip(b"\x00 ").decode("ascii", "replace")
     encodings = (
-        pydicom.charset.convert_encodings(charset.split("\\")) if charset else [default_encoding]
+        pydicom_charset.convert_encodings(charset.split("\\"))
+        if charset
+        else [pydicom_charset.default_encoding]
     )
+    decode = pydicom_charset.decode_bytes
     fields = {
-        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings) for t, raw in found.items()
+        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings, decode)
+        for t, raw in found.items()
     }
     return ScanResult(fields, syntax)
 
 
 def _slow(data: Data, name: str) -> ScanResult:
+    import pydicom
+    from pydicom.errors import InvalidDicomError as PydicomInvalid
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
