@@ -151,22 +151,35 @@ def run_dcm2niix(folder: Path, out: Path) -> dict[str, float] | str:
     return result
 
 
-def _timed(argv: list[str]) -> tuple[subprocess.CompletedProcess[bytes], dict[str, float]]:
+def _timed(
+    argv: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[bytes], dict[str, float]]:
     """Run ``argv``; its wall seconds and CPU seconds (user + system of the child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, check=False, capture_output=True)
+    done = subprocess.run(argv, check=False, capture_output=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return done, {"wall_s": wall, "cpu_s": cpu}
 
 
+def _cli_env() -> dict[str, str]:
+    """The environment of the CLI runs: bytecode caches written and used, as after an install.
+
+    (With PYTHONDONTWRITEBYTECODE set, as in some sandboxes, every run of an editable
+    install would compile the package's modules again.)
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_cli(folder: Path, out: Path) -> dict[str, float]:
     """Wall and CPU time of the whole ``dicomstation load DIR --to x.nii`` (start-up included)."""
     exe = Path(sys.executable).with_name("dicomstation")
-    done, figures = _timed([str(exe), "load", str(folder), "--to", str(out / "x.nii")])
+    argv = [str(exe), "load", str(folder), "--to", str(out / "x.nii")]
+    done, figures = _timed(argv, _cli_env())
     done.check_returncode()
+    figures["out_mib"] = (out / "x.nii").stat().st_size / 2**20
     return figures
 
 
@@ -175,7 +188,10 @@ def run_dcm2niix_command(folder: Path, out: Path) -> dict[str, float] | str:
     exe = shutil.which("dcm2niix")
     if exe is None:
         return "not installed"
+    before = set(out.iterdir())
     done, figures = _timed([exe, "-z", "n", "-b", "n", "-o", str(out), str(folder)])
+    written = set(out.iterdir()) - before
+    figures["out_mib"] = sum(f.stat().st_size for f in written) / 2**20
     return figures if done.returncode == 0 else "failed"
 
 
@@ -195,6 +211,10 @@ def bench(folder: Path, out: Path, repeat: int) -> dict[str, list[dict[str, floa
     """Run every tool ``repeat`` times, round-robin (background load hits each alike)."""
     for f in folder.iterdir():  # warm the page cache for every tool alike
         f.read_bytes()
+    run_cli(folder, out)  # untimed: bytecode caches written, the command's files cached
+    run_dcm2niix_command(folder, out)
+    for f in out.iterdir():
+        f.unlink()
     tools = ("dicomstation", "SimpleITK", "dcm2niix", "dicomstation CLI", "dcm2niix command")
     runs: dict[str, list[dict[str, float] | str]] = {tool: [] for tool in tools}
     for _ in range(repeat):
@@ -265,7 +285,8 @@ def _print_table(title: str, results: dict[str, dict[str, float] | str], nbytes:
             print(f"{tool:<18}  {r}")
             continue
         if "load_s" not in r:
-            print(f"{tool:<18}{'':>9}{r['cpu_s']:>8.2f}{r['wall_s']:>9.2f}")
+            wrote = f"  (writes {r['out_mib']:.0f} MiB)" if "out_mib" in r else ""
+            print(f"{tool:<18}{'':>9}{r['cpu_s']:>8.2f}{r['wall_s']:>9.2f}{wrote}")
             continue
         extra = (r["rss"] - r.get("base", 0)) / 2**20
         print(
@@ -287,7 +308,9 @@ def _print_table(title: str, results: dict[str, dict[str, float] | str], nbytes:
         "(SimpleITK), the whole run incl. the NIfTI write (dcm2niix); wall s: whole process; "
         "'dicomstation CLI' = `dicomstation load DIR --to x.nii`, 'dcm2niix command' = "
         "`dcm2niix -z n DIR` (goal: CLI within 3x); cpu s of those two: user + system of "
-        "the process; medians of --repeat round-robin runs"
+        "the process; dcm2niix writes the stored integers with scl_slope/scl_inter, ours too "
+        "when float32 holds the rescale exactly (else rescaled float32); medians of --repeat "
+        "round-robin runs, after one untimed run of each command"
     )
 
 
