@@ -11,6 +11,9 @@ Two steps, like Slicer's DICOM plugins::
 the other fields; ``.loaded()`` wraps it); ``write_array`` writes its array, so a
 command that only converts files never imports highdicom or pydicom (classic
 uncompressed little-endian series are read without pydicom).
+``convert.convert(loadable, path)`` (what ``dicomstation load --to`` runs) writes a
+plain series' NIfTI straight from the files' stored pixel bytes, the rescale in
+``scl_slope``/``scl_inter`` when float32 holds it exactly (see :mod:`.convert`).
 
 :func:`examine` reads headers only and splits a series that mixes several
 volumes (orientation, size, acquisition, echo, image type, temporal position)
