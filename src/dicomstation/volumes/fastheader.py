@@ -12,9 +12,10 @@ non-ASCII text, malformed values, a header longer than the bytes read.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from dicomstation.volumes.model import FrameHeader, SliceSource
 
@@ -77,6 +78,11 @@ _WANTED: dict[int, tuple[str, str]] = {
 }
 
 
+#: Wanted, give-up and Pixel Data tags: the loop looks each element's tag up once.
+_SPECIAL = frozenset(_WANTED) | _GIVE_UP | {_PIXEL_DATA}
+#: VR -> whether its length is the 4-byte form (absent: a VR this reader gives up on).
+_IS_LONG_VR = {vr: True for vr in _LONG_VRS} | {vr: False for vr in _SHORT_VRS}
+
 #: Past this tag no wanted or give-up attribute follows (Modality LUT Sequence is the last).
 _LAST_WANTED = 0x00283000
 
@@ -88,17 +94,21 @@ class _GiveUpError(Exception):
 def fast_frame(path: Path) -> FrameHeader | None:
     """The FrameHeader of ``path`` as the pydicom path would make it, or None (use pydicom)."""
     try:
-        with path.open("rb") as fh:
-            # Most headers end within a few kB: read 16 kB first, not 256 kB for every file
-            # (the walk up to a success is the same on any longer head, so only a head
-            # that ran short is read again, in full).
-            head = fh.read(_FIRST_BYTES)
-            parsed = _try_parse(head, fh)
-            if parsed is None and len(head) == _FIRST_BYTES:
-                fh.seek(0)
-                parsed = _try_parse(fh.read(_HEAD_BYTES), fh)
+        fd = os.open(path, os.O_RDONLY)  # (a plain descriptor: no buffered file object)
     except OSError:
         return None
+    try:
+        # Most headers end within a few kB: read 16 kB first, not 256 kB for every file
+        # (the walk up to a success is the same on any longer head, so only a head
+        # that ran short is read again, in full).
+        head = os.pread(fd, _FIRST_BYTES, 0)
+        parsed = _try_parse(head, fd)
+        if parsed is None and len(head) == _FIRST_BYTES:
+            parsed = _try_parse(os.pread(fd, _HEAD_BYTES, 0), fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if parsed is None:
         return None
     f, offset = parsed
@@ -151,14 +161,14 @@ def _n(value: tuple[float, ...] | None, n: int) -> Any:
     return value if value is not None and len(value) == n else None
 
 
-def _try_parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:
+def _try_parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
     try:
-        return _parse(head, fh)
+        return _parse(head, fd)
     except (_GiveUpError, struct.error, ValueError, UnicodeDecodeError, IndexError):
         return None
 
 
-def _parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:
+def _parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
     """Fields and Pixel Data offset; stops after group 0028 when Pixel Data ends the file."""
     if len(head) < 144 or head[128:132] != b"DICM":
         return None
@@ -167,24 +177,27 @@ def _parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:
         return None
     fields: dict[str, Any] = {}
     pos, end, tail_checked = meta_end, len(head), False
+    unpack, special, long_vr = _ELEMENT.unpack_from, _SPECIAL, _IS_LONG_VR
     while pos + 8 <= end:
-        group, element, vr, length = _ELEMENT.unpack_from(head, pos)
+        group, element, vr, length = unpack(head, pos)
         tag = group << 16 | element
-        if tag == _PIXEL_DATA:
-            return fields, pos
-        if tag in _GIVE_UP:
-            raise _GiveUpError
+        if tag in special:  # one look-up for the few tags that matter, in the common case
+            if tag == _PIXEL_DATA:
+                return fields, pos
+            if tag in _GIVE_UP:
+                raise _GiveUpError
         if tag > _LAST_WANTED and not tail_checked:
             tail_checked = True
-            offset = _pixel_data_at_end(fields, fh)
+            offset = _pixel_data_at_end(fields, fd)
             if offset is not None:
                 return fields, offset
-        if vr in _LONG_VRS:
+        is_long = long_vr.get(vr)
+        if is_long:
             length, pos = _UINT32.unpack_from(head, pos + 8)[0], pos + 12
-        elif vr in _SHORT_VRS:
-            pos += 8
-        else:
+        elif is_long is None:
             raise _GiveUpError
+        else:
+            pos += 8
         if length == 0xFFFFFFFF:
             if vr != b"SQ":
                 raise _GiveUpError  # encapsulated or implicit VR inside: pydicom's job
@@ -192,14 +205,14 @@ def _parse(head: bytes, fh: BinaryIO) -> tuple[dict[str, Any], int] | None:
             continue
         if pos + length > end:
             raise _GiveUpError
-        wanted = _WANTED.get(tag)
-        if wanted is not None:
-            fields[wanted[0]] = _value(head[pos : pos + length], wanted[1])
+        if tag in special:
+            name, kind = _WANTED[tag]
+            fields[name] = _value(head[pos : pos + length], kind)
         pos += length
     return None  # no Pixel Data within the head
 
 
-def _pixel_data_at_end(fields: dict[str, Any], fh: BinaryIO) -> int | None:
+def _pixel_data_at_end(fields: dict[str, Any], fd: int) -> int | None:
     """Offset of a native Pixel Data element that ends the file, found from its expected size.
 
     Vendor headers put large private groups between the image attributes and the
@@ -212,11 +225,10 @@ def _pixel_data_at_end(fields: dict[str, Any], fh: BinaryIO) -> int | None:
         return None
     size = rows * columns * (fields.get("samples_per_pixel") or 1) * bits // 8
     size += size % 2
-    end = fh.seek(0, 2)
+    end = os.fstat(fd).st_size
     if bits not in (8, 16, 32) or end - size - 12 < 0:
         return None
-    fh.seek(end - size - 12)
-    header = fh.read(12)
+    header = os.pread(fd, 12, end - size - 12)
     expected = struct.pack("<HH", 0x7FE0, 0x0010)
     if header[:4] != expected or header[4:6] not in (b"OW", b"OB") or header[6:8] != b"\0\0":
         return None
@@ -288,8 +300,10 @@ def _value(raw: bytes, kind: str) -> Any:
     parts = [p.strip(" \x00") for p in text.split("\\")] if text else []
     if kind == "strs":
         return tuple(parts)
-    if not parts or any(p == "" for p in parts):
-        return None if not parts else _give_up()
+    if not parts:
+        return None
+    if "" in parts:
+        _give_up()
     if kind == "floats":
         return tuple(float(p) for p in parts)
     if kind == "float":
