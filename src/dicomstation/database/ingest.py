@@ -36,23 +36,22 @@ class Mode(enum.Enum):
     REFERENCE = "reference"  # indexed where it is, never deleted by the database
 
 
-def _target(files: Path, fields: dict[str, object]) -> Path:
-    return (
-        files
-        / str(fields["StudyInstanceUID"])
-        / str(fields["SeriesInstanceUID"])
-        / (f"{fields['SOPInstanceUID']}.dcm")
-    )
+def _folder(files: Path, fields: dict[str, object]) -> str:
+    return os.path.join(files, str(fields["StudyInstanceUID"]), str(fields["SeriesInstanceUID"]))
 
 
-def _place(item: Scanned, files: Path, mode: Mode, folders: set[Path]) -> Path:
-    assert item.fields is not None
+def _target(files: Path, fields: dict[str, object]) -> str:
+    # a string, not a Path: built once per instance, for the journal and the move
+    return os.path.join(_folder(files, fields), f"{fields['SOPInstanceUID']}.dcm")
+
+
+def _place(item: Scanned, target: str, mode: Mode, folders: set[str]) -> str:
     if mode is Mode.REFERENCE:
-        return Path(os.path.abspath(item.source))
-    target = _target(files, item.fields)
-    if target.parent not in folders:  # a series' folder is made once per batch, not per file
-        make_private_dirs(target.parent)
-        folders.add(target.parent)
+        return os.path.abspath(item.source)
+    folder = os.path.dirname(target)
+    if folder not in folders:  # a series' folder is made once per batch, not per file
+        make_private_dirs(Path(folder))
+        folders.add(folder)
     if mode is Mode.MOVE:  # written by another part of dicomstation: make it private
         os.chmod(item.source, FILE_MODE)
     os.replace(_origin(item, mode), target)
@@ -63,7 +62,7 @@ def _origin(item: Scanned, mode: Mode) -> str:
     return item.staged if mode is Mode.COPY and item.staged else item.source
 
 
-def _undo(placed: list[tuple[Scanned, Path]], mode: Mode) -> None:
+def _undo(placed: list[tuple[Scanned, str]], mode: Mode) -> None:
     for item, target in reversed(placed):
         with contextlib.suppress(OSError):  # best effort; the journal covers the rest
             if mode is Mode.MOVE:
@@ -105,13 +104,10 @@ def _patient_key(conn: sqlite3.Connection, pid: str, name: str, birth: str) -> i
     return int(row[0])
 
 
-def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> None:
-    f = item.fields
-    assert f is not None
+def _patient_row(conn: sqlite3.Connection, f: dict[str, object]) -> int | None:
     g = f.get
-    key = _patient_key(
-        conn, str(g("PatientID", "")), str(g("PatientName", "")), str(g("PatientBirthDate", ""))
-    )
+    pid, name, birth = (str(g(k, "")) for k in ("PatientID", "PatientName", "PatientBirthDate"))
+    key = _patient_key(conn, pid, name, birth)
     if key is None:
         conn.execute(
             "INSERT INTO patients (patient_id, patient_name, birth_date, sex) VALUES (?, ?, ?, ?)",
@@ -122,52 +118,97 @@ def _rows(conn: sqlite3.Connection, item: Scanned, path: Path, mode: Mode) -> No
                 g("PatientSex", ""),
             ),
         )
-        key = _patient_key(
-            conn, str(g("PatientID", "")), str(g("PatientName", "")), str(g("PatientBirthDate", ""))
+        key = _patient_key(conn, pid, name, birth)
+    return key
+
+
+class _Rows:
+    """The rows of one batch, inside its transaction.
+
+    A series' instances usually share one patient, study and series: those rows
+    are looked up or inserted once per batch (``INSERT OR IGNORE`` of a row this
+    transaction already wrote is a no-op, so skipping it changes nothing), and
+    the instance rows go in with one ``executemany``.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._patients: dict[tuple[object, ...], int | None] = {}
+        self._studies: set[object] = set()
+        self._series: set[object] = set()
+        self._instances: list[tuple[object, ...]] = []
+
+    def add(self, item: Scanned, path: str, mode: Mode) -> None:
+        f = item.fields
+        assert f is not None
+        g = f.get
+        if f["StudyInstanceUID"] not in self._studies:
+            self._study(f)
+        if f["SeriesInstanceUID"] not in self._series:
+            self._series.add(f["SeriesInstanceUID"])
+            self.conn.execute(
+                "INSERT OR IGNORE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    f["SeriesInstanceUID"],
+                    f["StudyInstanceUID"],
+                    g("Modality", ""),
+                    g("SeriesNumber"),
+                    g("SeriesDescription", ""),
+                    g("BodyPartExamined", ""),
+                    g("SeriesDate", ""),
+                    g("FrameOfReferenceUID", ""),
+                ),
+            )
+        self._instances.append(
+            (
+                f["SOPInstanceUID"],
+                f["SeriesInstanceUID"],
+                f["SOPClassUID"],
+                g("InstanceNumber"),
+                g("NumberOfFrames"),
+                g("Rows"),
+                g("Columns"),
+                path,
+                item.size,
+                item.transfer_syntax,
+                0 if mode is Mode.REFERENCE else 1,
+            )
         )
-    conn.execute(
-        "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            f["StudyInstanceUID"],
-            key,
-            g("StudyDate", ""),
-            g("StudyTime", ""),
-            g("AccessionNumber", ""),
-            g("StudyDescription", ""),
-            g("ReferringPhysicianName", ""),
-            g("StudyID", ""),
-            time.time(),
-        ),
-    )
-    conn.execute(
-        "INSERT OR IGNORE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            f["SeriesInstanceUID"],
-            f["StudyInstanceUID"],
-            g("Modality", ""),
-            g("SeriesNumber"),
-            g("SeriesDescription", ""),
-            g("BodyPartExamined", ""),
-            g("SeriesDate", ""),
-            g("FrameOfReferenceUID", ""),
-        ),
-    )
-    conn.execute(
-        "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        (
-            f["SOPInstanceUID"],
-            f["SeriesInstanceUID"],
-            f["SOPClassUID"],
-            g("InstanceNumber"),
-            g("NumberOfFrames"),
-            g("Rows"),
-            g("Columns"),
-            str(path),
-            item.size,
-            item.transfer_syntax,
-            0 if mode is Mode.REFERENCE else 1,
-        ),
-    )
+
+    def _study(self, f: dict[str, object]) -> None:
+        g = f.get
+        who = (g("PatientID", ""), g("PatientName", ""), g("PatientBirthDate", ""))
+        if who not in self._patients:
+            self._patients[who] = _patient_row(self.conn, f)
+        self._studies.add(f["StudyInstanceUID"])
+        self.conn.execute(
+            "INSERT OR IGNORE INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f["StudyInstanceUID"],
+                self._patients[who],
+                g("StudyDate", ""),
+                g("StudyTime", ""),
+                g("AccessionNumber", ""),
+                g("StudyDescription", ""),
+                g("ReferringPhysicianName", ""),
+                g("StudyID", ""),
+                time.time(),
+            ),
+        )
+
+    def insert(self) -> None:
+        """Insert the instance rows gathered by :meth:`add`."""
+        self.conn.executemany(
+            "INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", self._instances
+        )
+
+
+def _rows(conn: sqlite3.Connection, placed: list[tuple[Scanned, str]], mode: Mode) -> None:
+    """Insert the rows of a batch's placed files (tests kill a writer here, before COMMIT)."""
+    rows = _Rows(conn)
+    for item, path in placed:
+        rows.add(item, path, mode)
+    rows.insert()
 
 
 def present_uids(conn: sqlite3.Connection, uids: list[str]) -> set[str]:
@@ -226,20 +267,20 @@ def insert_batch(
         batch cannot be indexed; nothing of the batch is kept, sources are left as
         they were.
     """
-    placed: list[tuple[Scanned, Path]] = []
+    placed: list[tuple[Scanned, str]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
             new, skipped, failed = _sort(conn, batch, mode)
+            targets = [_target(files, s.fields or {}) for s in new]
             if new and journal is not None and mode is not Mode.REFERENCE:
                 back = mode is Mode.MOVE  # a crash moves sources back, removes copies
-                moves = ((_target(files, s.fields or {}), s.source if back else "") for s in new)
-                journal.write(PLACE, moves)
-            folders: set[Path] = set()
-            for item in new:
-                placed.append((item, _place(item, files, mode, folders)))
-            for item, path in placed:
-                _rows(conn, item, path, mode)
+                sources = (s.source if back else "" for s in new)
+                journal.write(PLACE, zip(targets, sources, strict=False))
+            folders: set[str] = set()
+            for item, target in zip(new, targets, strict=True):
+                placed.append((item, _place(item, target, mode, folders)))
+            _rows(conn, placed, mode)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
