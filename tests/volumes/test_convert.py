@@ -30,7 +30,9 @@ def _values(path: Path) -> np.ndarray:
 
 
 def _scaling(path: Path) -> tuple[float, float]:
-    header = np.frombuffer(path.read_bytes()[_SCL], dtype="<f4")
+    data = path.read_bytes()
+    data = gzip.decompress(data) if path.name.endswith(".gz") else data
+    header = np.frombuffer(data[_SCL], dtype="<f4")
     return float(header[0]), float(header[1])
 
 
@@ -100,6 +102,24 @@ def test_rescale_not_exact_in_float32_writes_rescaled_values(
     result = _convert(files, tmp_path / "x.nii")
     assert result.scaling == (1.0, 0.0) and _scaling(tmp_path / "x.nii") == (1.0, 0.0)
     np.testing.assert_array_equal(_values(tmp_path / "x.nii"), loaded.volume.array)
+
+
+@pytest.mark.parametrize("name", ["x.nii", "x.nii.gz"])
+def test_per_slice_slopes_and_apply_rescale_write_float32_values(tmp_path: Path, name: str) -> None:
+    """Float values (slopes differ per slice; an exact slope with --apply-rescale): the
+    loader's float32 values, frame by frame."""
+    files = make_series(tmp_path / "s", n=5, slope=0.5, intercept=-3.0)
+    ds = pydicom.dcmread(files[3])
+    ds.RescaleSlope = 2.36166056166056
+    ds.save_as(files[3])
+    mixed = load_series(files)
+    assert _convert(files, tmp_path / name).dtype == np.float32
+    assert _scaling(tmp_path / name) == (1.0, 0.0)
+    np.testing.assert_array_equal(_values(tmp_path / name), mixed.volume.array)
+    exact = make_series(tmp_path / "e", n=3, slope=0.5, intercept=-3.0)
+    result = _convert(exact, tmp_path / f"a{name}", apply_rescale=True)
+    assert result.dtype == np.float32 and result.scaling == (1.0, 0.0)
+    np.testing.assert_array_equal(_values(tmp_path / f"a{name}"), load_series(exact).volume.array)
 
 
 def test_per_slice_rescale_writes_rescaled_values(tmp_path: Path) -> None:

@@ -8,9 +8,14 @@ dcm2niix does: the stored integers, with the rescale in ``scl_slope``/``scl_inte
 The bytes are copied from file to file by the kernel (``copy_file_range``): no array,
 no decoding, no rescaling pass, and a CT keeps 2 bytes per voxel. Readers that apply
 the header's scaling (nibabel, SimpleITK/ITK, FSL, AFNI, ITK-SNAP, 3D Slicer) get the
-values :func:`~dicomstation.volumes.load` gives. Otherwise - or with
-``apply_rescale=True`` (CLI ``--apply-rescale``), or for NRRD - the stack is decoded and
-the rescaled values are written with ``scl_slope`` 1 and ``scl_inter`` 0.
+values :func:`~dicomstation.volumes.load` gives.
+
+Such plain frames whose values are float32 (a slope float32 does not hold, such as
+Philips', or a rescale that differs between slices; or ``apply_rescale=True``) are
+rescaled one frame at a time into one frame buffer that is appended to the file: the
+values of ``load``, without a volume-sized array. Everything else (compressed, colour,
+a lookup table, resampling, integer rescales that need a wider type, NRRD) is decoded
+by :func:`~dicomstation.volumes.decode_stack` and written from its array.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from dicomstation.volumes.load import (
 from dicomstation.volumes.luts import needs_luts
 from dicomstation.volumes.model import LPS_TO_RAS, FrameHeader, Loadable
 
-__all__ = ["Converted", "convert", "stored_scaling"]
+__all__ = ["Converted", "convert"]
 
 _NATIVE_LE = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")  # explicit, implicit VR
 #: copy_file_range errors that mean "not between these files": copy through a buffer.
@@ -119,21 +124,22 @@ def convert(
     """
     out = Path(path)
     layout = arrange(loadable)
-    stored = None if apply_rescale else stored_scaling(layout, correct_tilt, equidistant)
-    if stored is not None and out.name.lower().endswith((".nii", ".nii.gz")):
-        dtype, scaling = stored
+    plan = None
+    if out.name.lower().endswith((".nii", ".nii.gz")) and _plain(layout, correct_tilt, equidistant):
+        plan = _plan(layout, apply_rescale)
+    if plan is not None:
         try:
-            _atomic(out, lambda tmp: _write_stored(tmp, layout, dtype, scaling))
+            _atomic(out, lambda tmp: plan.write(tmp, layout))
         except _FallbackError:
             pass  # a file that is not as its header said: the decoder names the problem
         else:
             messages = list(layout.messages)
             warn_geometry(messages, stacklevel)
-            fields = stack_fields(loadable, layout, messages, scaling != (1.0, 0.0))
+            fields = stack_fields(loadable, layout, messages, plan.rescaled)
             f0 = layout.grid[0][0]
             shape = (len(layout.grid), len(layout.grid[0]), f0.rows, f0.columns)
             affine = np.asarray(layout.geometry.affine, dtype=np.float64)
-            return Converted(out, shape, dtype, scaling, affine, fields)
+            return Converted(out, shape, plan.dtype, plan.scaling, affine, fields)
     stack = decode_stack(
         loadable,
         correct_tilt=correct_tilt,
@@ -144,37 +150,61 @@ def convert(
     return Converted.of(stack, write_array(stack.array, stack.affine, out))
 
 
-def stored_scaling(
-    layout: StackLayout, correct_tilt: bool = False, equidistant: bool = False
-) -> tuple[np.dtype[np.generic], tuple[float, float]] | None:
-    """The stored dtype and ``(slope, intercept)`` when the stored bytes can be the voxels.
+@dataclass(frozen=True)
+class _Plan:
+    """How a plain stack is written without decoding it into one array."""
 
-    None when a frame needs decoding (compressed, big endian, deflated, multi-frame,
-    mosaic, colour, bit-packed, signed with unused high bits, a lookup table), when the
-    frames differ in stored type or rescale, when the rescale is not exact in float32,
-    or when the stack is to be resampled (tilt correction, equidistant slices).
+    dtype: np.dtype[np.generic]
+    scaling: tuple[float, float]
+    stored: bool
+    """The stored bytes as they are (else each frame rescaled into one frame buffer)."""
+    rescaled: bool
+
+    def write(self, tmp: Path, layout: StackLayout) -> None:
+        """Write the NIfTI to ``tmp`` (see :func:`_write_stored`, :func:`_write_streamed`)."""
+        if self.stored:
+            _write_stored(tmp, layout, self.dtype, self.scaling)
+        else:
+            _write_streamed(tmp, layout, self.dtype)
+
+
+def _plan(layout: StackLayout, apply_rescale: bool) -> _Plan | None:
+    """The stored bytes with the rescale in the header when it is exact (and not
+    ``apply_rescale``); frames rescaled one by one when the values are float32; else None.
     """
-    frames = [f for row in layout.grid for f in row]
-    if not all(_native(f) for f in frames) or needs_luts(layout.grid):
-        return None
-    from dicomstation.volumes.pixels import stored_dtype
+    from dicomstation.volumes.pixels import output_dtype, stored_dtype
 
+    frames = [f for row in layout.grid for f in row]
     dtypes = {stored_dtype(f) for f in frames}
     rescales = {(f.rescale_slope, f.rescale_intercept) for f in frames}
-    if len(dtypes) != 1 or len(rescales) != 1:
+    if len(dtypes) != 1 or None in dtypes:
         return None
-    dtype, (slope, intercept) = dtypes.pop(), rescales.pop()
-    if dtype is None or not (_exact(slope) and _exact(intercept)) or slope == 0.0:
-        return None
+    dtype, rescaled = dtypes.pop(), rescales != {(1.0, 0.0)}
+    assert dtype is not None
+    if len(rescales) == 1 and not apply_rescale:
+        slope, intercept = next(iter(rescales))
+        if _exact(slope) and _exact(intercept) and slope != 0.0:
+            return _Plan(dtype, (slope, intercept), True, rescaled)
+    values, _ = output_dtype(frames)
+    if values.kind == "f":  # each frame rescaled on its own (integers may need widening)
+        return _Plan(values, (1.0, 0.0), False, rescaled)
+    return _Plan(dtype, (1.0, 0.0), True, False) if not rescaled else None
+
+
+def _plain(layout: StackLayout, correct_tilt: bool, equidistant: bool) -> bool:
+    """Every frame native and plain, no lookup table, nothing to resample."""
+    frames = [f for row in layout.grid for f in row]
+    if not all(_native(f) for f in frames) or needs_luts(layout.grid):
+        return False
     geometry = layout.geometry
     if correct_tilt and geometry.tilt_shifts is not None:
-        return None
+        return False
     if equidistant and geometry.distances is not None:
         from dicomstation.volumes.equidistant import is_uneven
 
-        if is_uneven(geometry.distances, float(np.linalg.norm(geometry.affine[:3, 0]))):
-            return None
-    return dtype, (slope, intercept)
+        step = float(np.linalg.norm(geometry.affine[:3, 0]))
+        return not is_uneven(geometry.distances, step)
+    return True
 
 
 def _native(frame: FrameHeader) -> bool:
@@ -226,6 +256,26 @@ def _write_stored(
                 _copy(fd, start, out, nbytes)
     finally:
         os.close(out)
+
+
+def _write_streamed(tmp: Path, layout: StackLayout, dtype: np.dtype[np.generic]) -> None:
+    """NIfTI header, then each frame read and rescaled into one frame buffer and appended."""
+    from dicomstation.volumes.nifti import NO_EXTENSION, nifti_header, open_nifti
+    from dicomstation.volumes.pixels import read_native
+
+    grid, f0 = layout.grid, layout.grid[0][0]
+    shape = (f0.columns, f0.rows, len(grid[0]), *((len(grid),) if len(grid) > 1 else ()))
+    affine = LPS_TO_RAS @ _file_axes_affine(np.asarray(layout.geometry.affine))
+    buffer = np.empty((f0.rows, f0.columns), dtype=dtype.newbyteorder("<"))
+    with open_nifti(tmp) as fh:
+        fh.write(nifti_header(shape, buffer.dtype, affine) + NO_EXTENSION)
+        for frame in (f for row in grid for f in row):
+            try:
+                if not read_native(frame.source.path, frame, buffer):
+                    raise _FallbackError
+            except (OSError, LoadError) as exc:
+                raise _FallbackError from exc
+            fh.write(buffer.data)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ __all__ = [
     "decode",
     "output_dtype",
     "pixel_value_span",
+    "read_native",
     "stored_dtype",
 ]
 
@@ -196,7 +197,7 @@ def _decode_file(out: npt.NDArray[np.generic], path: Path, placed: list[Placemen
             )
             return ""
         if first.frame.number_of_frames == 1 and first.frame.source.frame_number is None:
-            if not _read_native(path, first.frame, out[first.index]):
+            if not read_native(path, first.frame, out[first.index]):
                 from pydicom.pixels.utils import pixel_array
 
                 plugin = _plugin(first.frame.transfer_syntax_uid)
@@ -236,7 +237,7 @@ def _store_inflated(out: npt.NDArray[np.generic], path: Path, placed: list[Place
         _store(out, placement, frames[(placement.frame.source.frame_number or 1) - 1])
 
 
-def _read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) -> bool:
+def read_native(path: Path, frame: FrameHeader, dest: npt.NDArray[np.generic]) -> bool:
     """Read uncompressed little-endian pixels straight into ``dest``; False if not applicable.
 
     Hand-written instead of ``pydicom.pixels.pixel_array`` for speed and memory:
