@@ -273,3 +273,46 @@ def test_usage_errors_are_plain_and_import_no_heavy_library(env: dict[str, str])
         result = results[" ".join(argv)]
         assert result["code"] == 2, result
         assert result["heavy"] == [], result
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_jobs_list_reads_the_ledger_only(tmp_path: Path, env: dict[str, str]) -> None:
+    """``jobs list`` imports the ledger, not the steps (numpy, pydicom, highdicom, scipy)."""
+    db = ["--db", str(tmp_path / "db")]
+    lines = [["jobs", "list", *db], ["jobs", "list", "--json", *db]]
+    results = _probe(lines, env)
+    plain, as_json = (results[" ".join(argv)] for argv in lines)
+    assert plain["code"] == 0 and "no jobs" in str(plain["out"]), plain
+    assert as_json["code"] == 0 and json.loads(str(as_json["out"])) == [], as_json
+    assert (tmp_path / "db" / "jobs.sqlite").is_file()  # the ledger was really opened
+    assert plain["heavy"] == ["sqlite3"] and as_json["heavy"] == ["sqlite3"]
+    assert "dicomstation.pipeline.steps" not in plain["own"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_send_without_deid_imports_no_deid_machinery(tmp_path: Path, env: dict[str, str]) -> None:
+    """``send`` (no --deid) of a UID not in the database: the one-line error, no pydicom."""
+    argv = ["send", "nowhere", "1.2.826.0.1.3680043.8.498.1", "--db", str(tmp_path / "db")]
+    (result,) = _probe([argv], env).values()
+    assert result["code"] == 3, result
+    assert result["heavy"] == ["sqlite3"], result
+
+
+def test_the_pipeline_ledger_imports_no_step_library() -> None:
+    """``import dicomstation.pipeline.ledger`` in a fresh interpreter; the package's public
+    names still import (lazily) and are the objects of their modules."""
+    code = (
+        "import json, sys\n"
+        "from dicomstation.pipeline.ledger import LEDGER_NAME, Ledger\n"
+        "before = sorted({m.split('.')[0] for m in sys.modules})\n"
+        "import dicomstation.pipeline as p, dicomstation.pipeline.driver as d\n"
+        "from dicomstation.pipeline import Ledger as L2, Pipeline, run_pipeline\n"
+        "ok = [L2 is Ledger, p.LEDGER_NAME == d.LEDGER_NAME == LEDGER_NAME,\n"
+        "      all(hasattr(p, n) for n in p.__all__), set(p.__all__) <= set(dir(p))]\n"
+        "print(json.dumps({'before': before, 'ok': ok}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    result = json.loads(run.stdout)
+    assert result["ok"] == [True, True, True, True]
+    assert set(result["before"]) & {"numpy", "pydicom", "highdicom", "scipy", "PIL"} == set()

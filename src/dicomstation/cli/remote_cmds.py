@@ -39,6 +39,7 @@ from dicomstation.models import Level, Query
 if TYPE_CHECKING:  # nodes (httpx, pynetdicom), pipeline, deid: imported when a command runs
     from rich.table import Table
 
+    from dicomstation.deid.config import DeidConfig
     from dicomstation.models import TransferReport
     from dicomstation.nodes import DicomNode
 
@@ -309,17 +310,17 @@ def send(
     ] = 1,
 ) -> None:
     """Send local studies, series, instances or files to a server (STOW-RS or C-STORE)."""
-    from dicomstation.deid.outgoing import deidentified, outgoing_config
     from dicomstation.pipeline.actions import files_of, send_files
-    from dicomstation.settings import Settings
 
     _check_items(items)
     if deid_option and not deid:
         raise UsageError("--deid-option needs --deid")
-    config = outgoing_config(Settings.load().deid_key, deid_option or []) if deid else None
+    config = _outgoing_config(deid_option or []) if deid else None
     with open_database(db) as database:
         files = files_of(database, items)
         if config is not None:
+            from dicomstation.deid.outgoing import deidentified  # pydicom: only with --deid
+
             with deidentified(files, config, database.staging_dir("deid-send")) as (out, refused):
                 _send_deidentified(server, concurrency, out, refused, as_json, associations)
             return
@@ -327,6 +328,13 @@ def send(
             _set_associations(node, associations)
             report = send_files(node, files, progress=progress)
     _summary(report, "sent", as_json)
+
+
+def _outgoing_config(options: list[str]) -> DeidConfig:
+    from dicomstation.deid.outgoing import outgoing_config
+    from dicomstation.settings import Settings
+
+    return outgoing_config(Settings.load().deid_key, options)
 
 
 def _set_associations(node: object, associations: int) -> None:

@@ -213,7 +213,7 @@ def _dry_run(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
 
 @contextmanager
 def _ledger(db: Path | None) -> Iterator[Ledger]:
-    from dicomstation.pipeline import LEDGER_NAME, Ledger
+    from dicomstation.pipeline.ledger import LEDGER_NAME, Ledger  # not the steps' libraries
 
     with Ledger.open(database_path(db) / LEDGER_NAME) as ledger:
         yield ledger
@@ -228,7 +228,7 @@ def jobs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json([{"job": j.job_id, "name": j.name, "counts": j.counts} for j in jobs])
     elif not jobs:
-        console.print("no jobs")
+        typer.echo("no jobs")  # not rich: nothing to lay out
     else:
         from dicomstation.cli.pipeline_view import job_table
 

@@ -12,64 +12,143 @@ the input UIDs and the pipeline definition, so a rerun makes nothing twice::
 Plug-in points: :func:`register_segmenter`, :func:`register_export_kind`,
 :func:`register_step`, and the :class:`Executor` protocol (in-process threads by
 default). See ``docs/pipelines.md`` for the file format.
+
+The names are imported on first use (module ``__getattr__``): ``import
+dicomstation.pipeline.ledger`` (``dicomstation jobs list``) does not import the steps,
+segmenters and exports, nor numpy, pydicom and highdicom with them. Every registry loads
+its built-ins itself (``step_kinds``, ``segmenter_names``, ``export_kinds``).
 """
 
-from dicomstation.pipeline.definition import Pipeline, RunSettings
-from dicomstation.pipeline.driver import (
-    LEDGER_NAME,
-    RunOptions,
-    RunReport,
-    RunStatus,
-    list_items,
-    run_pipeline,
-)
-from dicomstation.pipeline.executor import Executor, InProcessExecutor
-from dicomstation.pipeline.exports import (
-    UID_ROOT,
-    Exported,
-    ExportInput,
-    ExportSpec,
-    Kind,
-    export_kind,
-    export_kinds,
-    export_results,
-    register_export_kind,
-)
-from dicomstation.pipeline.ledger import ItemStatus, JobSummary, Ledger
-from dicomstation.pipeline.model import (
-    StepEvent,
-    StepRecord,
-    StepState,
-    TaskManifest,
-    TaskResult,
-    WorkItem,
-)
-from dicomstation.pipeline.segmenters import (
-    Segmentation,
-    SegmentDescription,
-    Segmenter,
-    ThresholdSegmenter,
-    make_segmenter,
-    register_segmenter,
-)
-from dicomstation.pipeline.selection import SeriesSelector
-from dicomstation.pipeline.sources import (
-    ItemsSource,
-    LocalSource,
-    ManifestSource,
-    QuerySource,
-    Source,
-)
-from dicomstation.pipeline.step import Step, StepContext, register_step
-from dicomstation.pipeline.steps import (
-    CleanupStep,
-    ExportStep,
-    FetchStep,
-    LoadStep,
-    SegmentStep,
-    SendStep,
-)
-from dicomstation.pipeline.task import run_task
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicomstation.pipeline.definition import Pipeline, RunSettings
+    from dicomstation.pipeline.driver import (
+        LEDGER_NAME,
+        RunOptions,
+        RunReport,
+        RunStatus,
+        list_items,
+        run_pipeline,
+    )
+    from dicomstation.pipeline.executor import Executor, InProcessExecutor
+    from dicomstation.pipeline.exports import (
+        UID_ROOT,
+        Exported,
+        ExportInput,
+        ExportSpec,
+        Kind,
+        export_kind,
+        export_kinds,
+        export_results,
+        register_export_kind,
+    )
+    from dicomstation.pipeline.ledger import ItemStatus, JobSummary, Ledger
+    from dicomstation.pipeline.model import (
+        StepEvent,
+        StepRecord,
+        StepState,
+        TaskManifest,
+        TaskResult,
+        WorkItem,
+    )
+    from dicomstation.pipeline.segmenters import (
+        Segmentation,
+        SegmentDescription,
+        Segmenter,
+        ThresholdSegmenter,
+        make_segmenter,
+        register_segmenter,
+    )
+    from dicomstation.pipeline.selection import SeriesSelector
+    from dicomstation.pipeline.sources import (
+        ItemsSource,
+        LocalSource,
+        ManifestSource,
+        QuerySource,
+        Source,
+    )
+    from dicomstation.pipeline.step import Step, StepContext, register_step
+    from dicomstation.pipeline.steps import (
+        CleanupStep,
+        ExportStep,
+        FetchStep,
+        LoadStep,
+        SegmentStep,
+        SendStep,
+    )
+    from dicomstation.pipeline.task import run_task
+
+#: public name -> the module of this package that defines it
+_EXPORTS: dict[str, str] = {
+    "LEDGER_NAME": "ledger",
+    "UID_ROOT": "exports",
+    "CleanupStep": "steps",
+    "Executor": "executor",
+    "ExportInput": "exports",
+    "ExportSpec": "exports",
+    "ExportStep": "steps",
+    "Exported": "exports",
+    "FetchStep": "steps",
+    "InProcessExecutor": "executor",
+    "ItemStatus": "ledger",
+    "ItemsSource": "sources",
+    "JobSummary": "ledger",
+    "Kind": "exports",
+    "Ledger": "ledger",
+    "LoadStep": "steps",
+    "LocalSource": "sources",
+    "ManifestSource": "sources",
+    "Pipeline": "definition",
+    "QuerySource": "sources",
+    "RunOptions": "driver",
+    "RunReport": "driver",
+    "RunSettings": "definition",
+    "RunStatus": "driver",
+    "SegmentDescription": "segmenters",
+    "SegmentStep": "steps",
+    "Segmentation": "segmenters",
+    "Segmenter": "segmenters",
+    "SendStep": "steps",
+    "SeriesSelector": "selection",
+    "Source": "sources",
+    "Step": "step",
+    "StepContext": "step",
+    "StepEvent": "model",
+    "StepRecord": "model",
+    "StepState": "model",
+    "TaskManifest": "model",
+    "TaskResult": "model",
+    "ThresholdSegmenter": "segmenters",
+    "WorkItem": "model",
+    "export_kind": "exports",
+    "export_kinds": "exports",
+    "export_results": "exports",
+    "list_items": "driver",
+    "make_segmenter": "segmenters",
+    "register_export_kind": "exports",
+    "register_segmenter": "segmenters",
+    "register_step": "step",
+    "run_pipeline": "driver",
+    "run_task": "task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "LEDGER_NAME",

@@ -20,7 +20,7 @@ from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.database import Database
 from dicomstation.nodes.base import CancelToken
 from dicomstation.pipeline.executor import Executor, InProcessExecutor, ItemProgress
-from dicomstation.pipeline.ledger import ItemPlan, Ledger
+from dicomstation.pipeline.ledger import LEDGER_NAME, ItemPlan, Ledger
 from dicomstation.pipeline.model import StepEvent, StepState, TaskManifest, TaskResult, WorkItem
 from dicomstation.pipeline.step import StepContext
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LEDGER_NAME", "RunOptions", "RunReport", "RunStatus", "list_items", "run_pipeline"]
 
-#: The ledger's file name, beside the local database's index.
-LEDGER_NAME = "jobs.sqlite"
+# LEDGER_NAME: defined in ledger.py (listing jobs imports the ledger only), exported here too.
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ from pathlib import Path
 from dicomstation.errors import DatabaseError, NotFoundError
 from dicomstation.pipeline.model import StepRecord, StepState, WorkItem
 
-__all__ = ["ItemPlan", "ItemStatus", "JobSummary", "Ledger"]
+__all__ = ["LEDGER_NAME", "ItemPlan", "ItemStatus", "JobSummary", "Ledger"]
+
+#: The ledger's file name, beside the local database's index.
+LEDGER_NAME = "jobs.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
