@@ -10,7 +10,6 @@ is what nibabel writes for ``Nifti1Image(data.T, affine)`` with sform and qform 
 
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -115,6 +114,8 @@ def nifti_header(
 def open_nifti(path: Path) -> BinaryIO:
     """``path`` opened for writing: gzip-compressed (level 1, as nibabel) for ``.gz`` names."""
     if path.name.lower().endswith(".gz"):
+        import gzip  # only when asked for
+
         return gzip.GzipFile(path, "wb", compresslevel=1, mtime=0)  # type: ignore[return-value]
     return path.open("wb")
 
