@@ -84,6 +84,8 @@ def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     ``type="application/octet-stream; transfer-syntax=..."``); quotes are removed.
     Parameter names are lower-cased, values kept as sent.
     """
+    if ";" not in value:  # no parameters (every part of most answers): no scan
+        return value.strip().lower(), {}
     fields = _split_params(value)
     params: dict[str, str] = {}
     for item in fields[1:]:

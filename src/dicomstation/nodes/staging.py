@@ -63,27 +63,33 @@ class _Op(enum.Enum):
 class StagedFile:
     """One file being written by a :class:`StagingWriter` (use from one thread)."""
 
-    def __init__(self, writer: StagingWriter, path: Path) -> None:
+    def __init__(self, writer: StagingWriter, path: Path, size: int | None = None) -> None:
         self.path = path
         self._writer = writer
         self.handle: int | None = None  # an OS file descriptor (no buffering layer)
         self.done = threading.Event()  # set once closed (or discarded) by the writer
         self._pending: list[Piece] = []  # pieces not queued yet (at most ~_BATCH bytes)
         self._pending_bytes = 0
+        self._size = size  # the announced size, if any
         self._started = False
 
     def write(self, chunk: Piece) -> None:
         """Queue a chunk (blocks while the queue is full).
 
-        The first piece is handed to the writer thread at once (the file appears),
-        the next ones in groups of about 1 MiB or with :meth:`close`: one thread
-        hand-off per group instead of one per piece.
+        The first piece is handed to the writer thread at once (the ``.part`` file
+        appears while the rest arrives), the next ones in groups of about 1 MiB or
+        with :meth:`close`: one thread hand-off per group instead of one per piece.
+        A first piece that is the whole file (its announced ``size``) waits for
+        :meth:`close`: one hand-off (create, write, close) per small instance, whose
+        thread hand-offs are most of the receiving thread's cost.
         """
         self._writer.check()  # a write error shows at once, queued or not
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)
-        if self._pending_bytes >= _BATCH or not self._started:
-            self._started = True  # the first piece goes at once: the file exists early
+        if self._pending_bytes >= _BATCH or (
+            not self._started and self._pending_bytes != self._size
+        ):
+            self._started = True
             self._flush()
 
     def _flush(self) -> None:
@@ -136,9 +142,14 @@ class StagingWriter:
         self._thread = threading.Thread(target=self._run, name="staging-writer", daemon=True)
         self._thread.start()
 
-    def new_file(self) -> StagedFile:
-        """A new staged file (created on the writer thread with its first chunk)."""
-        return StagedFile(self, self.folder / f"{self._prefix}-{next(self._names)}.part")
+    def new_file(self, size: int | None = None) -> StagedFile:
+        """A new staged file (created on the writer thread with its first chunk).
+
+        ``size``, when the sender announced it, lets a file that arrives in one
+        piece be created, written and closed in a single hand-off.
+        """
+        name = f"{self._prefix}-{next(self._names)}.part"
+        return StagedFile(self, self.folder / name, size)
 
     def check(self) -> None:
         """Raise the writer thread's error, if any."""

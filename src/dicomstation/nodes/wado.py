@@ -7,6 +7,16 @@ and each part is written in chunks to a temporary file under
 in small batches, so an interrupted transfer keeps every complete instance (the
 next run skips them) and never indexes a partial one. A retried series whose
 first instances already arrived continues instance by instance (resume).
+
+Durability: a fetch acknowledges nothing to a peer (the server keeps its copy),
+so fetched files are not fsynced -- that would cost a disk flush per instance
+where curl pays none. What is kept is consistency: an instance is indexed only
+once its file is complete and closed, and is moved into place inside the
+transaction that records it (journaled, see database/ingest.py), so a killed
+process (SIGKILL, Ctrl-C, an error) never leaves a half-indexed instance. A power
+cut may lose the last batches; a file the kernel had not written yet may then be
+short under its row. The storage listener, which acknowledges C-STOREs, fsyncs
+each file before it answers.
 """
 
 from __future__ import annotations
@@ -287,7 +297,7 @@ class WadoFetcher:
         declared = part.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_instance_bytes:
             raise self._too_large(target)
-        staged = self._writer.new_file()
+        staged = self._writer.new_file(int(declared) if declared.isdigit() else None)
         size = 0
         head = b""
         try:
