@@ -24,12 +24,14 @@ same instances; STOW >= 2x dicomweb-client. One command, unattended:
 instances).
 
 Every file goes under the temporary folder (``TMPDIR``), named in the header
-with its file system: a fetch creates one file per instance where curl creates
-one in all, so file-creation cost shows. On an ext4 without a journal, each new
-file skips the inodes deleted in its block group in the last few minutes (every
-earlier run deletes hundreds), which made 300 creations cost 0.07-0.3 s of CPU
-in a busy /tmp against ~5 ms in a quiet folder; ``TMPDIR=/dev/shm/x`` (tmpfs)
-measures the clients without that effect.
+with its file system and the time it takes to create 2,000 small files there: a
+fetch creates one file per instance where curl creates one in all, so
+file-creation cost shows. On an ext4 without a journal, each new file skips the
+inodes deleted in its block group in the last minute or more, one by one: in a
+/tmp where other processes delete many files, 2,000 creations took 2-7 s against
+0.07 s on tmpfs. So the benchmark deletes nothing until it ends (each run's
+output stays; the fetches run before the store runs, which clear Orthanc), and
+``TMPDIR=/dev/shm/x`` (tmpfs) measures the clients without the effect.
 """
 
 from __future__ import annotations
@@ -139,7 +141,8 @@ def _node(cfg: dict[str, Any]) -> Any:
 def worker_ds_fetch(cfg: dict[str, Any]) -> dict[str, Any]:
     from dicomstation.database import Database
 
-    with _node(cfg) as node, Database.temporary() as db:
+    # a database in the run's folder, removed with the others at the end (see remove_outputs)
+    with _node(cfg) as node, Database.open(Path(cfg["out"]) / "db") as db:
         started = time.perf_counter()
         report = node.retrieve(STUDY, [cfg["series"]], into=db)
         seconds = time.perf_counter() - started
@@ -191,8 +194,36 @@ WORKERS = {
 
 
 # -- driver -------------------------------------------------------------------------------------
+#: every run's output folder, removed when the benchmark ends (see remove_outputs)
+_OUTPUTS: list[str] = []
+
+
+def remove_outputs() -> None:
+    """Remove the runs' output folders (files fetched, databases).
+
+    Not done between runs: ext4 without a journal makes each new file skip the inodes
+    deleted in its block group in the last 60 s or more, so deleting one run's 2,000
+    files made the next run's 2,000 creations cost seconds -- a cost of the benchmark
+    itself, paid by the client that creates one file per instance and not by curl.
+    """
+    while _OUTPUTS:
+        shutil.rmtree(_OUTPUTS.pop(), ignore_errors=True)
+
+
+def creation_probe(count: int = 2000) -> float:
+    """Seconds to create ``count`` small files in a new temporary folder (kept until the end)."""
+    folder = tempfile.mkdtemp(prefix="bench-probe-")
+    _OUTPUTS.append(folder)
+    started = time.perf_counter()
+    for index in range(count):
+        with open(os.path.join(folder, f"{index}.part"), "xb") as handle:
+            handle.write(b"x" * 64)
+    return time.perf_counter() - started
+
+
 def run_worker(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     out = tempfile.mkdtemp(prefix=f"bench-{name}-")
+    _OUTPUTS.append(out)
     try:
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", name, json.dumps({**cfg, "out": out})],
@@ -203,8 +234,6 @@ def run_worker(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except subprocess.CalledProcessError as exc:
         raise SystemExit(f"{name} failed:\n{exc.stderr}") from None
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def measure(
@@ -325,23 +354,15 @@ def main() -> None:
         print(
             f"Orthanc {server.url}; series of {args.slices} x 512x512 CT = {size_mb:.0f} MB; "
             f"{args.repeat} interleaved runs; {os.cpu_count()} CPUs; temporary files in "
-            f"{tempfile.gettempdir()} ({_file_system(tempfile.gettempdir())})\n"
+            f"{tempfile.gettempdir()} ({_file_system(tempfile.gettempdir())}); creating 2,000 "
+            f"small files there takes {creation_probe():.2f} s (curl creates 1 per fetch)\n"
         )
 
-        def reset() -> None:
-            server.clear()
-            time.sleep(0.5)  # let Orthanc settle after deleting, before the next upload
-
-        store = {**cfg, "files": str(work / "big")}
-        stored = measure(
-            {
-                "store  dicomweb-client": ("dwc_store", store),
-                "store  dicomstation": ("ds_store", store),
-            },
-            args.repeat,
-            reset,
-        )
-        server.upload(*few)  # the big series is in place from the last STOW
+        # fetches first, stores last: a store run's reset deletes Orthanc's files,
+        # which would tax the next creations of files (see remove_outputs)
+        with _node(cfg) as node:
+            uploaded = node.store([*files, *few])
+        assert uploaded.ok and len(uploaded.succeeded) == len(files) + len(few), uploaded.failed
         fetch = {**cfg, "series": big, "count": args.slices}
         fetched = measure(
             {
@@ -356,9 +377,24 @@ def main() -> None:
             args.repeat,
         )
         tiny = _tiny(work, cfg, args) if args.tiny else {}
+
+        def reset() -> None:
+            server.clear()
+            time.sleep(0.5)  # let Orthanc settle after deleting, before the next upload
+
+        store = {**cfg, "files": str(work / "big")}
+        stored = measure(
+            {
+                "store  dicomweb-client": ("dwc_store", store),
+                "store  dicomstation": ("ds_store", store),
+            },
+            args.repeat,
+            reset,
+        )
         report(fetched, stored, args, tiny)
     finally:
         server.stop()
+        remove_outputs()
         shutil.rmtree(work, ignore_errors=True)
 
 
