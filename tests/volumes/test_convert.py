@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import nibabel as nib
+import nrrd
 import numpy as np
 import pydicom
 import pytest
@@ -16,6 +17,7 @@ import SimpleITK as sitk  # noqa: N813
 from typer.testing import CliRunner
 
 from dicomstation.cli.main import app
+from dicomstation.errors import LoadError
 from dicomstation.volumes import examine, load, load_series, write_nifti
 from dicomstation.volumes.convert import Converted, convert
 from dicomstation.volumes.nifti import nifti_header
@@ -178,6 +180,22 @@ def test_truncated_file_is_named_and_nothing_is_written(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert files[2].name in result.output.replace("\n", "")
     assert not out.exists() and list(tmp_path.glob(".x.nii*")) == []
+
+
+def test_nrrd_unknown_suffix_and_unwritable_folder(tmp_path: Path) -> None:
+    files = make_series(tmp_path / "s", n=3)
+    loaded = load_series(files)
+    result = _convert(files, tmp_path / "v.nrrd")
+    assert result.scaling == (1.0, 0.0)
+    data, _header = nrrd.read(str(tmp_path / "v.nrrd"))
+    np.testing.assert_array_equal(data.T, loaded.volume.array)
+    with pytest.raises(LoadError, match="unknown volume format"):
+        _convert(files, tmp_path / "v.img")
+    runner = CliRunner()
+    missing = tmp_path / "no" / "such" / "x.nii"
+    result = runner.invoke(app, ["load", str(tmp_path / "s"), "--to", str(missing)])
+    assert result.exit_code == 3 and "cannot write" in result.output, result.output
+    assert str(missing) in result.output.replace("\n", "")
 
 
 def test_cli_default_and_apply_rescale(tmp_path: Path) -> None:

@@ -123,9 +123,12 @@ def convert(
         When a file cannot be decoded, or the format is unknown.
     """
     out = Path(path)
+    name = out.name.lower()
+    if not name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr")):  # before any work
+        raise LoadError(f"{path}: unknown volume format (use .nii, .nii.gz or .nrrd)")
     layout = arrange(loadable)
     plan = None
-    if out.name.lower().endswith((".nii", ".nii.gz")) and _plain(layout, correct_tilt, equidistant):
+    if name.endswith((".nii", ".nii.gz")) and _plain(layout, correct_tilt, equidistant):
         plan = _plan(layout, apply_rescale)
     if plan is not None:
         try:
