@@ -316,3 +316,12 @@ def test_the_pipeline_ledger_imports_no_step_library() -> None:
     result = json.loads(run.stdout)
     assert result["ok"] == [True, True, True, True]
     assert set(result["before"]) & {"numpy", "pydicom", "highdicom", "scipy", "PIL"} == set()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_viewer_status_imports_no_web_framework(tmp_path: Path, env: dict[str, str]) -> None:
+    """``viewer status`` looks for the installed OHIF: no FastAPI, Starlette or Pydantic."""
+    (result,) = _probe([["viewer", "status", "--to", str(tmp_path / "ohif")]], env).values()
+    assert result["code"] == 1 and "not installed" in str(result["out"]), result
+    assert set(result["heavy"]) <= {"rich", "platformdirs"}, result  # the line; the data dir
+    assert "dicomstation.web.app" not in result["own"]

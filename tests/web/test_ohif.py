@@ -25,7 +25,8 @@ from dicomstation.models import Level, Query
 from dicomstation.server import RunningServer
 from dicomstation.web import Workstation
 from dicomstation.web.app import login_url
-from dicomstation.web.ohif import INSTALL_HINT, app_config, find_ohif, mount_ohif
+from dicomstation.web.ohif import INSTALL_HINT, app_config, find_ohif
+from dicomstation.web.ohif_mount import mount_ohif
 from tests.web.browser_support import OPTIONS, artifacts, chromium_context, serve_ui
 
 DATA = Path("../shared/data/dcmqi_ct_seg_sr/ct-3slice")

@@ -19,7 +19,7 @@ from dicomstation.server import ServerContext, ServerOptions, dicomweb_router, i
 from dicomstation.web.api_browse import browse_router
 from dicomstation.web.api_pipelines import pipelines_router
 from dicomstation.web.api_tasks import tasks_router, viewer_router
-from dicomstation.web.ohif import mount_ohif
+from dicomstation.web.ohif_mount import mount_ohif
 from dicomstation.web.viewer_loadables import loadables_router
 from dicomstation.web.viewer_meta import meta_router
 from dicomstation.web.viewer_rt_api import rt_router
