@@ -30,13 +30,9 @@ from dicomstation.errors import CancelledError, NotFoundError, ProtocolError, Re
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
 from dicomstation.nodes.base import CancelToken, ClosingNode, ProgressCallback, Ref
 from dicomstation.nodes.dimse_assoc import open_association
-from dicomstation.nodes.dimse_contexts import (
-    STORED_KEYS,
-    get_context_rounds,
-    listing_json,
-    listing_names_kinds,
-)
+from dicomstation.nodes.dimse_contexts import get_context_rounds, listing_names_kinds
 from dicomstation.nodes.dimse_errors import check_status
+from dicomstation.nodes.dimse_listing import get_unlisted, listing, merge_report, needs_listing
 from dicomstation.nodes.dimse_matches import UniqueMatches
 from dicomstation.nodes.dimse_query import (
     METADATA_KEYS,
@@ -185,54 +181,15 @@ class DimseNode(ClosingNode):
         return [to_json(ds, server=self.name) for ds in found]
 
     # -- C-GET / C-MOVE ------------------------------------------------------------------
-    def _list_images(
-        self, study_uid: str, series: Sequence[str], sops: Sequence[str]
-    ) -> list[InstanceRef]:
-        filters = {}
-        if series:
-            filters["SeriesInstanceUID"] = "\\".join(series)
-        if sops:
-            filters["SOPInstanceUID"] = "\\".join(sops)
-        query = Query(Level.IMAGE, filters, study_uid=study_uid)
-        extra: tuple[str, ...] = ("PatientID",) if self.root is QueryRoot.PATIENT else ()
-        # what is stored, for the C-GET's storage contexts (peers ignore keys they lack)
-        extra += STORED_KEYS
-        # read the few attributes directly: JSON for every listed instance is costly
-        return [
-            InstanceRef(
-                sop_instance_uid=str(found.get("SOPInstanceUID", "") or ""),
-                sop_class_uid=str(found.get("SOPClassUID", "") or ""),
-                series_uid=str(found.get("SeriesInstanceUID", "") or ""),
-                study_uid=str(found.get("StudyInstanceUID", "") or study_uid),
-                json=listing_json(found),
-            )
-            for found in self._datasets(query, extra)
-        ]
-
     def _listing(
         self, study_uid: str, series_uids: Sequence[str], sop_uids: Sequence[str]
     ) -> list[InstanceRef] | None:
-        """The instances to retrieve, or None if the peer cannot list them.
+        """The instances to retrieve, or None if the peer cannot list them (dimse_listing)."""
 
-        One IMAGE-level C-FIND first (fine for Orthanc and most PACS); strictly
-        hierarchical SCPs (dcmqrscp) need one series at a time, so that is the
-        fallback.
-        """
-        try:
-            found = self._list_images(study_uid, series_uids, sop_uids)
-            if found or (series_uids and len(series_uids) == 1):
-                return found
-        except (RemoteStatusError, ProtocolError):
-            pass
-        try:
-            series = list(series_uids) or [
-                ref.series_uid
-                for ref in self.iter_find(Query(Level.SERIES, study_uid=study_uid))
-                if isinstance(ref, SeriesRef)
-            ]
-            return [ref for uid in series for ref in self._list_images(study_uid, [uid], sop_uids)]
-        except (RemoteStatusError, ProtocolError):
-            return None  # cannot list instances: retrieve everything, skip on arrival
+        def find_series(study: str) -> Iterable[object]:
+            return self.iter_find(Query(Level.SERIES, study_uid=study))
+
+        return listing(self._datasets, find_series, self.root, study_uid, series_uids, sop_uids)
 
     def retrieve(
         self,
@@ -262,6 +219,36 @@ class DimseNode(ClosingNode):
             When ``cancel`` is set; complete instances received so far are kept.
         """
         started = time.perf_counter()
+        receiver = Receiver(into, operation=self.method.value, progress=progress)
+        try:
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError(f"{self.method.value} from {self.name} cancelled")
+            if not needs_listing(self.method, self.root, into, study_uid, series_uids, sop_uids):
+                modalities = self._modalities(study_uid, series_uids)
+                args = (self.server, study_uid, series_uids, modalities, receiver, self.root)
+                if get_unlisted(*args, cancel):
+                    got = receiver.finish()
+                    if got.succeeded or got.skipped or got.failed:
+                        seconds = time.perf_counter() - started
+                        return merge_report(got, set(), (), got.succeeded, self.name, seconds)
+                receiver.wait()  # failed sub-operations or nothing sent: list, ask the rest
+            return self._retrieve_listed(
+                study_uid, series_uids, sop_uids, into, receiver, cancel, started
+            )
+        finally:
+            receiver.finish()
+
+    def _retrieve_listed(
+        self,
+        study_uid: str,
+        series_uids: Sequence[str],
+        sop_uids: Sequence[str],
+        into: Database,
+        receiver: Receiver,
+        cancel: CancelToken | None,
+        started: float,
+    ) -> TransferReport:
+        """Retrieve what the C-FIND listing names and ``into`` lacks (see :meth:`retrieve`)."""
         listing = self._listing(study_uid, series_uids, sop_uids)
         if listing == []:
             what = ", ".join([*series_uids, *sop_uids]) or study_uid
@@ -273,22 +260,20 @@ class DimseNode(ClosingNode):
             patient_id = str(listing[0].json.get("00100020", {}).get("Value", [""])[0])
         requests = plan_request(study_uid, series_uids, sop_uids, listing, present, patient_id)
         expected = [uid for r in requests for uid in r.expected]
-        receiver = Receiver(
-            into, operation=self.method.value, progress=progress, expected=len(expected) or None
-        )
-        try:
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError(f"{self.method.value} from {self.name} cancelled")
+        receiver.expected = len(expected) or None
 
-            def replan(got: set[str]) -> list[Request]:  # what a C-GET round left missing
-                return plan_request(
-                    study_uid, series_uids, sop_uids, listing, present | got, patient_id
-                )
+        def replan(got: set[str]) -> list[Request]:  # what a C-GET round left missing
+            have = present | got
+            return plan_request(study_uid, series_uids, sop_uids, listing, have, patient_id)
 
-            external = self._transfer(requests, listing, into, receiver, study_uid, cancel, replan)
-        finally:
-            got = receiver.finish()
-        return self._merge(got, present, expected, into if external else None, started)
+        external = self._transfer(requests, listing, into, receiver, study_uid, cancel, replan)
+        got = receiver.finish()
+        before = present - {*got.succeeded, *got.skipped}  # not received by the first C-GET
+        succeeded: Sequence[str] = got.succeeded
+        if external:  # stores went to another listener: look in the database
+            succeeded = sorted(wait_external(into, expected, self.server.timeout))
+        seconds = time.perf_counter() - started
+        return merge_report(got, before, expected, succeeded, self.name, seconds)
 
     def _transfer(
         self,
@@ -322,39 +307,18 @@ class DimseNode(ClosingNode):
             self.listener,
         )
 
-    def _modalities(self, study_uid: str) -> list[str]:
-        """The study's modalities (a SERIES-level C-FIND), when the listing named no kinds."""
+    def _modalities(self, study_uid: str, series_uids: Sequence[str] = ()) -> list[str]:
+        """The modalities of the study, or of ``series_uids`` in it (a SERIES-level C-FIND)."""
         try:
             series = self.find(Query(Level.SERIES, study_uid=study_uid))
         except (RemoteStatusError, ProtocolError):
             return []
-        return [r.modality for r in series if isinstance(r, SeriesRef) and r.modality]
-
-    def _merge(
-        self,
-        got: TransferReport,
-        present: set[str],
-        expected: Sequence[str],
-        external_db: Database | None,
-        started: float,
-    ) -> TransferReport:
-        succeeded = list(got.succeeded)
-        if external_db is not None:  # stores went to another listener: look in the database
-            succeeded = sorted(wait_external(external_db, expected, self.server.timeout))
-        done = set(succeeded) | set(got.skipped) | set(got.failed)
-        failed = dict(got.failed)
-        for uid in expected:
-            if uid not in done:
-                failed[uid] = f"not received from {self.name}"
-        return TransferReport(
-            self.method.value,
-            tuple(succeeded),
-            tuple(sorted(present)) + got.skipped,
-            failed,
-            got.warnings,
-            got.bytes_transferred,
-            time.perf_counter() - started,
-        )
+        wanted = set(series_uids)
+        return [
+            r.modality
+            for r in series
+            if isinstance(r, SeriesRef) and r.modality and (not wanted or r.series_uid in wanted)
+        ]
 
     # -- C-STORE -------------------------------------------------------------------------
     def store(

@@ -162,12 +162,14 @@ def open_association(
     if len(contexts) > MAX_CONTEXTS:
         raise AssertionError(f"{len(contexts)} presentation contexts > {MAX_CONTEXTS}")
     ae = ae or make_ae(server.calling_ae, server.timeout)
-    ae.requested_contexts = list(contexts)
     roles: list[Any] = [build_role(uid, scp_role=True) for uid in scp_roles]
     bound: list[Any] = [(evt.EVT_CONN_OPEN, connection_opened), *handlers]
+    # the contexts go to this association only: setting ae.requested_contexts would
+    # rebuild (and re-validate) each one, ~40 ms for a C-GET's 127
     assoc = ae.associate(
         server.host,
         server.port,
+        list(contexts),
         ae_title=server.ae_title,
         ext_neg=roles or None,
         evt_handlers=bound,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 from pydicom import uid as sop_class
@@ -60,6 +60,7 @@ __all__ = [
     "ladder",
     "listing_json",
     "listing_names_kinds",
+    "modality_contexts",
     "storage_contexts",
 ]
 
@@ -178,6 +179,16 @@ def ladder(stored: Mapping[str, Collection[str]] | None = None) -> list[str]:
     return [uid for uid in _ranked(said) if uid not in UNCOMPRESSED]
 
 
+@lru_cache(maxsize=4096)
+def _context(uid: str, syntaxes: tuple[str, ...]) -> PresentationContext:
+    """A storage context, built (and its UIDs validated) once per process.
+
+    Shared: associations propose copies of the contexts they are given
+    (``AE.associate`` and ``OwnedAE.associate`` both copy), never these.
+    """
+    return build_context(uid, list(syntaxes))
+
+
 def storage_contexts(
     classes: Sequence[str] = (),
     *,
@@ -223,12 +234,12 @@ def storage_contexts(
     contexts: list[PresentationContext] = []
     for uid in images:
         rest = [ts for ts in ranked[uid] if ts not in extra[uid]]
-        own = [build_context(uid, ts) for ts in extra[uid]]
+        own = [_context(uid, (ts,)) for ts in extra[uid]]
         first = own[:1] if lead and extra[uid][:1] == [lead] else []
-        contexts += [*first, build_context(uid, [*UNCOMPRESSED, *rest]), *own[len(first) :]]
-    all_syntaxes: list[str | UID] = list(RECEIVE_TRANSFER_SYNTAXES)
+        contexts += [*first, _context(uid, (*UNCOMPRESSED, *rest)), *own[len(first) :]]
+    all_syntaxes = tuple(RECEIVE_TRANSFER_SYNTAXES)
     room = budget - len(contexts)
-    contexts += [build_context(uid, all_syntaxes) for uid in others[: max(0, room)]]
+    contexts += [_context(uid, all_syntaxes) for uid in others[: max(0, room)]]
     return contexts
 
 
@@ -291,6 +302,22 @@ def _stored(refs: Sequence[InstanceRef]) -> dict[str, list[str]]:
         for syntax in _listed(ref, _AVAILABLE_TS):
             stored.setdefault(ref.sop_class_uid, []).append(syntax)
     return {uid: [ts for ts, _ in Counter(v).most_common()] for uid, v in stored.items()}
+
+
+def modality_contexts(modalities: Sequence[str]) -> list[PresentationContext]:
+    """Storage contexts for a C-GET with no listing, by the modalities of what is asked.
+
+    When every modality names its image classes (:data:`MODALITY_CLASSES`), those
+    classes only (plus Secondary Capture): an instance of another class fails its
+    sub-operation, and the caller then lists the instances and asks again. Else
+    those of :func:`storage_contexts` with no classes known (every storage class).
+    Far fewer contexts make the association request far cheaper to build and
+    negotiate (~10 ms instead of ~150 ms with 127 contexts).
+    """
+    named = {m.upper() for m in modalities}
+    if named and named <= MODALITY_CLASSES.keys():
+        return storage_contexts(_image_classes([], sorted(named)))
+    return storage_contexts(modalities=modalities)
 
 
 def get_storage_contexts(

@@ -83,6 +83,7 @@ _SUCCESS = int(Status.SUCCESS)
 _C_ECHO_RQ, _C_ECHO_RSP = Command.C_ECHO_RQ, Command.C_ECHO_RSP
 _MAX_COMMAND = 64 * 1024  # a command set is a few hundred bytes
 _MAX_IDENTIFIER = 16 * 1024 * 1024  # a C-GET-RSP identifier (failed UID lists)
+_MAX_BACKLOG = 64  # acknowledged instances not yet indexed, at most
 _us = us_field
 _text = text_field
 
@@ -132,7 +133,7 @@ class Exchange:
     serving: bool = False  # as a storage SCP (listener): also answer C-ECHO
 
     # -- dispatch --------------------------------------------------------------------
-    def feed(self, context_id: int, control: int, fragment: bytes) -> None:
+    def feed(self, context_id: int, control: int, fragment: bytes | memoryview) -> None:
         if context_id not in self.syntaxes:
             raise PduError(f"presentation context {context_id} was not accepted")
         if control & 0x01:
@@ -152,7 +153,9 @@ class Exchange:
         else:
             raise PduError("data set fragment without a command")
 
-    def _command_fragment(self, context_id: int, control: int, fragment: bytes) -> None:
+    def _command_fragment(
+        self, context_id: int, control: int, fragment: bytes | memoryview
+    ) -> None:
         if self.store is not None:
             raise PduError("a command arrived before the previous data set ended")
         self.command += fragment
@@ -212,8 +215,12 @@ class Exchange:
 
     def _finish_store(self, store: _Store) -> None:
         self.store = None
-        outcome = store.incoming.finish()
+        # a C-GET acknowledges once the file is safe on disk, and indexes while it
+        # waits for the peer's next instance; a storage SCP answers once indexed
+        outcome = store.incoming.finish(defer=not self.serving)
         self._respond(store, outcome)
+        if not self.serving and self.receiver.backlog() >= _MAX_BACKLOG:
+            self.receiver.drain()  # else when the reader waits for the peer (PduReader idle)
 
     def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
         fields = {
@@ -312,7 +319,7 @@ def fast_get(
             identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         send_message(sock, int(get_cx.context_id), command, data, max_pdu)
-        reader = PduReader(sock, local_max_pdu(assoc))
+        reader = PduReader(sock, local_max_pdu(assoc), idle=receiver)
         try:
             while exchange.final is None:
                 _step(reader, exchange, server)

@@ -150,7 +150,11 @@ class InstanceSink(Protocol):
 
     def open_part(self, head: bytes) -> tuple[Path, BinaryIO]: ...
 
-    def index(self, path: Path, head: bytes, size: int, request: StoreRequest) -> StoreOutcome: ...
+    def sync_folder(self) -> None: ...
+
+    def index(
+        self, path: Path, head: bytes, size: int, request: StoreRequest, *, defer: bool = False
+    ) -> StoreOutcome: ...
 
     def refuse(self, request: StoreRequest, status: int, reason: str) -> StoreOutcome: ...
 
@@ -249,16 +253,30 @@ class Incoming:
             self._discard()
             self._refusal = _RefusedError(OUT_OF_RESOURCES, _os_reason(exc))
 
-    def finish(self) -> StoreOutcome:
-        """The data set is complete: check it, make it durable, index it; the answer."""
+    def finish(self, *, defer: bool = False) -> StoreOutcome:
+        """The data set is complete: check it, make it durable, index it; the answer.
+
+        With ``defer`` Success is answered once the file is safe on disk (its folder
+        fsynced too); the receiver indexes it later (:meth:`Receiver.drain`).
+        """
         try:
             if self._refusal is not None:
                 raise self._refusal
             final = self._durable()
+            if defer:
+                self._sync_folder(final)
         except _RefusedError as exc:
             self._discard()
             return self.receiver.refuse(self.request, exc.status, exc.reason)
-        return self.receiver.index(final, bytes(self._head), self.size, self.request)
+        head = bytes(self._head)
+        return self.receiver.index(final, head, self.size, self.request, defer=defer)
+
+    def _sync_folder(self, final: Path) -> None:
+        try:
+            self.receiver.sync_folder()
+        except OSError as exc:
+            self._part = final  # removed with the refusal: never acknowledged
+            raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
 
     def _durable(self) -> Path:
         """Flush and fsync the file, check its data set, rename it ``.dcm``."""

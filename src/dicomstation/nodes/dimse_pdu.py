@@ -18,11 +18,12 @@ is true only for those, and callers fall back to pynetdicom's ``send_c_store`` /
 from __future__ import annotations
 
 import enum
+import select
 import struct
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom.datadict import tag_for_keyword
 
@@ -49,6 +50,7 @@ __all__ = [
     "STATUS",
     "WARNINGS",
     "Command",
+    "IdleWork",
     "PduError",
     "PduReader",
     "encode_command",
@@ -151,8 +153,19 @@ class PduError(Exception):
     """
 
 
+class IdleWork(Protocol):
+    """Work a reader may do while the peer has sent nothing yet (indexing, for a C-GET)."""
+
+    def pending(self) -> bool: ...
+
+    def drain(self) -> None: ...
+
+
 class PduReader:
-    """Whole PDUs from a socket, through one large buffer.
+    """Whole PDUs from a socket, read into one large buffer of ours.
+
+    A PDU's body is a view into that buffer, valid until the next :meth:`pdu` call:
+    data set fragments go from the socket to their file with no copy in between.
 
     Parameters
     ----------
@@ -167,6 +180,8 @@ class PduReader:
         trickles bytes cannot hold the association (None: no such deadline).
     min_rate : int
         See ``pdu_timeout``.
+    idle : IdleWork, optional
+        Drained whenever the reader would wait for the peer with work pending.
     """
 
     def __init__(
@@ -176,35 +191,49 @@ class PduReader:
         *,
         pdu_timeout: float | None = None,
         min_rate: int = 32 * 1024,
+        idle: IdleWork | None = None,
     ) -> None:
         self._sock = sock
-        self._file = sock.makefile("rb", buffering=_READ_BUFFER)
+        self._buffer = bytearray(_READ_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._start = self._end = 0  # unread bytes: self._buffer[start:end]
         self.max_pdu = max_pdu or DEFAULT_PDU_LIMIT
         self._pdu_timeout = pdu_timeout
         self._min_rate = min_rate
-        self._idle = sock.gettimeout() if pdu_timeout is not None else None
+        self._idle_timeout = sock.gettimeout() if pdu_timeout is not None else None
+        self._work = idle
 
-    def _exact(self, count: int, deadline: float | None = None) -> bytes:
-        if deadline is None:
-            data: bytes = self._file.read(count)
-            if len(data) < count:
-                raise ConnectionResetError("the peer closed the connection")
-            return data
-        buffer = bytearray(count)
-        view, got = memoryview(buffer), 0
-        while got < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("a PDU was not complete within its deadline")
-            self._sock.settimeout(left if self._idle is None else min(left, self._idle))
-            n = self._file.readinto1(view[got:])
-            if not n:
-                raise ConnectionResetError("the peer closed the connection")
-            got += n
-        return bytes(buffer)
+    def _room(self, count: int) -> None:
+        """Make room for ``count`` bytes from ``_start`` (the last body's view is then stale)."""
+        left = self._end - self._start
+        if count > len(self._buffer):  # a PDU longer than the buffer: a larger one
+            bigger = bytearray(count)
+            bigger[:left] = self._view[self._start : self._end]
+            self._buffer, self._view = bigger, memoryview(bigger)
+        elif left:
+            self._buffer[:left] = self._buffer[self._start : self._end]  # copied first
+        self._start, self._end = 0, left
 
-    def pdu(self) -> tuple[int, bytes]:
-        """The next PDU: (type, body).
+    def _fill(self, count: int, deadline: float | None) -> None:
+        """Read until ``count`` bytes from ``_start`` are buffered."""
+        if self._start + count > len(self._buffer):
+            self._room(count)
+        while self._end - self._start < count:
+            if self._work is not None and self._work.pending() and not _readable(self._sock):
+                self._work.drain()
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("a PDU was not complete within its deadline")
+                idle = self._idle_timeout
+                self._sock.settimeout(left if idle is None else min(left, idle))
+            got = self._sock.recv_into(self._view[self._end :])
+            if not got:
+                raise ConnectionResetError("the peer closed the connection")
+            self._end += got
+
+    def pdu(self) -> tuple[int, memoryview]:
+        """The next PDU: (type, body); the body is valid until the next call.
 
         Raises
         ------
@@ -217,7 +246,8 @@ class PduReader:
         deadline = None
         if self._pdu_timeout is not None:
             deadline = time.monotonic() + self._pdu_timeout
-        kind, _reserved, length = PDU_HEADER.unpack(self._exact(6, deadline))
+        self._fill(6, deadline)
+        kind, _reserved, length = PDU_HEADER.unpack_from(self._buffer, self._start)
         limit = self.max_pdu if kind == P_DATA else _OTHER_PDU_LIMIT
         if length > limit:
             raise PduError(
@@ -226,29 +256,44 @@ class PduReader:
             )
         if deadline is not None:
             deadline += length / self._min_rate
-        return kind, self._exact(length, deadline)
+        self._start += 6
+        self._fill(length, deadline)
+        body = self._view[self._start : self._start + length]
+        self._start += length
+        return kind, body
 
     def close(self) -> None:
         """Drop the buffer (the socket stays open)."""
-        self._file.close()
+        self._buffer = bytearray()
+        self._view = memoryview(self._buffer)
+        self._start = self._end = 0
 
 
-def pdvs(body: bytes) -> Iterator[tuple[int, int, bytes]]:
+def _readable(sock: Any) -> bool:
+    """True when bytes are waiting on ``sock`` (no wait)."""
+    ready, _, _ = select.select([sock], [], [], 0)
+    return bool(ready)
+
+
+def pdvs(body: bytes | memoryview) -> Iterator[tuple[int, int, memoryview]]:
     """(context ID, control header, fragment) of each PDV item of a P-DATA-TF body.
+
+    Fragments are views into ``body``.
 
     Raises
     ------
     PduError
         If an item's length does not fit the PDU (PS3.8 9.3.5.1).
     """
-    offset = 0
-    while offset < len(body):
-        if offset + 6 > len(body):
+    view = memoryview(body)
+    offset, size = 0, len(view)
+    while offset < size:
+        if offset + 6 > size:
             raise PduError("P-DATA-TF PDU ends inside a PDV item header")
-        length, context_id, control = PDV_HEADER.unpack_from(body, offset)
-        if length < 2 or offset + 4 + length > len(body):
+        length, context_id, control = PDV_HEADER.unpack_from(view, offset)
+        if length < 2 or offset + 4 + length > size:
             raise PduError(f"PDV item length {length} does not fit its P-DATA-TF PDU")
-        yield context_id, control, body[offset + 6 : offset + 4 + length]
+        yield context_id, control, view[offset + 6 : offset + 4 + length]
         offset += 4 + length
 
 

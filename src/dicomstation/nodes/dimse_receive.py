@@ -17,6 +17,14 @@ The answer is computed only then (:meth:`Incoming.finish`): Success means the ro
 committed and the file in place; anything else is a failure status with a reason
 (ErrorComment), logged at once. Instances the database already has are answered with
 Success and their new copy deleted.
+
+A C-GET acknowledges sooner (``defer``): Success once the checked file is safe on
+disk (fsynced, renamed ``.dcm``, its folder fsynced), and the index is written after
+the C-STORE-RSP went out (:meth:`Receiver.drain`, while the peer reads its next
+instance; :meth:`Receiver.wait` drains the rest). A process killed meanwhile leaves
+complete ``.dcm`` files in its ``recv`` staging folder, which the next open of the
+database indexes (:mod:`dicomstation.database.leftovers`); an acknowledged file that
+cannot be indexed now is kept there for that, and reported failed.
 """
 
 from __future__ import annotations
@@ -72,7 +80,8 @@ _LOG = logging.getLogger(__name__)
 _BATCH = 64
 #: Default cap on one received instance: a peer cannot fill the disk with one data set.
 MAX_INSTANCE_BYTES = 4 * 1024**3
-_WRITE_BUFFER = 1024 * 1024  # fragments arrive in 16 KB pieces: write in MB pieces
+# fragments arrive in 16 KB pieces: written in larger ones, while the rest arrives
+_WRITE_BUFFER = 256 * 1024
 
 
 @dataclass
@@ -95,6 +104,7 @@ class _Job:
     size: int
     request: StoreRequest
     outcome: StoreOutcome | None = None
+    deferred: bool = False  # already acknowledged: indexed by drain(), file kept on failure
 
 
 class Receiver:
@@ -157,12 +167,28 @@ class Receiver:
             raise
         return part, handle
 
-    def index(self, path: Path, head: bytes, size: int, request: StoreRequest) -> StoreOutcome:
-        """Index a checked ``.dcm`` file (group commit); the outcome once its batch committed."""
-        job = _Job(path, head, size, request)
+    def sync_folder(self) -> None:
+        """Make the renames in our staging folder durable (fsync of the folder)."""
+        fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def index(
+        self, path: Path, head: bytes, size: int, request: StoreRequest, *, defer: bool = False
+    ) -> StoreOutcome:
+        """Index a checked ``.dcm`` file (group commit); the outcome once its batch committed.
+
+        With ``defer`` the file is already safe on disk: it is queued for :meth:`drain`
+        and Success returned at once.
+        """
+        job = _Job(path, head, size, request, deferred=defer)
         with self._lock:
             self._pending.append(job)
             self._active += 1
+        if defer:
+            return StoreOutcome(SUCCESS)
         try:
             while job.outcome is None:
                 with self._commit:  # one batch at a time; ours may be done when we get in
@@ -223,6 +249,24 @@ class Receiver:
             )
 
     # -- indexing (group commit) ------------------------------------------------------
+    def backlog(self) -> int:
+        """How many received instances wait to be indexed."""
+        return len(self._pending)
+
+    def pending(self) -> bool:
+        """True when instances wait to be indexed (:class:`dimse_pdu.IdleWork`)."""
+        return bool(self._pending)
+
+    def drain(self) -> None:
+        """Index every queued instance now (those acknowledged before indexing)."""
+        with self._commit:
+            while True:
+                with self._lock:
+                    batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+                if not batch:
+                    return
+                self._commit_batch(batch)
+
     def _commit_batch(self, batch: list[_Job]) -> None:
         """Index ``batch`` (call with the commit lock); every job gets an outcome."""
         try:
@@ -232,6 +276,11 @@ class Receiver:
             for other in batch:
                 if other.outcome is None:  # _settle itself failed: answer, never hang
                     other.outcome = StoreOutcome(OUT_OF_RESOURCES, "not indexed")
+            deferred = sum(1 for job in batch if job.deferred)
+            if deferred:  # nobody waits in index() for these
+                with self._busy:
+                    self._active -= deferred
+                    self._busy.notify_all()
 
     def _add(self, batch: list[_Job]) -> dict[str, StoreOutcome | str]:
         """Index ``batch``; per file: an outcome, or "ok"/"skipped". Never raises."""
@@ -257,9 +306,13 @@ class Receiver:
         for job in batch:
             result = results.get(os.fspath(job.path), StoreOutcome(OUT_OF_RESOURCES, "not indexed"))
             if isinstance(result, StoreOutcome):
-                with contextlib.suppress(OSError):
-                    job.path.unlink(missing_ok=True)
-                job.outcome = self.refuse(job.request, result.status, result.comment)
+                reason = result.comment
+                if job.deferred:  # acknowledged: kept for the next open to index
+                    reason = f"acknowledged, not indexed (kept in {job.path.parent.name}): {reason}"
+                else:
+                    with contextlib.suppress(OSError):
+                        job.path.unlink(missing_ok=True)
+                job.outcome = self.refuse(job.request, result.status, reason)
             else:
                 with self._lock:
                     self._tally.failed.pop(job.request.sop_uid, None)  # an earlier try failed
@@ -274,6 +327,7 @@ class Receiver:
     # -- results ----------------------------------------------------------------------
     def wait(self) -> None:
         """Block until every instance received so far is indexed (or refused)."""
+        self.drain()
         with self._busy:
             self._busy.wait_for(lambda: self._active == 0)
 

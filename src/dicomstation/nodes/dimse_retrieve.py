@@ -195,13 +195,11 @@ def _finish(
     raise :class:`SubOperationsFailedError` instead of being recorded.
     """
     code = int(status.Status) if status is not None and "Status" in status else None
+    failed = [str(sop) for sop in failed if sop]  # pynetdicom gives [""] for an empty list
     if retry and not cancelled and (failed or code in _SUB_OPERATIONS_FAILED):
         raise SubOperationsFailedError(code)
     for sop in failed:
-        if sop:
-            receiver.add_failure(
-                str(sop), f"{server.name} reported the {operation} sub-operation failed"
-            )
+        receiver.add_failure(sop, f"{server.name} reported the {operation} sub-operation failed")
     if cancelled:
         raise CancelledError(f"{operation} from {server.name} for {uid} cancelled")
     outcome = check_status(
