@@ -311,19 +311,22 @@ def drop_invalid_empty(ds: Dataset) -> None:
         allowed = iod_attributes(str(ds.get("SOPClassUID", "")))
     except ExportError:
         return
-    for tag in list(ds.keys()):  # keys, not elements: only the checked ones get decoded
+    # elements() yields still-encoded values as they are: only the candidates get decoded
+    candidates = [element.tag for element in ds.elements() if _maybe_empty(element)]
+    for tag in candidates:
         kind = allowed.get(keyword_for_tag(tag), ("", False))[0]
-        if kind in _NOT_EMPTY and _maybe_empty(ds, tag) and _empty(ds[tag].value):
+        if kind in _NOT_EMPTY and _empty(ds[tag].value):
             del ds[tag]
 
 
-def _maybe_empty(ds: Dataset, tag: Any) -> bool:
+def _maybe_empty(element: DataElement | RawDataElement) -> bool:
     """False when the still-encoded value holds more than padding (it cannot decode to empty).
 
-    Saves decoding every checked value of every source header; anything else
-    (decoded elements, padding only, values not read yet) is decided on the value.
+    Saves decoding every value of every source header (the cheap test comes first:
+    nearly every value holds something); anything else (decoded elements, padding
+    only, values not read yet) is decided on the value.
     """
-    element = ds.get_item(tag)
-    if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
-        return not element.value.strip(b" \x00")
+    value = element.value
+    if isinstance(element, RawDataElement) and isinstance(value, bytes):
+        return not value.strip(b" \x00")
     return True
