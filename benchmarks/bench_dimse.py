@@ -10,8 +10,9 @@ C-STORE of the series to Orthanc (Orthanc emptied before each run):
   * plain pynetdicom SCU, naive: ``dcmread`` + ``send_c_store(dataset)`` per file.
 C-GET of the same series from Orthanc:
   * dcmtk ``getscu`` into a folder;
-  * dicomstation ``DimseNode.retrieve`` into a fresh database (instance listing by
-    C-FIND, files written + indexed), by C-GET and, for information, by C-MOVE.
+  * dicomstation ``DimseNode.retrieve`` into a fresh database (no instance
+    listing: the database holds nothing of the series; files written, fsynced and
+    indexed), by C-GET and, for information, by C-MOVE.
 
 C-STORE into dcmtk ``storescp --ignore`` and a ``storescp`` writing files (the
 ceiling, TCP_NODELAY=1; the writing one starts every run with an empty folder, so

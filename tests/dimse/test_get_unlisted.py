@@ -22,6 +22,7 @@ from pydicom.uid import MRImageStorage, generate_uid
 
 from dicomstation.database import Database
 from dicomstation.errors import NotFoundError
+from dicomstation.models import ProgressEvent
 from dicomstation.nodes.dimse import DimseNode
 from dicomstation.nodes.dimse_filemeta import read_file_meta
 from tests.dimse.conftest import DcmtkPeer, sop_uid
@@ -61,10 +62,14 @@ def test_series_into_an_empty_database_is_not_listed(
     node = _loaded(dcmqrscp, ct_series)
     listings = _Listings(node, monkeypatch)
     study, series = _uids(ct_series)
-    report = node.retrieve(study, [series], into=db)
+    events: list[ProgressEvent] = []
+    report = node.retrieve(study, [series], into=db, progress=events.append)
     assert report.ok and sorted(report.succeeded) == sorted(sop_uid(p) for p in ct_series)
     assert listings.count == 0
     assert len(db.series_files(series)) == len(ct_series)
+    # the total comes from the C-GET responses' counts (the first store may come before)
+    assert len(events) == len(ct_series)
+    assert {e.total for e in events[1:]} == {len(ct_series)}
 
 
 def test_partly_held_series_is_listed_and_only_the_rest_asked(

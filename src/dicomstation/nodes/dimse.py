@@ -7,7 +7,8 @@ The CLI, web UI and transfer code use it exactly like the DICOMweb node:
 >>> node.retrieve(studies[0].study_uid, into=db)
 
 Module map: ``dimse_assoc`` (associations), ``dimse_query`` (C-FIND),
-``dimse_retrieve`` (C-GET/C-MOVE), ``dimse_receive`` (raw storage into the
+``dimse_retrieve`` (C-GET/C-MOVE), ``dimse_listing`` (what a retrieve lists
+first, if anything), ``dimse_receive`` (raw storage into the
 database), ``dimse_store`` (C-STORE SCU), ``dimse_errors`` (the one error mapping),
 ``listener`` (storage SCP). Fast paths that read/write the association's PDUs
 themselves where pynetdicom's per-PDU cost dominated: ``dimse_pdu`` (framing,
@@ -204,7 +205,9 @@ class DimseNode(ClosingNode):
         """Retrieve a study, some of its series, or some instances into ``into``.
 
         Uses C-GET, or C-MOVE to our storage listener (see ``method``). Instances
-        ``into`` already has are skipped without being transferred.
+        ``into`` already has are skipped without being transferred: a C-GET of
+        series or a study ``into`` holds nothing of asks for all of it with no
+        instance listing first (:mod:`dimse_listing`).
 
         Returns
         -------

@@ -5,15 +5,17 @@ Python state machine (~150 us per PDU) and keeps each data set in memory; peers
 send 16 KB PDUs, so a 150 MB series is ~9600 PDUs and dicomstation ran at 37 %
 of dcmtk getscu. Here, while the association reactor is paused and pynetdicom's
 DUL reader is switched off (its transport check answers "nothing to read"), the
-PDUs of one C-GET are read with a buffered socket reader: C-STORE sub-operation
+PDUs of one C-GET are read into a buffer of ours: C-STORE sub-operation
 data sets are written fragment by fragment straight to their ``.part`` file (no
 re-encoding, never whole in memory) through a
 :class:`~dicomstation.nodes.dimse_receive.Incoming` (files named by us, data set
-checked, indexed), each is answered with a C-STORE-RSP once its instance is
-indexed (or with a failure status and a reason), and the C-GET-RSPs are decoded
-until the final one. PDUs longer than we announced, malformed PDV items and
-oversized command sets end the exchange (``ProtocolError``; the association is
-aborted). Associations, negotiation, release and abort stay pynetdicom's.
+checked), each is answered with a C-STORE-RSP once its file is safe on disk
+(fsynced, renamed, its folder fsynced; or with a failure status and a reason) and
+indexed while the reader waits for the peer's next PDU (:class:`PduReader`
+``idle``), and the C-GET-RSPs are decoded until the final one. PDUs longer
+than we announced, malformed PDV items and oversized command sets end the
+exchange (``ProtocolError``; the association is aborted). Associations,
+negotiation, release and abort stay pynetdicom's.
 
 It relies on pynetdicom 3.0 internals (``dul._is_transport_event``,
 ``dul._idle_timer``, the reactor checkpoint, ``dul.socket``);
@@ -52,6 +54,7 @@ from dicomstation.nodes.dimse_pdu import (
     P_DATA,
     PRIORITY,
     PRIORITY_LOW,
+    REMAINING,
     RESPONDED_TO,
     STATUS,
     WARNINGS,
@@ -252,6 +255,9 @@ class Exchange:
         self.response = None
         code = _us(command, STATUS)
         if status_category(code, "C-GET") is StatusCategory.PENDING:
+            if self.receiver.expected is None and REMAINING in command:  # asked with no listing
+                counts = (REMAINING, COMPLETED, FAILED, WARNINGS)
+                self.receiver.expected = sum(_us(command, element) for element in counts)
             return
         status = Dataset()
         status.Status = code

@@ -46,6 +46,7 @@ __all__ = [
     "PRIORITY",
     "PRIORITY_LOW",
     "P_DATA",
+    "REMAINING",
     "RESPONDED_TO",
     "STATUS",
     "WARNINGS",
@@ -116,6 +117,7 @@ AFFECTED_SOP_INSTANCE = _element("AffectedSOPInstanceUID")
 COMPLETED = _element("NumberOfCompletedSuboperations")
 FAILED = _element("NumberOfFailedSuboperations")
 WARNINGS = _element("NumberOfWarningSuboperations")
+REMAINING = _element("NumberOfRemainingSuboperations")
 #: Priority (0000,0700) LOW, as pynetdicom sends it; Command Data Set Type "present".
 PRIORITY_LOW, DATA_SET_PRESENT = 0x0002, 0x0001
 

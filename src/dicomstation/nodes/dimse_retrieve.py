@@ -1,11 +1,15 @@
 """C-GET and C-MOVE into the local database.
 
-Both start from the instance list (C-FIND at IMAGE level) so that what the
-database already has is skipped before anything is transferred: when nothing is
-present the whole study/series is requested at once, otherwise only the missing
-instances are requested (IMAGE level, UID lists). Received datasets go through a
+A C-GET of a study or series the database holds nothing of asks for all of it
+at once, with no listing (:mod:`dimse_listing`). Otherwise both start from the
+instance list (C-FIND at IMAGE level) so that what the database already has is
+skipped before anything is transferred: when nothing is present the whole
+study/series is requested at once, otherwise only the missing instances are
+requested (IMAGE level, UID lists). Received datasets go through a
 :class:`~dicomstation.nodes.dimse_receive.Receiver` (raw bytes in files named by us,
-checked against the sub-operation's command, answered Success only once indexed).
+checked against the sub-operation's command; a C-GET's fast path answers Success
+once the file is safe on disk and indexes it while waiting for the peer, the other
+paths once it is indexed).
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ def _run(
             cancelled = True
         code = int(status.Status) if "Status" in status else None
         if code is not None and status_category(code, operation) is StatusCategory.PENDING:
+            _announce(receiver, status)
             continue
         failed_uids = identifier.get("FailedSOPInstanceUIDList", "") if identifier else ""
         uids = [failed_uids] if isinstance(failed_uids, str) else list(failed_uids)
@@ -176,6 +181,13 @@ def _run(
             receiver=receiver,
             retry=retry,
         )
+
+
+def _announce(receiver: Receiver, status: Any) -> None:
+    """The total for progress from a pending response's counts, when no listing gave it."""
+    if receiver.expected is None and "NumberOfRemainingSuboperations" in status:
+        keys = ("Remaining", "Completed", "Failed", "Warning")
+        receiver.expected = sum(int(status.get(f"NumberOf{k}Suboperations") or 0) for k in keys)
 
 
 def _finish(
