@@ -246,7 +246,8 @@ class LargeReadTransport(httpx.HTTPTransport):
         if not self.large_reads:  # pragma: no cover - another httpx/httpcore/h11: plain transport
             return
         self._pool = _Pool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=trust_env),
+            # the context httpx just built (loading the CA store again costs ~20-50 ms)
+            ssl_context=self._pool._ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

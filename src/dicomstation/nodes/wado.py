@@ -21,9 +21,10 @@ each file before it answers.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ from dicomstation.errors import (
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import too_large
 from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
-from dicomstation.nodes.staging import StagedFile, StagingWriter
+from dicomstation.nodes.staging import InlineBatch, StagedFile, StagingWriter, write_file
 from dicomstation.transfer import (
     RetryPolicy,
     SerialWorker,
@@ -67,6 +68,9 @@ DICOM_ACCEPTS = (
 _REFUSED = frozenset({400, 406, 415})
 #: seconds the indexer waits to gather more files into one database transaction
 INDEX_LINGER = 0.02
+
+#: parts up to this size that arrive whole are written and indexed by the receiving thread
+_INLINE_BYTES = 256 << 10
 
 #: bytes kept from the start of each instance: the indexer scans its header from
 #: them instead of reading the file again (pixel data is checked against the file size)
@@ -123,9 +127,17 @@ class AcceptNegotiator:
 
 
 def read_parts(
-    response: httpx.Response, *, server: str, operation: str, uid: str | None
+    response: httpx.Response,
+    *,
+    server: str,
+    operation: str,
+    uid: str | None,
+    chunks: Iterable[bytes] | None = None,
 ) -> Iterator[Part]:
-    """Parts of a streamed multipart/related response; ProtocolError if it is not one."""
+    """Parts of a streamed multipart/related response; ProtocolError if it is not one.
+
+    ``chunks`` is the body as the caller reads it (default: ``response.iter_bytes()``).
+    """
     content_type = response.headers.get("content-type", "")
     try:
         boundary = boundary_of(content_type)
@@ -137,7 +149,8 @@ def read_parts(
             uid=uid,
         ) from None
     # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
-    return iter_parts(response.iter_bytes(), boundary, server=server, operation=operation, uid=uid)
+    body = response.iter_bytes() if chunks is None else chunks
+    return iter_parts(body, boundary, server=server, operation=operation, uid=uid)
 
 
 def sop_uid_from_head(head: bytes) -> str:
@@ -265,6 +278,10 @@ class WadoFetcher:
                 ) from exc
 
     def _receive(self, response: httpx.Response, target: Target) -> None:
+        # each complete instance is indexed before the next read from the network (small
+        # ones by this thread, others by the indexer thread as soon as they are written),
+        # so a broken or stalled stream keeps everything that arrived whole
+        inline = InlineBatch(self._commit)
         last: StagedFile | None = None
         try:
             for part in read_parts(
@@ -272,13 +289,15 @@ class WadoFetcher:
                 server=self.server,
                 operation="WADO-RS",
                 uid=target.uid,
+                chunks=inline.before_reads(response.iter_bytes()),
             ):
-                # each complete instance goes to the indexer as soon as it is written,
-                # so a broken stream keeps everything that arrived whole
-                last = self._write_part(part, target)
+                last = self._write_part(part, target, inline) or last
         finally:
-            if last is not None:
-                self._wait(last)
+            try:
+                inline.flush()
+            finally:
+                if last is not None:
+                    self._wait(last)
 
     def _wait(self, staged: StagedFile) -> None:
         try:
@@ -286,7 +305,8 @@ class WadoFetcher:
         except OSError as exc:
             raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
 
-    def _write_part(self, part: Part, target: Target) -> StagedFile:
+    def _write_part(self, part: Part, target: Target, inline: InlineBatch) -> StagedFile | None:
+        """Write one part: by this thread if it is small and arrived whole, else staged."""
         if part.content_type not in ("application/dicom", ""):
             raise ProtocolError(
                 f"part of type {part.content_type!r}, expected application/dicom",
@@ -297,11 +317,39 @@ class WadoFetcher:
         declared = part.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_instance_bytes:
             raise self._too_large(target)
+        size = int(declared) if declared.isdigit() else None
+        pieces = part.views()
+        first = next(pieces, b"")
+        if size is not None and len(first) == size <= _INLINE_BYTES:
+            second = next(pieces, None)  # None: the delimiter follows (no network read)
+            if second is None:
+                self._write_inline(first, inline)
+                return None
+            return self._stage(itertools.chain((first, second), pieces), target, declared)
+        return self._stage(itertools.chain((first,), pieces) if first else pieces, target, declared)
+
+    def _write_inline(self, data: bytes | memoryview, inline: InlineBatch) -> None:
+        check_cancel(self.cancel, "fetch")
+        path = self._writer.new_path()
+        head = bytes(data[:_HEAD_BYTES])
+        try:
+            write_file(path, [data])
+        except OSError as exc:
+            raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
+        self.tracker.add_bytes(len(data))
+        self._uids[str(path)] = sop_uid_from_head(head)
+        self._heads[str(path)] = head
+        inline.add(path)
+
+    def _stage(
+        self, pieces: Iterator[bytes | memoryview], target: Target, declared: str
+    ) -> StagedFile:
+        """Hand a part's pieces to the writer thread as they arrive."""
         staged = self._writer.new_file(int(declared) if declared.isdigit() else None)
         size = 0
         head = b""
         try:
-            for chunk in part.views():  # no copy: the writer thread writes the views
+            for chunk in pieces:  # no copy: the writer thread writes the views
                 check_cancel(self.cancel, "fetch")
                 size += len(chunk)
                 if size > self.max_instance_bytes:
