@@ -51,7 +51,7 @@ def build_seg(request: ExportInput) -> Sequence[Dataset]:
     """A DICOM SEG of the request's segmentation."""
     found = _segmentation(request)
     numbers = [s.number for s in found.segments]
-    if len(numbers) > 1 and numbers == list(range(1, len(numbers) + 1)):
+    if numbers == list(range(1, len(numbers) + 1)):  # the label map as it is: no masks made
         infos = [
             SegmentInfo(
                 s.label,
