@@ -279,3 +279,25 @@ def test_cli_holds_no_volume_sized_array(tmp_path: Path, slope: float, kind: str
     written = out.stat().st_size - 352
     assert written == 40 * 512 * 512 * (2 if kind == "stored bytes" else 4), kind
     assert growth < written / 4, (kind, growth, written)
+
+
+def test_copy_through_a_buffer_where_the_kernel_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy_file_range refused (EXDEV: output on another file system of an older kernel):
+    the same bytes, copied through a buffer."""
+    import errno
+    import os
+
+    files = make_series(tmp_path / "s", n=4)
+    _convert(files, tmp_path / "kernel.nii")
+    calls = []
+
+    def refuse(*args: object) -> int:
+        calls.append(args)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    _convert(files, tmp_path / "buffer.nii")
+    assert len(calls) == 4
+    assert (tmp_path / "buffer.nii").read_bytes() == (tmp_path / "kernel.nii").read_bytes()
