@@ -8,8 +8,16 @@ anything). The goal is every command under 0.3 s; probes:
 
 - ``dicomstation --help`` and ``dicomstation CMD --help`` for every command in the table
   of cli/main.py, and ``dicomstation GROUP SUB --help`` for every subcommand of a group;
-- a command's work before it does anything real: ``load MISSING-PATH`` (arguments parsed,
-  modules loaded, the one-line error printed) and ``db ls`` on an empty database.
+- a real run of every command that can run without a peer, on empty state: ``db ls`` (the
+  default database and ``--db``, table and JSON), ``db show`` of a missing UID, ``server
+  list`` with no servers (table and JSON), ``auth show``, ``jobs list`` on an empty ledger,
+  ``deid-key``, ``viewer status`` (not installed);
+- a peer command's start-up up to its first contact with a peer or a file: ``query`` and
+  ``fetch`` with no server configured, ``metadata`` of an unknown server, ``send`` and
+  ``segment`` of a UID not in the database, ``load``/``run``/``deid`` of a missing path
+  (arguments parsed, modules loaded, the one-line error printed).
+
+``listen``, ``ui``, ``worker`` and ``demo`` serve until stopped; only their ``--help`` is timed.
 
 Run: ``.venv/bin/python benchmarks/bench_startup.py [--repeat 5] [--quick]``
 (``--quick``: top-level commands only).
@@ -58,11 +66,50 @@ def probes(quick: bool, scratch: Path) -> list[tuple[str, list[str]]]:
     out += [(f"{name} --help", [str(BIN), name, "--help"]) for name in COMMANDS]
     if not quick:
         out += [(f"{' '.join(s)} --help", [str(BIN), *s, "--help"]) for s in _subcommands()]
-    out += [
-        ("load MISSING (error)", [str(BIN), "load", str(scratch / "missing")]),
-        ("db ls (empty database)", [str(BIN), "db", "ls", "--db", str(scratch / "db")]),
-    ]
-    return out
+    return out + [(label, [str(BIN), *argv]) for label, argv, _ in runs(scratch)]
+
+
+def runs(scratch: Path) -> list[tuple[str, list[str], int]]:
+    """(label, arguments, expected exit code) of the real runs: cheap commands on empty
+    state, peer commands up to their first contact (no server configured, no UID stored)."""
+    db = ["--db", str(scratch / "db")]
+    missing = str(scratch / "missing")
+    uid = "1.2.826.0.1.3680043.8.498.1"
+    return [
+        ("db ls (empty default database)", ["db", "ls"], 0),
+        ("db ls --db (empty)", ["db", "ls", *db], 0),
+        ("db ls --json (empty)", ["db", "ls", "--json", *db], 0),
+        ("db show UID (not in the database)", ["db", "show", uid, *db], 3),
+        ("server list (no servers)", ["server", "list"], 0),
+        ("server list --json (no servers)", ["server", "list", "--json"], 0),
+        ("auth show (none set)", ["auth", "show"], 0),
+        ("jobs list (empty ledger)", ["jobs", "list", *db], 0),
+        ("deid-key (not set)", ["deid-key"], 0),
+        ("viewer status (not installed)", ["viewer", "status", "--to", f"{scratch}/ohif"], 1),
+        ("query (error: no server)", ["query"], 2),
+        ("fetch UID (error: no server)", ["fetch", uid, *db], 2),
+        ("metadata (error: unknown server)", ["metadata", "nope", uid], 2),
+        ("send UID (error: not in the database)", ["send", "nope", uid, *db], 3),
+        ("segment UID (error: not in the database)",
+         ["segment", uid, "--threshold", "0", "1", *db], 3),
+        ("load MISSING (error)", ["load", missing], 2),
+        ("run MISSING.toml (error)", ["run", f"{missing}.toml", *db], 2),
+        ("deid MISSING (error)", ["deid", missing, "--to", f"{scratch}/out"], 2),
+    ]  # fmt: skip
+
+
+def check_runs(scratch: Path, env: dict[str, str]) -> None:
+    """Run each real run once (also the warm-up); a run that exits otherwise than expected
+    would time the wrong thing (a usage error, a crash): say so and stop."""
+    wrong = []
+    for label, argv, expected in runs(scratch):
+        done = subprocess.run(
+            [str(BIN), *argv], env=env, capture_output=True, text=True, check=False, timeout=120
+        )
+        if done.returncode != expected:
+            wrong.append(f"{label}: exit {done.returncode}, not {expected}: {done.stderr[-300:]}")
+    if wrong:
+        sys.exit("probes that do not run as intended:\n" + "\n".join(wrong))
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -89,17 +136,12 @@ def main() -> None:
         env = {**os.environ, "DICOMSTATION_CONFIG": str(scratch / "settings.toml")}
         env["DICOMSTATION_DB"] = str(scratch / "default-db")
         table = probes(args.quick, scratch)
-        runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in table}
-        subprocess.run(
-            [str(BIN), "db", "ls", "--db", str(scratch / "db")],
-            env=env,
-            check=False,
-            capture_output=True,
-        )  # fmt: skip  (create the empty database once)
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in table}
+        check_runs(scratch, env)  # also creates the empty databases and ledger once
         for _ in range(args.repeat):
             for label, argv in table:
-                runs[label].append(run_once(argv, env))
-    _print(runs)
+                times[label].append(run_once(argv, env))
+    _print(times)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
@@ -132,6 +174,9 @@ def _print(runs: dict[str, list[tuple[float, float]]]) -> None:
         f"{len(commands) - over} of {len(commands)} probes under {GOAL_S} s wall, "
         f"{len(commands) - cpu_over} under {GOAL_S} s cpu"
     )
+    over_labels = [label for label, (wall, _) in medians.items() if not label.startswith("python")]
+    over_labels = [label for label in over_labels if medians[label][0] >= GOAL_S]
+    print(f"over {GOAL_S} s wall: {', '.join(over_labels) if over_labels else 'none'}")
     print("medians of --repeat round-robin runs; wall s: whole process; cpu s: user + system")
 
 

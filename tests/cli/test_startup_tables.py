@@ -3,6 +3,7 @@ and the Pydantic-free value coercion (cli/fastparams.py) against typer's own."""
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,11 @@ def test_deid_names_are_the_deidentifiers() -> None:
     assert sorted(OPTION_NAMES) == sorted(o.value.replace("_", "-") for o in Option)
 
 
+class _Colour(enum.StrEnum):
+    RED = "red"
+    GREEN = "green"
+
+
 def _app() -> typer.Typer:
     app = typer.Typer()
 
@@ -43,8 +49,10 @@ def _app() -> typer.Typer:
         pair: Annotated[tuple[float, float] | None, typer.Option("--pair")] = None,
         flag: Annotated[bool, typer.Option("--flag")] = False,
         existing: Annotated[Path | None, typer.Option("--existing", exists=True)] = None,
+        colour: Annotated[_Colour, typer.Option("--colour", case_sensitive=False)] = _Colour.RED,
+        shades: Annotated[list[_Colour] | None, typer.Option("--shade")] = None,
     ) -> None:
-        typer.echo(repr((name, paths, count, ratio, pair, flag, existing)))
+        typer.echo(repr((name, paths, count, ratio, pair, flag, existing, colour, shades)))
 
     return app
 
@@ -59,6 +67,9 @@ _CASES = [
     ["a", "--existing", "/no/such/path"],  # typer's path check
     ["a", "--existing", "/"],
     [],  # missing argument
+    ["a", "--colour", "green", "--shade", "red", "--shade", "green"],
+    ["a", "--colour", "GREEN"],  # another spelling: typer's own (case-insensitive) rules
+    ["a", "--colour", "blue"],  # not a member: typer's message
 ]
 
 

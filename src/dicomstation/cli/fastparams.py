@@ -3,16 +3,17 @@
 adapters costs 0.2-0.5 s, more than the rest of a command's start-up).
 
 :func:`install` (called by ``cli/lazy.py``) gives each parameter of a command (and of
-its subcommands) whose type is ``str``, ``int``, ``float``, ``bool`` or ``pathlib.Path``
-(or a list or fixed tuple of them), without a custom parser or clamping, a runtime
+its subcommands) whose type is ``str``, ``int``, ``float``, ``bool``, ``pathlib.Path`` or
+an enum (or a list or fixed tuple of them), without a custom parser or clamping, a runtime
 coercer that converts well-formed values itself. Anything else - a malformed or
-out-of-range number, bytes, an enum, an unknown typer version - goes to typer's own
-coercion, so its values and its error messages are unchanged; only the cost of the
-common, valid case goes away.
+out-of-range number, an enum value spelt otherwise, bytes, an unknown typer version - goes
+to typer's own coercion, so its values and its error messages are unchanged; only the
+cost of the common, valid case goes away.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ def _leaf_for(annotation: Any, info: Any) -> Callable[[Any, Any, Any], Any] | No
         return bounded
     if simple is not None:
         return lambda value, _param, _ctx: simple(value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _enum_leaf(annotation)
     if annotation is Path:
 
         def as_path(value: Any, param: Any, ctx: Any) -> Any:
@@ -136,6 +139,20 @@ def _leaf_for(annotation: Any, info: Any) -> Callable[[Any, Any, Any], Any] | No
 
         return as_path
     return None
+
+
+def _enum_leaf(kind: type[enum.Enum]) -> Callable[[Any, Any, Any], Any]:
+    """A member of ``kind`` from its exact value (other spellings: typer's own rules)."""
+    by_value = {str(member.value): member for member in kind}
+
+    def as_member(value: Any, _param: Any, _ctx: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str) and value in by_value:
+            return by_value[value]
+        raise _SlowPathError
+
+    return as_member
 
 
 def _fast(descriptor: Any) -> Any:

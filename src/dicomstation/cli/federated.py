@@ -91,8 +91,6 @@ def federated_query(servers: list[str], all_servers: bool, q: Query, as_json: bo
 
 def holder(study_uid: str) -> str:
     """The configured server to fetch ``study_uid`` from; says which (and who else has it)."""
-    from rich.text import Text
-
     from dicomstation.nodes.federated import pick_holder, preference_order
     from dicomstation.settings import Settings
 
@@ -106,5 +104,7 @@ def holder(study_uid: str) -> str:
     _warn_failed(result.failed)
     others = [n for n in result.rows[0].servers if n != name]
     also = f" (also on {', '.join(others)})" if others else ""
+    from rich.text import Text
+
     err_console.print(Text(f"fetching study {study_uid} from {name}{also}"), soft_wrap=True)
     return name
