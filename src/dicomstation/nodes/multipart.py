@@ -166,7 +166,14 @@ class _Parser:
     delimiter prefix, so each body byte is copied at most once here (usually never).
     """
 
-    def __init__(self, chunks: Iterable[bytes], boundary: str, error: ProtocolError) -> None:
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        boundary: str,
+        error: ProtocolError,
+        trust_length: bool = False,
+    ) -> None:
+        self._trust_length = trust_length
         self._source = iter(chunks)
         self._delim = CRLF + b"--" + boundary.encode("latin-1")
         self._buf = CRLF  # so a delimiter at the very start matches like any other
@@ -285,12 +292,37 @@ class _Parser:
             if rest is not None:
                 yield rest
 
+    def counted(self, length: int) -> Iterator[bytes | memoryview]:
+        """Yield a body of ``length`` bytes without searching it; the delimiter must follow.
+
+        For senders that announce each part's Content-Length (WADO-RS servers do):
+        the bytes are handed on as views without being scanned for the boundary.
+        A part that does not end exactly there is refused (it would otherwise be
+        cut at the wrong place).
+        """
+        left = length
+        while left:
+            if not self._unread() and not self._more():
+                raise self._fail("message truncated inside a part (no closing boundary)")
+            take = min(left, self._unread())
+            yield self._view[self._pos : self._pos + take]
+            self._pos += take
+            left -= take
+        while self._unread() < len(self._delim):
+            if not self._more():
+                raise self._fail("message truncated inside a part (no closing boundary)")
+        if not self._buf.startswith(self._delim, self._pos):
+            raise self._fail(f"a part does not end where its Content-Length ({length}) says")
+        self._pos += len(self._delim)
+
     def parts(self) -> Iterator[Part]:
         if not self._find_delimiter():
             raise self._fail("no multipart boundary found in the body")
         while not self._after_delimiter():
             headers = self._headers()
-            body = self.body()
+            length = headers.get("content-length", "")
+            trusted = self._trust_length and length.isdigit()
+            body = self.counted(int(length)) if trusted else self.body()
             yield Part(headers, body)
             for _ in body:  # skip what the consumer did not read
                 pass
@@ -304,6 +336,7 @@ def iter_parts(
     server: str = "stream",
     operation: str = "multipart/related",
     uid: str | None = None,
+    trust_length: bool = False,
 ) -> Iterator[Part]:
     """Parse a multipart message from byte chunks, yielding parts as they arrive.
 
@@ -315,6 +348,10 @@ def iter_parts(
         The boundary from the Content-Type (see :func:`boundary_of`).
     server, operation, uid : str
         Named in the :class:`~dicomstation.errors.ProtocolError` raised on bad input.
+    trust_length : bool
+        Take a part's Content-Length as where its body ends (checking that the
+        delimiter follows there) instead of searching the body for the boundary;
+        a part that does not end there is refused.
 
     Raises
     ------
@@ -323,7 +360,7 @@ def iter_parts(
         ends before the close delimiter (a truncated part is never yielded whole).
     """
     error = ProtocolError("", server=server, operation=operation, uid=uid)
-    return _Parser(chunks, boundary, error).parts()
+    return _Parser(chunks, boundary, error, trust_length).parts()
 
 
 def part_head(boundary: str, headers: Mapping[str, str]) -> bytes:

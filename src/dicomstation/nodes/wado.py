@@ -150,7 +150,10 @@ def read_parts(
         ) from None
     # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
     body = response.iter_bytes() if chunks is None else chunks
-    return iter_parts(body, boundary, server=server, operation=operation, uid=uid)
+    # parts announce their length (a wrong one is refused): their bytes are not searched
+    return iter_parts(
+        body, boundary, server=server, operation=operation, uid=uid, trust_length=True
+    )
 
 
 def sop_uid_from_head(head: bytes) -> str:
