@@ -179,11 +179,6 @@ class OwnedAssociation(Association):
     def __init__(self, ae: AE, mode: str) -> None:
         super().__init__(ae, mode)
         self.dul: OwnedDUL = OwnedDUL(self)
-        if not _PYNETDICOM_LOG.isEnabledFor(logging.DEBUG):
-            # pynetdicom's PDU log handlers format every PDU for DEBUG lines that are
-            # then dropped (~45 ms for a C-GET's A-ASSOCIATE-RQ); this association only
-            self.unbind(evt.EVT_PDU_RECV, standard_pdu_recv_handler)
-            self.unbind(evt.EVT_PDU_SENT, standard_pdu_sent_handler)
         self.network_timeout = self.ae.network_timeout  # its idle timer lives in the DUL
         #: Set by the fast listener for an association it serves (dimse_fastscp).
         self.served_by_us = False
@@ -237,6 +232,39 @@ class OwnedAssociation(Association):
             sock.shutdown()
 
 
+_PDU_LOG_HANDLERS = (
+    (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+    (evt.EVT_PDU_SENT, standard_pdu_sent_handler),
+)
+
+
+@contextlib.contextmanager
+def _quiet_negotiation(assoc: OwnedAssociation) -> Iterator[None]:
+    """Negotiate without pynetdicom's PDU log handlers when its logger drops DEBUG.
+
+    They format the whole A-ASSOCIATE-RQ/AC for DEBUG lines that are then dropped
+    (~45 ms for a C-GET's 127 contexts). Bound again once negotiated: while they
+    run, pynetdicom's own DIMSE path keeps the timing it was checked with (without
+    them its reactor-pause race, docs/upstream/pynetdicom.md, struck far more often).
+    """
+    if _PYNETDICOM_LOG.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    bound = [pair for pair in _PDU_LOG_HANDLERS if _bound(assoc, *pair)]
+    for event, handler in bound:
+        assoc.unbind(event, handler)
+    try:
+        yield
+    finally:
+        for event, handler in bound:
+            assoc.bind(event, handler)
+
+
+def _bound(assoc: Association, event: Any, handler: Any) -> bool:
+    handlers: Any = assoc.get_handlers(event)  # a notification event: [(handler, args)]
+    return any(pair[0] is handler for pair in handlers)
+
+
 class OwnedAE(AE):
     """An application entity whose requested associations are :class:`OwnedAssociation` s."""
 
@@ -275,7 +303,8 @@ class OwnedAE(AE):
         assoc.requestor.requested_contexts = self._numbered(contexts or self.requested_contexts)
         for handler in evt_handlers or []:
             assoc.bind(*handler)
-        assoc.request()
+        with _quiet_negotiation(assoc):
+            assoc.request()
         if assoc.is_established:
             assoc.start()
         return assoc
