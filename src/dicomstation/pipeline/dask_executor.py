@@ -14,6 +14,14 @@ run again elsewhere; after the scheduler's ``allowed-failures`` deaths
 it, and the run goes on. Retries of retryable errors (429/5xx) wait on the
 driver until their back-off is over, not on a worker.
 
+The workers of a cluster we start run without Dask's statistical profiler
+(:data:`WORKER_CONFIG`): it samples the running task every 10 ms and keeps a
+profile per second of run time (up to 1000 of them per worker), which made
+worker memory grow with the cohort (about 0.5 MiB per study here) and cost CPU
+on every sample. ``profile=True`` keeps it for the dashboard's Profile page.
+Workers of an existing scheduler keep their own configuration
+(``distributed.worker.profile.enabled: false`` in theirs does the same).
+
 Only ``dashboard_link`` and ``workers`` are read by other code (the web UI).
 """
 
@@ -42,6 +50,11 @@ EventSink = Callable[[StepEvent], None]
 
 #: How long connecting to a scheduler may take before the run fails.
 CONNECT_TIMEOUT = 20.0
+
+#: Dask settings of the worker processes of a LocalCluster we start (given to each
+#: nanny, so a worker it restarts gets them too): no statistical profiler. Dotted keys:
+#: the nanny merges them shallowly into its configuration, the worker sets them.
+WORKER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
 
 
 def executor_for(
@@ -114,6 +127,9 @@ class DaskExecutor:
         worker above it), e.g. ``"2GiB"``; ``"auto"`` shares the machine's memory.
     announce : Path or None
         While the cluster is up, its dashboard link is written there (for the web UI).
+    profile : bool
+        Keep Dask's statistical profiler on in the workers of a cluster we start (the
+        dashboard's Profile page); off by default, see the module docstring.
 
     Use it as a context manager to keep one cluster for several runs.
     """
@@ -127,6 +143,7 @@ class DaskExecutor:
         prefetch: int = 0,
         memory_limit: str = "auto",
         announce: Path | None = None,
+        profile: bool = False,
     ) -> None:
         self.workers_wanted, self.address = _parse(target)
         self.target = target
@@ -135,6 +152,7 @@ class DaskExecutor:
         self.prefetch = max(0, prefetch)
         self.memory_limit = memory_limit
         self.announce = announce
+        self.profile = profile
         self._client: Client | None = None
         self._cluster: Any = None
 
@@ -185,6 +203,7 @@ class DaskExecutor:
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",  # its HTTP server runs anyway: a free port
                 memory_limit=self.memory_limit,
+                config={} if self.profile else WORKER_CONFIG,
                 scheduler_kwargs={
                     "allowed_failures": allowed_failures,
                     "dashboard": self.dashboard,
