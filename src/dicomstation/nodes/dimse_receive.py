@@ -155,9 +155,13 @@ class Receiver:
 
     def open_part(self, head: bytes) -> tuple[Path, BinaryIO]:
         """A new ``.part`` file (mode 0600, named by us) in our staging folder, ``head`` first."""
-        self._dir.mkdir(parents=True, exist_ok=True)
         part = self._dir / f"{next(self._names):08d}.part"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(part, flags, 0o600)
+        except FileNotFoundError:  # the folder is made with the first file
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(part, flags, 0o600)
         handle = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
         try:
             handle.write(head)
