@@ -39,6 +39,7 @@ import bench_pipeline as bp  # noqa: E402
 from tests.peers import OrthancServer, start_orthanc  # noqa: E402
 
 _cpu: Counter[str] = Counter()
+_wall: Counter[str] = Counter()  # wall time of each pipeline step
 _lock = threading.Lock()
 
 
@@ -82,11 +83,13 @@ def _wrap(cls: Any) -> None:
     run = cls.run
 
     def timed(self: Any, ctx: Any) -> Any:
-        started = time.thread_time()
+        started, wall = time.thread_time(), time.perf_counter()
         try:
             return run(self, ctx)
         finally:
             _charge(cls.__name__, started)
+            with _lock:
+                _wall[cls.__name__] += time.perf_counter() - wall
 
     cls.run = timed
 
@@ -171,6 +174,7 @@ def bench(args: argparse.Namespace, work: Path, source: OrthancServer, dest: Ort
     naive(uids[:1], source, dest)
     dest.clear()
     _cpu.clear()
+    _wall.clear()
     cohort = uids[1:]
     mine, mine_wall = ours(cohort, work, configs, "ours")
     bp.check_destination(dest, cohort)
@@ -179,7 +183,8 @@ def bench(args: argparse.Namespace, work: Path, source: OrthancServer, dest: Ort
     bp.check_destination(dest, cohort)
     count = len(cohort)
     for name, seconds in _cpu.items():
-        print(f"  {name:<18} {seconds / count * 1000:7.1f}")
+        wall = f"  wall {_wall[name] / count * 1000:.0f}" if name in _wall else ""
+        print(f"  {name:<18} {seconds / count * 1000:7.1f}{wall}")
     for label, cpu, wall in (("ours", mine, mine_wall), ("naive", theirs, theirs_wall)):
         per_study = cpu / count * 1000, wall / count * 1000
         print(f"  {label + ' (process)':<18} {per_study[0]:7.1f}  wall {per_study[1]:.0f}")
