@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from copy import deepcopy
 from pathlib import Path
 
 import highdicom as hd
@@ -170,3 +172,50 @@ def test_seg_from_a_label_map_equals_seg_from_masks(ct: SourceSeries, tmp_path: 
         build_seg_from_labelmap(ct, ct.volume.with_array(labels * 0.5), infos)
     with pytest.raises(ExportError, match="empty"):
         build_seg_from_labelmap(ct, ct.volume.with_array(labels * 0), infos)
+
+
+def _without_random_values(ds: pydicom.Dataset) -> bytes:
+    """``ds`` encoded, with the values a writer makes anew each time (UIDs, times) blanked."""
+    copy = deepcopy(ds)
+    for keyword in ("InstanceCreationTime", "ContentTime", "SOPInstanceUID", "SeriesInstanceUID"):
+        setattr(copy, keyword, "1" if keyword.endswith("UID") else "000000")
+    for element in list(copy.iterall()):
+        if element.keyword in ("TrackingUID", "DimensionOrganizationUID"):
+            element.value = "1"
+        elif element.keyword == "ContributionDateTime":
+            element.value = "20000101"
+    copy.file_meta.MediaStorageSOPInstanceUID = "1"
+    buffer = io.BytesIO()
+    copy.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_one_segment_export_from_the_label_map_is_the_seg_of_its_mask(
+    ct: SourceSeries, tmp_path: Path
+) -> None:
+    """The pipeline's ``seg`` kind encodes a one-segment label map as it is: the SEG of its mask."""
+    from dicomstation.pipeline.exports import ExportInput, export_kind
+    from dicomstation.pipeline.segmenters import Segmentation, SegmentDescription
+
+    mask = proc.keep_largest_island(proc.threshold(ct.volume, 250, 350))
+    found = Segmentation.from_mask(mask, SegmentDescription(1, "Bright", color=(241, 214, 145)))
+    (made,) = export_kind("seg").build(ExportInput(ct, OPTIONS, found))
+    s = found.segments[0]
+    reference = build_seg(
+        ct,
+        [
+            Segment(
+                s.label,
+                mask,
+                s.term.category,
+                s.term.property_type,
+                s.color,
+                s.algorithm,
+                s.algorithm_name,
+            )
+        ],
+        OPTIONS,
+    )
+    assert made.NumberOfFrames == reference.NumberOfFrames > 0
+    assert _without_random_values(made) == _without_random_values(reference)
+    assert_valid([made], tmp_path)
