@@ -30,8 +30,9 @@ file-creation cost shows. On an ext4 without a journal, each new file skips the
 inodes deleted in its block group in the last minute or more, one by one: in a
 /tmp where other processes delete many files, 2,000 creations took 2-7 s against
 0.07 s on tmpfs. So the benchmark deletes nothing until it ends (each run's
-output stays; the fetches run before the store runs, which clear Orthanc), and
-``TMPDIR=/dev/shm/x`` (tmpfs) measures the clients without the effect.
+output stays; the store runs, which clear their Orthanc, use one of their own
+and run last), and ``TMPDIR=/dev/shm/x`` (tmpfs) measures the clients without
+the effect.
 """
 
 from __future__ import annotations
@@ -324,6 +325,42 @@ def _tiny(work: Path, cfg: dict[str, Any], args: argparse.Namespace) -> dict[str
     )
 
 
+def _stores(work: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """STOW-RS runs, into a new empty Orthanc cleared before each run.
+
+    Not the fetches' Orthanc: clearing it would delete every instance fetched
+    before, and on ext4 without a journal each of Orthanc's next file creations
+    would skip those freshly deleted inodes, adding the same seconds to both clients.
+    """
+    from tests.peers import start_orthanc
+
+    (work / "orthanc-stow").mkdir()
+    server = start_orthanc(work / "orthanc-stow")
+    try:
+
+        def reset() -> None:
+            server.clear()
+            time.sleep(0.5)  # let Orthanc settle after deleting, before the next upload
+
+        store = {
+            "url": server.dicomweb_url,
+            "user": server.user,
+            "password": server.password,
+            "concurrency": args.concurrency,
+            "files": str(work / "big"),
+        }
+        return measure(
+            {
+                "store  dicomweb-client": ("dwc_store", store),
+                "store  dicomstation": ("ds_store", store),
+            },
+            args.repeat,
+            reset,
+        )
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
@@ -377,20 +414,8 @@ def main() -> None:
             args.repeat,
         )
         tiny = _tiny(work, cfg, args) if args.tiny else {}
-
-        def reset() -> None:
-            server.clear()
-            time.sleep(0.5)  # let Orthanc settle after deleting, before the next upload
-
-        store = {**cfg, "files": str(work / "big")}
-        stored = measure(
-            {
-                "store  dicomweb-client": ("dwc_store", store),
-                "store  dicomstation": ("ds_store", store),
-            },
-            args.repeat,
-            reset,
-        )
+        server.stop()  # the store runs get an Orthanc of their own (see _stores)
+        stored = _stores(work, args)
         report(fetched, stored, args, tiny)
     finally:
         server.stop()
