@@ -17,6 +17,12 @@ one SR per study) before a run counts. Compared in one process, one after the ot
 Worker memory flatness: fresh 2-worker clusters run the first ``--studies`` and
 then ``--flat`` studies; the peak RSS of each worker process is printed for both.
 
+CPU: each run prints the CPU seconds per study of this process (the driver; with
+Dask also the scheduler and nannies of the LocalCluster), of the Dask worker
+processes, and of the two Orthancs. The machine has ``os.cpu_count()`` cores: a
+run cannot go faster than cores / (CPU s per study), which is printed as the
+ceiling the Dask ratio is measured against.
+
 Run:  .venv/bin/python benchmarks/bench_pipeline.py [--studies 40] [--flat 80] [--size 128]
 """
 
@@ -43,11 +49,81 @@ from tests.peers import OrthancServer, start_orthanc  # noqa: E402
 from tests.synth import ct_dataset  # noqa: E402
 
 THRESHOLD = (0.0, 3000.0)  # HU: the synthetic phantom's disk
+Cpu = dict[str, float]  # CPU seconds by process group: driver, workers, orthanc
+
+
+class CpuMeter:
+    """CPU seconds of this process, its other children (Dask workers) and the Orthancs."""
+
+    def __init__(self, *orthancs: OrthancServer) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.orthancs = [psutil.Process(o.process.pid) for o in orthancs]
+        self.workers: dict[int, Any] = {}  # pid -> Process, kept to read them after they end
+
+    @staticmethod
+    def _cpu(process: Any) -> float:
+        try:
+            times = process.cpu_times()
+        except Exception:  # ended meanwhile
+            return 0.0
+        return float(times.user + times.system)
+
+    def read(self) -> Cpu:
+        """CPU seconds so far (workers: those alive now, summed)."""
+        skip = {p.pid for p in self.orthancs}
+        for child in self.me.children(recursive=True):
+            if child.pid not in skip:
+                self.workers.setdefault(child.pid, child)
+        return {
+            "driver": self._cpu(self.me),
+            "workers": sum(self._cpu(p) for p in self.workers.values()),
+            "orthanc": sum(self._cpu(p) for p in self.orthancs),
+        }
+
+    @staticmethod
+    def spent(before: Cpu, after: Cpu) -> Cpu:
+        return {k: after[k] - before[k] for k in before}
+
+
+METER: CpuMeter | None = None  # set by main(); each timed run reads it around its clock
+
+
+def _metered(run: Callable[[], float]) -> tuple[float, Cpu]:
+    """(seconds, CPU seconds by group) of ``run``."""
+    assert METER is not None
+    before = METER.read()
+    seconds = run()
+    return seconds, CpuMeter.spent(before, METER.read())
 
 
 def _peak_rss_mib() -> float:
-    """Peak RSS of the calling process (MiB); run on each worker by client.run."""
+    """Peak RSS of the calling process (MiB); run on each worker by client.run.
+
+    VmHWM, the high-water mark of this process's own address space. Not
+    ``getrusage().ru_maxrss``: Linux keeps that across ``execve``, so a worker started
+    by fork + exec (multiprocessing's spawn) reported the driver's RSS at the moment it
+    was started whenever that was larger (the second cluster of a run always "grew").
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mib() -> float:
+    """RSS of the calling process now (MiB), after a garbage collection."""
+    import gc
+
+    import psutil
+
+    gc.collect()
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
 def _warm() -> int:
@@ -166,8 +242,8 @@ def run_ours(
 
 def run_dask(
     name: str, uids: list[str], work: Path, configs: dict[str, Any]
-) -> tuple[float, float, list[float]]:
-    """(start-up s, run s, peak RSS MiB per worker) on a fresh 2-worker LocalCluster."""
+) -> tuple[float, tuple[float, Cpu], list[float]]:
+    """(start-up s, (run s, CPU), peak RSS MiB per worker) on a fresh 2-worker LocalCluster."""
     from dicomstation.pipeline.dask_executor import DaskExecutor
 
     started = time.perf_counter()
@@ -176,9 +252,11 @@ def run_dask(
         client.run(_warm)
         run_ours(f"{name}-warm-up", uids[:2], work, configs, executor)  # as in-process: not timed
         startup = time.perf_counter() - started
-        seconds = run_ours(name, uids, work, configs, executor)
+        measured = _metered(lambda: run_ours(name, uids, work, configs, executor))
         peaks = sorted(client.run(_peak_rss_mib).values())
-    return startup, seconds, peaks
+        now = sorted(client.run(_rss_mib).values())
+        print(f"  (worker RSS after the run: {', '.join(f'{m:.0f}' for m in now)} MiB)")
+    return startup, measured, peaks
 
 
 # -- the script users write today -----------------------------------------------------------
@@ -282,16 +360,27 @@ def _naive_sr(images: list[Any], seg: Any, hu: np.ndarray, mask: np.ndarray) -> 
 
 
 # -- main -----------------------------------------------------------------------------------
-def timed(label: str, run: Callable[[], float], dest: OrthancServer, uids: list[str]) -> float:
+def timed(
+    label: str, run: Callable[[], tuple[float, Cpu]], dest: OrthancServer, uids: list[str]
+) -> tuple[float, Cpu]:
+    """Run, check the destination, print rate and CPU s per study; (seconds, CPU per study)."""
     dest.clear()
-    seconds = run()
+    seconds, cpu = run()
     check_destination(dest, uids)
+    per = {k: v / len(uids) for k, v in cpu.items()}
     print(
         f"  {label:<12} {len(uids)} studies in {seconds:7.1f} s = "
-        f"{len(uids) / seconds * 60:6.1f} studies/min",
+        f"{len(uids) / seconds * 60:6.1f} studies/min; CPU s/study: driver {per['driver']:.3f}, "
+        f"workers {per['workers']:.3f}, Orthancs {per['orthanc']:.3f} "
+        f"(Orthanc {cpu['orthanc'] / seconds:.2f} cores busy)",
         flush=True,
     )
-    return seconds
+    return seconds, per
+
+
+def ceiling(per: Cpu) -> float:
+    """Studies/min if every core did nothing but this run's work (CPU s per study)."""
+    return (os.cpu_count() or 1) * 60 / max(1e-9, sum(per.values()))
 
 
 def main() -> None:
@@ -306,6 +395,8 @@ def main() -> None:
         (work / "src").mkdir()
         (work / "dst").mkdir()
         source, dest = start_orthanc(work / "src"), start_orthanc(work / "dst")
+        global METER
+        METER = CpuMeter(source, dest)
         try:
             bench(args, work, source, dest)
         finally:
@@ -327,31 +418,54 @@ def bench(args: argparse.Namespace, work: Path, source: OrthancServer, dest: Ort
     dest.clear()
     threads = pipeline("inproc", uids).settings.concurrency
     print(f"  in-process: the default executor, {threads} threads in one process", flush=True)
-    inproc = timed("in-process", lambda: run_ours("inproc", uids, work, configs), dest, uids)
+    inproc, inproc_cpu = timed(
+        "in-process", lambda: _metered(lambda: run_ours("inproc", uids, work, configs)), dest, uids
+    )
     memory: dict[int, list[float]] = {}
     startup = 0.0
 
-    def dask_run(name: str, cohort: list[str]) -> float:
+    def dask_run(name: str, cohort: list[str]) -> tuple[float, Cpu]:
         nonlocal startup
-        startup, seconds, memory[len(cohort)] = run_dask(name, cohort, work, configs)
-        return seconds
+        startup, measured, memory[len(cohort)] = run_dask(name, cohort, work, configs)
+        return measured
 
-    dask = timed("dask-2", lambda: dask_run("dask40", uids), dest, uids)
-    script = timed("naive", lambda: naive(uids, source, dest), dest, uids)
-    timed("dask-2", lambda: dask_run("dask-flat", every[: args.flat]), dest, every[: args.flat])
+    dask, dask_cpu = timed("dask-2", lambda: dask_run("dask40", uids), dest, uids)
+    script, _ = timed("naive", lambda: _metered(lambda: naive(uids, source, dest)), dest, uids)
+    flat = every[: args.flat]
+    timed("dask-2", lambda: dask_run("dask-flat", flat), dest, flat)
     print(f"  (cluster start-up + warm-up of the last cluster, not timed: {startup:.1f} s)")
+    report(args, threads, (inproc, inproc_cpu), (dask, dask_cpu), script, memory)
+
+
+def report(
+    args: argparse.Namespace,
+    threads: int,
+    inproc: tuple[float, Cpu],
+    dask: tuple[float, Cpu],
+    script: float,
+    memory: dict[int, list[float]],
+) -> None:
+    """Print the goal ratios, the CPU ceiling of the Dask ratio, and worker memory."""
+    n = args.studies
     print("ratios (higher is faster):")
-    print(f"  dask-2 / in-process = {inproc / dask:5.2f}x   (goal >= 1.7x; {threads} threads)")
-    print(f"  dask-2 / naive      = {script / dask:5.2f}x   (goal >= 3x)")
-    print(f"  in-process / naive  = {script / inproc:5.2f}x")
-    small, large = memory[args.studies], memory[args.flat]
-    print("peak RSS per worker (MiB):")
-    print(f"  {args.studies} studies: {', '.join(f'{m:.0f}' for m in small)}")
-    print(f"  {args.flat} studies: {', '.join(f'{m:.0f}' for m in large)}")
     print(
-        f"  ratio {args.flat}/{args.studies} (max worker) = {max(large) / max(small):.2f} "
-        "(flat: ~1.0)"
+        f"  dask-2 / in-process = {inproc[0] / dask[0]:5.2f}x   (goal >= 1.7x; {threads} threads)"
     )
+    print(f"  dask-2 / naive      = {script / dask[0]:5.2f}x   (goal >= 3x)")
+    print(f"  in-process / naive  = {script / inproc[0]:5.2f}x")
+    top = ceiling(dask[1])
+    print(f"CPU ceiling on {os.cpu_count()} cores (all of them doing only this run's work):")
+    print(
+        f"  dask-2 at most {top:.1f} studies/min ({sum(dask[1].values()):.3f} CPU s/study, "
+        f"Orthancs {dask[1]['orthanc'] / sum(dask[1].values()):.0%} of it): "
+        f"dask-2 / in-process <= {top / (n / inproc[0] * 60):.2f}x; "
+        f"reached {n / dask[0] * 60 / top:.0%} of the ceiling"
+    )
+    small, large = memory[n], memory[args.flat]
+    print("peak RSS per worker (MiB):")
+    print(f"  {n} studies: {', '.join(f'{m:.0f}' for m in small)}")
+    print(f"  {args.flat} studies: {', '.join(f'{m:.0f}' for m in large)}")
+    print(f"  ratio {args.flat}/{n} (max worker) = {max(large) / max(small):.2f} (flat: ~1.0)")
     print(f"load average at end: {os.getloadavg()[0]:.1f} (2 cores shared with other work)")
 
 
