@@ -7,7 +7,6 @@ attributes are taken from the source), with new Series and SOP Instance UIDs.
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
@@ -359,42 +358,32 @@ def _agree(values: Iterable[object], reference: Sequence[float], tol: float = 1e
 def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
     """Save each dataset as ``<SOPInstanceUID>.dcm`` under ``folder`` (DICOM file format).
 
+    Each is encoded in memory and written at once (pydicom's many small writes go to a
+    buffer, not to the file); only one encoded dataset is held at a time.
+
     Raises
     ------
     ExportError
         When a dataset cannot be encoded; files already written are removed.
     """
-    return list(_write_encoded(datasets, folder))
-
-
-def _write_encoded(datasets: Iterable[Dataset], folder: Path) -> dict[Path, bytes]:
-    """Encode each dataset in memory, write it as ``<SOPInstanceUID>.dcm``; path -> bytes.
-
-    One encoding in memory and one write per file (pydicom's many small writes go to
-    a buffer, not to the file); the bytes are what the database would read back.
-    """
     folder.mkdir(parents=True, exist_ok=True)
-    written: dict[Path, bytes] = {}
+    written: list[Path] = []
     for ds in datasets:
         path = folder / f"{ds.SOPInstanceUID}.dcm"
         try:
             buffer = io.BytesIO()
             ds.save_as(buffer, enforce_file_format=True)
-            path.write_bytes(buffer.getvalue())
+            path.write_bytes(buffer.getbuffer())
         except (ValueError, TypeError, AttributeError, OSError) as exc:
             for done in [*written, path]:
                 done.unlink(missing_ok=True)
             raise ExportError(f"cannot write {ds.SOPInstanceUID}: {exc}") from exc
-        written[path] = buffer.getvalue()
+        written.append(path)
     return written
 
 
 def import_into(db: Database, datasets: Sequence[Dataset]) -> TransferReport:
-    """Write ``datasets`` to a temporary folder and move them into the local database.
-
-    The database indexes them from the bytes just encoded (it does not read them back).
-    """
+    """Write ``datasets`` to a temporary folder and move them into the local database."""
     with tempfile.TemporaryDirectory(prefix="dicomstation-export-") as tmp:
-        written = _write_encoded(datasets, Path(tmp))
-        heads = {os.fspath(path): data for path, data in written.items()}
-        return db.add_files(list(written), move=True, heads=heads)
+        paths = write_datasets(datasets, Path(tmp))
+        return db.add_files(paths, move=True)
