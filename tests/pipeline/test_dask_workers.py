@@ -105,3 +105,24 @@ def test_our_workers_keep_no_statistical_profile(executor: DaskExecutor) -> None
     state = executor.start().run(_profiling)
     assert len(state) == 2
     assert set(state.values()) == {(False, False, 0)}, state
+
+
+def _trim_threshold() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+# Before any cluster of this module starts (Dask's nanny puts its pre-spawn variables into
+# the environment of the process that starts the workers).
+_TRIM_BEFORE = _trim_threshold()
+
+
+def test_our_workers_keep_glibcs_dynamic_mmap_threshold(executor: DaskExecutor) -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_ made every large numpy array a fresh mmap in a worker."""
+    import dask
+
+    if _TRIM_BEFORE is not None:
+        pytest.skip("MALLOC_TRIM_THRESHOLD_ is set in this environment (workers inherit it)")
+    assert set(executor.start().run(_trim_threshold).values()) == {None}
+    assert _trim_threshold() is None  # nor put into this process's environment
+    # Only our cluster's nannies were created without it: Dask's setting here is unchanged.
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
