@@ -47,17 +47,18 @@ for line in sys.stdin:
     if pid == 0:
         os.close(read)
         sys.argv = ["dicomstation", *argv]
-        out = io.StringIO()
+        out, err = io.StringIO(), io.StringIO()
         code = 0
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 app()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         found = sorted({m.split(".")[0] for m in sys.modules} & heavy)
         own = sorted(m for m in sys.modules if m.startswith("dicomstation"))
         os.write(write, json.dumps({"argv": argv, "code": code, "heavy": found, "own": own,
-                                    "out": out.getvalue()[:4000]}).encode())
+                                    "out": out.getvalue()[:4000],
+                                    "err": err.getvalue()[:4000]}).encode())
         os._exit(0)
     os.close(write)
     chunks = []
@@ -325,3 +326,126 @@ def test_viewer_status_imports_no_web_framework(tmp_path: Path, env: dict[str, s
     assert result["code"] == 1 and "not installed" in str(result["out"]), result
     assert set(result["heavy"]) <= {"rich", "platformdirs"}, result  # the line; the data dir
     assert "dicomstation.web.app" not in result["own"]
+
+
+#: Modules of the package that mean the heavy work began (the steps, the builders, the
+#: processing, the de-identifier); none may be imported before a command knows it has work.
+WORK_MODULES = (
+    "dicomstation.pipeline.steps", "dicomstation.pipeline.builtin_exports",
+    "dicomstation.pipeline.segmenters", "dicomstation.export.", "dicomstation.processing.",
+    "dicomstation.deid.engine", "dicomstation.deid.files", "dicomstation.deid.config",
+    "dicomstation.volumes.",
+)  # fmt: skip
+
+
+def _work_modules(result: dict[str, object]) -> list[str]:
+    return [m for m in result["own"] if m.startswith(WORK_MODULES)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_run_segment_and_deid_fail_on_bad_input_before_the_heavy_libraries(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """``run`` of a missing file, ``segment`` of a UID not in the database (or with an
+    unknown ``--send`` server) and ``deid`` of a missing path: the one-line error naming
+    what is wrong, and neither pydicom, numpy, highdicom nor scipy imported for it."""
+    db = ["--db", str(tmp_path / "db")]
+    uid, missing = "1.2.826.0.1.3680043.8.498.1", str(tmp_path / "missing")
+    segment = ["segment", uid, "--threshold", "0", "1", *db]
+    cases = {  # argv -> (exit code, what the error names, heavy modules allowed)
+        ("run", f"{missing}.toml", *db): (2, f"{missing}.toml", set()),
+        tuple(segment): (3, uid, {"sqlite3"}),
+        (*segment, "--send", "nowhere"): (2, "'nowhere'", set()),
+        (*segment, "--seed", "1,2"): (2, "'1,2'", set()),
+        ("deid", missing, "--to", str(tmp_path / "out")): (2, missing, set()),
+        ("deid", missing, "--key-file", missing): (2, missing, set()),
+    }
+    results = _probe([list(argv) for argv in cases], env)
+    for argv, (code, named, allowed) in cases.items():
+        result = results[" ".join(argv)]
+        assert result["code"] == code, result
+        (line,) = str(result["err"]).splitlines()  # one line
+        assert line.startswith("error: ") and named in line, result
+        assert set(result["heavy"]) <= allowed, result  # type: ignore[arg-type]
+        assert _work_modules(result) == [], result
+    assert not (tmp_path / "out").exists()  # the deid wrote nothing
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def test_the_probe_sees_the_work_modules_of_a_real_segment(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Self-test: a ``segment`` of a stored series imports the steps, processing and the
+    builders (the test above would see them)."""
+    from dicomstation.database import Database
+    from dicomstation.models import Level, Query
+    from tests.export.synthetic import ct_series, phantom, write_series
+
+    files = write_series(ct_series(phantom(spheres=1)), tmp_path / "series")
+    with Database.open(tmp_path / "db") as db:
+        assert len(db.import_path(files, workers=1).succeeded) == len(files)
+        (series,) = db.find(Query(Level.SERIES))
+    db_option = ["--db", str(tmp_path / "db")]
+    argv = ["segment", series.series_uid, "--threshold", "200", "3000", *db_option]
+    (result,) = _probe([argv], env).values()
+    assert result["code"] == 0, result
+    assert "seg: series" in str(result["out"]), result
+    assert {"highdicom", "scipy", "pydicom", "numpy"} <= set(result["heavy"]), result  # type: ignore[arg-type]
+    work = _work_modules(result)
+    assert "dicomstation.processing.masks" in work and "dicomstation.export.seg" in work
+
+
+def test_export_processing_and_deid_packages_export_lazily() -> None:
+    """``import dicomstation.export, .processing, .deid`` and the export registry in a fresh
+    interpreter import no pydicom, numpy, highdicom or scipy; every public name still
+    imports, is the object of its module and is listed by ``dir``; unknown names fail."""
+    code = (
+        "import json, sys, importlib\n"
+        "import dicomstation.export, dicomstation.processing, dicomstation.deid\n"
+        "import dicomstation.pipeline.exports, dicomstation.pipeline.definition\n"
+        "before = sorted({m.split('.')[0] for m in sys.modules})\n"
+        "ok = {}\n"
+        "for pkg in ('dicomstation.export', 'dicomstation.processing', 'dicomstation.deid'):\n"
+        "    p = importlib.import_module(pkg)\n"
+        "    wrong = [n for n in p.__all__ if getattr(p, n) is not getattr(\n"
+        "        importlib.import_module(f'{pkg}.{p._EXPORTS[n]}'), n)]\n"
+        "    try:\n"
+        "        p.no_such_name\n"
+        "        missing = False\n"
+        "    except AttributeError:\n"
+        "        missing = True\n"
+        "    ok[pkg] = [wrong == [], set(p.__all__) == set(p._EXPORTS),\n"
+        "               set(p.__all__) <= set(dir(p)), missing]\n"
+        "from dicomstation.export import build_seg\n"
+        "from dicomstation.processing import SegmentStatistics\n"
+        "from dicomstation.deid import DeidConfig\n"
+        "print(json.dumps({'before': before, 'ok': ok}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    result = json.loads(run.stdout)
+    assert result["ok"] == {pkg: [True] * 4 for pkg in result["ok"]} and len(result["ok"]) == 3
+    heavy = {"numpy", "pydicom", "highdicom", "scipy", "skimage", "PIL"}
+    assert set(result["before"]) & heavy == set()
+
+
+def test_an_export_kind_of_ones_own_is_used_without_the_builtins() -> None:
+    """A new export kind is one registration, found without importing the built-in
+    builders (highdicom); naming a built-in imports them; a replaced built-in stays
+    replaced once the built-ins are loaded."""
+    code = (
+        "import json, sys\n"
+        "from dicomstation.pipeline.exports import ExportSpec, export_kind, export_kinds\n"
+        "from dicomstation.pipeline.exports import register_export_kind\n"
+        "register_export_kind(ExportSpec('Mine', lambda request: [], 5))\n"
+        "mine = export_kind('MINE')\n"
+        "out = [mine.name, mine.series_offset, 'highdicom' in sys.modules]\n"
+        "seg = export_kind('seg')\n"
+        "out += [seg.name, seg.series_offset, 'highdicom' in sys.modules]\n"
+        "register_export_kind(ExportSpec('SC', lambda request: [], 7))\n"
+        "out += [export_kind('sc').series_offset, 'mine' in export_kinds()]\n"
+        "print(json.dumps(out))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    assert json.loads(run.stdout) == ["Mine", 5, False, "seg", 200, True, 7, True]

@@ -75,6 +75,14 @@ def _key(key_file: Path | None) -> Secret:
     return key
 
 
+def _check_inputs(inputs: list[Path]) -> None:
+    """Refuse inputs that do not exist, naming them, before anything is read or written."""
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(f"no such file or folder: {missing[0]}{more}")
+
+
 def _options(names: list[str]) -> frozenset[Option]:
     from dicomstation.deid.outgoing import parse_options
 
@@ -160,11 +168,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """De-identify with the PS3.15 Annex E Basic Profile (and options); report per attribute."""
+        _check_inputs(inputs)  # the cheap checks first: no pydicom for a mistyped path or key
+        key = _key(key_file)
         import dicomstation.deid.step  # noqa: F401  (registers the "deid" pipeline step kind)
         from dicomstation.deid import DeidConfig, Ledger, Profile, load_pixel_rules, parse_keep, run
 
         config = DeidConfig(
-            key=_key(key_file),
+            key=key,
             options=_options(option or []),
             keep=parse_keep(keep or []),
             pixel_rules=load_pixel_rules(pixel_rules) if pixel_rules else (),

@@ -108,6 +108,14 @@ def _export(db: Database, request: ExportInput, kinds: list[str], seed: str) -> 
         return export_results(db, request, kinds, uid_seed=seed)
 
 
+def _check_server(send: str | None) -> None:
+    """ConfigError naming ``send`` when it is not a configured server."""
+    if send:
+        from dicomstation.settings import Settings
+
+        Settings.load().server(send)
+
+
 def _finish(db: Database, results: list[Exported], send: str | None, as_json: bool) -> None:
     """Print what was exported (and send it when asked)."""
     sent = {}
@@ -190,15 +198,10 @@ def segment_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Threshold-segment a series; store a DICOM SEG and a TID 1500 statistics SR."""
-    from dicomstation.processing import Seed
-
-    seeds = [Seed.parse(s) for s in seed or []] + [
-        Seed.parse(s, patient=True) for s in seed_mm or []
-    ]
-    params: dict[str, object] = {
+    params: dict[str, object] = {  # parsed here: processing (scipy) is imported by the step
         "threshold": [threshold[0], threshold[1]],
-        "seeds": [[p.x, p.y, p.z] for p in seeds if not p.patient],
-        "seeds_mm": [[p.x, p.y, p.z] for p in seeds if p.patient],
+        "seeds": [list(_floats(s, 3, "--seed")) for s in seed or []],
+        "seeds_mm": [list(_floats(s, 3, "--seed-mm")) for s in seed_mm or []],
         "largest": largest,
         "fill_holes": fill_holes,
         "smooth_mm": smooth or 0,
@@ -206,10 +209,11 @@ def segment_cmd(
         "term": term_name,
         "color": list(_color(color) or ()),
     }
-    options = _options(description, series_number, institution, department)
+    tags = (description, series_number, institution, department)
+    _check_server(send)  # before any work: an unknown --send server is a usage error
     with open_database(db) as database:
         results = _segment_and_export(
-            database, series_uid, "threshold", params, ("seg", "sr"), options
+            database, series_uid, "threshold", params, ("seg", "sr"), tags
         )
         _finish(database, results, send, as_json)
 
@@ -229,9 +233,12 @@ def _segment_and_export(
     segmenter: str,
     params: dict[str, object],
     kinds: tuple[str, ...],
-    options: ExportOptions,
+    tags: tuple[str | None, int | None, str | None, str | None],
 ) -> list[Exported]:
-    """A one-item pipeline: load the series, segment it, export; the new records."""
+    """A one-item pipeline: load the series, segment it, export; the new records (``tags``:
+    the arguments of :func:`_options`, made after the series is found)."""
+    item_study = _study_of(db, series_uid)  # NotFoundError before highdicom and the steps
+    options = _options(*tags)
     from dicomstation.pipeline import (
         ExportStep,
         ItemsSource,
@@ -242,7 +249,7 @@ def _segment_and_export(
     )
     from dicomstation.pipeline.actions import run_now
 
-    item = WorkItem(_study_of(db, series_uid), (series_uid,))
+    item = WorkItem(item_study, (series_uid,))
     steps = (
         LoadStep("load"),
         SegmentStep("segment", segmenter, params),
@@ -286,9 +293,9 @@ def export_seg(
     digest = content_seed(labelmap.read_bytes()) if labelmap.is_file() else ""
     params: dict[str, object] = {"path": str(labelmap.resolve()), "segments": segments}
     params["sha256"] = digest
-    options = _options(description, series_number, institution, department)
+    tags = (description, series_number, institution, department)
     with open_database(db) as database:
-        results = _segment_and_export(database, series_uid, "labelmap", params, ("seg",), options)
+        results = _segment_and_export(database, series_uid, "labelmap", params, ("seg",), tags)
         _finish(database, results, send, as_json)
 
 

@@ -14,22 +14,69 @@
   (your own TOML rules, or :func:`builtin_pixel_rules` converted from deid's CTP-derived list).
 * Every output records PatientIdentityRemoved, DeidentificationMethod and the CID 7050 codes
   of what was applied in DeidentificationMethodCodeSequence.
+
+The names are imported on first use (module ``__getattr__``): ``import dicomstation.deid.table``
+or the ``deid`` command checking its arguments does not import the engine (pydicom) with them.
 """
 
 from __future__ import annotations
 
-from dicomstation.deid.config import Change, DeidConfig, Profile, parse_keep
-from dicomstation.deid.engine import DeidResult, Mapping, deidentify
-from dicomstation.deid.files import DeidReport, deidentify_file, encode, run, write_into
-from dicomstation.deid.keys import Pseudonyms
-from dicomstation.deid.ledger import Ledger
-from dicomstation.deid.pixels import (
-    PixelRule,
-    builtin_pixel_rules,
-    burned_in_reason,
-    load_pixel_rules,
-)
-from dicomstation.deid.table import EDITION, Action, Option, profile_table
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicomstation.deid.config import Change, DeidConfig, Profile, parse_keep
+    from dicomstation.deid.engine import DeidResult, Mapping, deidentify
+    from dicomstation.deid.files import DeidReport, deidentify_file, encode, run, write_into
+    from dicomstation.deid.keys import Pseudonyms
+    from dicomstation.deid.ledger import Ledger
+    from dicomstation.deid.pixels import (
+        PixelRule,
+        builtin_pixel_rules,
+        burned_in_reason,
+        load_pixel_rules,
+    )
+    from dicomstation.deid.table import EDITION, Action, Option, profile_table
+
+#: public name -> the module of this package that defines it
+_EXPORTS: dict[str, str] = {
+    "Action": "table",
+    "Change": "config",
+    "DeidConfig": "config",
+    "DeidReport": "files",
+    "DeidResult": "engine",
+    "EDITION": "table",
+    "Ledger": "ledger",
+    "Mapping": "engine",
+    "Option": "table",
+    "PixelRule": "pixels",
+    "Profile": "config",
+    "Pseudonyms": "keys",
+    "builtin_pixel_rules": "pixels",
+    "burned_in_reason": "pixels",
+    "deidentify": "engine",
+    "deidentify_file": "files",
+    "encode": "files",
+    "load_pixel_rules": "pixels",
+    "parse_keep": "config",
+    "profile_table": "table",
+    "run": "files",
+    "write_into": "files",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "EDITION",

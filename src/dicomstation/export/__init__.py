@@ -15,46 +15,106 @@ Every builder takes the :class:`SourceSeries` (patient, study and frame of
 reference come from it) and :class:`ExportOptions` (series description and
 number, institution tags) and returns pydicom Datasets; :func:`import_into`
 writes them into the local database, from where ``send`` delivers them.
+
+The names are imported on first use (module ``__getattr__``): ``import
+dicomstation.export.common`` (what the pipeline's registry needs to type its inputs) does
+not import every builder, and ``from dicomstation.export import build_seg`` imports
+:mod:`dicomstation.export.seg` (and what it needs) only.
 """
 
-from dicomstation.export.bundle import (
-    Scene,
-    SceneSegment,
-    SceneSegmentation,
-    SceneVolume,
-    ViewSettings,
-    build_bundle,
-    is_bundle,
-    load_scene,
-)
-from dicomstation.export.common import (
-    ExportOptions,
-    SourceSeries,
-    import_into,
-    write_datasets,
-)
-from dicomstation.export.derived import build_derived_series
-from dicomstation.export.pm import build_parametric_map
-from dicomstation.export.sc import (
-    Overlay,
-    Rendering,
-    blend,
-    build_sc,
-    draw_overlays,
-    read_png,
-    render_mip,
-    render_slice,
-)
-from dicomstation.export.seg import (
-    Algorithm,
-    Segment,
-    SegmentInfo,
-    build_seg,
-    build_seg_from_labelmap,
-    read_seg_labelmap,
-    read_seg_masks,
-)
-from dicomstation.export.sr import build_sr, read_sr_measurements
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicomstation.export.bundle import (
+        Scene,
+        SceneSegment,
+        SceneSegmentation,
+        SceneVolume,
+        ViewSettings,
+        build_bundle,
+        is_bundle,
+        load_scene,
+    )
+    from dicomstation.export.common import (
+        ExportOptions,
+        SourceSeries,
+        import_into,
+        write_datasets,
+    )
+    from dicomstation.export.derived import build_derived_series
+    from dicomstation.export.pm import build_parametric_map
+    from dicomstation.export.sc import (
+        Overlay,
+        Rendering,
+        blend,
+        build_sc,
+        draw_overlays,
+        read_png,
+        render_mip,
+        render_slice,
+    )
+    from dicomstation.export.seg import (
+        Algorithm,
+        Segment,
+        SegmentInfo,
+        build_seg,
+        build_seg_from_labelmap,
+        read_seg_labelmap,
+        read_seg_masks,
+    )
+    from dicomstation.export.sr import build_sr, read_sr_measurements
+
+#: public name -> the module of this package that defines it
+_EXPORTS: dict[str, str] = {
+    "Algorithm": "seg",
+    "ExportOptions": "common",
+    "Overlay": "sc",
+    "Rendering": "sc",
+    "Scene": "bundle",
+    "SceneSegment": "bundle",
+    "SceneSegmentation": "bundle",
+    "SceneVolume": "bundle",
+    "Segment": "seg",
+    "SegmentInfo": "seg",
+    "SourceSeries": "common",
+    "ViewSettings": "bundle",
+    "blend": "sc",
+    "build_bundle": "bundle",
+    "build_derived_series": "derived",
+    "build_parametric_map": "pm",
+    "build_sc": "sc",
+    "build_seg": "seg",
+    "build_seg_from_labelmap": "seg",
+    "build_sr": "sr",
+    "draw_overlays": "sc",
+    "import_into": "common",
+    "is_bundle": "bundle",
+    "load_scene": "bundle",
+    "read_png": "sc",
+    "read_seg_labelmap": "seg",
+    "read_seg_masks": "seg",
+    "read_sr_measurements": "sr",
+    "render_mip": "sc",
+    "render_slice": "sc",
+    "write_datasets": "common",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "Algorithm",

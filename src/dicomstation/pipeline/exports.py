@@ -18,18 +18,17 @@ from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
-
 from dicomstation.errors import ConfigError, ExportError
-from dicomstation.export.common import ExportOptions, SourceSeries, import_into
 from dicomstation.models import Level, Query, SeriesRef
-from dicomstation.processing.stats import SegmentStatistics
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydicom, highdicom, numpy and scipy: imported when a kind is built
+    from pydicom.dataset import Dataset
+
     from dicomstation.database import Database
     from dicomstation.export.bundle import SceneSegmentation
+    from dicomstation.export.common import ExportOptions, SourceSeries
     from dicomstation.pipeline.segmenters import Segmentation
+    from dicomstation.processing.stats import SegmentStatistics
 
 #: Root of derived UIDs: highdicom's registered root, on an arc of our own (its random
 #: UIDs use arc 3).
@@ -95,7 +94,7 @@ class ExportInput:
     scene_segmentations: tuple[SceneSegmentation, ...] = ()
 
 
-Builder = Callable[[ExportInput], Sequence[Dataset]]
+Builder = Callable[[ExportInput], Sequence["Dataset"]]
 
 
 @dataclass(frozen=True)
@@ -124,11 +123,16 @@ class ExportSpec:
 
 
 _REGISTRY: dict[str, ExportSpec] = {}
+_BUILTIN_KINDS = frozenset(kind.value for kind in Kind)
 
 
 def register_export_kind(spec: ExportSpec) -> None:
-    """Register (or replace) an export kind."""
-    _REGISTRY[spec.name.strip().lower()] = spec
+    """Register (or replace) an export kind (the built-ins are loaded before one of them is
+    replaced, so the replacement stands)."""
+    name = spec.name.strip().lower()
+    if name in _BUILTIN_KINDS:
+        _builtins()
+    _REGISTRY[name] = spec
 
 
 def export_kinds() -> list[str]:
@@ -138,9 +142,14 @@ def export_kinds() -> list[str]:
 
 
 def export_kind(name: str | Kind) -> ExportSpec:
-    """The kind named ``name`` (``"SEG"``, ``"seg"``, ``Kind.SEG``...); ConfigError if unknown."""
-    _builtins()
-    spec = _REGISTRY.get(str(name).strip().lower())
+    """The kind named ``name`` (``"SEG"``, ``"seg"``, ``Kind.SEG``...); ConfigError if unknown.
+
+    The built-ins (highdicom, numpy, scipy) are imported when a kind not registered yet is
+    named: a kind of one's own is used without them."""
+    key = str(name).strip().lower()
+    if key not in _REGISTRY:
+        _builtins()
+    spec = _REGISTRY.get(key)
     if spec is None:
         raise ConfigError(f"unknown export kind {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return spec
@@ -273,6 +282,8 @@ def _import(
     present = db.has_instances(str(ds.SOPInstanceUID) for ds in fresh)
     new = [ds for ds in fresh if str(ds.SOPInstanceUID) not in present]
     if new:
+        from dicomstation.export.common import import_into
+
         report = import_into(db, new)  # every kind of the export or none reaches the database
         if report.failed:
             raise ExportError(f"the database refused exported files: {dict(report.failed)}")
@@ -291,6 +302,8 @@ def _import(
 
 def derived_uid(*parts: str) -> str:
     """A UID derived from ``parts`` (the same parts always give the same UID)."""
+    from pydicom.uid import generate_uid
+
     return generate_uid(prefix=UID_ROOT, entropy_srcs=list(parts))
 
 
