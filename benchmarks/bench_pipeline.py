@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -45,85 +44,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline_meter import Cpu, CpuMeter, peak_rss_mib, rss_mib  # noqa: E402
 from tests.peers import OrthancServer, start_orthanc  # noqa: E402
 from tests.synth import ct_dataset  # noqa: E402
 
 THRESHOLD = (0.0, 3000.0)  # HU: the synthetic phantom's disk
-Cpu = dict[str, float]  # CPU seconds by process group: driver, workers, orthanc
-
-
-class CpuMeter:
-    """CPU seconds of this process, its other children (Dask workers) and the Orthancs."""
-
-    def __init__(self, *orthancs: OrthancServer) -> None:
-        import psutil
-
-        self.me = psutil.Process()
-        self.orthancs = [psutil.Process(o.process.pid) for o in orthancs]
-        self.workers: dict[int, Any] = {}  # pid -> Process, kept to read them after they end
-
-    @staticmethod
-    def _cpu(process: Any) -> float:
-        try:
-            times = process.cpu_times()
-        except Exception:  # ended meanwhile
-            return 0.0
-        return float(times.user + times.system)
-
-    def read(self) -> Cpu:
-        """CPU seconds so far (workers: those alive now, summed)."""
-        skip = {p.pid for p in self.orthancs}
-        for child in self.me.children(recursive=True):
-            if child.pid not in skip:
-                self.workers.setdefault(child.pid, child)
-        return {
-            "driver": self._cpu(self.me),
-            "workers": sum(self._cpu(p) for p in self.workers.values()),
-            "orthanc": sum(self._cpu(p) for p in self.orthancs),
-        }
-
-    @staticmethod
-    def spent(before: Cpu, after: Cpu) -> Cpu:
-        return {k: after[k] - before[k] for k in before}
-
-
 METER: CpuMeter | None = None  # set by main(); each timed run reads it around its clock
 
 
 def _metered(run: Callable[[], float]) -> tuple[float, Cpu]:
     """(seconds, CPU seconds by group) of ``run``."""
     assert METER is not None
-    before = METER.read()
-    seconds = run()
-    return seconds, CpuMeter.spent(before, METER.read())
-
-
-def _peak_rss_mib() -> float:
-    """Peak RSS of the calling process (MiB); run on each worker by client.run.
-
-    VmHWM, the high-water mark of this process's own address space. Not
-    ``getrusage().ru_maxrss``: Linux keeps that across ``execve``, so a worker started
-    by fork + exec (multiprocessing's spawn) reported the driver's RSS at the moment it
-    was started whenever that was larger (the second cluster of a run always "grew").
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mib() -> float:
-    """RSS of the calling process now (MiB), after a garbage collection."""
-    import gc
-
-    import psutil
-
-    gc.collect()
-    return float(psutil.Process().memory_info().rss) / 2**20
+    return METER.measure(run)
 
 
 def _warm() -> int:
@@ -253,8 +185,8 @@ def run_dask(
         run_ours(f"{name}-warm-up", uids[:2], work, configs, executor)  # as in-process: not timed
         startup = time.perf_counter() - started
         measured = _metered(lambda: run_ours(name, uids, work, configs, executor))
-        peaks = sorted(client.run(_peak_rss_mib).values())
-        now = sorted(client.run(_rss_mib).values())
+        peaks = sorted(client.run(peak_rss_mib).values())
+        now = sorted(client.run(rss_mib).values())
         print(f"  (worker RSS after the run: {', '.join(f'{m:.0f}' for m in now)} MiB)")
     return startup, measured, peaks
 
