@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, build_context, evt
@@ -243,10 +244,22 @@ def _sub_operation(event: Any, sub: Sub, db: Database, seen: GetScp) -> None:
         seen.errors.append(f"no C-STORE-RSP for {sub.sop_uid}")
         return
     status = int(rsp.Status)
-    # the moment Success arrives, the instance must be in the index and on disk
+    # the moment Success arrives, the instance must be safe on disk: in the index, or
+    # (a C-GET acknowledges before indexing, issue 15) a complete .dcm in the staging
+    # area, which the next open of the database indexes
     indexed = bool(db.has_instances([sub.sop_uid])) and db.instance_path(sub.sop_uid).is_file()
+    indexed = indexed or _staged_complete(db, sub.sop_uid)
     comment = str(getattr(rsp, "ErrorComment", "") or "")
     seen.responses.append((sub.sop_uid, status, comment, indexed))
+
+
+def _staged_complete(db: Database, sop_uid: str) -> bool:
+    """True if a complete received file of ``sop_uid`` waits in the staging area."""
+    for path in (db.root / "incoming").rglob("*.dcm"):
+        with contextlib.suppress(OSError, ValueError):
+            if str(dcmread(path).SOPInstanceUID) == sop_uid:
+                return True
+    return False
 
 
 def hostile_get_scp(

@@ -85,7 +85,7 @@ def test_hostile_sub_operations_are_refused_and_stay_inside(fast: bool, tmp_path
             (good, 0x0000),
         ]
         assert all(comment for _u, status, comment, _i in seen.responses if status)
-        # Success only once indexed: the SCP looked at the moment the response came
+        # Success only once safe on disk: the SCP looked at the moment the response came
         assert [(u, i) for u, s, _c, i in seen.responses if s == 0] == [(good, True)]
         report = receiver.report()
         assert list(report.succeeded) == [good]

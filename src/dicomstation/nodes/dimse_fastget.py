@@ -11,8 +11,9 @@ re-encoding, never whole in memory) through a
 :class:`~dicomstation.nodes.dimse_receive.Incoming` (files named by us, data set
 checked), each is answered with a C-STORE-RSP once its file is safe on disk
 (fsynced, renamed, its folder fsynced; or with a failure status and a reason) and
-indexed while the reader waits for the peer's next PDU (:class:`PduReader`
-``idle``), and the C-GET-RSPs are decoded until the final one. PDUs longer
+indexed later in batches of up to 64 (fewer commits; indexing between two
+instances was not overlapped with the peer's work: a loopback wake-up runs the
+peer on our core), and the C-GET-RSPs are decoded until the final one. PDUs longer
 than we announced, malformed PDV items and oversized command sets end the
 exchange (``ProtocolError``; the association is aborted). Associations,
 negotiation, release and abort stay pynetdicom's.
@@ -218,12 +219,12 @@ class Exchange:
 
     def _finish_store(self, store: _Store) -> None:
         self.store = None
-        # a C-GET acknowledges once the file is safe on disk, and indexes while it
-        # waits for the peer's next instance; a storage SCP answers once indexed
+        # a C-GET acknowledges once the file is safe on disk and indexes in batches;
+        # a storage SCP answers once indexed
         outcome = store.incoming.finish(defer=not self.serving)
         self._respond(store, outcome)
         if not self.serving and self.receiver.backlog() >= _MAX_BACKLOG:
-            self.receiver.drain()  # else when the reader waits for the peer (PduReader idle)
+            self.receiver.drain()  # the rest when the C-GET ends (Receiver.wait)
 
     def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
         fields = {
@@ -325,7 +326,7 @@ def fast_get(
             identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         send_message(sock, int(get_cx.context_id), command, data, max_pdu)
-        reader = PduReader(sock, local_max_pdu(assoc), idle=receiver)
+        reader = PduReader(sock, local_max_pdu(assoc))
         try:
             while exchange.final is None:
                 _step(reader, exchange, server)

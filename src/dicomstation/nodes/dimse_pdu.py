@@ -18,12 +18,11 @@ is true only for those, and callers fall back to pynetdicom's ``send_c_store`` /
 from __future__ import annotations
 
 import enum
-import select
 import struct
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any
 
 from pydicom.datadict import tag_for_keyword
 
@@ -51,7 +50,6 @@ __all__ = [
     "STATUS",
     "WARNINGS",
     "Command",
-    "IdleWork",
     "PduError",
     "PduReader",
     "encode_command",
@@ -155,14 +153,6 @@ class PduError(Exception):
     """
 
 
-class IdleWork(Protocol):
-    """Work a reader may do while the peer has sent nothing yet (indexing, for a C-GET)."""
-
-    def pending(self) -> bool: ...
-
-    def drain(self) -> None: ...
-
-
 class PduReader:
     """Whole PDUs from a socket, read into one large buffer of ours.
 
@@ -182,8 +172,6 @@ class PduReader:
         trickles bytes cannot hold the association (None: no such deadline).
     min_rate : int
         See ``pdu_timeout``.
-    idle : IdleWork, optional
-        Drained whenever the reader would wait for the peer with work pending.
     """
 
     def __init__(
@@ -193,7 +181,6 @@ class PduReader:
         *,
         pdu_timeout: float | None = None,
         min_rate: int = 32 * 1024,
-        idle: IdleWork | None = None,
     ) -> None:
         self._sock = sock
         self._buffer = bytearray(_READ_BUFFER)
@@ -203,7 +190,6 @@ class PduReader:
         self._pdu_timeout = pdu_timeout
         self._min_rate = min_rate
         self._idle_timeout = sock.gettimeout() if pdu_timeout is not None else None
-        self._work = idle
 
     def _room(self, count: int) -> None:
         """Make room for ``count`` bytes from ``_start`` (the last body's view is then stale)."""
@@ -221,8 +207,6 @@ class PduReader:
         if self._start + count > len(self._buffer):
             self._room(count)
         while self._end - self._start < count:
-            if self._work is not None and self._work.pending() and not _readable(self._sock):
-                self._work.drain()
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -269,12 +253,6 @@ class PduReader:
         self._buffer = bytearray()
         self._view = memoryview(self._buffer)
         self._start = self._end = 0
-
-
-def _readable(sock: Any) -> bool:
-    """True when bytes are waiting on ``sock`` (no wait)."""
-    ready, _, _ = select.select([sock], [], [], 0)
-    return bool(ready)
 
 
 def pdvs(body: bytes | memoryview) -> Iterator[tuple[int, int, memoryview]]:

@@ -19,9 +19,9 @@ committed and the file in place; anything else is a failure status with a reason
 Success and their new copy deleted.
 
 A C-GET acknowledges sooner (``defer``): Success once the checked file is safe on
-disk (fsynced, renamed ``.dcm``, its folder fsynced), and the index is written after
-the C-STORE-RSP went out (:meth:`Receiver.drain`, while the peer reads its next
-instance; :meth:`Receiver.wait` drains the rest). A process killed meanwhile leaves
+disk (fsynced, renamed ``.dcm``, its folder fsynced), and the index is written
+later, in batches (:meth:`Receiver.drain`: when the C-GET has acknowledged 64
+instances not yet indexed, and :meth:`Receiver.wait` at its end). A process killed meanwhile leaves
 complete ``.dcm`` files in its ``recv`` staging folder, which the next open of the
 database indexes (:mod:`dicomstation.database.leftovers`); an acknowledged file that
 cannot be indexed now is kept there for that, and reported failed.
@@ -93,6 +93,8 @@ class _Tally:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
+    acknowledged: int = 0  # deferred: answered Success (safe on disk), indexed later
+    acknowledged_bytes: int = 0
 
 
 @dataclass(eq=False)
@@ -191,7 +193,12 @@ class Receiver:
         with self._lock:
             self._pending.append(job)
             self._active += 1
-        if defer:
+            if defer:
+                self._tally.acknowledged += 1
+                self._tally.acknowledged_bytes += size
+                done, nbytes = self._tally.acknowledged, self._tally.acknowledged_bytes
+        if defer:  # progress counts what is safe on disk; failures to index come later
+            self._emit(Phase.PROGRESS, done, request.sop_uid, nbytes=nbytes)
             return StoreOutcome(SUCCESS)
         try:
             while job.outcome is None:
@@ -244,22 +251,19 @@ class Receiver:
             f"{self.operation} from {ae} ({peer.address}:{peer.port})",
         )
 
-    def _emit(self, phase: Phase, done: int, uid: str | None, message: str = "") -> None:
+    def _emit(
+        self, phase: Phase, done: int, uid: str | None, message: str = "", nbytes: int = -1
+    ) -> None:
         if self.progress is not None:
+            nbytes = self._tally.nbytes if nbytes < 0 else nbytes
             self.progress(
-                ProgressEvent(
-                    self.operation, phase, done, self.expected, self._tally.nbytes, uid, message
-                )
+                ProgressEvent(self.operation, phase, done, self.expected, nbytes, uid, message)
             )
 
     # -- indexing (group commit) ------------------------------------------------------
     def backlog(self) -> int:
         """How many received instances wait to be indexed."""
         return len(self._pending)
-
-    def pending(self) -> bool:
-        """True when instances wait to be indexed (:class:`dimse_pdu.IdleWork`)."""
-        return bool(self._pending)
 
     def drain(self) -> None:
         """Index every queued instance now (those acknowledged before indexing)."""
@@ -324,8 +328,9 @@ class Receiver:
                     kept.append(job.request.sop_uid)
                     self._tally.nbytes += job.size if result == "ok" else 0
                     done = len(self._tally.succeeded) + len(self._tally.skipped)
-                phase = Phase.PROGRESS if result == "ok" else Phase.SKIPPED
-                self._emit(phase, done, job.request.sop_uid)
+                if not job.deferred:  # a deferred one was reported when acknowledged
+                    phase = Phase.PROGRESS if result == "ok" else Phase.SKIPPED
+                    self._emit(phase, done, job.request.sop_uid)
                 job.outcome = StoreOutcome(SUCCESS)
 
     # -- results ----------------------------------------------------------------------

@@ -8,8 +8,8 @@ study/series is requested at once, otherwise only the missing instances are
 requested (IMAGE level, UID lists). Received datasets go through a
 :class:`~dicomstation.nodes.dimse_receive.Receiver` (raw bytes in files named by us,
 checked against the sub-operation's command; a C-GET's fast path answers Success
-once the file is safe on disk and indexes it while waiting for the peer, the other
-paths once it is indexed).
+once the file is safe on disk and indexes in batches, the other paths once it is
+indexed).
 """
 
 from __future__ import annotations
