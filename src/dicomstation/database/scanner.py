@@ -16,12 +16,12 @@ listing or querying a database imports the database package, never pydicom.
 
 from __future__ import annotations
 
+import functools
 import io
 import mmap
 import re
 import struct
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,11 @@ INDEX_FIELDS: dict[int, tuple[str, str]] = {
 _LONG_VRS = frozenset(
     {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
 )
+#: the standard's VRs with a 2-byte length (any other 2 upper-case letters are read as one too)
+_SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+#: group, element, VR and 2-byte length of an explicit VR little endian element
+_ELEMENT = struct.Struct("<HH2sH")
+_LENGTH = struct.Struct("<I")
 _SLOW_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -100,7 +105,7 @@ def _skip_items(data: Data, pos: int, end: int) -> int:
         if pos + 8 > end:
             raise _TruncatedError
         tag = _tag(data, pos)
-        length = struct.unpack_from("<I", data, pos + 4)[0]
+        length = _LENGTH.unpack_from(data, pos + 4)[0]
         pos += 8
         if tag == _SEQ_END:
             return pos
@@ -117,23 +122,28 @@ def _skip_items(data: Data, pos: int, end: int) -> int:
 def _walk(
     data: Data, pos: int, end: int, found: dict[int, bytes] | None, stop_tag: int | None = None
 ) -> int:
-    """Walk explicit VR LE elements from ``pos``; collect wanted top-level raw values."""
+    """Walk explicit VR LE elements from ``pos``; collect wanted top-level raw values.
+
+    Every element is checked against ``end`` (the file size), pixel data included:
+    a truncated file is caught here, not by the first reader of its pixels.
+    """
+    wanted = INDEX_FIELDS if found is not None else {}
+    unpack, unpack_length, size = _ELEMENT.unpack_from, _LENGTH.unpack_from, len(data)
     while pos < end:
         if pos + 8 > end:
             raise _TruncatedError
-        tag = _tag(data, pos)
+        group, element, vr, length = unpack(data, pos)
+        tag = group << 16 | element
         if tag == stop_tag:
             return pos + 8
-        if tag >> 16 == 0xFFFE:
+        if group == 0xFFFE:
             raise _NeedsPydicomError
-        vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             if pos + 12 > end:
                 raise _TruncatedError
-            length = struct.unpack_from("<I", data, pos + 8)[0]
+            length = unpack_length(data, pos + 8)[0]
             pos += 12
-        elif vr.isalpha() and vr.isupper():
-            length = struct.unpack_from("<H", data, pos + 6)[0]
+        elif vr in _SHORT_VRS or (vr.isalpha() and vr.isupper()):
             pos += 8
         else:
             raise _NeedsPydicomError
@@ -144,27 +154,61 @@ def _walk(
             continue
         if pos + length > end:
             raise _TruncatedError
-        if found is not None and tag in INDEX_FIELDS:
-            if pos + length > len(data):
+        if tag in wanted:
+            if pos + length > size:
                 raise _BeyondHeadError
-            found[tag] = data[pos : pos + length]
+            found[tag] = data[pos : pos + length]  # type: ignore[index]
         pos += length
     if stop_tag is not None:
         raise _TruncatedError
     return pos
 
 
-Decoder = Callable[[bytes, list[str], set[int]], str]
+@functools.cache
+def _ascii_safe() -> frozenset[str]:
+    """Python encodings of DICOM character sets that decode ASCII (without ESC) as ASCII.
+
+    For those, an ASCII value decodes to the same string as through pydicom's
+    ``decode_bytes`` (which decodes a value without ESC with the first encoding),
+    so most values skip pydicom; checked here against every encoding pydicom maps.
+    """
+    from pydicom.charset import default_encoding, python_encoding
+
+    sample = bytes(b for b in range(0x80) if b != 0x1B)
+    names = {*python_encoding.values(), default_encoding}
+    return frozenset(e for e in names if sample.decode(e) == sample.decode("ascii"))
 
 
-def _decode(raw: bytes, kind: str, encodings: list[str], decode_bytes: Decoder) -> Any:
-    """The value of ``raw``; ``decode_bytes`` is pydicom's (passed: imported once per file)."""
+@functools.lru_cache(maxsize=64)
+def _encodings(charset: bytes) -> tuple[str, ...]:
+    """pydicom's Python encodings for a raw SpecificCharacterSet value (a series shares one)."""
+    from pydicom import charset as pydicom_charset  # imported on the first scan only
+
+    text = charset.rstrip(b"\x00 ").decode("ascii", "replace")
+    if not text:
+        return (pydicom_charset.default_encoding,)
+    return tuple(pydicom_charset.convert_encodings(text.split("\\")))
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_text(text: bytes, encodings: tuple[str, ...], person: bool) -> str:
+    """pydicom's decoding of a non-ASCII value (cached: a series repeats its names)."""
+    from pydicom.charset import decode_bytes
+
+    return decode_bytes(text, list(encodings), {0x5E, 0x3D} if person else set())
+
+
+def _decode(raw: bytes, kind: str, encodings: tuple[str, ...]) -> Any:
+    """The value of ``raw``, as pydicom's character-set handling decodes it."""
     if kind == "us":
         return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
     text = raw.rstrip(b"\x00 ").lstrip(b" ")
     if kind == "uid":
         return text.decode("ascii", "replace")
-    decoded = decode_bytes(text, encodings, {0x5E, 0x3D} if kind == "pn" else set())
+    if text.isascii() and b"\x1b" not in text and encodings[0] in _ascii_safe():
+        decoded = text.decode("ascii")
+    else:
+        decoded = _decode_text(text, encodings, kind == "pn")
     if kind == "is":
         try:
             return int(float(decoded)) if decoded.strip() else None
@@ -186,14 +230,14 @@ def read_file_meta(data: Data) -> tuple[dict[int, bytes], int] | None:
         return None
     meta: dict[int, bytes] = {}
     pos = 132
+    unpack, unpack_length = _ELEMENT.unpack_from, _LENGTH.unpack_from
     while pos + 8 <= meta_end:
-        tag = _tag(data, pos)
-        vr = data[pos + 4 : pos + 6]
+        group, element, vr, length = unpack(data, pos)
         if vr in _LONG_VRS:
-            length, pos = struct.unpack_from("<I", data, pos + 8)[0], pos + 12
+            length, pos = unpack_length(data, pos + 8)[0], pos + 12
         else:
-            length, pos = struct.unpack_from("<H", data, pos + 6)[0], pos + 8
-        meta[tag] = data[pos : pos + length]
+            pos += 8
+        meta[group << 16 | element] = data[pos : pos + length]
         pos += length
     return (meta, meta_end) if pos == meta_end else None
 
@@ -209,18 +253,9 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data) if size is None else size, found)
-    from pydicom import charset as pydicom_charset  # imported on the first scan only
-
-    charset = found.get(0x00080005, b"").rstrip(b"\x00 ").decode("ascii", "replace")
-    encodings = (
-        pydicom_charset.convert_encodings(charset.split("\\"))
-        if charset
-        else [pydicom_charset.default_encoding]
-    )
-    decode = pydicom_charset.decode_bytes
+    encodings = _encodings(found.get(0x00080005, b""))
     fields = {
-        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings, decode)
-        for t, raw in found.items()
+        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings) for t, raw in found.items()
     }
     return ScanResult(fields, syntax)
 
