@@ -351,14 +351,18 @@ def test_run_segment_and_deid_fail_on_bad_input_before_the_heavy_libraries(
     what is wrong, and neither pydicom, numpy, highdicom nor scipy imported for it."""
     db = ["--db", str(tmp_path / "db")]
     uid, missing = "1.2.826.0.1.3680043.8.498.1", str(tmp_path / "missing")
+    series, out = str(tmp_path / "series"), str(tmp_path / "out")
+    make_series(Path(series), n=2)
     segment = ["segment", uid, "--threshold", "0", "1", *db]
     cases = {  # argv -> (exit code, what the error names, heavy modules allowed)
         ("run", f"{missing}.toml", *db): (2, f"{missing}.toml", set()),
         tuple(segment): (3, uid, {"sqlite3"}),
         (*segment, "--send", "nowhere"): (2, "'nowhere'", set()),
         (*segment, "--seed", "1,2"): (2, "'1,2'", set()),
-        ("deid", missing, "--to", str(tmp_path / "out")): (2, missing, set()),
+        ("deid", missing, "--to", out): (2, missing, set()),
         ("deid", missing, "--key-file", missing): (2, missing, set()),
+        ("deid", series, missing, "--to", out): (2, missing, set()),  # nothing half-done
+        ("deid", series, "--to", out): (2, "no de-identification key", set()),
     }
     results = _probe([list(argv) for argv in cases], env)
     for argv, (code, named, allowed) in cases.items():
