@@ -29,6 +29,7 @@ version, or through a proxy, the plain httpx transport is used unchanged.
 from __future__ import annotations
 
 import ssl
+import threading
 import typing
 
 import h11
@@ -196,15 +197,46 @@ class _Connection(httpcore.HTTPConnection):
         return super().handle_request(request)
 
 
+class _LazyTLS:
+    """One transport's TLS context, built on its first https connection (thread-safe).
+
+    Building a verifying context loads the CA store (~35-100 ms of CPU); a node of an
+    ``http://`` server (and every pipeline task that opens one) never needs it.
+    """
+
+    def __init__(self, verify: ssl.SSLContext | bool, trust_env: bool) -> None:
+        self._verify = verify
+        self._trust_env = trust_env
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    def context(self) -> ssl.SSLContext:
+        """The context httpx would have built for ``verify`` and ``trust_env``."""
+        with self._lock:
+            if self._context is None:
+                self._context = httpx.create_ssl_context(
+                    verify=self._verify, trust_env=self._trust_env
+                )
+            return self._context
+
+
 class _Pool(httpcore.ConnectionPool):
-    """A connection pool (no proxy) whose connections are :class:`_Connection` objects."""
+    """A connection pool (no proxy) whose connections are :class:`_Connection` objects.
+
+    TLS connections get ``tls``'s context, made when the first one is opened.
+    """
+
+    def __init__(self, tls: _LazyTLS, **kwargs: typing.Any) -> None:
+        super().__init__(**kwargs)
+        self._tls = tls
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
         if self._proxy is not None or self._http2:  # pragma: no cover - not built that way
             return super().create_connection(origin)
+        secure = origin.scheme in (b"https", b"wss")
         return _Connection(
             origin=origin,
-            ssl_context=self._ssl_context,
+            ssl_context=self._tls.context() if secure else None,
             keepalive_expiry=self._keepalive_expiry,
             http1=self._http1,
             http2=self._http2,
@@ -219,9 +251,10 @@ class _Pool(httpcore.ConnectionPool):
 class LargeReadTransport(httpx.HTTPTransport):
     """An ``httpx.HTTPTransport`` (no proxy) whose connections read fast (see the module).
 
-    httpx builds its pool in ``__init__`` with no way to choose its class, so the
-    pool of this instance is replaced by a :class:`_Pool` with the same TLS context
-    and limits (on the checked versions only; ``large_reads`` says which).
+    httpx builds its pool in ``__init__`` with no way to choose its class, so on the
+    checked versions (``large_reads`` says which) this instance builds a :class:`_Pool`
+    instead, with the same limits and the TLS context httpx would build, made when
+    the first https connection is opened (none for an ``http://`` server).
 
     Parameters
     ----------
@@ -241,13 +274,15 @@ class LargeReadTransport(httpx.HTTPTransport):
         trust_env: bool = True,
     ) -> None:
         limits = limits or httpx.Limits()
-        super().__init__(verify=verify, limits=limits, trust_env=trust_env)
         self.large_reads = large_reads_supported()
         if not self.large_reads:  # pragma: no cover - another httpx/httpcore/h11: plain transport
+            super().__init__(verify=verify, limits=limits, trust_env=trust_env)
             return
+        # httpx 0.28's HTTPTransport.__init__ only builds its pool (and the TLS context for
+        # it, loading the CA store: ~35-100 ms even for http://); ours replaces it, with
+        # the same context made on the first https connection (large_reads: checked versions)
         self._pool = _Pool(
-            # the context httpx just built (loading the CA store again costs ~20-50 ms)
-            ssl_context=self._pool._ssl_context,
+            _LazyTLS(verify, trust_env),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
