@@ -393,6 +393,12 @@ def report(
         f"dask-2 / in-process <= {top / (n / inproc[0] * 60):.2f}x; "
         f"reached {n / dask[0] * 60 / top:.0%} of the ceiling"
     )
+    busy = inproc[1]["driver"] * n / inproc[0]
+    one_core = 60 / max(1e-9, inproc[1]["driver"])
+    print(
+        f"  in-process kept {busy:.2f} cores busy (its threads share one GIL: at most "
+        f"{one_core:.1f} studies/min on one core); ceilings' ratio {top / one_core:.2f}x"
+    )
     small, large = memory[n], memory[args.flat]
     print("peak RSS per worker (MiB):")
     print(f"  {n} studies: {', '.join(f'{m:.0f}' for m in small)}")
