@@ -118,6 +118,8 @@ class SourceSeries:
         """Build from in-memory datasets (raises LoadError when not a volume)."""
         if not datasets:
             raise LoadError("no source datasets given")
+        for ds in datasets:
+            _require_identity(ds, ds.get("SOPInstanceUID") or "a source dataset")
         try:
             volume = hd.get_volume_from_series(list(datasets))
         except (ValueError, RuntimeError, AttributeError, KeyError) as exc:
@@ -226,11 +228,40 @@ class SourceSeries:
 
 _IDENTITY = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
+#: Type 2 attributes of the Patient and General Study modules that highdicom reads from
+#: a source image directly (an AttributeError when absent).
+TYPE2_PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
 
-def _require_identity(ds: Dataset, path: Path) -> None:
+
+def _require_identity(ds: Dataset, where: Path | str) -> None:
+    """Raise ExportError (naming the series and ``where``) when a Type 1 identity UID is absent."""
     missing = [keyword for keyword in _IDENTITY if not ds.get(keyword)]
     if missing:
-        raise ExportError(f"{path}: no {', '.join(missing)}; cannot export from it")
+        series = ds.get("SeriesInstanceUID") or "?"
+        raise ExportError(
+            f"series {series}: {where} has no {', '.join(missing)}; cannot export from it"
+        )
+
+
+def _fill_type2(ds: Dataset) -> None:
+    """Give ``ds`` every absent :data:`TYPE2_PATIENT_STUDY` attribute, empty (Type 2 semantics).
+
+    De-identified data and some scanners leave them out; the exported objects then
+    carry them present and empty, as their IODs require. Present values are kept.
+    """
+    for keyword in TYPE2_PATIENT_STUDY:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
 
 
 def require_frame_of_reference(source: SourceSeries, what: str) -> None:
@@ -253,6 +284,7 @@ def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
     """Fix source header defects that stop highdicom or would be copied into new records.
 
     - an empty Specific Character Set (the default repertoire) is removed;
+    - absent Type 2 patient and study attributes are added empty (:func:`_fill_type2`);
     - empty values the IOD does not allow (an empty type 3 sequence...) are removed;
     - a multi-frame image with Pixel Measures / Plane Orientation only per frame
       gets them in its Shared Functional Groups (what highdicom reads).
@@ -266,6 +298,7 @@ def _sanitized(ds: Dataset, *, copy: bool) -> Dataset:
     elif "SpecificCharacterSet" in ds:
         _normalise_character_set(ds)
     drop_invalid_empty(ds)
+    _fill_type2(ds)
     if "PerFrameFunctionalGroupsSequence" in ds and "SharedFunctionalGroupsSequence" in ds:
         shared = ds.SharedFunctionalGroupsSequence[0]
         first = ds.PerFrameFunctionalGroupsSequence[0]
