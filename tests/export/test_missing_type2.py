@@ -17,7 +17,7 @@ from dicomstation.cli.main import app
 from dicomstation.database import Database
 from dicomstation.errors import ExportError
 from dicomstation.export import SourceSeries
-from tests.export.conftest import dciodvfy_errors
+from tests.export.conftest import assert_valid, dciodvfy_errors
 from tests.export.synthetic import ct_series, phantom, write_series
 
 runner = CliRunner()
@@ -94,6 +94,16 @@ def test_in_memory_sources_are_filled_on_copies(bare_files: list[Path]) -> None:
     source = SourceSeries.from_datasets(datasets)
     assert all(source.first[k].value in ("", None) for k in TYPE2)
     assert not any(k in ds for ds in datasets for k in TYPE2)  # the caller's datasets unchanged
+
+
+def test_parametric_map_writes_type2_empty(bare_files: list[Path], tmp_path: Path) -> None:
+    from dicomstation.export import build_parametric_map
+
+    source = SourceSeries.from_files(bare_files)
+    pm = build_parametric_map(source, source.volume, description="copy")
+    (path,) = assert_valid([pm], tmp_path)
+    back = pydicom.dcmread(path, stop_before_pixels=True)
+    assert {k: str(back[k].value or "") for k in TYPE2 if k in back} == dict.fromkeys(TYPE2, "")
 
 
 def test_missing_study_uid_is_one_clear_error(bare_files: list[Path]) -> None:
