@@ -217,6 +217,10 @@ def _decode(raw: bytes, kind: str, encodings: tuple[str, ...]) -> Any:
     return decoded.rstrip("=") if kind == "pn" else decoded  # PN: every group (A=I=P)
 
 
+#: :func:`_decode` of values that repeat from file to file (bounded; the values are immutable)
+_decode_repeated = functools.lru_cache(maxsize=4096)(_decode)
+
+
 def read_file_meta(data: Data) -> tuple[dict[int, bytes], int] | None:
     """The file meta elements (tag -> raw value) and the offset where the data set starts.
 
@@ -254,9 +258,13 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data) if size is None else size, found)
     encodings = _encodings(found.get(0x00080005, b""))
-    fields = {
-        INDEX_FIELDS[t][0]: _decode(raw, INDEX_FIELDS[t][1], encodings) for t, raw in found.items()
-    }
+    fields: dict[str, Any] = {}
+    for tag, raw in found.items():
+        keyword, kind = INDEX_FIELDS[tag]
+        if kind == "uid":  # mostly unique per instance: not worth a cache entry
+            fields[keyword] = raw.rstrip(b"\x00 ").lstrip(b" ").decode("ascii", "replace")
+        else:  # patient, study and series values repeat across a series
+            fields[keyword] = _decode_repeated(raw, kind, encodings)
     return ScanResult(fields, syntax)
 
 
