@@ -91,7 +91,6 @@ def federated_query(servers: list[str], all_servers: bool, q: Query, as_json: bo
 
 def holder(study_uid: str) -> str:
     """The configured server to fetch ``study_uid`` from; says which (and who else has it)."""
-    from dicomstation.nodes.federated import pick_holder, preference_order
     from dicomstation.settings import Settings
 
     if not _UID.fullmatch(study_uid):
@@ -99,6 +98,8 @@ def holder(study_uid: str) -> str:
     settings = Settings.load()
     if not settings.servers:
         raise ConfigError("no servers configured (dicomstation server add NAME ...)")
+    from dicomstation.nodes.federated import pick_holder, preference_order
+
     names = preference_order(list(settings.servers), settings.default_server)
     name, result = pick_holder(names, study_uid, _opener(names))
     _warn_failed(result.failed)

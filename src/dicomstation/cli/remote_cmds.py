@@ -253,9 +253,6 @@ def fetch(
     which hold the study; it is fetched from the first that has it (the default
     server first, then the settings' order).
     """
-    from dicomstation.pipeline import WorkItem
-    from dicomstation.pipeline.actions import fetch_item
-
     if from_any or study_uid is None:
         if study_uid is not None:
             raise UsageError("--from-any takes the study UID alone (no server name)")
@@ -264,6 +261,9 @@ def fetch(
         study_uid, server = target, holder(target)
     else:
         server = target
+    from dicomstation.pipeline import WorkItem  # after the server is known (start-up)
+    from dicomstation.pipeline.actions import fetch_item
+
     with (
         open_database(db) as database,
         _node(server, concurrency) as node,
