@@ -6,8 +6,9 @@ no web framework (``web.ohif``: ``dicomstation viewer status``) imports none.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dicomstation.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from dicomstation.web.app import create_ui_app
@@ -18,14 +19,4 @@ __all__ = ["Workstation", "create_ui_app"]
 _EXPORTS = {"Workstation": "workstation", "create_ui_app": "app"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
