@@ -29,12 +29,13 @@ Run:  .venv/bin/python benchmarks/bench_pipeline.py [--studies 40] [--flat 80] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -322,15 +323,22 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=64)
     parser.add_argument("--size", type=int, default=128, help="rows = columns")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+    with orthanc_pair("bench-pipeline-") as (work, source, dest):
+        global METER
+        METER = CpuMeter(source, dest)
+        bench(args, work, source, dest)
+
+
+@contextlib.contextmanager
+def orthanc_pair(prefix: str) -> Iterator[tuple[Path, OrthancServer, OrthancServer]]:
+    """A scratch folder and two real Orthancs in it (source, destination), stopped after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         work = Path(tmp)
         (work / "src").mkdir()
         (work / "dst").mkdir()
         source, dest = start_orthanc(work / "src"), start_orthanc(work / "dst")
-        global METER
-        METER = CpuMeter(source, dest)
         try:
-            bench(args, work, source, dest)
+            yield work, source, dest
         finally:
             source.stop()
             dest.stop()

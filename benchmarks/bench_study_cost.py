@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_pipeline as bp  # noqa: E402
-from tests.peers import OrthancServer, start_orthanc  # noqa: E402
+from tests.peers import OrthancServer  # noqa: E402
 
 _cpu: Counter[str] = Counter()
 _wall: Counter[str] = Counter()  # wall time of each pipeline step
@@ -149,16 +148,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=64)
     parser.add_argument("--size", type=int, default=128, help="rows = columns")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-study-cost-") as tmp:
-        work = Path(tmp)
-        (work / "src").mkdir()
-        (work / "dst").mkdir()
-        source, dest = start_orthanc(work / "src"), start_orthanc(work / "dst")
-        try:
-            bench(args, work, source, dest)
-        finally:
-            source.stop()
-            dest.stop()
+    with bp.orthanc_pair("bench-study-cost-") as (work, source, dest):
+        bench(args, work, source, dest)
 
 
 def bench(args: argparse.Namespace, work: Path, source: OrthancServer, dest: OrthancServer) -> None:
