@@ -60,9 +60,13 @@ class _RegisterStep(distributed.WorkerPlugin):  # type: ignore[misc]
 
 @pytest.fixture(scope="module")
 def executor() -> Iterator[DaskExecutor]:
-    with DaskExecutor("local:2", dashboard=False) as running:
-        running.start().register_plugin(_RegisterStep())
-        yield running
+    # A plain LocalCluster started earlier in this process (another test module) leaves
+    # Dask's MALLOC_TRIM_THRESHOLD_ in os.environ; a user's driver process starts clean.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+        with DaskExecutor("local:2", dashboard=False) as running:
+            running.start().register_plugin(_RegisterStep())
+            yield running
 
 
 def test_tasks_of_a_worker_share_one_node_per_server(
@@ -111,17 +115,10 @@ def _trim_threshold() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-# Before any cluster of this module starts (Dask's nanny puts its pre-spawn variables into
-# the environment of the process that starts the workers).
-_TRIM_BEFORE = _trim_threshold()
-
-
 def test_our_workers_keep_glibcs_dynamic_mmap_threshold(executor: DaskExecutor) -> None:
     """Dask's MALLOC_TRIM_THRESHOLD_ made every large numpy array a fresh mmap in a worker."""
     import dask
 
-    if _TRIM_BEFORE is not None:
-        pytest.skip("MALLOC_TRIM_THRESHOLD_ is set in this environment (workers inherit it)")
     assert set(executor.start().run(_trim_threshold).values()) == {None}
     assert _trim_threshold() is None  # nor put into this process's environment
     # Only our cluster's nannies were created without it: Dask's setting here is unchanged.

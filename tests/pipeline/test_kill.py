@@ -29,7 +29,14 @@ def _start(tmp_path: Path, orthanc: OrthancServer) -> tuple[subprocess.Popen[byt
     env = dict(os.environ, DICOMSTATION_CONFIG=str(config))
     command = [sys.executable, "-m", "dicomstation.cli.main", "run", str(path)]
     command += ["--db", str(tmp_path / "db"), "--json"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell without job control starts background jobs with SIGINT ignored, and a child
+    # inherits that (Python then keeps it ignored): give the driver Ctrl-C's default
+    # action, as in a terminal. Handlers (unlike SIG_IGN) are reset to SIG_DFL by exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return process, path
 
 
