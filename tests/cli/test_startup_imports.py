@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -104,6 +105,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the probe forks")
+def _fresh_json(code: str) -> Any:
+    """What ``code``, run in a fresh interpreter, prints as JSON."""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    return json.loads(run.stdout)
+
+
 def test_every_command_help_imports_no_heavy_library(env: dict[str, str]) -> None:
     lines = [["--help"], *([name, "--help"] for name in COMMANDS)]
     lines += [[*sub, "--help"] for sub in _subcommands()]
@@ -258,9 +266,7 @@ def test_the_database_package_imports_no_pydicom() -> None:
         "import dicomstation.database.importer, dicomstation.database.scanner\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)  # fmt: skip
-    loaded = set(json.loads(run.stdout))
+    loaded = set(_fresh_json(code))
     assert "dicomstation" in loaded
     assert loaded & {"pydicom", "numpy", "multiprocessing", "concurrent"} == set()
 
@@ -312,9 +318,7 @@ def test_the_pipeline_ledger_imports_no_step_library() -> None:
         "      all(hasattr(p, n) for n in p.__all__), set(p.__all__) <= set(dir(p))]\n"
         "print(json.dumps({'before': before, 'ok': ok}))"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)  # fmt: skip
-    result = json.loads(run.stdout)
+    result = _fresh_json(code)
     assert result["ok"] == [True, True, True, True]
     assert set(result["before"]) & {"numpy", "pydicom", "highdicom", "scipy", "PIL"} == set()
 
@@ -425,9 +429,7 @@ def test_export_processing_and_deid_packages_export_lazily() -> None:
         "from dicomstation.deid import DeidConfig\n"
         "print(json.dumps({'before': before, 'ok': ok}))"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)  # fmt: skip
-    result = json.loads(run.stdout)
+    result = _fresh_json(code)
     assert result["ok"] == {pkg: [True] * 4 for pkg in result["ok"]} and len(result["ok"]) == 3
     heavy = {"numpy", "pydicom", "highdicom", "scipy", "skimage", "PIL"}
     assert set(result["before"]) & heavy == set()
@@ -450,6 +452,4 @@ def test_an_export_kind_of_ones_own_is_used_without_the_builtins() -> None:
         "out += [export_kind('sc').series_offset, 'mine' in export_kinds()]\n"
         "print(json.dumps(out))"
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)  # fmt: skip
-    assert json.loads(run.stdout) == ["Mine", 5, False, "seg", 200, True, 7, True]
+    assert _fresh_json(code) == ["Mine", 5, False, "seg", 200, True, 7, True]
