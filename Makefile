@@ -8,7 +8,7 @@ APT_PACKAGES := orthanc orthanc-dicomweb dcmtk dicom3tools chromium dcm2niix gcc
 # Commands that may come from another package source (Node.js's own repository ships npm inside
 # its nodejs package, which conflicts with Debian's npm): installed from Debian only when absent.
 APT_COMMANDS := npm
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=40
 
 .PHONY: demo test venv system-deps ohif dicomweb-client-js lint typecheck bench clean
 

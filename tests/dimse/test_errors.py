@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from io import BytesIO
@@ -181,11 +182,6 @@ def test_no_accepted_context_is_association_error() -> None:
         server.shutdown()
 
 
-def _slow_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
-    time.sleep(3)
-    yield 0x0000, None
-
-
 def _failing_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
     found = Dataset()
     found.QueryRetrieveLevel = "STUDY"
@@ -195,15 +191,22 @@ def _failing_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
 
 
 def test_timeout_is_an_error_not_an_empty_result() -> None:
+    released = threading.Event()
+
+    def slow_find(event: Any) -> Iterator[tuple[int, Dataset | None]]:
+        released.wait(30)  # stall until the client has given up
+        yield 0x0000, None
+
     port = free_port()
-    server = _scp(port, evt_handlers=[(evt.EVT_C_FIND, _slow_find)])
+    server = _scp(port, evt_handlers=[(evt.EVT_C_FIND, slow_find)])
     try:
-        node = DimseNode(DimseServer("slow", "PYSCP", "127.0.0.1", port, timeout=1))
+        node = DimseNode(DimseServer("slow", "PYSCP", "127.0.0.1", port, timeout=2))
         started = time.monotonic()
         with pytest.raises(ConnectionFailedError, match=r"C-FIND on slow.*no response"):
             node.find(Query(Level.STUDY))
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 6
     finally:
+        released.set()
         server.shutdown()
 
 
