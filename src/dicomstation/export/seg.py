@@ -30,6 +30,7 @@ from dicomstation.export.common import (
     new_uid,
     require_frame_of_reference,
 )
+from dicomstation.export.seg_fast import segmentation_class
 
 __all__ = [
     "PALETTE",
@@ -253,7 +254,7 @@ def _encode(
     ordered = source.datasets_in_order(pixels)
     pixel_array: hd.Volume | npt.NDArray[Any] = pixels if ordered is None else pixels.array
     try:
-        seg = hd.seg.Segmentation(
+        seg = segmentation_class()(
             source_images=ordered or list(source.datasets),
             pixel_array=pixel_array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
