@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.importer import Scanned, expand_paths, make_room, scan_files
-from dicomstation.database.ingest import Mode, delete_rows, insert_batch, present_uids
+from dicomstation.database.ingest import (
+    Mode,
+    delete_rows,
+    insert_batch,
+    insert_encoded,
+    present_uids,
+)
 from dicomstation.database.journal import Journal
 from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
@@ -167,6 +173,7 @@ class Database:
         move: bool = True,
         progress: Progress | None = None,
         heads: Mapping[str, bytes] | None = None,
+        scanned: Mapping[str, Scanned] | None = None,
     ) -> TransferReport:
         """Index complete files written by dicomstation (fetched, received, exported).
 
@@ -175,10 +182,27 @@ class Database:
         ``heads`` may give the first bytes of files (``os.fspath(path)`` -> bytes)
         that the writer still holds, which saves reading them again; file sizes
         still come from the disk, so a truncated file is still refused.
+        ``scanned`` may give files their writer already scanned and checked
+        (``os.fspath(path)`` -> :class:`~.importer.Scanned` with fields, syntax and
+        size): when it covers every path and ``move`` is True, nothing is read again
+        and the files are indexed in one transaction.
         """
         sources = [os.fspath(p) for p in paths]
         mode = Mode.MOVE if move else Mode.COPY
+        if scanned is not None and move and all(s in scanned for s in sources):
+            return self._ingest(sources, mode, "add", progress, None, 1, known=scanned)
         return self._ingest(sources, mode, "add", progress, None, 1, heads)
+
+    def add_encoded(self, items: Sequence[tuple[Scanned, bytes | memoryview]]) -> TransferReport:
+        """Write instances held in memory into the store and index them, in one transaction.
+
+        For a fetcher that has whole instances in memory and scanned them
+        (:func:`~.scanner.scan_bytes`): each file is created in place, no staging
+        copy is moved (see :func:`~.ingest.insert_encoded`). The report names the
+        items by ``Scanned.source``.
+        """
+        with self._lock:
+            return insert_encoded(self._conn, self.root / "files", list(items), self._journal)
 
     def _ingest(
         self,
@@ -189,6 +213,7 @@ class Database:
         cancel: CancelToken | None,
         workers: int | None,
         heads: Mapping[str, bytes] | None = None,
+        known: Mapping[str, Scanned] | None = None,
     ) -> TransferReport:
         started = time.perf_counter()
         # only copies are staged; moved and referenced files need no folder (and
@@ -199,7 +224,10 @@ class Database:
         failed: dict[str, str] = {}
         nbytes = 0
         try:
-            scans = scan_files(sources, str(staging) if staging else None, workers, heads)
+            if known is not None:  # scanned by their writer: one batch, nothing read
+                scans = (batch for batch in ([known[s] for s in sources],))
+            else:
+                scans = scan_files(sources, str(staging) if staging else None, workers, heads)
             for batch in scans:
                 if cancel is not None and cancel.cancelled:
                     break

@@ -22,7 +22,8 @@ from typing import BinaryIO, Protocol
 from pydicom.dataset import Dataset
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
-from dicomstation.database.scanner import scan_bytes, scan_head
+from dicomstation.database.importer import Scanned
+from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
 __all__ = [
@@ -153,7 +154,14 @@ class InstanceSink(Protocol):
     def sync_folder(self) -> None: ...
 
     def index(
-        self, path: Path, head: bytes, size: int, request: StoreRequest, *, defer: bool = False
+        self,
+        path: Path,
+        head: bytes,
+        size: int,
+        request: StoreRequest,
+        *,
+        defer: bool = False,
+        scan: Scanned | None = None,
     ) -> StoreOutcome: ...
 
     def refuse(self, request: StoreRequest, status: int, reason: str) -> StoreOutcome: ...
@@ -175,11 +183,14 @@ def check_command(request: StoreRequest) -> None:
         )
 
 
-def check_data_set(path: Path, head: bytes, request: StoreRequest) -> None:
-    """Refuse a data set that is not complete DICOM or is not what the command said."""
+def check_data_set(path: Path, head: bytes, size: int, request: StoreRequest) -> ScanResult:
+    """Refuse a data set that is not complete DICOM or is not what the command said.
+
+    ``size`` is the size of the file, as written and flushed by the caller. Returns
+    the index fields, which the receiver hands to the database (no second scan).
+    """
     name = f"instance {request.sop_uid}"
     try:
-        size = path.stat().st_size
         result = scan_head(head, size, name)
         if result is None:
             with (
@@ -206,6 +217,7 @@ def check_data_set(path: Path, head: bytes, request: StoreRequest) -> None:
         if not valid_uid(str(fields.get(keyword, ""))):
             value = printable(str(fields.get(keyword)))
             raise _RefusedError(CANNOT_UNDERSTAND, f"invalid {keyword} {value!r}")
+    return result
 
 
 class Incoming:
@@ -219,6 +231,7 @@ class Incoming:
         self.receiver = receiver
         self.request = request
         self.size = 0
+        self._meta_size = 0
         self._head = bytearray()
         self._part: Path | None = None
         self._handle: BinaryIO | None = None
@@ -230,6 +243,7 @@ class Incoming:
             )
             self._part, self._handle = receiver.open_part(meta)
             self._head += meta
+            self._meta_size = len(meta)
         except _RefusedError as exc:
             self._refusal = exc
         except OSError as exc:
@@ -262,14 +276,14 @@ class Incoming:
         try:
             if self._refusal is not None:
                 raise self._refusal
-            final = self._durable()
+            final, scan = self._durable()
             if defer:
                 self._sync_folder(final)
         except _RefusedError as exc:
             self._discard()
             return self.receiver.refuse(self.request, exc.status, exc.reason)
         head = bytes(self._head)
-        return self.receiver.index(final, head, self.size, self.request, defer=defer)
+        return self.receiver.index(final, head, self.size, self.request, defer=defer, scan=scan)
 
     def _sync_folder(self, final: Path) -> None:
         try:
@@ -278,8 +292,8 @@ class Incoming:
             self._part = final  # removed with the refusal: never acknowledged
             raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
 
-    def _durable(self) -> Path:
-        """Flush and fsync the file, check its data set, rename it ``.dcm``."""
+    def _durable(self) -> tuple[Path, Scanned]:
+        """Flush and fsync the file, check its data set, rename it ``.dcm``; its fields."""
         assert self._handle is not None and self._part is not None
         handle, self._handle = self._handle, None
         try:
@@ -288,14 +302,15 @@ class Incoming:
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
-        check_data_set(self._part, bytes(self._head), self.request)
+        size = self._meta_size + self.size  # what the flushed handle wrote
+        found = check_data_set(self._part, bytes(self._head), size, self.request)
         final = self._part.with_suffix(".dcm")
         try:
             os.replace(self._part, final)
         except OSError as exc:
             raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
         self._part = None
-        return final
+        return final, Scanned(os.fspath(final), found.fields, found.transfer_syntax, size)
 
     def abandon(self, reason: str) -> None:
         """The association ended mid-instance: remove the file, record the failure."""

@@ -58,6 +58,7 @@ from dicomstation.nodes.dimse_instance import (
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
+    from dicomstation.database.importer import Scanned
 
 __all__ = [
     "CANNOT_UNDERSTAND",
@@ -107,6 +108,7 @@ class _Job:
     request: StoreRequest
     outcome: StoreOutcome | None = None
     deferred: bool = False  # already acknowledged: indexed by drain(), file kept on failure
+    scan: Scanned | None = None  # as checked on receipt: the database does not scan it again
 
 
 class Receiver:
@@ -182,14 +184,22 @@ class Receiver:
             os.close(fd)
 
     def index(
-        self, path: Path, head: bytes, size: int, request: StoreRequest, *, defer: bool = False
+        self,
+        path: Path,
+        head: bytes,
+        size: int,
+        request: StoreRequest,
+        *,
+        defer: bool = False,
+        scan: Scanned | None = None,
     ) -> StoreOutcome:
         """Index a checked ``.dcm`` file (group commit); the outcome once its batch committed.
 
         With ``defer`` the file is already safe on disk: it is queued for :meth:`drain`
-        and Success returned at once.
+        and Success returned at once. ``scan`` gives its fields as found by the check
+        (the database does not scan it again).
         """
-        job = _Job(path, head, size, request, deferred=defer)
+        job = _Job(path, head, size, request, deferred=defer, scan=scan)
         with self._lock:
             self._pending.append(job)
             self._active += 1
@@ -293,9 +303,11 @@ class Receiver:
     def _add(self, batch: list[_Job]) -> dict[str, StoreOutcome | str]:
         """Index ``batch``; per file: an outcome, or "ok"/"skipped". Never raises."""
         paths = [os.fspath(job.path) for job in batch]
+        jobs = dict(zip(paths, batch, strict=True))
+        scanned = {p: job.scan for p, job in jobs.items() if job.scan is not None}
         try:
             report = self.db.add_files(
-                paths, move=True, heads={p: job.head for p, job in zip(paths, batch, strict=True)}
+                paths, move=True, heads={p: job.head for p, job in jobs.items()}, scanned=scanned
             )
         except Exception as exc:  # the batch failed as a whole: try each instance alone
             if len(batch) > 1:
