@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.importer import Scanned, expand_paths, make_room, scan_files
-from dicomstation.database.ingest import Mode, delete_rows, insert_batch, present_uids
+from dicomstation.database.ingest import (
+    Mode,
+    delete_rows,
+    insert_batch,
+    insert_encoded,
+    present_uids,
+)
 from dicomstation.database.journal import Journal
 from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
@@ -186,6 +192,17 @@ class Database:
         if scanned is not None and move and all(s in scanned for s in sources):
             return self._ingest(sources, mode, "add", progress, None, 1, known=scanned)
         return self._ingest(sources, mode, "add", progress, None, 1, heads)
+
+    def add_encoded(self, items: Sequence[tuple[Scanned, bytes | memoryview]]) -> TransferReport:
+        """Write instances held in memory into the store and index them, in one transaction.
+
+        For a fetcher that has whole instances in memory and scanned them
+        (:func:`~.scanner.scan_bytes`): each file is created in place, no staging
+        copy is moved (see :func:`~.ingest.insert_encoded`). The report names the
+        items by ``Scanned.source``.
+        """
+        with self._lock:
+            return insert_encoded(self._conn, self.root / "files", list(items), self._journal)
 
     def _ingest(
         self,

@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
 __all__ = ["InlineBatch", "StagedFile", "StagingWriter", "write_file"]
 
@@ -33,6 +34,7 @@ _CREATE = (
 _BATCH = 1 << 20
 
 Piece = bytes | memoryview
+T = TypeVar("T")
 
 
 def _write_all(fd: int, pieces: list[Piece]) -> None:
@@ -241,33 +243,33 @@ class StagingWriter:
             self._thread.join()
 
 
-class InlineBatch:
-    """Files the receiving thread wrote itself, handed to ``commit`` before each network read.
+class InlineBatch(Generic[T]):
+    """Instances the receiving thread holds whole, handed to ``commit`` before each network read.
 
     Many small instances made the receiving, writing and indexing threads hand
     each one over twice, and the indexing thread, busy in Python, kept the GIL
     from the two others at every hand-off and system call (up to the 5 ms switch
-    interval each time). A part that arrives whole in one read is instead written
-    by the receiving thread (:func:`write_file`) and gathered here; the batch is
-    committed (indexed) whenever the receiver is about to wait for more data
+    interval each time). A part that arrives whole in one read is instead kept
+    here (with its scan, by the receiving thread), and the batch is written and
+    indexed (``commit``) whenever the receiver is about to wait for more data
     (:meth:`before_reads`) and at the end, so everything that arrived whole is
     indexed before the transfer waits or stops, one transaction per read. While it
     is indexed, the kernel's socket buffer keeps receiving.
     """
 
-    def __init__(self, commit: Callable[[list[Path]], None]) -> None:
+    def __init__(self, commit: Callable[[list[T]], None]) -> None:
         self._commit = commit
-        self._paths: list[Path] = []
+        self._items: list[T] = []
 
-    def add(self, path: Path) -> None:
-        """A complete file, to be committed with the batch."""
-        self._paths.append(path)
+    def add(self, item: T) -> None:
+        """A complete instance, to be committed with the batch."""
+        self._items.append(item)
 
     def flush(self) -> None:
-        """Commit the files gathered so far."""
-        if self._paths:
-            paths, self._paths = self._paths, []
-            self._commit(paths)
+        """Commit the instances gathered so far."""
+        if self._items:
+            items, self._items = self._items, []
+            self._commit(items)
 
     def before_reads(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """Yield ``chunks``, committing the batch before each next chunk is read."""

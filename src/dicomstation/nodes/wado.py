@@ -33,18 +33,20 @@ import httpx
 from pydicom.errors import InvalidDicomError as PydicomInvalid
 from pydicom.filereader import read_file_meta_info
 
-from dicomstation.database.scanner import read_file_meta
+from dicomstation.database.importer import Scanned
+from dicomstation.database.scanner import read_file_meta, scan_bytes, scan_head
 from dicomstation.errors import (
     AuthenticationError,
     CancelledError,
     DatabaseError,
+    InvalidDicomError,
     NodeError,
     ProtocolError,
 )
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import too_large
 from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
-from dicomstation.nodes.staging import InlineBatch, StagedFile, StagingWriter, write_file
+from dicomstation.nodes.staging import InlineBatch, StagedFile, StagingWriter
 from dicomstation.transfer import (
     RetryPolicy,
     SerialWorker,
@@ -75,6 +77,9 @@ _INLINE_BYTES = 256 << 10
 #: bytes kept from the start of each instance: the indexer scans its header from
 #: them instead of reading the file again (pixel data is checked against the file size)
 _HEAD_BYTES = 16384
+
+#: an instance held whole in memory, with its scan (written by Database.add_encoded)
+_Held = tuple[Scanned, bytes | memoryview]
 
 #: lists the SOP Instance UIDs of a series on the server (for resuming a series)
 Lister = Callable[[str, str], tuple[str, ...]]
@@ -284,7 +289,7 @@ class WadoFetcher:
         # each complete instance is indexed before the next read from the network (small
         # ones by this thread, others by the indexer thread as soon as they are written),
         # so a broken or stalled stream keeps everything that arrived whole
-        inline = InlineBatch(self._commit)
+        inline: InlineBatch[_Held] = InlineBatch(self._commit_held)
         last: StagedFile | None = None
         try:
             for part in read_parts(
@@ -308,7 +313,9 @@ class WadoFetcher:
         except OSError as exc:
             raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
 
-    def _write_part(self, part: Part, target: Target, inline: InlineBatch) -> StagedFile | None:
+    def _write_part(
+        self, part: Part, target: Target, inline: InlineBatch[_Held]
+    ) -> StagedFile | None:
         """Write one part: by this thread if it is small and arrived whole, else staged."""
         if part.content_type not in ("application/dicom", ""):
             raise ProtocolError(
@@ -326,23 +333,40 @@ class WadoFetcher:
         if size is not None and len(first) == size <= _INLINE_BYTES:
             second = next(pieces, None)  # None: the delimiter follows (no network read)
             if second is None:
-                self._write_inline(first, inline)
+                self._write_inline(first, target, inline)
                 return None
             return self._stage(itertools.chain((first, second), pieces), target, declared)
         return self._stage(itertools.chain((first,), pieces) if first else pieces, target, declared)
 
-    def _write_inline(self, data: bytes | memoryview, inline: InlineBatch) -> None:
+    def _write_inline(
+        self, data: bytes | memoryview, target: Target, inline: InlineBatch[_Held]
+    ) -> None:
+        """Scan a part held whole in memory; it is written with its batch (add_encoded)."""
         check_cancel(self.cancel, "fetch")
-        path = self._writer.new_path()
         head = bytes(data[:_HEAD_BYTES])
+        name = f"part of {target.uid}"
         try:
-            write_file(path, [data])
-        except OSError as exc:
-            raise DatabaseError(f"cannot write into {self.staging}: {exc}") from exc
-        self.tracker.add_bytes(len(data))
-        self._uids[str(path)] = sop_uid_from_head(head)
-        self._heads[str(path)] = head
-        inline.add(path)
+            found = scan_head(head, len(data), name) or scan_bytes(bytes(data), name)
+        except InvalidDicomError as exc:
+            uid = sop_uid_from_head(head) or target.uid
+            self.tracker.fail(uid, self._invalid(str(exc), name))
+            return
+        fields = found.fields
+        scanned = Scanned(str(fields["SOPInstanceUID"]), fields, found.transfer_syntax, len(data))
+        inline.add((scanned, data))
+
+    def _invalid(self, reason: str, name: str) -> str:
+        return f"{self.server} sent an invalid instance: " + reason.replace(name, "").strip(": ")
+
+    def _commit_held(self, items: list[_Held]) -> None:
+        """Write and index instances held in memory (one transaction)."""
+        self.tracker.add_bytes(sum(len(data) for _, data in items))
+        report = self.db.add_encoded(items)
+        self.tracker.succeed(report.succeeded)
+        if report.skipped:
+            self.tracker.skip(report.skipped, "already present")
+        for uid, reason in report.failed.items():
+            self.tracker.fail(uid, self._invalid(reason, uid))
 
     def _stage(
         self, pieces: Iterator[bytes | memoryview], target: Target, declared: str
