@@ -1,4 +1,7 @@
-"""Instances held whole in memory are written straight into place (Database.add_encoded).
+"""Fetched instances are scanned once, from the bytes the fetcher holds.
+
+Small parts held whole in memory are written straight into place (Database.add_encoded);
+large ones are staged by the writer thread and indexed from the scan of their head.
 
 A small WADO-RS part that arrived whole is scanned in memory and written at its
 final path inside the transaction that indexes it (no staging file, no rename).
@@ -17,11 +20,14 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from dicomstation import Level, Query
 from dicomstation.database import Database
 from dicomstation.database.importer import Scanned
 from dicomstation.database.scanner import scan_bytes
+from dicomstation.models import InstanceRef
 from tests.dicomweb.conftest import SERIES_B, STUDY, make_node
 from tests.dicomweb.faultproxy import FaultProxy
+from tests.dicomweb.synth import make_series
 from tests.peers import OrthancServer
 from tests.security.db_support import audit, env
 from tests.synth import write_ct_series
@@ -127,4 +133,26 @@ def test_an_invalid_part_is_reported_and_the_others_kept(
     assert uid not in kept and len(kept) == len(report.succeeded) >= 1
     for sop in kept:
         pydicom.dcmread(db.instance_path(sop))
+    assert not any(p.is_file() for p in (db.root / "incoming").rglob("*"))
+
+
+@pytest.mark.orthanc
+def test_large_parts_are_staged_and_indexed_from_their_scanned_heads(
+    clean_orthanc: OrthancServer, tmp_path: Path, db: Database
+) -> None:
+    # parts of ~526 kB (over the inline limit) go through the writer thread; the
+    # receiving thread scans their heads, the indexer neither stats nor reads them
+    study = "1.2.826.0.1.3680043.8.498.5"
+    files = make_series(tmp_path / "big", study_uid=study, series_uid=study + ".1", count=3)
+    clean_orthanc.upload(*files)
+    with make_node(clean_orthanc) as node:
+        report = node.retrieve(study, [study + ".1"], into=db)
+    assert report.ok and len(report.succeeded) == 3, report.failed
+    for source in files:
+        sent = pydicom.dcmread(source)
+        stored = db.instance_path(sent.SOPInstanceUID)
+        assert stored.read_bytes() == source.read_bytes()
+        (row,) = db.find(Query(Level.IMAGE, {"SOPInstanceUID": sent.SOPInstanceUID}))
+        assert isinstance(row, InstanceRef) and row.series_uid == study + ".1"
+        assert (row.sop_class_uid, row.instance_number) == (sent.SOPClassUID, sent.InstanceNumber)
     assert not any(p.is_file() for p in (db.root / "incoming").rglob("*"))

@@ -1,22 +1,28 @@
 """WADO-RS (PS3.18 10.4) retrieve into the local database, streamed and concurrent.
 
 One :class:`Target` is one request: a whole series, or one instance. A target's
-response is parsed as it arrives (:func:`~dicomstation.nodes.multipart.iter_parts`)
-and each part is written in chunks to a temporary file under
-``db.root/incoming``; complete files are indexed with ``db.add_files(move=True)``
-in small batches, so an interrupted transfer keeps every complete instance (the
-next run skips them) and never indexes a partial one. A retried series whose
-first instances already arrived continues instance by instance (resume).
+response is parsed as it arrives (:func:`~dicomstation.nodes.multipart.iter_parts`).
+A part that arrived whole in one read (up to 256 KiB) is scanned in memory and,
+with the others of its read, written straight into place and indexed in one
+transaction (``db.add_encoded``) before the next read. A larger part is written
+in chunks by a writer thread to a temporary file under ``db.root/incoming``, its
+head scanned by the receiving thread, and complete files are indexed with
+``db.add_files(move=True, scanned=...)`` in small batches. So an interrupted
+transfer keeps every complete instance (the next run skips them) and never
+indexes a partial one. A retried series whose first instances already arrived
+continues instance by instance (resume).
 
 Durability: a fetch acknowledges nothing to a peer (the server keeps its copy),
 so fetched files are not fsynced -- that would cost a disk flush per instance
-where curl pays none. What is kept is consistency: an instance is indexed only
-once its file is complete and closed, and is moved into place inside the
-transaction that records it (journaled, see database/ingest.py), so a killed
-process (SIGKILL, Ctrl-C, an error) never leaves a half-indexed instance. A power
-cut may lose the last batches; a file the kernel had not written yet may then be
-short under its row. The storage listener, which acknowledges C-STOREs, fsyncs
-each file before it answers.
+where curl pays none (measured on an ext4 VM disk: fdatasync of a 300 x 526 kB
+series 1.1 s where its whole fetch takes 0.3-0.5 s; of 2,000 small files 2.0 s;
+one syncfs 3.4 s). What is kept is consistency: an instance is indexed only
+once its file is complete and closed, and is moved (or written) into place
+inside the transaction that records it (journaled, see database/ingest.py), so a
+killed process (SIGKILL, Ctrl-C, an error) never leaves a half-indexed instance
+or an orphan file. A power cut may lose the last batches; a file the kernel had
+not written yet may then be short under its row. The storage listener, which
+acknowledges C-STOREs, fsyncs each file before it answers.
 """
 
 from __future__ import annotations
@@ -207,6 +213,7 @@ class WadoFetcher:
         self.max_instance_bytes = max_instance_bytes
         self._uids: dict[str, str] = {}  # staged file -> SOP Instance UID
         self._heads: dict[str, bytes] = {}  # staged file -> its first bytes (for the indexer)
+        self._scanned: dict[str, Scanned] = {}  # staged file -> its scan (from its head)
         self.staging = db.staging_dir("wado")
         # Writing and indexing run on their own threads, overlapping the downloads.
         self._committer: SerialWorker[Path] = SerialWorker(
@@ -398,10 +405,27 @@ class WadoFetcher:
         except BaseException:
             staged.abort()
             raise
-        self._uids[str(staged.path)] = sop_uid_from_head(head)
-        self._heads[str(staged.path)] = head
+        self._scan_staged(str(staged.path), head, size)
         staged.close()
         return staged
+
+    def _scan_staged(self, name: str, head: bytes, size: int) -> None:
+        """Scan a staged part from its head, as the indexer would (no stat or read later).
+
+        ``size`` is every byte handed to the writer: the file is indexed only once the
+        writer wrote them all. A head that is not enough (or shows an invalid file) is
+        left to the indexer's own scan, which names the problem.
+        """
+        self._heads[name] = head
+        try:
+            found = scan_head(head, size, name)
+        except InvalidDicomError:
+            found = None
+        if found is None:
+            self._uids[name] = sop_uid_from_head(head)
+            return
+        self._uids[name] = str(found.fields["SOPInstanceUID"])
+        self._scanned[name] = Scanned(name, found.fields, found.transfer_syntax, size)
 
     def _too_large(self, target: Target) -> ProtocolError:
         return too_large(
@@ -418,7 +442,8 @@ class WadoFetcher:
             return
         uids = {str(p): self._uids.pop(str(p), "") or _sop_uid(p) for p in paths}
         heads = {str(p): self._heads.pop(str(p), b"") for p in paths}
-        report = self.db.add_files(paths, move=True, heads=heads)
+        scanned = {p: self._scanned.pop(p) for p in heads if p in self._scanned}
+        report = self.db.add_files(paths, move=True, heads=heads, scanned=scanned)
         self.tracker.succeed(uids.get(p, p) for p in report.succeeded)
         if report.skipped:
             self.tracker.skip((uids.get(p, p) for p in report.skipped), "already present")
