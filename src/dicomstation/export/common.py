@@ -6,7 +6,6 @@ attributes are taken from the source), with new Series and SOP Instance UIDs.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
@@ -20,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomstation.errors import ExportError, InvalidDicomError, LoadError
+from dicomstation.export.encode import encode_file
 from dicomstation.export.iod import drop_invalid_empty
 
 if TYPE_CHECKING:
@@ -391,8 +391,9 @@ def _agree(values: Iterable[object], reference: Sequence[float], tol: float = 1e
 def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
     """Save each dataset as ``<SOPInstanceUID>.dcm`` under ``folder`` (DICOM file format).
 
-    Each is encoded in memory and written at once (pydicom's many small writes go to a
-    buffer, not to the file); only one encoded dataset is held at a time.
+    Each is encoded in memory (:func:`~dicomstation.export.encode.encode_file`: the bytes
+    pydicom's ``save_as`` writes) and written at once; only one encoded dataset is held
+    at a time.
 
     Raises
     ------
@@ -404,9 +405,7 @@ def write_datasets(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
     for ds in datasets:
         path = folder / f"{ds.SOPInstanceUID}.dcm"
         try:
-            buffer = io.BytesIO()
-            ds.save_as(buffer, enforce_file_format=True)
-            path.write_bytes(buffer.getbuffer())
+            path.write_bytes(encode_file(ds))
         except (ValueError, TypeError, AttributeError, OSError) as exc:
             for done in [*written, path]:
                 done.unlink(missing_ok=True)
