@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +38,7 @@ from pydicom.errors import InvalidDicomError as PydicomInvalid
 from pydicom.filereader import read_file_meta_info
 
 from dicomstation.database.importer import Scanned
-from dicomstation.database.scanner import read_file_meta, scan_bytes, scan_head
+from dicomstation.database.scanner import scan_bytes, scan_head
 from dicomstation.errors import (
     AuthenticationError,
     CancelledError,
@@ -51,8 +49,15 @@ from dicomstation.errors import (
 )
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import too_large
-from dicomstation.nodes.multipart import Part, boundary_of, iter_parts
+from dicomstation.nodes.multipart import Part
 from dicomstation.nodes.staging import InlineBatch, StagedFile, StagingWriter
+from dicomstation.nodes.wado_parts import (
+    DICOM_ACCEPTS,
+    AcceptNegotiator,
+    Target,
+    read_parts,
+    sop_uid_from_head,
+)
 from dicomstation.transfer import (
     RetryPolicy,
     SerialWorker,
@@ -65,14 +70,15 @@ if TYPE_CHECKING:
     from dicomstation.database import Database
     from dicomstation.nodes.base import CancelToken
 
-__all__ = ["DICOM_ACCEPTS", "AcceptNegotiator", "Target", "WadoFetcher", "read_parts"]
+__all__ = [
+    "DICOM_ACCEPTS",
+    "AcceptNegotiator",
+    "Target",
+    "WadoFetcher",
+    "read_parts",
+    "sop_uid_from_head",
+]
 
-#: Accept headers tried in order: any transfer syntax (no transcoding, fastest), then
-#: the server's default (for servers that refuse ``transfer-syntax=*``).
-DICOM_ACCEPTS = (
-    'multipart/related; type="application/dicom"; transfer-syntax=*',
-    'multipart/related; type="application/dicom"',
-)
 _REFUSED = frozenset({400, 406, 415})
 #: seconds the indexer waits to gather more files into one database transaction
 INDEX_LINGER = 0.02
@@ -89,92 +95,6 @@ _Held = tuple[Scanned, bytes | memoryview]
 
 #: lists the SOP Instance UIDs of a series on the server (for resuming a series)
 Lister = Callable[[str, str], tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Target:
-    """One WADO-RS request: a series (``sop_uid`` None) or one instance.
-
-    ``expected`` lists the instances the request should bring (empty when the
-    series was not listed because none of it is local yet).
-    """
-
-    study_uid: str
-    series_uid: str
-    sop_uid: str | None = None
-    expected: tuple[str, ...] = ()
-
-    @property
-    def path(self) -> str:
-        """Resource path relative to the DICOMweb root."""
-        path = f"studies/{self.study_uid}/series/{self.series_uid}"
-        return path + (f"/instances/{self.sop_uid}" if self.sop_uid else "")
-
-    @property
-    def uid(self) -> str:
-        """The most specific UID, for messages and reports."""
-        return self.sop_uid or self.series_uid
-
-
-class AcceptNegotiator:
-    """Remembers which Accept header a server takes (thread-safe)."""
-
-    def __init__(self, accepts: Sequence[str] = DICOM_ACCEPTS) -> None:
-        self._accepts = tuple(accepts)
-        self._index = 0
-        self._lock = threading.Lock()
-
-    @property
-    def current(self) -> str:
-        """The Accept header to send now."""
-        return self._accepts[self._index]
-
-    def refused(self, accept: str) -> bool:
-        """Record that ``accept`` was refused; True if another one is left to try."""
-        with self._lock:
-            if self._accepts[self._index] == accept and self._index + 1 < len(self._accepts):
-                self._index += 1
-            return self._accepts[self._index] != accept
-
-
-def read_parts(
-    response: httpx.Response,
-    *,
-    server: str,
-    operation: str,
-    uid: str | None,
-    chunks: Iterable[bytes] | None = None,
-) -> Iterator[Part]:
-    """Parts of a streamed multipart/related response; ProtocolError if it is not one.
-
-    ``chunks`` is the body as the caller reads it (default: ``response.iter_bytes()``).
-    """
-    content_type = response.headers.get("content-type", "")
-    try:
-        boundary = boundary_of(content_type)
-    except ValueError:
-        raise ProtocolError(
-            f"expected a multipart/related answer, got {content_type or 'none'!r}",
-            server=server,
-            operation=operation,
-            uid=uid,
-        ) from None
-    # iter_bytes() without a size yields data as it arrives (a size would buffer up to it)
-    body = response.iter_bytes() if chunks is None else chunks
-    # parts announce their length (a wrong one is refused): their bytes are not searched
-    return iter_parts(
-        body, boundary, server=server, operation=operation, uid=uid, trust_length=True
-    )
-
-
-def sop_uid_from_head(head: bytes) -> str:
-    """MediaStorageSOPInstanceUID from the first bytes of a Part 10 file ('' if absent).
-
-    Runs on every fetched instance, on bytes already in memory (no second open/read).
-    """
-    found = read_file_meta(head)
-    value = found[0].get(0x00020003, b"") if found else b""
-    return value.rstrip(b"\x00 ").decode("ascii", "replace")
 
 
 def _sop_uid(path: Path) -> str:
