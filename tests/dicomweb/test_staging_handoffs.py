@@ -59,3 +59,29 @@ def test_announced_size_that_is_wrong_still_writes_everything(tmp_path: Path) ->
         assert staged.path.read_bytes() == b"abcdefg"
     finally:
         writer.close()
+
+
+def test_gathered_wakes_once_per_batch_and_loses_nothing() -> None:
+    import threading
+
+    from dicomstation.nodes.staging import Gathered
+
+    gathered: Gathered[int] = Gathered()
+    assert gathered.add(1) and not gathered.add(2), "only the first of a batch wakes"
+    assert gathered.take() == [1, 2] and gathered.take() == []
+    wakes, taken = [], []
+
+    def produce(start: int) -> None:
+        for item in range(start, start + 500):
+            if gathered.add(item):
+                wakes.append(item)
+
+    threads = [threading.Thread(target=produce, args=(n * 500,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        taken += gathered.take()
+    for thread in threads:
+        thread.join()
+    taken += gathered.take()
+    assert sorted(taken) == list(range(1000)) and 1 <= len(wakes) <= 1000

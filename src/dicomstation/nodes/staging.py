@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
 
-__all__ = ["InlineBatch", "StagedFile", "StagingWriter", "write_file"]
+__all__ = ["Gathered", "InlineBatch", "StagedFile", "StagingWriter", "write_file"]
 
 
 _CREATE = (
@@ -276,3 +276,28 @@ class InlineBatch(Generic[T]):
         for chunk in chunks:
             yield chunk
             self.flush()
+
+
+class Gathered(Generic[T]):
+    """Items gathered by one thread for another, which is woken once per batch, not per item.
+
+    The writer thread :meth:`add` s each complete file; only the first one since the
+    last :meth:`take` needs to wake the indexer (``add`` returns True), whose linger
+    then lets more gather without a thread wake-up (and a GIL hand-off) per file.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[T] = []
+
+    def add(self, item: T) -> bool:
+        """Add ``item``; True if it is the first since the last :meth:`take`."""
+        with self._lock:
+            self._items.append(item)
+            return len(self._items) == 1
+
+    def take(self) -> list[T]:
+        """Every item added since the last call."""
+        with self._lock:
+            items, self._items = self._items, []
+        return items

@@ -50,7 +50,7 @@ from dicomstation.errors import (
 from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import too_large
 from dicomstation.nodes.multipart import Part
-from dicomstation.nodes.staging import InlineBatch, StagedFile, StagingWriter
+from dicomstation.nodes.staging import Gathered, InlineBatch, StagedFile, StagingWriter
 from dicomstation.nodes.wado_parts import (
     DICOM_ACCEPTS,
     AcceptNegotiator,
@@ -135,11 +135,18 @@ class WadoFetcher:
         self._heads: dict[str, bytes] = {}  # staged file -> its first bytes (for the indexer)
         self._scanned: dict[str, Scanned] = {}  # staged file -> its scan (from its head)
         self.staging = db.staging_dir("wado")
-        # Writing and indexing run on their own threads, overlapping the downloads.
-        self._committer: SerialWorker[Path] = SerialWorker(
-            self._commit, "wado-index", linger=INDEX_LINGER
+        # Writing and indexing run on their own threads, overlapping the downloads; the
+        # indexer is woken by the first file of each batch (a tick), then takes them all
+        self._done: Gathered[Path] = Gathered()
+        self._committer: SerialWorker[int] = SerialWorker(
+            lambda _ticks: self._commit(self._done.take()), "wado-index", linger=INDEX_LINGER
         )
-        self._writer = StagingWriter(self.staging, lambda path: self._committer.submit([path]))
+        self._writer = StagingWriter(self.staging, self._completed)
+
+    def _completed(self, path: Path) -> None:
+        """A staged file is written whole (on the writer thread): queue it for the indexer."""
+        if self._done.add(path):
+            self._committer.submit([1])
 
     def close(self) -> None:
         """Index what is complete, then remove the staging folder (only partial leftovers)."""
