@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import stat
 import struct
 import threading
 import time
@@ -36,6 +37,7 @@ from pynetdicom.sop_class import (
 )
 
 from dicomstation.database import Database
+from dicomstation.database.leftovers import COMPLETE_PART_MODE
 from dicomstation.nodes.dimse_assoc import new_ae
 from dicomstation.nodes.dimse_fastsend import command_set
 from dicomstation.nodes.dimse_pdu import (
@@ -245,8 +247,8 @@ def _sub_operation(event: Any, sub: Sub, db: Database, seen: GetScp) -> None:
         return
     status = int(rsp.Status)
     # the moment Success arrives, the instance must be safe on disk: in the index, or
-    # (a C-GET acknowledges before indexing, issue 15) a complete .dcm in the staging
-    # area, which the next open of the database indexes
+    # (a C-GET acknowledges before indexing, issue 15) a complete file in the staging
+    # area (.dcm, or .part marked complete), which the next open of the database indexes
     indexed = bool(db.has_instances([sub.sop_uid])) and db.instance_path(sub.sop_uid).is_file()
     indexed = indexed or _staged_complete(db, sub.sop_uid)
     comment = str(getattr(rsp, "ErrorComment", "") or "")
@@ -255,17 +257,33 @@ def _sub_operation(event: Any, sub: Sub, db: Database, seen: GetScp) -> None:
 
 def _staged_complete(db: Database, sop_uid: str) -> bool:
     """True if a complete received file of ``sop_uid`` waits in the staging area."""
-    for path in (db.root / "incoming").rglob("*.dcm"):
+    for path in (db.root / "incoming").rglob("*"):
         with contextlib.suppress(OSError, ValueError):
-            if str(dcmread(path).SOPInstanceUID) == sop_uid:
+            if complete_staged(path) and str(dcmread(path).SOPInstanceUID) == sop_uid:
                 return True
     return False
 
 
+def complete_staged(path: Path) -> bool:
+    """A staged file the next open indexes: ``.dcm``, or ``.part`` of the complete mode."""
+    info = path.lstat()
+    mode = stat.S_IMODE(info.st_mode)
+    marked = path.suffix == ".part" and mode == COMPLETE_PART_MODE
+    return stat.S_ISREG(info.st_mode) and (path.suffix == ".dcm" or marked)
+
+
 def hostile_get_scp(
-    subs: Sequence[Sub], db: Database, *, aet: str = "EVILPACS"
+    subs: Sequence[Sub],
+    db: Database,
+    *,
+    aet: str = "EVILPACS",
+    after: Callable[[GetScp], bool] | None = None,
 ) -> tuple[GetScp, Callable[[], None]]:
-    """Start a C-GET SCP answering every C-GET with ``subs``; return it and a stop function."""
+    """Start a C-GET SCP answering every C-GET with ``subs``; return it and a stop function.
+
+    ``after`` runs once each C-STORE-RSP arrived; when it returns True the SCP sends
+    nothing more (e.g. it killed the client).
+    """
     seen = GetScp(free_port())
 
     def on_get(event: Any) -> Iterator[Any]:
@@ -275,6 +293,8 @@ def hostile_get_scp(
                 _sub_operation(event, sub, db, seen)
             except Exception as exc:  # the test asserts on what the client did
                 seen.errors.append(f"{type(exc).__name__}: {exc}")
+                return
+            if after is not None and after(seen):
                 return
         final = Dataset()
         final.Status = 0x0000

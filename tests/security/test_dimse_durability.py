@@ -3,6 +3,11 @@
 * ``dicomstation listen`` is killed with SIGKILL right after answering Success: every
   instance it answered Success for is in the index, with its file, when the database
   is opened again; no ``.part`` is left and nothing is outside the database.
+* A C-GET (both transports) is killed with SIGKILL right after its 12th C-STORE-RSP,
+  before it indexed anything (fast path: it indexes in batches of 64): the answered
+  instances wait in staging as complete files (``.part`` of the complete mode on the
+  fast path: never renamed, their folder fsynced once per batch of names), and the
+  next open of the database indexes every one of them.
 * The database sits on a 3 MB file system (tmpfs; needs root, else skipped): when it
   fills, instances are refused with 0xA700 (out of resources) and a reason, every
   Success is indexed at the moment it arrives, the listener goes on.
@@ -19,11 +24,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from dicomstation.database import Database
 from dicomstation.nodes.listener import StorageListener
-from tests.security.dimse_support import HostileScu, audit, ct_bytes
+from tests.security.dimse_support import (
+    GetScp,
+    HostileScu,
+    Sub,
+    audit,
+    complete_staged,
+    ct_bytes,
+    hostile_get_scp,
+    staged,
+)
+
+# A C-GET client in its own process (the test kills it): the fast path or pynetdicom's
+_GET_CLIENT = """
+import sys
+from pydicom.uid import generate_uid
+from pynetdicom.sop_class import CTImageStorage
+from dicomstation.config import DimseServer
+from dicomstation.database import Database
+from dicomstation.nodes.dimse_query import QueryRoot
+from dicomstation.nodes.dimse_receive import Receiver
+from dicomstation.nodes.dimse_retrieve import plan_request, retrieve_get
+
+server = DimseServer("evil", "EVILPACS", "127.0.0.1", int(sys.argv[2]), timeout=10)
+study = generate_uid()
+with Database.open(sys.argv[1]) as db:
+    receiver = Receiver(db, operation="C-GET")
+    requests = plan_request(study, [], [], None, set())
+    retrieve_get(server, requests, [str(CTImageStorage)], receiver, QueryRoot.STUDY, study, None)
+"""
 
 
 def _start_listen(db: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
@@ -109,3 +143,40 @@ def test_disk_full_refuses_with_out_of_resources(small_disk: Path, fast: bool) -
         assert failed and all(comment for _uid, comment in failed)
         assert not db.has_instances(uid for uid, _c in failed)
         assert set(listener.report.failed) == {uid for uid, _c in failed}
+
+
+@pytest.mark.parametrize("transport", ["fast", "pynetdicom"])
+def test_cget_killed_after_success_loses_nothing_answered(tmp_path: Path, transport: str) -> None:
+    uids = [generate_uid() for _ in range(20)]
+    subs = [Sub(uid, ct_bytes(uid, size=64)) for uid in uids]
+    child: list[subprocess.Popen[str]] = []
+
+    def kill_after_12(seen: GetScp) -> bool:
+        if len(seen.responses) < 12:
+            return False
+        child[0].send_signal(signal.SIGKILL)  # the moment the 12th Success arrived
+        return True
+
+    env = dict(os.environ, DICOMSTATION_DIMSE_TRANSPORT=transport)
+    with Database.open(tmp_path / "db") as db:
+        seen, stop = hostile_get_scp(subs, db, after=kill_after_12)
+        try:
+            args = [sys.executable, "-c", _GET_CLIENT, str(db.root), str(seen.port)]
+            child.append(subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env))
+            _out, err = child[0].communicate(timeout=60)
+        finally:
+            stop()
+        assert child[0].returncode == -signal.SIGKILL, err
+        assert seen.errors == []
+        answered = [uid for uid, status, _c, safe in seen.responses if status == 0 and safe]
+        assert answered == uids[:12]  # each safe on disk the moment its Success arrived
+        waiting = [p for p in staged(db) if complete_staged(p)]
+        if transport == "fast":  # acknowledged, not indexed yet: complete, never renamed
+            assert len(waiting) == 12 and {p.suffix for p in waiting} == {".part"}
+            assert db.has_instances(uids) == set()
+    with Database.open(tmp_path / "db") as db:  # a new process's open: the dead one's files
+        assert db.has_instances(uids) == set(answered)
+        for uid in answered:
+            assert str(dcmread(db.instance_path(uid)).SOPInstanceUID) == uid
+        assert staged(db) == []
+        assert audit(tmp_path, db) == []

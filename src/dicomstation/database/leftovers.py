@@ -6,7 +6,12 @@ Naming convention of the staging area (shared with every writer of the package):
     A staging folder (:meth:`Database.staging_dir`) of the process ``pid``.
     While that process runs, nobody else touches the folder.
 ``*.part``
-    A file still being written; never indexed from here, removed with the folder.
+    A file still being written; never indexed from here, removed with the folder;
+    except, in a folder of purpose ``recv``, one of mode :data:`COMPLETE_PART_MODE`
+    (``0400``): a receiver sets that mode once the instance is complete and checked,
+    and fsyncs the file (data and mode) before acknowledging it. Its name was made
+    durable before (the receiver creates its names in batches and fsyncs the folder
+    once), so after a crash it is there and complete: indexed like a ``.dcm``.
 ``*.dcm`` in a folder of purpose ``recv`` (:data:`COMPLETE_PURPOSES`)
     A complete instance (written, fsynced, renamed from ``.part``) that a listener
     had not indexed yet: a later open indexes it instead of deleting it.
@@ -24,6 +29,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -33,9 +39,11 @@ from dicomstation.database.journal import recover
 from dicomstation.errors import DatabaseError
 from dicomstation.models import TransferReport
 
-__all__ = ["COMPLETE_PURPOSES", "process_alive", "sweep"]
+__all__ = ["COMPLETE_PART_MODE", "COMPLETE_PURPOSES", "process_alive", "sweep"]
 
 COMPLETE_PURPOSES = frozenset({"recv"})
+#: mode of a ``.part`` in a ``recv`` folder that is complete (written, checked, fsynced)
+COMPLETE_PART_MODE = 0o400
 _log = logging.getLogger("dicomstation.database")
 
 
@@ -66,8 +74,18 @@ def _claim(entry: Path, purpose: str) -> Path | None:
     return claimed
 
 
+def _complete(path: Path) -> bool:
+    """A complete received file: ``*.dcm``, or ``*.part`` of mode COMPLETE_PART_MODE."""
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if path.suffix == ".dcm":
+        return True
+    return path.suffix == ".part" and stat.S_IMODE(info.st_mode) == COMPLETE_PART_MODE
+
+
 def _index(folder: Path, add: Callable[[list[Path]], TransferReport]) -> None:
-    complete = sorted(p for p in folder.rglob("*.dcm") if p.is_file())
+    complete = sorted(p for p in folder.rglob("*") if _complete(p))
     if not complete:
         return
     report = add(complete)

@@ -17,12 +17,13 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from pydicom.dataset import Dataset
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 from dicomstation.database.importer import Scanned
+from dicomstation.database.leftovers import COMPLETE_PART_MODE
 from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
@@ -47,6 +48,7 @@ OUT_OF_RESOURCES = 0xA700  # Refused: Out of Resources (disk full, index failure
 DATA_SET_MISMATCH = 0xA900  # Error: Data Set does not match SOP Class (or the command)
 CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand (not DICOM, truncated, bad UID)
 _HEAD = 64 * 1024  # first bytes kept in memory: the index scan needs no second read
+_HELD = 256 * 1024  # fragments held in memory, then written at once (one writev)
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*\Z")  # PS3.5 9.1 (leading zeros tolerated)
 _EXPLICIT_SHORT = struct.Struct("<HH2sH")
@@ -149,9 +151,7 @@ class InstanceSink(Protocol):
 
     max_instance_bytes: int
 
-    def open_part(self, head: bytes) -> tuple[Path, BinaryIO]: ...
-
-    def sync_folder(self) -> None: ...
+    def open_part(self) -> tuple[Path, int]: ...
 
     def index(
         self,
@@ -220,11 +220,25 @@ def check_data_set(path: Path, head: bytes, size: int, request: StoreRequest) ->
     return result
 
 
+def _write_all(fd: int, pieces: list[bytes]) -> None:
+    """Write ``pieces`` in order (``writev``; a short write is continued)."""
+    views = [memoryview(piece) for piece in pieces]
+    while views:
+        done = os.writev(fd, views[:1024])
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+
+
 class Incoming:
     """One instance being received into a staging file; made by :meth:`Receiver.begin`.
 
     Call :meth:`write` for each fragment of the data set, then :meth:`finish` for the
-    answer to send, or :meth:`abandon` if the association ended mid-way.
+    answer to send, or :meth:`abandon` if the association ended mid-way. Fragments
+    are held in memory up to 256 KiB and written with one ``writev`` (a small
+    instance: its whole file at once), the rest as it comes.
     """
 
     def __init__(self, receiver: InstanceSink, request: StoreRequest) -> None:
@@ -233,17 +247,20 @@ class Incoming:
         self.size = 0
         self._meta_size = 0
         self._head = bytearray()
+        self._held: list[bytes] = []  # not written yet
+        self._held_bytes = 0
         self._part: Path | None = None
-        self._handle: BinaryIO | None = None
+        self._fd: int | None = None
         self._refusal: _RefusedError | None = None
         try:
             check_command(request)
             meta = _PREAMBLE + file_meta(
                 request.sop_class, request.sop_uid, request.transfer_syntax, request.source_ae
             )
-            self._part, self._handle = receiver.open_part(meta)
+            self._part, self._fd = receiver.open_part()
+            self._held.append(meta)
+            self._held_bytes = self._meta_size = len(meta)
             self._head += meta
-            self._meta_size = len(meta)
         except _RefusedError as exc:
             self._refusal = exc
         except OSError as exc:
@@ -252,7 +269,7 @@ class Incoming:
     def write(self, data: bytes | memoryview) -> None:
         """Append a fragment of the data set (discarded once the instance is refused)."""
         self.size += len(data)
-        if self._handle is None:
+        if self._fd is None:
             return
         if self.size > self.receiver.max_instance_bytes:
             self._discard()
@@ -261,55 +278,61 @@ class Incoming:
             return
         if len(self._head) < _HEAD:
             self._head += data[: _HEAD - len(self._head)]
-        try:
-            self._handle.write(data)
-        except OSError as exc:
-            self._discard()
-            self._refusal = _RefusedError(OUT_OF_RESOURCES, _os_reason(exc))
+        self._held.append(bytes(data))  # a view into the reader's buffer: copied
+        self._held_bytes += len(data)
+        if self._held_bytes >= _HELD:
+            try:
+                self._flush()
+            except OSError as exc:
+                self._discard()
+                self._refusal = _RefusedError(OUT_OF_RESOURCES, _os_reason(exc))
+
+    def _flush(self) -> None:
+        assert self._fd is not None
+        held, self._held, self._held_bytes = self._held, [], 0
+        _write_all(self._fd, held)
 
     def finish(self, *, defer: bool = False) -> StoreOutcome:
         """The data set is complete: check it, make it durable, index it; the answer.
 
-        With ``defer`` Success is answered once the file is safe on disk (its folder
-        fsynced too); the receiver indexes it later (:meth:`Receiver.drain`).
+        With ``defer`` Success is answered once the file is safe on disk; the receiver
+        indexes it later (:meth:`Receiver.drain`).
         """
         try:
             if self._refusal is not None:
                 raise self._refusal
             final, scan = self._durable()
-            if defer:
-                self._sync_folder(final)
         except _RefusedError as exc:
             self._discard()
             return self.receiver.refuse(self.request, exc.status, exc.reason)
         head = bytes(self._head)
         return self.receiver.index(final, head, self.size, self.request, defer=defer, scan=scan)
 
-    def _sync_folder(self, final: Path) -> None:
-        try:
-            self.receiver.sync_folder()
-        except OSError as exc:
-            self._part = final  # removed with the refusal: never acknowledged
-            raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
-
     def _durable(self) -> tuple[Path, Scanned]:
-        """Flush and fsync the file, check its data set, rename it ``.dcm``; its fields."""
-        assert self._handle is not None and self._part is not None
-        handle, self._handle = self._handle, None
+        """Write the rest, check the data set, mark the file complete and fsync it.
+
+        The staging file's name was made durable when the receiver created it (its
+        folder fsynced once for a batch of names), so one fsync of the file makes the
+        data and its complete mode (:data:`COMPLETE_PART_MODE`, which the next open
+        of the database indexes after a crash) durable: no rename, no folder fsync
+        per instance.
+        """
+        assert self._fd is not None and self._part is not None
         try:
-            with handle:
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._flush()
         except OSError as exc:
             raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
-        size = self._meta_size + self.size  # what the flushed handle wrote
+        size = self._meta_size + self.size  # what was written
         found = check_data_set(self._part, bytes(self._head), size, self.request)
-        final = self._part.with_suffix(".dcm")
+        fd, self._fd = self._fd, None
         try:
-            os.replace(self._part, final)
+            os.fchmod(fd, COMPLETE_PART_MODE)
+            os.fsync(fd)
         except OSError as exc:
             raise _RefusedError(OUT_OF_RESOURCES, _os_reason(exc)) from None
-        self._part = None
+        finally:
+            os.close(fd)
+        final, self._part = self._part, None
         return final, Scanned(os.fspath(final), found.fields, found.transfer_syntax, size)
 
     def abandon(self, reason: str) -> None:
@@ -318,10 +341,11 @@ class Incoming:
         self.receiver.refuse(self.request, OUT_OF_RESOURCES, reason)
 
     def _discard(self) -> None:
-        if self._handle is not None:
+        self._held, self._held_bytes = [], 0
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                self._handle.close()
-            self._handle = None
+                os.close(self._fd)
+            self._fd = None
         if self._part is not None:
             with contextlib.suppress(OSError):
                 self._part.unlink(missing_ok=True)

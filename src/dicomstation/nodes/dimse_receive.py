@@ -6,12 +6,14 @@ nothing from the network names a path) in a staging folder of the database
 encoded bytes. When its data set is complete the file is flushed to disk (fsync) and
 parsed; it is kept only when it is complete DICOM whose SOP Instance UID and SOP Class
 UID are the command's (and the class that of the presentation context), so the file
-meta agrees with the data set. It is then renamed ``.dcm`` and indexed by group
-commit: the association thread that finds no commit running indexes everything
-waiting (its own instance and those that arrived on other associations meanwhile)
-in one batch, the others wait for that batch (no thread hand-off, no waiting for
-more); a batch that fails is retried instance by instance, so a bad instance fails
-alone.
+meta agrees with the data set. It is then marked complete (mode
+:data:`~dicomstation.database.leftovers.COMPLETE_PART_MODE`, fsynced with its data;
+its name was made durable when it was created, in a batch of names whose folder is
+fsynced once) and indexed by group commit: the association thread that finds no
+commit running indexes everything waiting (its own instance and those that arrived
+on other associations meanwhile) in one batch, the others wait for that batch (no
+thread hand-off, no waiting for more); a batch that fails is retried instance by
+instance, so a bad instance fails alone.
 
 The answer is computed only then (:meth:`Incoming.finish`): Success means the row is
 committed and the file in place; anything else is a failure status with a reason
@@ -19,12 +21,13 @@ committed and the file in place; anything else is a failure status with a reason
 Success and their new copy deleted.
 
 A C-GET acknowledges sooner (``defer``): Success once the checked file is safe on
-disk (fsynced, renamed ``.dcm``, its folder fsynced), and the index is written
-later, in batches (:meth:`Receiver.drain`: when the C-GET has acknowledged 64
-instances not yet indexed, and :meth:`Receiver.wait` at its end). A process killed meanwhile leaves
-complete ``.dcm`` files in its ``recv`` staging folder, which the next open of the
-database indexes (:mod:`dicomstation.database.leftovers`); an acknowledged file that
-cannot be indexed now is kept there for that, and reported failed.
+disk (marked complete and fsynced), and the index is written later, in batches
+(:meth:`Receiver.drain`: when the C-GET has acknowledged 64 instances not yet
+indexed, and :meth:`Receiver.wait` at its end). A process killed (or a machine
+stopped) meanwhile leaves complete files in its ``recv`` staging folder, which the
+next open of the database indexes (:mod:`dicomstation.database.leftovers`); an
+acknowledged file that cannot be indexed now is kept there for that (renamed
+``.dcm``, folder fsynced), and reported failed.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
@@ -79,10 +82,9 @@ Progress = Callable[[ProgressEvent], None]
 _LOG = logging.getLogger(__name__)
 
 _BATCH = 64
+_NAMES = 16  # staging files created at once (one folder fsync makes their names durable)
 #: Default cap on one received instance: a peer cannot fill the disk with one data set.
 MAX_INSTANCE_BYTES = 4 * 1024**3
-# fragments arrive in 16 KB pieces: written in larger ones, while the rest arrives
-_WRITE_BUFFER = 256 * 1024
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Receiver:
         self._busy = threading.Condition(self._lock)
         self._active = 0  # instances between index() and their outcome
         self._dir = db.staging_dir("recv")
+        self._spare: list[tuple[Path, int]] = []  # created, durable names, not used yet
         self._started = time.perf_counter()
 
     # -- receiving (association threads) -----------------------------------------------
@@ -157,23 +160,34 @@ class Receiver:
         """Start receiving the data set announced by ``request``."""
         return Incoming(self, request)
 
-    def open_part(self, head: bytes) -> tuple[Path, BinaryIO]:
-        """A new ``.part`` file (mode 0600, named by us) in our staging folder, ``head`` first."""
-        part = self._dir / f"{next(self._names):08d}.part"
+    def open_part(self) -> tuple[Path, int]:
+        """A new empty ``.part`` file (mode 0600, named by us) whose name is durable.
+
+        Names are created :data:`_NAMES` at a time and the folder fsynced once for
+        them; the caller owns the returned descriptor.
+        """
+        with self._lock:
+            if not self._spare:
+                self._spare = self._create_names()
+            return self._spare.pop()
+
+    def _create_names(self) -> list[tuple[Path, int]]:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        made: list[tuple[Path, int]] = []
         try:
-            fd = os.open(part, flags, 0o600)
-        except FileNotFoundError:  # the folder is made with the first file
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(part, flags, 0o600)
-        handle = os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
-        try:
-            handle.write(head)
+            for _ in range(_NAMES):
+                part = self._dir / f"{next(self._names):08d}.part"
+                try:
+                    made.append((part, os.open(part, flags, 0o600)))
+                except FileNotFoundError:  # the folder is made with the first file
+                    self._dir.mkdir(parents=True, exist_ok=True)
+                    made.append((part, os.open(part, flags, 0o600)))
+            self.sync_folder()
         except BaseException:
-            handle.close()
-            part.unlink(missing_ok=True)
+            _release(made)
             raise
-        return part, handle
+        made.reverse()  # popped in name order
+        return made
 
     def sync_folder(self) -> None:
         """Make the renames in our staging folder durable (fsync of the folder)."""
@@ -329,6 +343,7 @@ class Receiver:
                 reason = result.comment
                 if job.deferred:  # acknowledged: kept for the next open to index
                     reason = f"acknowledged, not indexed (kept in {job.path.parent.name}): {reason}"
+                    self._keep(job)
                 else:
                     with contextlib.suppress(OSError):
                         job.path.unlink(missing_ok=True)
@@ -344,6 +359,15 @@ class Receiver:
                     phase = Phase.PROGRESS if result == "ok" else Phase.SKIPPED
                     self._emit(phase, done, job.request.sop_uid)
                 job.outcome = StoreOutcome(SUCCESS)
+
+    def _keep(self, job: _Job) -> None:
+        """An acknowledged file not indexed: named ``.dcm`` (a failed move into the
+        store may have changed its mode), durably, for the next open to index."""
+        try:
+            os.replace(job.path, job.path.with_suffix(".dcm"))
+            self.sync_folder()
+        except OSError as exc:
+            _LOG.warning("%s: cannot keep %s: %s", self.operation, job.path.name, exc)
 
     # -- results ----------------------------------------------------------------------
     def wait(self) -> None:
@@ -379,6 +403,18 @@ class Receiver:
     def finish(self) -> TransferReport:
         """Wait until everything received is indexed, remove the staging folder."""
         self.wait()
+        with self._lock:
+            spare, self._spare = self._spare, []
+        _release(spare)
         with contextlib.suppress(OSError):
             self._dir.rmdir()
         return self.report()
+
+
+def _release(names: list[tuple[Path, int]]) -> None:
+    """Close and remove staging files that were never used."""
+    for part, fd in names:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            part.unlink()
