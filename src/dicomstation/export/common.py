@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from dicomstation.errors import ExportError, InvalidDicomError, LoadError
 from dicomstation.export.encode import encode_file
 from dicomstation.export.iod import drop_invalid_empty
+from dicomstation.volumes.fastdataset import read_header
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -141,7 +142,7 @@ class SourceSeries:
         datasets = []
         for path in files:
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                ds = read_header(path)  # what dcmread(path, stop_before_pixels=True) makes
             except (pydicom.errors.InvalidDicomError, OSError, EOFError) as exc:
                 raise InvalidDicomError(str(path), str(exc)) from exc
             datasets.append(_sanitized(ds, copy=False))

@@ -1,0 +1,77 @@
+"""read_header makes what pydicom.dcmread(path, stop_before_pixels=True) makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomstation.volumes.fastdataset import _GiveUpError, _read, read_header
+from tests.volumes.synth import make_series
+
+DATA = Path("../shared/data")
+
+
+def _state(ds: Dataset) -> dict[str, Any]:
+    """Every attribute of the dataset object but its elements and file meta."""
+    return {k: v for k, v in vars(ds).items() if k not in ("_dict", "file_meta")}
+
+
+def _assert_same(ours: Dataset, theirs: Dataset, where: object) -> None:
+    assert type(ours) is type(theirs), where
+    assert _state(ours) == _state(theirs), where
+    assert list(ours._dict) == list(theirs._dict), where
+    for tag, element in theirs._dict.items():
+        assert ours._dict[tag] == element, (where, tag)
+    if hasattr(theirs, "file_meta"):
+        _assert_same(ours.file_meta, theirs.file_meta, (where, "file meta"))
+
+
+def _fast(path: Path) -> Dataset | None:
+    try:
+        return _read(str(path))
+    except _GiveUpError:
+        return None
+
+
+def test_synthetic_series(tmp_path: Path) -> None:
+    for path in sorted(make_series(tmp_path))[:3]:
+        ours = _fast(path)
+        assert ours is not None
+        theirs = pydicom.dcmread(path, stop_before_pixels=True)
+        _assert_same(ours, theirs, path)
+        assert ours == theirs  # every value decoded
+        _assert_same(ours, theirs, path)  # and the same elements decoded
+
+
+def test_not_dicom_is_refused_as_pydicom_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "not.dcm"
+    path.write_bytes(b"\x00" * 200)
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        read_header(path)
+
+
+@pytest.mark.shared
+def test_shared_data_files() -> None:
+    if not DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    paths = sorted(p for p in DATA.rglob("*") if p.is_file() and p.stat().st_size <= 300_000)
+    fast = 0
+    for path in paths[:: max(1, len(paths) // 60)]:
+        try:
+            theirs = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # not DICOM: read_header raises too
+            with pytest.raises(Exception):  # noqa: B017
+                read_header(path)
+            continue
+        ours = _fast(path)
+        if ours is None:
+            continue
+        fast += 1
+        _assert_same(ours, theirs, path)
+        assert ours == theirs, path
+        _assert_same(ours, theirs, path)
+    assert fast > 25, fast
