@@ -19,7 +19,8 @@ def test_a_failed_fetch_job_is_listed_after_a_restart_and_resumes() -> None:
         assert isinstance(demo, DicomWebServer)
         down = replace(demo, name="mirror", url=f"http://127.0.0.1:{free_port()}/dicom-web")
         Settings.load(ws.settings_path).with_server(down).save(ws.settings_path)
-        studies = env.pacs.find(Query(Level.STUDY))
+        # two studies: each item retries its requests, then itself, with backoff (~12 s)
+        studies = env.pacs.find(Query(Level.STUDY))[:2]
         job = ws.fetch("mirror", [(s.study_uid, []) for s in studies])  # type: ignore[union-attr]
         failed = ws.jobs.wait(job.id, timeout=120)
         assert failed.state == "failed" and "mirror" in failed.message
