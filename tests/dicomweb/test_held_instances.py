@@ -12,6 +12,7 @@ names every target, so none is an orphan, and no row points at a partial file.
 
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -156,3 +157,32 @@ def test_large_parts_are_staged_and_indexed_from_their_scanned_heads(
         assert isinstance(row, InstanceRef) and row.series_uid == study + ".1"
         assert (row.sop_class_uid, row.instance_number) == (sent.SOPClassUID, sent.InstanceNumber)
     assert not any(p.is_file() for p in (db.root / "incoming").rglob("*"))
+
+
+_FIRST_SCAN = """
+import sys
+from pathlib import Path
+from dicomstation.database.scanner import scan_bytes
+before = set(sys.modules)
+found = scan_bytes(Path(sys.argv[1]).read_bytes(), "slice")
+assert found.fields["PatientName"], found.fields
+new = set(sys.modules) - before
+print(sorted(m for m in new if "codec" in m or m.startswith("encodings.")))
+"""
+
+
+def test_first_scan_of_a_process_imports_no_codec_it_does_not_use(tmp_path: Path) -> None:
+    # a fetch runs in many short processes (pipeline tasks): checking every character
+    # set's codec on the first scan imported ~20 modules (~30 ms) into each of them
+    (source,) = write_ct_series(tmp_path / "src", 1, size=16)
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_SCAN, str(source)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+        check=True,
+    )
+    imported = ast.literal_eval(done.stdout.strip())
+    assert not [m for m in imported if m.startswith("_codecs_") or "multibyte" in m], imported
+    assert len(imported) <= 3, imported  # the slice's own (latin_1) and what pydicom needs

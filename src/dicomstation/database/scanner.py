@@ -164,19 +164,18 @@ def _walk(
     return pos
 
 
-@functools.cache
-def _ascii_safe() -> frozenset[str]:
-    """Python encodings of DICOM character sets that decode ASCII (without ESC) as ASCII.
+@functools.lru_cache(maxsize=64)
+def _ascii_safe(encoding: str) -> bool:
+    """True if ``encoding`` (one of pydicom's for a DICOM character set) decodes ASCII as ASCII.
 
-    For those, an ASCII value decodes to the same string as through pydicom's
-    ``decode_bytes`` (which decodes a value without ESC with the first encoding),
-    so most values skip pydicom; checked here against every encoding pydicom maps.
+    For those, an ASCII value (without ESC) decodes to the same string as through
+    pydicom's ``decode_bytes`` (which decodes a value without ESC with the first
+    encoding), so most values skip pydicom. Checked per encoding met, not for
+    every encoding pydicom maps at once: that imported some 20 codec modules
+    (CJK included, ~30 ms) on the first scan of every process.
     """
-    from pydicom.charset import default_encoding, python_encoding
-
     sample = bytes(b for b in range(0x80) if b != 0x1B)
-    names = {*python_encoding.values(), default_encoding}
-    return frozenset(e for e in names if sample.decode(e) == sample.decode("ascii"))
+    return sample.decode(encoding) == sample.decode("ascii")
 
 
 @functools.lru_cache(maxsize=64)
@@ -205,7 +204,7 @@ def _decode(raw: bytes, kind: str, encodings: tuple[str, ...]) -> Any:
     text = raw.rstrip(b"\x00 ").lstrip(b" ")
     if kind == "uid":
         return text.decode("ascii", "replace")
-    if text.isascii() and b"\x1b" not in text and encodings[0] in _ascii_safe():
+    if text.isascii() and b"\x1b" not in text and _ascii_safe(encodings[0]):
         decoded = text.decode("ascii")
     else:
         decoded = _decode_text(text, encodings, kind == "pn")
