@@ -68,13 +68,13 @@ def test_what_it_does_not_handle_goes_to_pydicom(ct: SourceSeries) -> None:
 
 @pytest.mark.shared
 def test_real_files_as_read_and_decoded() -> None:
-    """Files of ../shared/data (up to 256 kB, 50 of them): as read (raw elements written as
+    """Files of ../shared/data (up to 256 kB, 30 of them): as read (raw elements written as
     read), and with every element decoded on a copy stripped of its original encoding."""
     if not DATA.is_dir():
         pytest.skip("../shared/data is absent")
     paths = sorted(p for p in DATA.rglob("*") if p.is_file() and p.stat().st_size <= 256_000)
     fast = compared = 0
-    for path in paths[:: max(1, len(paths) // 50)]:
+    for path in paths[:: max(1, len(paths) // 30)]:
         try:
             ds = pydicom.dcmread(path)
         except Exception:
@@ -95,4 +95,4 @@ def test_real_files_as_read_and_decoded() -> None:
             if ours is not None:
                 fast += 1
                 assert ours == theirs, path
-    assert compared > 60 and fast > 40, (compared, fast)
+    assert compared > 40 and fast > 30, (compared, fast)
