@@ -13,7 +13,9 @@ sequence, a value too long for its VR's length field, values of types pydicom wo
 convert in some other way, text the character set could encode differently, an
 exception of any kind) makes the whole file go through ``save_as``: the bytes are
 pydicom's in every case (tests/export/test_encode.py compares them on every export
-kind and on every file of ../shared/data). Nothing global is changed.
+kind and on files of ../shared/data). Nothing global is changed. The rules are pydicom
+3.0's (checked on 3.0.2): on another version (:data:`AVAILABLE` False) every file goes
+through ``save_as``. docs/upstream/pydicom.md has the upstream proposal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import date, datetime, time
 from io import BufferedIOBase
 from typing import Any
 
+import pydicom
 from pydicom.charset import convert_encodings, encode_string
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -36,7 +39,11 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 
-__all__ = ["encode_file"]
+__all__ = ["AVAILABLE", "encode_file"]
+
+#: The rules mirrored are pydicom 3.0's writer's (checked on 3.0.2); another version
+#: writes every file through pydicom itself.
+AVAILABLE = pydicom.__version__.startswith("3.0.")
 
 
 class _UnsupportedError(Exception):
@@ -65,12 +72,14 @@ def encode_file(ds: Dataset) -> bytes:
 
     Raises what ``save_as`` raises for a data set it cannot write.
     """
-    try:
-        return _encode(ds)
-    except Exception:
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        return buffer.getvalue()
+    if AVAILABLE:
+        try:
+            return _encode(ds)
+        except Exception:  # any doubt: pydicom writes it (and raises its own error)
+            pass
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def _encode(ds: Dataset) -> bytes:

@@ -12,7 +12,9 @@ are decoded later by pydicom exactly as from a pydicom read. Anything else (no D
 prefix, another transfer syntax, an undefined length, a VR pydicom does not know, a
 command set, a file meta group length that does not match, a truncated value, a first
 element pydicom's implicit-VR heuristic would question) is read by ``dcmread`` itself.
-tests/volumes/test_fastdataset.py compares both on the files of ../shared/data.
+tests/volumes/test_fastdataset.py compares both on files of ../shared/data. What is
+mirrored is pydicom 3.0's reader (checked on 3.0.2): on another version (:data:`AVAILABLE`
+False) every header is read by ``dcmread``. docs/upstream/pydicom.md has the proposal.
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
-__all__ = ["read_header"]
+__all__ = ["AVAILABLE", "read_header"]
+
+#: What is mirrored is pydicom 3.0's reader (checked on 3.0.2); another version reads
+#: every header through dcmread.
+AVAILABLE = pydicom.__version__.startswith("3.0.")
 
 _FIRST = 64 * 1024
 _ELEMENT = struct.Struct("<HH2sH")
@@ -60,10 +66,12 @@ class _ShortError(Exception):
 
 def read_header(path: Path | str) -> FileDataset:
     """``pydicom.dcmread(path, stop_before_pixels=True)``, made faster for plain files."""
-    try:
-        return _read(os.fspath(path))
-    except Exception:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+    if AVAILABLE:
+        try:
+            return _read(os.fspath(path))
+        except Exception:  # any doubt (or error): pydicom reads it, and raises
+            pass
+    return pydicom.dcmread(path, stop_before_pixels=True)
 
 
 def _read(path: str) -> FileDataset:
