@@ -26,6 +26,7 @@ It relies on pynetdicom 3.0 internals (``dul._is_transport_event``,
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -223,8 +224,10 @@ class Exchange:
         # a storage SCP answers once indexed
         outcome = store.incoming.finish(defer=not self.serving)
         self._respond(store, outcome)
+        with contextlib.suppress(OSError):  # a failure shows with the next instance
+            self.receiver.make_names()
         if not self.serving and self.receiver.backlog() >= _MAX_BACKLOG:
-            self.receiver.drain()  # the rest when the C-GET ends (Receiver.wait)
+            self.receiver.drain_soon()  # the rest when the C-GET ends (Receiver.wait)
 
     def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
         fields = {

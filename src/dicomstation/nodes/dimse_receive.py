@@ -33,7 +33,6 @@ acknowledged file that cannot be indexed now is kept there for that (renamed
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import threading
@@ -58,6 +57,7 @@ from dicomstation.nodes.dimse_instance import (
     printable,
     valid_uid,
 )
+from dicomstation.nodes.dimse_names import StagingNames, sync_folder
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -82,7 +82,7 @@ Progress = Callable[[ProgressEvent], None]
 _LOG = logging.getLogger(__name__)
 
 _BATCH = 64
-_NAMES = 16  # staging files created at once (one folder fsync makes their names durable)
+_MAX_BACKLOG = 4 * _BATCH  # acknowledged, not indexed yet: at most (their heads in memory)
 #: Default cap on one received instance: a peer cannot fill the disk with one data set.
 MAX_INSTANCE_BYTES = 4 * 1024**3
 
@@ -146,13 +146,14 @@ class Receiver:
         self.expected = expected
         self._lock = threading.Lock()
         self._tally = _Tally()
-        self._names = itertools.count(1)
         self._pending: list[_Job] = []
         self._commit = threading.Lock()  # held by the thread committing a batch
         self._busy = threading.Condition(self._lock)
         self._active = 0  # instances between index() and their outcome
         self._dir = db.staging_dir("recv")
-        self._spare: list[tuple[Path, int]] = []  # created, durable names, not used yet
+        self._names = StagingNames(self._dir)
+        self._drainer: threading.Thread | None = None  # indexing full batches (drain_soon)
+        self._drain_error: BaseException | None = None
         self._started = time.perf_counter()
 
     # -- receiving (association threads) -----------------------------------------------
@@ -161,41 +162,13 @@ class Receiver:
         return Incoming(self, request)
 
     def open_part(self) -> tuple[Path, int]:
-        """A new empty ``.part`` file (mode 0600, named by us) whose name is durable.
+        """A new empty ``.part`` file whose name is durable (:mod:`dimse_names`)."""
+        return self._names.take()
 
-        Names are created :data:`_NAMES` at a time and the folder fsynced once for
-        them; the caller owns the returned descriptor.
-        """
-        with self._lock:
-            if not self._spare:
-                self._spare = self._create_names()
-            return self._spare.pop()
-
-    def _create_names(self) -> list[tuple[Path, int]]:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        made: list[tuple[Path, int]] = []
-        try:
-            for _ in range(_NAMES):
-                part = self._dir / f"{next(self._names):08d}.part"
-                try:
-                    made.append((part, os.open(part, flags, 0o600)))
-                except FileNotFoundError:  # the folder is made with the first file
-                    self._dir.mkdir(parents=True, exist_ok=True)
-                    made.append((part, os.open(part, flags, 0o600)))
-            self.sync_folder()
-        except BaseException:
-            _release(made)
-            raise
-        made.reverse()  # popped in name order
-        return made
-
-    def sync_folder(self) -> None:
-        """Make the renames in our staging folder durable (fsync of the folder)."""
-        fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def make_names(self) -> None:
+        """Create the next batch of staging files now if none is left (after an answer,
+        while the peer prepares its next instance, rather than when it arrives)."""
+        self._names.prepare()
 
     def index(
         self,
@@ -289,15 +262,54 @@ class Receiver:
         """How many received instances wait to be indexed."""
         return len(self._pending)
 
-    def drain(self) -> None:
-        """Index every queued instance now (those acknowledged before indexing)."""
+    def drain(self, *, full_only: bool = False) -> None:
+        """Index every queued instance now (those acknowledged before indexing).
+
+        With ``full_only``, only batches of 64: what is left waits for the next call.
+        """
         with self._commit:
             while True:
                 with self._lock:
+                    if full_only and len(self._pending) < _BATCH:
+                        return
                     batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
                 if not batch:
                     return
                 self._commit_batch(batch)
+
+    def drain_soon(self) -> None:
+        """Index full batches on a background thread (one at a time), while the peer works.
+
+        The C-GET thread waits for the peer's next sub-operation most of the time;
+        indexing then, on the other core, takes it off the exchange's critical path.
+        An error of that thread is raised here or by :meth:`wait`.
+        """
+        self._raise_drain_error()
+        with self._lock:
+            running = self._drainer is not None and self._drainer.is_alive()
+            backlog = len(self._pending)
+        if running and backlog >= _MAX_BACKLOG:  # the index falls behind: wait for it
+            self.drain(full_only=True)
+            return
+        with self._lock:
+            if running or len(self._pending) < _BATCH:
+                return
+            self._drainer = threading.Thread(
+                target=self._drain_full, name="dicomstation-index", daemon=True
+            )
+            drainer = self._drainer
+        drainer.start()
+
+    def _drain_full(self) -> None:
+        try:
+            self.drain(full_only=True)
+        except BaseException as exc:  # raised in the receiving thread (drain_soon, wait)
+            self._drain_error = exc
+
+    def _raise_drain_error(self) -> None:
+        error, self._drain_error = self._drain_error, None
+        if error is not None:
+            raise error
 
     def _commit_batch(self, batch: list[_Job]) -> None:
         """Index ``batch`` (call with the commit lock); every job gets an outcome."""
@@ -365,16 +377,20 @@ class Receiver:
         store may have changed its mode), durably, for the next open to index."""
         try:
             os.replace(job.path, job.path.with_suffix(".dcm"))
-            self.sync_folder()
+            sync_folder(self._dir)
         except OSError as exc:
             _LOG.warning("%s: cannot keep %s: %s", self.operation, job.path.name, exc)
 
     # -- results ----------------------------------------------------------------------
     def wait(self) -> None:
         """Block until every instance received so far is indexed (or refused)."""
+        drainer = self._drainer
+        if drainer is not None:
+            drainer.join()
         self.drain()
         with self._busy:
             self._busy.wait_for(lambda: self._active == 0)
+        self._raise_drain_error()
 
     def report(self) -> TransferReport:
         """What was received so far (call :meth:`wait` first for a complete picture)."""
@@ -403,18 +419,7 @@ class Receiver:
     def finish(self) -> TransferReport:
         """Wait until everything received is indexed, remove the staging folder."""
         self.wait()
-        with self._lock:
-            spare, self._spare = self._spare, []
-        _release(spare)
+        self._names.release()
         with contextlib.suppress(OSError):
             self._dir.rmdir()
         return self.report()
-
-
-def _release(names: list[tuple[Path, int]]) -> None:
-    """Close and remove staging files that were never used."""
-    for part, fd in names:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            part.unlink()
