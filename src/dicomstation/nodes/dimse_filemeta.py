@@ -13,6 +13,7 @@ pydicom's reader, which names the problem.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +34,13 @@ _SOP_CLASS, _SOP_INSTANCE, _TRANSFER_SYNTAX = 0x0002, 0x0003, 0x0010
 
 @dataclass(frozen=True)
 class FileMeta:
-    """What a file's meta group says, and where its data set starts."""
+    """What a file's meta group says, where its data set starts, the file's size."""
 
     sop_class: str
     sop_instance: str
     transfer_syntax: str
     offset: int
+    size: int = -1
 
 
 def _text(raw: bytes) -> str:
@@ -47,8 +49,12 @@ def _text(raw: bytes) -> str:
 
 def read_file_meta(path: Path) -> FileMeta | None:
     """The file's meta group, or None when pydicom's reader should decide."""
-    with open(path, "rb") as handle:
-        head = handle.read(_BLOCK)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # no buffered reader: one read
+    try:
+        head = os.read(fd, _BLOCK)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
     if head[_PREFIX_AT : _PREFIX_AT + 4] != b"DICM":
         return None
     fields: dict[int, bytes] = {}
@@ -76,4 +82,4 @@ def read_file_meta(path: Path) -> FileMeta | None:
         return None
     if not all(values):
         return None
-    return FileMeta(values[0], values[1], values[2], pos)
+    return FileMeta(values[0], values[1], values[2], pos, size)

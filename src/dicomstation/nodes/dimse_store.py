@@ -44,7 +44,7 @@ from dicomstation.models import Phase, ProgressEvent, TransferReport
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse_assoc import MAX_CONTEXTS, open_association
 from dicomstation.nodes.dimse_errors import aborted, check_status, socket_error
-from dicomstation.nodes.dimse_fastsend import StoreChannel
+from dicomstation.nodes.dimse_fastsend import SUCCESS, StoreChannel
 from dicomstation.nodes.dimse_filemeta import read_file_meta
 from dicomstation.nodes.dimse_pdu import own_socket
 from dicomstation.nodes.dimse_sendruns import MAX_ASSOCIATIONS, Relay, fail_unsent, split_runs
@@ -78,7 +78,7 @@ def scan_outgoing(paths: Iterable[Path]) -> tuple[list[Outgoing], dict[str, str]
     items: list[Outgoing] = []
     failed: dict[str, str] = {}
     for raw in paths:
-        path = Path(raw)
+        path = raw if isinstance(raw, Path) else Path(raw)
         try:
             items.append(_describe(path))
         except (OSError, PydicomInvalidDicomError, AttributeError, ValueError) as exc:
@@ -90,16 +90,11 @@ def _describe(path: Path) -> Outgoing:
     """One file's meta group: our quick reader (dimse_filemeta), else pydicom's."""
     fast = read_file_meta(path)
     if fast is not None:
-        meta = (fast.sop_class, fast.sop_instance, fast.transfer_syntax, fast.offset)
-    else:
-        ds, offset = split_dataset(path)
-        meta = (
-            str(ds.MediaStorageSOPClassUID),
-            str(ds.MediaStorageSOPInstanceUID),
-            str(ds.TransferSyntaxUID),
-            offset,
-        )
-    sop_class, sop_uid, syntax, offset = meta
+        classes = (fast.sop_class, fast.sop_instance, fast.transfer_syntax)
+        return Outgoing(path, *classes, fast.size, fast.offset)
+    ds, offset = split_dataset(path)
+    sop_class, sop_uid = str(ds.MediaStorageSOPClassUID), str(ds.MediaStorageSOPInstanceUID)
+    syntax = str(ds.TransferSyntaxUID)
     return Outgoing(path, sop_class, sop_uid, syntax, path.stat().st_size, offset)
 
 
@@ -142,6 +137,7 @@ class _SendState:
     warnings: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
     broken: bool = False
+    items: list[Outgoing] = field(default_factory=list)  # the run's sendable files
 
     def emit(self, phase: Phase, uid: str | None, message: str = "") -> None:
         if self.progress is not None:
@@ -195,6 +191,10 @@ def _send_one(
             f"{state.server.name} accepted no presentation context for SOP class "
             f"{item.sop_class} in transfer syntax {item.transfer_syntax} ({item.path})"
         )
+        return
+    if status is SUCCESS:  # the fast channel's plain Success: no status mapping needed
+        state.succeeded.append(item.sop_uid)
+        state.nbytes += item.size
         return
     if not status and not assoc.is_established and assoc.is_aborted:
         raise aborted(server=state.server.name, operation="C-STORE", uid=item.sop_uid)
@@ -327,13 +327,13 @@ def send_files(
     if not 1 <= associations <= MAX_ASSOCIATIONS:
         raise ConfigError(f"associations={associations}: expected 1 to {MAX_ASSOCIATIONS}")
     started = time.perf_counter()
-    items, unreadable = scan_outgoing(paths)
-    total = len(items) + len(unreadable)
-    runs = split_runs(items, associations)
-    states = [_SendState(server, total, None, cancel) for _ in runs] or [
-        _SendState(server, total, None, cancel)
+    files = list(paths)
+    # each association's thread reads the file meta of its own run: the reading
+    # overlaps with the other runs' sending instead of delaying every one
+    runs = split_runs(files, associations)
+    states = [_SendState(server, len(files), None, cancel) for _ in runs] or [
+        _SendState(server, len(files), None, cancel)
     ]
-    states[0].failed.update(unreadable)
     relay = Relay(states, progress)
     relay.emit(Phase.STARTED)
     if len(runs) <= 1:
@@ -347,7 +347,7 @@ def send_files(
         first = next((e for e in errors if e is not None), None)
         if first is not None and not any(s.succeeded for s in states):
             raise first
-        fail_unsent(runs, states, errors)
+        fail_unsent([s.items for s in states], states, errors)
     relay.emit(Phase.DONE)
     return TransferReport(
         "C-STORE",
@@ -360,6 +360,8 @@ def send_files(
     )
 
 
-def _send_run(run: list[Outgoing], state: _SendState) -> None:
-    for group in _groups(run):
+def _send_run(run: list[Path], state: _SendState) -> None:
+    state.items, unreadable = scan_outgoing(run)
+    state.failed.update(unreadable)
+    for group in _groups(state.items):
         _send_with_retries(group, state)
