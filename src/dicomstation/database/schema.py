@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from dicomstation.database.private import touch_private
+from dicomstation.database.wal import connect_wal
 from dicomstation.errors import DatabaseError
 
 __all__ = ["BUSY_TIMEOUT", "SCHEMA_VERSION", "connect", "migrate"]
@@ -155,12 +156,9 @@ def connect(index: Path) -> sqlite3.Connection:
     Errors are raised as they come (``sqlite3.Error``, ``OSError``, :class:`DatabaseError`).
     """
     touch_private(index)
-    conn = sqlite3.connect(
-        index, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT
-    )
+    conn = connect_wal(index, timeout=BUSY_TIMEOUT, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         migrate(conn, str(index.parent))

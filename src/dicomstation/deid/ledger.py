@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from dicomstation.database.wal import connect_wal
 from dicomstation.errors import DatabaseError
 
 __all__ = ["Ledger"]
@@ -59,8 +60,7 @@ class Ledger:
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn = connect_wal(self.path, timeout=30.0)
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise DatabaseError(f"re-identification ledger {self.path}: {exc}") from None

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dicomstation.database.wal import connect_wal
 from dicomstation.errors import DatabaseError, NotFoundError
 from dicomstation.pipeline.model import StepRecord, StepState, WorkItem
 
@@ -99,8 +100,7 @@ class Ledger:
         where = Path(path).expanduser().resolve()
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = connect_wal(where, timeout=30.0, check_same_thread=False)
             # WAL + NORMAL: a killed process loses nothing committed; a power cut may lose the
             # last records, and then the rerun redoes those items (outputs are idempotent).
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -26,8 +26,9 @@ from typing import Any
 
 from pydicom.uid import generate_uid
 
+from dicomstation.database.wal import connect_wal
 from dicomstation.dicomjson import tag_hex
-from dicomstation.errors import DicomStationError
+from dicomstation.errors import DatabaseError, DicomStationError
 
 __all__ = ["GLOBAL_SUBSCRIPTION", "UPS_NAME", "UpsError", "UpsEvent", "UpsState", "UpsStore"]
 
@@ -106,17 +107,17 @@ class UpsStore:
         self.path = path
         self.lease_seconds = lease_seconds
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
         try:
-            con.executescript(_SCHEMA)
-        finally:
-            con.close()
+            con = self._connect()
+            try:
+                con.executescript(_SCHEMA)
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open the UPS store {path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=30000")
-        return con
+        return connect_wal(self.path, timeout=30.0)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
