@@ -23,13 +23,13 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dicomstation.database.importer import Scanned, expand_paths, make_room, scan_files
+from dicomstation.database.batches import Scans, run_batches
+from dicomstation.database.importer import Scanned, expand_paths, scan_files
 from dicomstation.database.ingest import (
     Mode,
     delete_rows,
@@ -41,10 +41,16 @@ from dicomstation.database.journal import Journal
 from dicomstation.database.leftovers import sweep
 from dicomstation.database.matching import conditions
 from dicomstation.database.private import database_error, make_private_dirs, staging_full
-from dicomstation.database.records import LEVEL_SQL, row_to_ref
+from dicomstation.database.records import (
+    CACHE_HEADER,
+    HEADER_ROWS,
+    LEVEL_SQL,
+    first_row,
+    row_to_ref,
+)
 from dicomstation.database.schema import connect
-from dicomstation.errors import DiskFullError, NotFoundError
-from dicomstation.models import Level, Phase, ProgressEvent, Query, TransferReport
+from dicomstation.errors import NotFoundError
+from dicomstation.models import Level, ProgressEvent, Query, TransferReport
 
 if TYPE_CHECKING:
     from dicomstation.nodes.base import CancelToken, Ref
@@ -215,59 +221,28 @@ class Database:
         heads: Mapping[str, bytes] | None = None,
         known: Mapping[str, Scanned] | None = None,
     ) -> TransferReport:
-        started = time.perf_counter()
         # only copies are staged; moved and referenced files need no folder (and
         # add_files runs once per small batch of a transfer: no mkdir/rmtree each time)
         staging = self.staging_dir("import") if mode is Mode.COPY else None
-        ok: list[str] = []
-        skipped: list[str] = []
-        failed: dict[str, str] = {}
-        nbytes = 0
         try:
             if known is not None:  # scanned by their writer: one batch, nothing read
-                scans = (batch for batch in ([known[s] for s in sources],))
+                scans: Scans = (batch for batch in ([known[s] for s in sources],))
             else:
                 scans = scan_files(sources, str(staging) if staging else None, workers, heads)
-            for batch in scans:
-                if cancel is not None and cancel.cancelled:
-                    break
-                result, full = self._insert_staged(batch, mode, scans, staging)
-                if full:
-                    raise staging_full(self.root, len(ok) + len(result.succeeded), len(sources))
-                ok += result.succeeded
-                skipped += result.skipped
-                failed.update(result.failed)
-                nbytes += result.bytes_transferred
-                if progress is not None:
-                    done = len(ok) + len(skipped) + len(failed)
-                    progress(ProgressEvent(operation, Phase.PROGRESS, done, len(sources), nbytes))
+            return run_batches(
+                scans,
+                self._insert,
+                mode,
+                staging,
+                operation=operation,
+                total=len(sources),
+                progress=progress,
+                cancel=cancel,
+                disk_full=lambda done: staging_full(self.root, done, len(sources)),
+            )
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-        report = TransferReport(
-            operation, tuple(ok), tuple(skipped), failed, {}, nbytes, time.perf_counter() - started
-        )
-        if progress is not None:
-            progress(ProgressEvent(operation, Phase.DONE, len(sources), len(sources), nbytes))
-        return report
-
-    def _insert_staged(
-        self,
-        batch: list[Scanned],
-        mode: Mode,
-        scans: Generator[list[Scanned], None, None],
-        staging: Path | None,
-    ) -> tuple[TransferReport, bool]:
-        """Insert a batch, making room on a full disk; True if the import must stop there."""
-        full = any(s.disk_full for s in batch)
-        if full and staging is not None:
-            batch = make_room(batch, scans, staging)
-        try:
-            return self._insert(batch, mode), full
-        except DiskFullError:
-            if full or staging is None:
-                raise
-        return self._insert(make_room(batch, scans, staging), mode), True  # copies took it
 
     def _insert(self, batch: list[Scanned], mode: Mode) -> TransferReport:
         with self._lock:
@@ -396,29 +371,19 @@ class Database:
         uncached header is not made: those tags are read from the file alone."""
         if tags is None:
             return self._headers(f"{_UID_COLUMN[level]} = ?", (uid,), uid, " LIMIT 1")[0]
-        from dicomstation.database.headers import header_tags
-
         with self._lock:
-            row = self._conn.execute(
-                "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
-                f" ON se.series_uid = i.series_uid WHERE {_UID_COLUMN[level]} = ?"
-                " ORDER BY se.series_number, i.instance_number LIMIT 1",
-                (uid,),
-            ).fetchone()
+            row = first_row(self._conn, _UID_COLUMN[level], uid)
         if row is None:
             raise NotFoundError(f"{uid} is not in the database {self.root}")
+        from dicomstation.database.headers import header_tags
+
         return header_tags(row, tags)
 
     def _headers(
         self, where: str, params: Sequence[object], uid: str, limit: str = ""
     ) -> list[Mapping[str, Any]]:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
-                f" ON se.series_uid = i.series_uid WHERE {where}"
-                " ORDER BY se.series_number, i.instance_number" + limit,
-                params,
-            ).fetchall()
+            rows = self._conn.execute(HEADER_ROWS.format(where=where) + limit, params).fetchall()
         if not rows:
             raise NotFoundError(f"{uid} is not in the database {self.root}")
         from dicomstation.database.headers import load_headers  # pydicom: only with headers
@@ -426,9 +391,7 @@ class Database:
         headers, fresh = load_headers(rows)
         if fresh:
             with self._lock:
-                self._conn.executemany(
-                    "UPDATE instances SET header_json = ? WHERE sop_uid = ?", fresh
-                )
+                self._conn.executemany(CACHE_HEADER, fresh)
         return headers
 
     # -- delete --------------------------------------------------------------------

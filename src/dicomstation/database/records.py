@@ -7,7 +7,7 @@ from typing import Any
 
 from dicomstation.models import InstanceRef, Level, PatientRef, SeriesRef, StudyRef
 
-__all__ = ["LEVEL_SQL", "person_name", "row_to_ref"]
+__all__ = ["CACHE_HEADER", "HEADER_ROWS", "LEVEL_SQL", "first_row", "person_name", "row_to_ref"]
 
 _PATIENT_COLS = "p.patient_id, p.patient_name, p.birth_date, p.sex"
 _STUDY_COLS = (
@@ -127,3 +127,21 @@ def row_to_ref(row: sqlite3.Row, level: Level) -> PatientRef | StudyRef | Series
     if level is Level.SERIES:
         return SeriesRef.from_json(obj)
     return InstanceRef.from_json(obj)
+
+
+#: The instances' cached headers (``where`` filled in), in series and instance order.
+HEADER_ROWS = (
+    "SELECT i.sop_uid, i.path, i.header_json FROM instances i JOIN series se"
+    " ON se.series_uid = i.series_uid WHERE {where}"
+    " ORDER BY se.series_number, i.instance_number"
+)
+#: Stores headers made on first request: ``(header_json, sop_uid)`` rows.
+CACHE_HEADER = "UPDATE instances SET header_json = ? WHERE sop_uid = ?"
+
+
+def first_row(conn: sqlite3.Connection, column: str, uid: str) -> sqlite3.Row | None:
+    """The header row of the first instance whose ``column`` is ``uid`` (None: none)."""
+    row: sqlite3.Row | None = conn.execute(
+        HEADER_ROWS.format(where=f"{column} = ?") + " LIMIT 1", (uid,)
+    ).fetchone()
+    return row
