@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom.dsutils import split_dataset
 
 from dicomstation.config import LocalNodeConfig
@@ -28,6 +30,7 @@ from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.dimse import DimseNode
 from tests.dimse.conftest import orthanc_server, sop_uid, varied_files
 from tests.peers import OrthancServer, free_port
+from tests.synth import write_ct_series
 
 pytestmark = pytest.mark.orthanc
 
@@ -160,6 +163,29 @@ def test_get_into_database_byte_identical_then_skips(
     assert not list((db.root / "incoming").rglob("*.dcm"))
     again = node.retrieve(study, into=db)
     assert again.succeeded == () and len(again.skipped) == len(loaded)
+
+
+def test_get_of_implicit_vr_instances_arrives_as_stored(
+    clean_orthanc: OrthancServer, node: DimseNode, db: Database, tmp_path: Path
+) -> None:
+    """Instances stored in Implicit VR Little Endian arrive as stored, not converted.
+
+    Implicit VR had no context of its own, only a place on the shared uncompressed one,
+    where Orthanc accepts Explicit VR: it converted every instance it sent (300 CT
+    slices of 512x512: C-GET at 0.37x getscu, which takes them as stored).
+    """
+    paths = write_ct_series(tmp_path / "implicit", 3, size=32)
+    for path in paths:
+        dataset = dcmread(path)
+        dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        dataset.save_as(path, enforce_file_format=True)
+    clean_orthanc.upload(*paths)
+    report = node.retrieve(str(dcmread(paths[0]).StudyInstanceUID), into=db)
+    assert report.ok and sorted(report.succeeded) == sorted(sop_uid(p) for p in paths)
+    for path in paths:
+        fetched = db.instance_path(sop_uid(path))
+        assert read_file_meta_info(fetched).TransferSyntaxUID == ImplicitVRLittleEndian
+        assert _dataset_bytes(fetched) == _dataset_bytes(path)
 
 
 def test_get_only_what_is_missing(loaded: list[Path], node: DimseNode, db: Database) -> None:

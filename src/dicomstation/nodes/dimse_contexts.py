@@ -70,6 +70,8 @@ UNCOMPRESSED: tuple[UID, ...] = (
     ImplicitVRLittleEndian,
     ExplicitVRBigEndian,
 )
+#: Uncompressed syntaxes that also get a context of their own (see :func:`_ranked`).
+_OWN_UNCOMPRESSED: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 #: Encoded syntaxes, each on a context of its own (as is Explicit VR Little Endian),
 #: most common in archives first.
 COMPRESSED_PRIORITY: tuple[UID, ...] = (
@@ -159,12 +161,13 @@ def _image_classes(classes: Sequence[str], modalities: Iterable[str]) -> list[st
 def _ranked(stored: Collection[str], lead: str | None = None) -> list[str]:
     """Syntaxes with a context of their own: ``lead``, those said stored, the usual order.
 
-    Explicit VR Little Endian has one too: a peer preferring Implicit VR on the
-    shared uncompressed context (pynetdicom's qrscp does) then still sends an
-    explicit instance as it is stored.
+    Both little endian uncompressed syntaxes have one too: a peer preferring Implicit
+    VR on the shared uncompressed context (pynetdicom's qrscp does) then still sends
+    an explicit instance as it is stored, and one accepting Explicit VR there
+    (Orthanc does) an implicit one, instead of converting each instance it sends.
     """
     first = [uid for uid in (lead or "", *stored) if uid and uid not in UNCOMPRESSED]
-    return list(dict.fromkeys([*first, ExplicitVRLittleEndian, *COMPRESSED_PRIORITY]))
+    return list(dict.fromkeys([*first, *_OWN_UNCOMPRESSED, *COMPRESSED_PRIORITY]))
 
 
 def ladder(stored: Mapping[str, Collection[str]] | None = None) -> list[str]:
