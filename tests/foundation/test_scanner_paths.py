@@ -8,17 +8,21 @@ names with several groups, numbers), and the database rows built from them too.
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
 
 from dicomstation import Database
 from dicomstation.database import scanner
 from dicomstation.database.scanner import INDEX_FIELDS, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
+from tests.synth import write_ct_series
 
 _HEAD = 16384  # the bytes a WADO-RS fetch keeps of each instance (nodes/wado.py)
 
@@ -133,3 +137,36 @@ def _raise() -> None:
 def _without_paths(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Rows without the import time (the two imports differ there; files are referenced)."""
     return [tuple(v for v in r if not isinstance(v, float)) for r in rows]
+
+
+def _implicit_file(folder: Path) -> bytes:
+    """A CT slice in Implicit VR Little Endian with a nested undefined-length sequence."""
+    path = write_ct_series(folder, 1, size=16, patient_name="Implicit^Test")[0]
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    inner = Dataset()
+    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "T-D0050", "SRT", "Tissue"
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    item.PurposeOfReferenceCodeSequence = [inner]
+    ds.ReferencedImageSequence = [item]
+    for element in (ds["ReferencedImageSequence"], item["PurposeOfReferenceCodeSequence"]):
+        element.is_undefined_length = True
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_implicit_vr_files_take_the_fast_walk(tmp_path: Path) -> None:
+    """Implicit VR LE (what PACS often store) is walked too: pydicom took ~1.7 ms per
+    512x512 slice, a third of a C-GET's time from Orthanc once instances came as stored."""
+    data = _implicit_file(tmp_path)
+    fast = scanner._fast(data)  # no _NeedsPydicomError
+    plain = scanner._slow(data, "implicit.dcm")
+    assert _normal(fast.fields) == _normal(plain.fields)
+    assert fast.transfer_syntax == plain.transfer_syntax == ImplicitVRLittleEndian
+    assert fast.fields["PatientName"] == "Implicit^Test"
+    assert scan_head(data[:_HEAD], len(data), "implicit.dcm") == scan_bytes(data, "implicit.dcm")
+    for cut in (len(data) - 7, len(data) // 2):
+        with pytest.raises(InvalidDicomError, match="truncated"):
+            scan_bytes(data[:cut], "implicit.dcm")

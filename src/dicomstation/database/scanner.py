@@ -5,9 +5,10 @@ Why not only pydicom here: indexing needs ~25 top-level values per file, but
 header (~0.5-0.8 ms for a CT slice), which alone would cap import speed at a
 plain pydicom loop. :func:`scan_bytes` walks explicit-VR-little-endian data
 sets (what nearly every modern file and every compressed transfer syntax uses)
-with ``struct`` and only decodes the wanted values; it also checks that every
-element fits in the file, which pydicom silently tolerates. Anything else
-(implicit VR, big endian, deflate, no preamble, odd encodings) goes through
+and implicit-VR-little-endian ones (what many archives store) with ``struct``
+and only decodes the wanted values; it also checks that every element fits in
+the file, which pydicom silently tolerates. Anything else (big endian,
+deflate, no preamble, odd encodings) goes through
 pydicom, and text decoding always uses pydicom's character-set handling.
 
 pydicom (and numpy with it: ~0.8 s) is imported on the first scan, not with this module:
@@ -67,7 +68,10 @@ _SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM U
 #: group, element, VR and 2-byte length of an explicit VR little endian element
 _ELEMENT = struct.Struct("<HH2sH")
 _LENGTH = struct.Struct("<I")
-_SLOW_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
+#: group, element and 4-byte length of an implicit VR little endian element
+_IMPLICIT_ELEMENT = struct.Struct("<HHI")
+_IMPLICIT = "1.2.840.10008.1.2"
+_SLOW_SYNTAXES = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _SAFE_UID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
@@ -99,7 +103,7 @@ def _tag(data: Data, pos: int) -> int:
     return int((group << 16) | element)
 
 
-def _skip_items(data: Data, pos: int, end: int) -> int:
+def _skip_items(data: Data, pos: int, end: int, implicit: bool = False) -> int:
     """Skip the items of an undefined-length sequence; return the offset after it."""
     while True:
         if pos + 8 > end:
@@ -112,7 +116,8 @@ def _skip_items(data: Data, pos: int, end: int) -> int:
         if tag != _ITEM:
             raise _NeedsPydicomError
         if length == _UNDEFINED:
-            pos = _walk(data, pos, end, None, stop_tag=_ITEM_END)
+            walk = _walk_implicit if implicit else _walk
+            pos = walk(data, pos, end, None, stop_tag=_ITEM_END)
         else:
             pos += length
             if pos > end:
@@ -151,6 +156,41 @@ def _walk(
             if vr == b"UN":
                 raise _NeedsPydicomError  # implicit VR inside: let pydicom do it
             pos = _skip_items(data, pos, end)
+            continue
+        if pos + length > end:
+            raise _TruncatedError
+        if tag in wanted:
+            if pos + length > size:
+                raise _BeyondHeadError
+            found[tag] = data[pos : pos + length]  # type: ignore[index]
+        pos += length
+    if stop_tag is not None:
+        raise _TruncatedError
+    return pos
+
+
+def _walk_implicit(
+    data: Data, pos: int, end: int, found: dict[int, bytes] | None, stop_tag: int | None = None
+) -> int:
+    """:func:`_walk` for implicit VR little endian, where an undefined length is a sequence's.
+
+    The values kept are the same bytes as in explicit VR; their kinds come from
+    :data:`INDEX_FIELDS`, not from the file.
+    """
+    wanted = INDEX_FIELDS if found is not None else {}
+    unpack, size = _IMPLICIT_ELEMENT.unpack_from, len(data)
+    while pos < end:
+        if pos + 8 > end:
+            raise _TruncatedError
+        group, element, length = unpack(data, pos)
+        tag = group << 16 | element
+        pos += 8
+        if tag == stop_tag:
+            return pos
+        if group == 0xFFFE:
+            raise _NeedsPydicomError
+        if length == _UNDEFINED:
+            pos = _skip_items(data, pos, end, implicit=True)
             continue
         if pos + length > end:
             raise _TruncatedError
@@ -255,7 +295,8 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
     if not syntax or syntax in _SLOW_SYNTAXES:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
-    _walk(data, meta_end, len(data) if size is None else size, found)
+    walk = _walk_implicit if syntax == _IMPLICIT else _walk
+    walk(data, meta_end, len(data) if size is None else size, found)
     encodings = _encodings(found.get(0x00080005, b""))
     fields: dict[str, Any] = {}
     for tag, raw in found.items():
