@@ -116,8 +116,7 @@ def _skip_items(data: Data, pos: int, end: int, implicit: bool = False) -> int:
         if tag != _ITEM:
             raise _NeedsPydicomError
         if length == _UNDEFINED:
-            walk = _walk_implicit if implicit else _walk
-            pos = walk(data, pos, end, None, stop_tag=_ITEM_END)
+            pos = _walk(data, pos, end, None, _ITEM_END, implicit)
         else:
             pos += length
             if pos > end:
@@ -125,25 +124,39 @@ def _skip_items(data: Data, pos: int, end: int, implicit: bool = False) -> int:
 
 
 def _walk(
-    data: Data, pos: int, end: int, found: dict[int, bytes] | None, stop_tag: int | None = None
+    data: Data,
+    pos: int,
+    end: int,
+    found: dict[int, bytes] | None,
+    stop_tag: int | None = None,
+    implicit: bool = False,
 ) -> int:
-    """Walk explicit VR LE elements from ``pos``; collect wanted top-level raw values.
+    """Walk explicit (or ``implicit``) VR LE elements from ``pos``; collect wanted raw values.
 
-    Every element is checked against ``end`` (the file size), pixel data included:
-    a truncated file is caught here, not by the first reader of its pixels.
+    Only top-level values are collected. Every element is checked against ``end``
+    (the file size), pixel data included: a truncated file is caught here, not by
+    the first reader of its pixels. In implicit VR an undefined length is always a
+    sequence's; the values kept are the same bytes as in explicit VR, their kinds
+    come from :data:`INDEX_FIELDS`.
     """
     wanted = INDEX_FIELDS if found is not None else {}
-    unpack, unpack_length, size = _ELEMENT.unpack_from, _LENGTH.unpack_from, len(data)
+    unpack = (_IMPLICIT_ELEMENT if implicit else _ELEMENT).unpack_from
+    unpack_length, size, vr = _LENGTH.unpack_from, len(data), b"SQ"
     while pos < end:
         if pos + 8 > end:
             raise _TruncatedError
-        group, element, vr, length = unpack(data, pos)
+        if implicit:
+            group, element, length = unpack(data, pos)
+        else:
+            group, element, vr, length = unpack(data, pos)
         tag = group << 16 | element
         if tag == stop_tag:
             return pos + 8
         if group == 0xFFFE:
             raise _NeedsPydicomError
-        if vr in _LONG_VRS:
+        if implicit:
+            pos += 8
+        elif vr in _LONG_VRS:
             if pos + 12 > end:
                 raise _TruncatedError
             length = unpack_length(data, pos + 8)[0]
@@ -155,42 +168,7 @@ def _walk(
         if length == _UNDEFINED:
             if vr == b"UN":
                 raise _NeedsPydicomError  # implicit VR inside: let pydicom do it
-            pos = _skip_items(data, pos, end)
-            continue
-        if pos + length > end:
-            raise _TruncatedError
-        if tag in wanted:
-            if pos + length > size:
-                raise _BeyondHeadError
-            found[tag] = data[pos : pos + length]  # type: ignore[index]
-        pos += length
-    if stop_tag is not None:
-        raise _TruncatedError
-    return pos
-
-
-def _walk_implicit(
-    data: Data, pos: int, end: int, found: dict[int, bytes] | None, stop_tag: int | None = None
-) -> int:
-    """:func:`_walk` for implicit VR little endian, where an undefined length is a sequence's.
-
-    The values kept are the same bytes as in explicit VR; their kinds come from
-    :data:`INDEX_FIELDS`, not from the file.
-    """
-    wanted = INDEX_FIELDS if found is not None else {}
-    unpack, size = _IMPLICIT_ELEMENT.unpack_from, len(data)
-    while pos < end:
-        if pos + 8 > end:
-            raise _TruncatedError
-        group, element, length = unpack(data, pos)
-        tag = group << 16 | element
-        pos += 8
-        if tag == stop_tag:
-            return pos
-        if group == 0xFFFE:
-            raise _NeedsPydicomError
-        if length == _UNDEFINED:
-            pos = _skip_items(data, pos, end, implicit=True)
+            pos = _skip_items(data, pos, end, implicit)
             continue
         if pos + length > end:
             raise _TruncatedError
@@ -295,8 +273,7 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
     if not syntax or syntax in _SLOW_SYNTAXES:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
-    walk = _walk_implicit if syntax == _IMPLICIT else _walk
-    walk(data, meta_end, len(data) if size is None else size, found)
+    _walk(data, meta_end, len(data) if size is None else size, found, None, syntax == _IMPLICIT)
     encodings = _encodings(found.get(0x00080005, b""))
     fields: dict[str, Any] = {}
     for tag, raw in found.items():
