@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,9 @@ def make_series(folder: Path, slices: int, size: int, syntax: str = "") -> int:
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
         noise = rng.integers(0, 50, (size, size), dtype=np.int16)
         ds.PixelData = (disk * (1000 + k) + noise).astype(np.int16).tobytes()
-        if syntax:
+        if syntax == ImplicitVRLittleEndian:  # uncompressed: written in it, not compressed
+            ds.file_meta.TransferSyntaxUID = syntax
+        elif syntax:
             ds.compress(syntax)
         ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
     return slices * size * size * 2

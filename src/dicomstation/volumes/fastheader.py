@@ -1,4 +1,4 @@
-"""A fast header reader for classic single-frame explicit VR little endian images.
+"""A fast header reader for classic single-frame explicit or implicit VR little endian images.
 
 ``pydicom.dcmread`` builds an element object for every attribute of a header
 (about 1 ms per CT slice), which dominated the load of a 300-slice series. This
@@ -24,6 +24,7 @@ __all__ = ["fast_frame"]
 _FIRST_BYTES = 16 * 1024
 _HEAD_BYTES = 256 * 1024
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_IMPLICIT_LE = "1.2.840.10008.1.2"
 _LONG_VRS = frozenset(
     {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
 )
@@ -32,6 +33,7 @@ _SHORT_VRS = frozenset(
     | {b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
 )
 _ELEMENT = struct.Struct("<HH2sH")
+_IMPLICIT_ELEMENT = struct.Struct("<HHI")  # group, element, 4-byte length
 _UINT32 = struct.Struct("<I")
 _PIXEL_DATA = 0x7FE00010
 _GIVE_UP = frozenset(
@@ -126,7 +128,7 @@ def fast_frame(path: Path) -> FrameHeader | None:
         columns=f["columns"],
         samples_per_pixel=f.get("samples_per_pixel") or 1,
         photometric_interpretation=f.get("photometric_interpretation", "MONOCHROME2"),
-        transfer_syntax_uid=_EXPLICIT_LE,
+        transfer_syntax_uid=f["transfer_syntax"],
         position=_n(f.get("position"), 3),
         orientation=_n(f.get("orientation"), 6),
         pixel_spacing=_n(f.get("pixel_spacing") or f.get("imager_pixel_spacing"), 2),
@@ -173,13 +175,19 @@ def _parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
     if len(head) < 144 or head[128:132] != b"DICM":
         return None
     meta_end = 144 + struct.unpack_from("<I", head, 140)[0]
-    if _meta_syntax(head, meta_end) != _EXPLICIT_LE:
+    syntax = _meta_syntax(head, meta_end)
+    if syntax not in (_EXPLICIT_LE, _IMPLICIT_LE):
         return None
-    fields: dict[str, Any] = {}
-    pos, end, tail_checked = meta_end, len(head), False
-    unpack, special, long_vr = _ELEMENT.unpack_from, _SPECIAL, _IS_LONG_VR
+    implicit = syntax == _IMPLICIT_LE  # there, an undefined length is a sequence's
+    fields: dict[str, Any] = {"transfer_syntax": syntax}
+    pos, end, tail_checked, vr = meta_end, len(head), False, b"SQ"
+    unpack = (_IMPLICIT_ELEMENT if implicit else _ELEMENT).unpack_from
+    special, long_vr = _SPECIAL, _IS_LONG_VR
     while pos + 8 <= end:
-        group, element, vr, length = unpack(head, pos)
+        if implicit:
+            group, element, length = unpack(head, pos)
+        else:
+            group, element, vr, length = unpack(head, pos)
         tag = group << 16 | element
         if tag in special:  # one look-up for the few tags that matter, in the common case
             if tag == _PIXEL_DATA:
@@ -188,10 +196,10 @@ def _parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
                 raise _GiveUpError
         if tag > _LAST_WANTED and not tail_checked:
             tail_checked = True
-            offset = _pixel_data_at_end(fields, fd)
+            offset = _pixel_data_at_end(fields, fd, implicit)
             if offset is not None:
                 return fields, offset
-        is_long = long_vr.get(vr)
+        is_long = False if implicit else long_vr.get(vr)
         if is_long:
             length, pos = _UINT32.unpack_from(head, pos + 8)[0], pos + 12
         elif is_long is None:
@@ -201,7 +209,7 @@ def _parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
         if length == 0xFFFFFFFF:
             if vr != b"SQ":
                 raise _GiveUpError  # encapsulated or implicit VR inside: pydicom's job
-            pos = _skip_sequence(head, pos)
+            pos = _skip_sequence(head, pos, implicit)
             continue
         if pos + length > end:
             raise _GiveUpError
@@ -212,7 +220,7 @@ def _parse(head: bytes, fd: int) -> tuple[dict[str, Any], int] | None:
     return None  # no Pixel Data within the head
 
 
-def _pixel_data_at_end(fields: dict[str, Any], fd: int) -> int | None:
+def _pixel_data_at_end(fields: dict[str, Any], fd: int, implicit: bool) -> int | None:
     """Offset of a native Pixel Data element that ends the file, found from its expected size.
 
     Vendor headers put large private groups between the image attributes and the
@@ -225,20 +233,22 @@ def _pixel_data_at_end(fields: dict[str, Any], fd: int) -> int | None:
         return None
     size = rows * columns * (fields.get("samples_per_pixel") or 1) * bits // 8
     size += size % 2
-    end = os.fstat(fd).st_size
-    if bits not in (8, 16, 32) or end - size - 12 < 0:
+    end, header_size = os.fstat(fd).st_size, 8 if implicit else 12
+    start = end - size - header_size
+    if bits not in (8, 16, 32) or start < 0:
         return None
-    header = os.pread(fd, 12, end - size - 12)
-    expected = struct.pack("<HH", 0x7FE0, 0x0010)
-    if header[:4] != expected or header[4:6] not in (b"OW", b"OB") or header[6:8] != b"\0\0":
+    header = os.pread(fd, header_size, start)
+    if header[:4] != struct.pack("<HH", 0x7FE0, 0x0010):
         return None
-    return end - size - 12 if struct.unpack_from("<I", header, 8)[0] == size else None
+    if not implicit and (header[4:6] not in (b"OW", b"OB") or header[6:8] != b"\0\0"):
+        return None
+    return start if struct.unpack_from("<I", header, header_size - 4)[0] == size else None
 
 
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
 
-def _skip_sequence(head: bytes, pos: int) -> int:
+def _skip_sequence(head: bytes, pos: int, implicit: bool) -> int:
     """Position after an undefined-length sequence whose value starts at ``pos``."""
     while True:
         group, element = struct.unpack_from("<HH", head, pos)
@@ -248,19 +258,21 @@ def _skip_sequence(head: bytes, pos: int) -> int:
             return pos
         if tag != _ITEM:
             raise _GiveUpError
-        pos = _skip_item(head, pos) if length == 0xFFFFFFFF else pos + length
+        pos = _skip_item(head, pos, implicit) if length == 0xFFFFFFFF else pos + length
         if pos > len(head):
             raise _GiveUpError
 
 
-def _skip_item(head: bytes, pos: int) -> int:
-    """Position after an undefined-length item (explicit VR elements) starting at ``pos``."""
+def _skip_item(head: bytes, pos: int, implicit: bool) -> int:
+    """Position after an undefined-length item (explicit or implicit VR) starting at ``pos``."""
     while True:
         group, element = struct.unpack_from("<HH", head, pos)
         if group << 16 | element == _ITEM_END:
             return pos + 8
-        vr = head[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
+        vr = b"SQ" if implicit else head[pos + 4 : pos + 6]
+        if implicit:
+            length, pos = struct.unpack_from("<I", head, pos + 4)[0], pos + 8
+        elif vr in _LONG_VRS:
             length, pos = struct.unpack_from("<I", head, pos + 8)[0], pos + 12
         elif vr.isalpha() and vr.isupper():
             length, pos = struct.unpack_from("<H", head, pos + 6)[0], pos + 8
@@ -269,7 +281,7 @@ def _skip_item(head: bytes, pos: int) -> int:
         if length == 0xFFFFFFFF:
             if vr != b"SQ":
                 raise _GiveUpError
-            pos = _skip_sequence(head, pos)
+            pos = _skip_sequence(head, pos, implicit)
         else:
             pos += length
         if pos > len(head):
