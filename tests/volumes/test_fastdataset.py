@@ -8,6 +8,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
 
 from dicomstation.volumes.fastdataset import AVAILABLE, _GiveUpError, _read, read_header
 from tests.volumes.synth import make_series
@@ -48,6 +49,22 @@ def test_synthetic_series(tmp_path: Path) -> None:
         _assert_same(ours, theirs, path)
         assert ours == theirs  # every value decoded
         _assert_same(ours, theirs, path)  # and the same elements decoded
+
+
+@fast_only
+def test_implicit_vr_files(tmp_path: Path) -> None:
+    """Implicit VR LE headers (VR from pydicom's dictionary on access) are read fast too."""
+    for path in sorted(make_series(tmp_path))[:3]:
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.AccessionNumber = None  # an empty value (raw None in implicit VR)
+        ds.save_as(path, enforce_file_format=True)
+        ours = _fast(path)
+        assert ours is not None
+        theirs = pydicom.dcmread(path, stop_before_pixels=True)
+        _assert_same(ours, theirs, path)
+        assert ours == theirs
+        _assert_same(ours, theirs, path)
 
 
 def test_not_dicom_is_refused_as_pydicom_refuses(tmp_path: Path) -> None:
