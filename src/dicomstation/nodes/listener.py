@@ -21,7 +21,9 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 import weakref
@@ -335,6 +337,7 @@ class StorageListener:
     def stop(self) -> TransferReport:
         """Stop accepting, let running associations end, index everything; return the report."""
         if self._server is not None:
+            _wake(self._server)
             self._server.shutdown()
             self._server = None
         if self._ae is not None:
@@ -368,3 +371,15 @@ class StorageListener:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"StorageListener({self.ae_title}@{self.host}:{self.port}, {state})"
+
+
+def _wake(server: Any) -> None:
+    """Make the server's accept loop see its shutdown now.
+
+    ``serve_forever`` checks for a shutdown between waits of 0.5 s (pynetdicom starts
+    it with socketserver's default poll interval), so every stop of a listener took
+    0-0.5 s, paid by each C-MOVE. Shutting the listening socket down makes that wait
+    return at once (Linux); where it does not, the stop takes the poll's time as before.
+    """
+    with contextlib.suppress(OSError):
+        server.socket.shutdown(socket.SHUT_RDWR)
