@@ -91,3 +91,22 @@ def viewer_station(
             logged_in_page(context, running.url) as page,
         ):
             yield page, ws
+
+
+def export_from_dialog(page: Any, kind: str, **fields: str) -> str:
+    """Export from the viewer's dialog (``fields``: input id -> value); the UIDs it reports.
+
+    The result line is empty once the dialog opens: an earlier export's "exported
+    ...: UIDs" passed for the next one's while that one was still running.
+    """
+    from playwright.sync_api import expect
+
+    page.click("#export-open")
+    result = page.locator("#export-result")
+    expect(result).to_have_text("")
+    page.select_option("#export-kind", kind)
+    for selector, value in fields.items():
+        page.fill(f"#{selector}", value)
+    page.click("#export-confirm")
+    expect(result).to_contain_text(f"exported {kind}:", timeout=60_000)
+    return str(result.inner_text()).split(": ", 1)[1]

@@ -24,7 +24,13 @@ from dicomstation.models import Level, Query, SeriesRef
 from dicomstation.pipeline import LEDGER_NAME, Ledger
 from dicomstation.pipeline.ui_exports import ViewerExport, export_pipeline
 from dicomstation.web import Workstation
-from tests.web.browser_support import artifacts, chromium_context, logged_in_page, serve_ui
+from tests.web.browser_support import (
+    artifacts,
+    chromium_context,
+    export_from_dialog,
+    logged_in_page,
+    serve_ui,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -35,20 +41,6 @@ ARTIFACTS = artifacts("ui-export")
 def _series(db: Database, modality: str) -> list[SeriesRef]:
     found = db.find(Query(Level.SERIES, {"Modality": modality}))
     return [r for r in found if isinstance(r, SeriesRef)]
-
-
-def _export(page: Any, kind: str, **fields: str) -> str:
-    """Export from the dialog; the exported series UIDs the page reports."""
-    from playwright.sync_api import expect
-
-    page.click("#export-open")
-    page.select_option("#export-kind", kind)
-    for selector, value in fields.items():
-        page.fill(f"#{selector}", value)
-    page.click("#export-confirm")
-    result = page.locator("#export-result")
-    expect(result).to_contain_text(f"exported {kind}:", timeout=60_000)
-    return str(result.inner_text()).split(": ", 1)[1]
 
 
 def _view_ct(page: Any) -> None:
@@ -76,17 +68,19 @@ def test_exports_are_ledger_jobs_and_a_bundle_reopens_its_scene(tmp_path: Path) 
             _view_ct(page)
             page.click("#threshold-button")
             expect(page.locator("#seg-result")).to_contain_text("voxels")
-            first = _export(page, "SEG", **{"export-description": "Bone (UI job)"})
-            again = _export(page, "SEG", **{"export-description": "Bone (UI job)"})
+            first = export_from_dialog(page, "SEG", **{"export-description": "Bone (UI job)"})
+            again = export_from_dialog(page, "SEG", **{"export-description": "Bone (UI job)"})
             assert first == again  # the same export: the same SEG, not a second one
             assert [s.series_uid for s in _series(db, "SEG")] == [first]
             page.screenshot(path=str(ARTIFACTS / "01-seg-exported.png"), full_page=True)
-            sr_and_seg = _export(page, "SR", **{"export-description": ""}).split(", ")
+            sr_and_seg = export_from_dialog(page, "SR", **{"export-description": ""}).split(", ")
             assert len(sr_and_seg) == 2 and [s.series_uid for s in _series(db, "SR")] == [
                 sr_and_seg[1]
             ]
 
-            derived = _export(page, "DERIVED", **{"export-smooth": "1.5", "export-description": ""})
+            derived = export_from_dialog(
+                page, "DERIVED", **{"export-smooth": "1.5", "export-description": ""}
+            )
             made = [s for s in _series(db, "CT") if s.series_uid == derived]
             assert made and made[0].description == "Gaussian smoothing, sigma 1.5 mm"
 
@@ -98,7 +92,7 @@ def test_exports_are_ledger_jobs_and_a_bundle_reopens_its_scene(tmp_path: Path) 
             axial.click(position={"x": 100, "y": 150})  # a seed: the bundle keeps it as its cursor
             seeds = page.inner_text("#seed-list")
             assert seeds.startswith("(2,"), seeds
-            bundle = _export(page, "BUNDLE", **{"export-description": ""})
+            bundle = export_from_dialog(page, "BUNDLE", **{"export-description": ""})
             assert [s.series_uid for s in _series(db, "OT")] == [bundle]
             page.screenshot(path=str(ARTIFACTS / "02-bundle-exported.png"), full_page=True)
             source = page.evaluate("state.volume.series_uid")

@@ -31,7 +31,7 @@ from dicomstation.pipeline.rt_labelmap import RtLabelmapStep, rtstruct_segmentat
 from dicomstation.pipeline.ui_exports import ViewerExport, export_pipeline
 from dicomstation.volumes import load_series
 from dicomstation.web import Workstation
-from tests.web.browser_support import artifacts, viewer_station
+from tests.web.browser_support import artifacts, export_from_dialog, viewer_station
 
 DATA = Path("../shared/data/dicompyler_rt")
 CT, RTSS = DATA / "ct.0.dcm", DATA / "rtss.dcm"
@@ -48,15 +48,7 @@ def _seg_series(db: Database) -> list[str]:
 
 def _export(page: Any, kind: str, description: str) -> list[str]:
     """Export from the dialog; the exported series UIDs the page reports."""
-    from playwright.sync_api import expect
-
-    page.click("#export-open")
-    page.select_option("#export-kind", kind)
-    page.fill("#export-description", description)
-    page.click("#export-confirm")
-    result = page.locator("#export-result")
-    expect(result).to_contain_text(f"exported {kind}:", timeout=60_000)
-    return str(result.inner_text()).split(": ", 1)[1].split(", ")
+    return export_from_dialog(page, kind, **{"export-description": description}).split(", ")
 
 
 @pytest.fixture()

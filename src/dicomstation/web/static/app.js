@@ -744,7 +744,10 @@ async function segment(method) {
 $("#threshold-button").addEventListener("click", () => segment("threshold"));
 $("#grow-button").addEventListener("click", () => segment("region_grow"));
 
-$("#export-open").addEventListener("click", () => $("#export-dialog").showModal());
+$("#export-open").addEventListener("click", () => {
+  $("#export-result").textContent = "";  // no earlier export's result while this one runs
+  $("#export-dialog").showModal();
+});
 $("#export-dialog").addEventListener("close", async () => {
   if ($("#export-dialog").returnValue !== "ok") return;
   const body = Object.fromEntries(new FormData($("#export-form")));
