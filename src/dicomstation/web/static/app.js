@@ -772,7 +772,11 @@ function updateSendProtocol() {
   $("#send-protocol").textContent = server ? `protocol: ${server.protocol === "dimse" ? "DIMSE C-STORE" : server.protocol === "local" ? "local copy" : "DICOMweb STOW-RS"}` : "";
 }
 $("#send-server").addEventListener("change", updateSendProtocol);
-$("#send-open").addEventListener("click", () => { updateSendProtocol(); $("#send-dialog").showModal(); });
+$("#send-open").addEventListener("click", () => {
+  $("#export-result").textContent = "";  // as for an export: no earlier result while it runs
+  updateSendProtocol();
+  $("#send-dialog").showModal();
+});
 $("#send-dialog").addEventListener("close", async () => {
   if ($("#send-dialog").returnValue !== "ok") return;
   const uids = [...state.exported];
