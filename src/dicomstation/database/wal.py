@@ -63,7 +63,7 @@ def _switch_to_wal(conn: sqlite3.Connection, deadline: float) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # primary code
             if not busy or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)  # the other opener finishes its switch meanwhile

@@ -3,15 +3,16 @@
 An export needs every source header as a pydicom Dataset (highdicom reads UIDs and
 positions of each, the SR lists each as evidence); ``dcmread`` took ~0.7 ms per CT
 slice, half of loading a 64-slice series. For a file in Explicit or Implicit VR Little
-Endian whose elements up to Pixel Data all have defined lengths, :func:`read_header` makes the same
-objects pydicom makes: the same ``RawDataElement`` tuples (tag, VR, length, value bytes,
-value offset) for the file meta and the data set, put into pydicom's own ``Dataset``,
-``FileMetaDataset`` and ``FileDataset`` with the same calls ``read_partial`` and
-``_read_file_meta_info`` make (original encoding, the elements they decode), so values
-are decoded later by pydicom exactly as from a pydicom read. Anything else (no DICM
-prefix, another transfer syntax, an undefined length, a VR pydicom does not know, a
-command set, a file meta group length that does not match, a truncated value, a first
-element pydicom's implicit-VR heuristic would question) is read by ``dcmread`` itself.
+Endian whose elements up to Pixel Data all have defined lengths, :func:`read_header`
+makes the same objects pydicom makes: the same ``RawDataElement`` tuples (tag, VR,
+length, value bytes, value offset) for the file meta and the data set, put into
+pydicom's own ``Dataset``, ``FileMetaDataset`` and ``FileDataset`` with the same calls
+``read_partial`` and ``_read_file_meta_info`` make (original encoding, the elements they
+decode), so values are decoded later by pydicom exactly as from a pydicom read. Anything
+else (no DICM prefix, another transfer syntax, an undefined length, a VR pydicom does
+not know, a command set, a file meta group length that does not match, a truncated
+value, a first element pydicom's implicit-VR heuristic would question) is read by
+``dcmread`` itself.
 tests/volumes/test_fastdataset.py compares both on files of ../shared/data. What is
 mirrored is pydicom 3.0's reader (checked on 3.0.2): on another version (:data:`AVAILABLE`
 False) every header is read by ``dcmread``. docs/upstream/pydicom.md has the proposal.
@@ -128,6 +129,11 @@ def _empty(vr: str | None) -> bytes | None:
     return value
 
 
+def _looks_explicit(data: bytes, offset: int) -> bool:
+    """pydicom's test of a data set's first element: two upper-case letters where a VR goes."""
+    return 0x40 < data[offset + 4] < 0x5B and 0x40 < data[offset + 5] < 0x5B
+
+
 def _not_file_meta(tag: int) -> bool:
     return tag >> 16 != 2
 
@@ -145,8 +151,7 @@ def _elements(
     In ``implicit`` VR the elements' VR is None: pydicom looks it up when decoding.
     """
     found: _Elements = {}
-    size = len(data)
-    first = True
+    size, first, vr_bytes = len(data), True, b""
     while True:
         if offset + 12 > size and not complete:
             raise _ShortError
@@ -154,17 +159,19 @@ def _elements(
             return found, offset
         if offset + 8 > size:
             raise _GiveUpError  # a partial element at the end: pydicom's EOF handling
-        header, vr_bytes = 8, data[offset + 4 : offset + 6]
-        looks_explicit = 0x40 < vr_bytes[0] < 0x5B and 0x40 < vr_bytes[1] < 0x5B
-        if first and looks_explicit == implicit:
-            raise _GiveUpError  # pydicom's heuristic would switch the encoding
-        first = False
-        group, element, length = _IMPLICIT_ELEMENT.unpack_from(data, offset)
+        if first:
+            first = False
+            if _looks_explicit(data, offset) == implicit:
+                raise _GiveUpError  # pydicom's heuristic would switch the encoding
+        header = 8
+        if implicit:
+            group, element, length = _IMPLICIT_ELEMENT.unpack_from(data, offset)
+        else:
+            group, element, vr_bytes, length = _ELEMENT.unpack_from(data, offset)
         tag = group << 16 | element
         if stop_at(tag):  # as pydicom's stop_when: before the value (and the next encoding)
             return found, offset
         if not implicit:
-            length = _ELEMENT.unpack_from(data, offset)[3]
             if vr_bytes not in ENCODED_VR:
                 raise _GiveUpError  # pydicom guesses (implicit VR, or a 2-byte length)
             if vr_bytes in _LONG:
