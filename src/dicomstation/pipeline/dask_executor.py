@@ -22,16 +22,23 @@ on every sample. ``profile=True`` keeps it for the dashboard's Profile page.
 Workers of an existing scheduler keep their own configuration
 (``distributed.worker.profile.enabled: false`` in theirs does the same).
 
+Manifests carry the servers' credentials (see :class:`TaskManifest`), and Dask
+sends task arguments as they are: :func:`check_transport` refuses, before
+anything is sent, a run whose servers have secrets on a scheduler reached over
+``tcp://`` or ``ucx://`` through a network (loopback and ``tls://`` are fine).
+
 Only ``dashboard_link`` and ``workers`` are read by other code (the web UI).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dicomstation.errors import ConfigError, ConnectionFailedError
 from dicomstation.nodes.base import CancelToken
@@ -43,7 +50,7 @@ from dicomstation.pipeline.model import StepEvent, TaskManifest, TaskResult
 Client = Any
 Future = Any
 
-__all__ = ["DaskExecutor", "executor_for"]
+__all__ = ["DaskExecutor", "check_transport", "executor_for"]
 
 Report = Callable[[TaskResult], TaskManifest | None]
 EventSink = Callable[[StepEvent], None]
@@ -102,6 +109,51 @@ def _parse(target: str) -> tuple[int, str]:
             f"scheduler {target!r} is not a Dask scheduler address (tcp://HOST:PORT or tls://...)"
         )
     return 0, target
+
+
+def _in_clear(address: str) -> bool:
+    """True for a scheduler reached over an unencrypted comm through a network.
+
+    ``tcp://`` and ``ucx://`` carry task arguments as they are; loopback addresses
+    (``127.0.0.0/8``, ``::1``, ``localhost``) do not leave the machine. Host names
+    are not resolved: any other name counts as the network.
+    """
+    scheme, _, rest = address.partition("://")
+    if scheme not in ("tcp", "ucx"):
+        return False  # "" (a LocalCluster we start, on loopback), tls://, inproc://
+    host = urlsplit(f"//{rest}").hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def check_transport(address: str, manifest: TaskManifest) -> TaskManifest:
+    """``manifest``, if its credentials may go to the scheduler at ``address``.
+
+    A task's manifest holds the secrets of the servers its steps name, and Dask
+    sends task arguments to the scheduler and a worker as they are: over
+    ``tcp://`` to another machine anyone on the path could read them.
+
+    Raises
+    ------
+    ConfigError
+        When a server of ``manifest`` has a password, token or client secret and
+        ``address`` is an unencrypted network comm (use a ``tls://`` scheduler).
+    """
+    if not _in_clear(address):
+        return manifest
+    for name, server in manifest.servers.items():
+        credentials = getattr(server, "credentials", None)
+        if credentials is not None and credentials.has_secret:
+            raise ConfigError(
+                f"scheduler {address} is not encrypted: the credentials of server "
+                f"{name!r} would cross the network in clear text; use a tls:// "
+                "scheduler (Dask's TLS security settings)"
+            )
+    return manifest
 
 
 def _import_distributed() -> Any:
@@ -271,8 +323,8 @@ class DaskExecutor:
         cancel: CancelToken,
     ) -> None:
         """Run the manifests on the cluster; see :class:`~dicomstation.pipeline.Executor`."""
-        waiting = iter(manifests)
-        first = next(waiting, None)
+        waiting = (check_transport(self.address, m) for m in manifests)
+        first = next(waiting, None)  # raises ConfigError before any connection
         if first is None:
             return
         attempts = _pipeline_attempts(first)
