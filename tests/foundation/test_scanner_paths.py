@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 from dicomstation import Database
-from dicomstation.database import scanner
+from dicomstation.database import scanner, scanvalues
 from dicomstation.database.scanner import INDEX_FIELDS, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 from tests.synth import write_ct_series
@@ -83,12 +83,12 @@ def test_person_names_keep_every_group(shared_data: Path) -> None:
 def test_decoded_values_cached_per_character_set() -> None:
     """The same bytes under two character sets decode to two values (the cache keys both)."""
     raw = "Müller^Jörg".encode("latin-1")
-    latin = scanner._decode(raw, "pn", scanner._encodings(b"ISO_IR 100"))
-    cyrillic = scanner._decode(raw, "pn", scanner._encodings(b"ISO_IR 144"))
+    latin = scanvalues.decode_value(raw, "pn", scanvalues.encodings_of(b"ISO_IR 100"))
+    cyrillic = scanvalues.decode_value(raw, "pn", scanvalues.encodings_of(b"ISO_IR 144"))
     assert latin == "Müller^Jörg"
     assert cyrillic == raw.decode("iso_ir_144")
     assert cyrillic != latin
-    assert scanner._decode(b"12 ", "is", scanner._encodings(b"")) == 12
+    assert scanvalues.decode_value(b"12 ", "is", scanvalues.encodings_of(b"")) == 12
 
 
 def _rows(root: Path) -> dict[str, list[tuple[Any, ...]]]:

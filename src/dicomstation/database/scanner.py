@@ -9,7 +9,7 @@ and implicit-VR-little-endian ones (what many archives store) with ``struct``
 and only decodes the wanted values; it also checks that every element fits in
 the file, which pydicom silently tolerates. Anything else (big endian,
 deflate, no preamble, odd encodings) goes through
-pydicom, and text decoding always uses pydicom's character-set handling.
+pydicom, and text decoding always uses pydicom's character-set handling (:mod:`scanvalues`).
 
 pydicom (and numpy with it: ~0.8 s) is imported on the first scan, not with this module:
 listing or querying a database imports the database package, never pydicom.
@@ -17,7 +17,6 @@ listing or querying a database imports the database package, never pydicom.
 
 from __future__ import annotations
 
-import functools
 import io
 import mmap
 import re
@@ -26,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from dicomstation.database.scanvalues import decode_repeated, encodings_of
 from dicomstation.errors import InvalidDicomError
 
 __all__ = ["INDEX_FIELDS", "ScanResult", "read_file_meta", "scan_bytes", "scan_head"]
@@ -198,62 +198,6 @@ def _walk(
     return pos
 
 
-@functools.lru_cache(maxsize=64)
-def _ascii_safe(encoding: str) -> bool:
-    """True if ``encoding`` (one of pydicom's for a DICOM character set) decodes ASCII as ASCII.
-
-    For those, an ASCII value (without ESC) decodes to the same string as through
-    pydicom's ``decode_bytes`` (which decodes a value without ESC with the first
-    encoding), so most values skip pydicom. Checked per encoding met, not for
-    every encoding pydicom maps at once: that imported some 20 codec modules
-    (CJK included, ~30 ms) on the first scan of every process.
-    """
-    sample = bytes(b for b in range(0x80) if b != 0x1B)
-    return sample.decode(encoding) == sample.decode("ascii")
-
-
-@functools.lru_cache(maxsize=64)
-def _encodings(charset: bytes) -> tuple[str, ...]:
-    """pydicom's Python encodings for a raw SpecificCharacterSet value (a series shares one)."""
-    from pydicom import charset as pydicom_charset  # imported on the first scan only
-
-    text = charset.rstrip(b"\x00 ").decode("ascii", "replace")
-    if not text:
-        return (pydicom_charset.default_encoding,)
-    return tuple(pydicom_charset.convert_encodings(text.split("\\")))
-
-
-@functools.lru_cache(maxsize=1024)
-def _decode_text(text: bytes, encodings: tuple[str, ...], person: bool) -> str:
-    """pydicom's decoding of a non-ASCII value (cached: a series repeats its names)."""
-    from pydicom.charset import decode_bytes
-
-    return decode_bytes(text, list(encodings), {0x5E, 0x3D} if person else set())
-
-
-def _decode(raw: bytes, kind: str, encodings: tuple[str, ...]) -> Any:
-    """The value of ``raw``, as pydicom's character-set handling decodes it."""
-    if kind == "us":
-        return struct.unpack_from("<H", raw)[0] if len(raw) >= 2 else None
-    text = raw.rstrip(b"\x00 ").lstrip(b" ")
-    if kind == "uid":
-        return text.decode("ascii", "replace")
-    if text.isascii() and b"\x1b" not in text and _ascii_safe(encodings[0]):
-        decoded = text.decode("ascii")
-    else:
-        decoded = _decode_text(text, encodings, kind == "pn")
-    if kind == "is":
-        try:
-            return int(float(decoded)) if decoded.strip() else None
-        except ValueError:
-            return None
-    return decoded.rstrip("=") if kind == "pn" else decoded  # PN: every group (A=I=P)
-
-
-#: :func:`_decode` of values that repeat from file to file (bounded; the values are immutable)
-_decode_repeated = functools.lru_cache(maxsize=4096)(_decode)
-
-
 def read_file_meta(data: Data) -> tuple[dict[int, bytes], int] | None:
     """The file meta elements (tag -> raw value) and the offset where the data set starts.
 
@@ -290,14 +234,14 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
         raise _NeedsPydicomError
     found: dict[int, bytes] = {}
     _walk(data, meta_end, len(data) if size is None else size, found, None, syntax == _IMPLICIT)
-    encodings = _encodings(found.get(0x00080005, b""))
+    encodings = encodings_of(found.get(0x00080005, b""))
     fields: dict[str, Any] = {}
     for tag, raw in found.items():
         keyword, kind = INDEX_FIELDS[tag]
         if kind == "uid":  # mostly unique per instance: not worth a cache entry
             fields[keyword] = raw.rstrip(b"\x00 ").lstrip(b" ").decode("ascii", "replace")
         else:  # patient, study and series values repeat across a series
-            fields[keyword] = _decode_repeated(raw, kind, encodings)
+            fields[keyword] = decode_repeated(raw, kind, encodings)
     return ScanResult(fields, syntax)
 
 
