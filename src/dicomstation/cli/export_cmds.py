@@ -14,9 +14,6 @@ from the inputs, so running the same command twice does not make a second record
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,22 +22,25 @@ import typer
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
-    console,
     err_console,
     handle_errors,
     open_database,
-    print_json,
+)
+from dicomstation.cli.export_support import (
+    check_server,
+    export_kinds,
+    export_options,
+    finish,
+    parse_color,
+    parse_floats,
+    quiet_highdicom,
 )
 from dicomstation.cli.uids import seg_instance_uid
 from dicomstation.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:  # the pipeline, export and processing are imported when a command runs
-    from rich.table import Table
-
     from dicomstation.database import Database
-    from dicomstation.export import ExportOptions
-    from dicomstation.pipeline import Exported, ExportInput
-    from dicomstation.processing import SegmentStatistics
+    from dicomstation.pipeline import Exported
 
 export_app = typer.Typer(help="Export results as new DICOM records.", no_args_is_help=True)
 
@@ -51,124 +51,6 @@ Department = Annotated[str | None, typer.Option("--department", help="Department
 Send = Annotated[
     str | None, typer.Option("--send", help="Also store the result on this configured server.")
 ]
-
-
-def _options(
-    description: str | None, number: int | None, institution: str | None, department: str | None
-) -> ExportOptions:
-    from dicomstation.export import ExportOptions
-
-    return ExportOptions(
-        series_description=description,
-        series_number=number,
-        institution_name=institution,
-        institutional_department_name=department,
-    )
-
-
-def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
-    parts = text.replace(",", " ").split()
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != count:
-        raise ConfigError(f"{what} must be {count} numbers separated by commas, got {text!r}")
-    return values
-
-
-def _color(text: str | None) -> tuple[int, int, int] | None:
-    if text is None:
-        return None
-    red, green, blue = (int(v) for v in _floats(text, 3, "--color"))
-    return red, green, blue
-
-
-# highdicom warns about single-component patient names copied from real sources and
-# about its own deprecations: nothing the user of an export can act on. Caught in our
-# call only (warnings.catch_warnings), never with a process-wide filter.
-_QUIET = (
-    r"The string .* person name",
-    r"Arguments 'window_center' and 'window_width' are deprecated",
-)
-
-
-@contextmanager
-def _quiet_highdicom() -> Iterator[None]:
-    with warnings.catch_warnings():
-        for message in _QUIET:
-            warnings.filterwarnings("ignore", message=message, category=UserWarning)
-        yield
-
-
-def _export(db: Database, request: ExportInput, kinds: list[str], seed: str) -> list[Exported]:
-    from dicomstation.pipeline import export_results
-
-    with _quiet_highdicom():
-        return export_results(db, request, kinds, uid_seed=seed)
-
-
-def _check_server(send: str | None) -> None:
-    """ConfigError naming ``send`` when it is not a configured server."""
-    if send:
-        from dicomstation.settings import Settings
-
-        Settings.load().server(send)
-
-
-def _finish(db: Database, results: list[Exported], send: str | None, as_json: bool) -> None:
-    """Print what was exported (and send it when asked)."""
-    sent = {}
-    if send:
-        from dicomstation.nodes import open_node
-        from dicomstation.pipeline.actions import files_of, send_files
-        from dicomstation.settings import Settings
-
-        settings = Settings.load()
-        node = open_node(settings.server(send), local=settings.local)
-        try:
-            for result in results:
-                report = send_files(node, files_of(db, list(result.sop_uids)))
-                sent[result.series_uid] = len(report.succeeded) + len(report.skipped)
-        finally:
-            node.close()
-    if as_json:
-        print_json([_as_dict(r, sent.get(r.series_uid)) for r in results])
-        return
-    for result in results:
-        note = f", sent {sent[result.series_uid]} to {send}" if send else ""
-        console.print(
-            f"{result.kind}: series {result.series_uid} ({len(result.sop_uids)} instance(s){note})"
-        )
-        if result.statistics:
-            console.print(_stats_table(result.statistics))
-
-
-def _as_dict(result: Exported, sent: int | None) -> dict[str, object]:
-    return {
-        "kind": result.kind,
-        "series_uid": result.series_uid,
-        "sop_uids": list(result.sop_uids),
-        "sent": sent,
-        "statistics": [s.__dict__ for s in result.statistics],
-    }
-
-
-def _stats_table(stats: tuple[SegmentStatistics, ...]) -> Table:
-    from rich.table import Table
-
-    table = Table()
-    for title in ("#", "Segment", "Voxels", "Volume (mL)", "Mean", "Min", "Max", "Std"):
-        table.add_column(title, justify="right")
-    for s in stats:
-        numbers = (s.volume_ml, s.mean, s.minimum, s.maximum, s.std)
-        table.add_row(
-            str(s.segment_number),
-            s.label,
-            str(s.voxel_count),
-            *(f"{v:.3f}" if i == 0 else f"{v:.1f}" for i, v in enumerate(numbers)),
-        )
-    return table
 
 
 def segment_cmd(
@@ -200,22 +82,22 @@ def segment_cmd(
     """Threshold-segment a series; store a DICOM SEG and a TID 1500 statistics SR."""
     params: dict[str, object] = {  # parsed here: processing (scipy) is imported by the step
         "threshold": [threshold[0], threshold[1]],
-        "seeds": [list(_floats(s, 3, "--seed")) for s in seed or []],
-        "seeds_mm": [list(_floats(s, 3, "--seed-mm")) for s in seed_mm or []],
+        "seeds": [list(parse_floats(s, 3, "--seed")) for s in seed or []],
+        "seeds_mm": [list(parse_floats(s, 3, "--seed-mm")) for s in seed_mm or []],
         "largest": largest,
         "fill_holes": fill_holes,
         "smooth_mm": smooth or 0,
         "label": label,
         "term": term_name,
-        "color": list(_color(color) or ()),
+        "color": list(parse_color(color) or ()),
     }
     tags = (description, series_number, institution, department)
-    _check_server(send)  # before any work: an unknown --send server is a usage error
+    check_server(send)  # before any work: an unknown --send server is a usage error
     with open_database(db) as database:
         results = _segment_and_export(
             database, series_uid, "threshold", params, ("seg", "sr"), tags
         )
-        _finish(database, results, send, as_json)
+        finish(database, results, send, as_json)
 
 
 def _study_of(db: Database, series_uid: str) -> str:
@@ -236,9 +118,9 @@ def _segment_and_export(
     tags: tuple[str | None, int | None, str | None, str | None],
 ) -> list[Exported]:
     """A one-item pipeline: load the series, segment it, export; the new records (``tags``:
-    the arguments of :func:`_options`, made after the series is found)."""
+    the arguments of :func:`export_options`, made after the series is found)."""
     item_study = _study_of(db, series_uid)  # NotFoundError before highdicom and the steps
-    options = _options(*tags)
+    options = export_options(*tags)
     from dicomstation.pipeline import (
         ExportStep,
         ItemsSource,
@@ -256,7 +138,7 @@ def _segment_and_export(
         ExportStep("export", kinds, options),
     )
     pipeline = Pipeline(f"{segmenter} {series_uid}", ItemsSource((item,)), steps)
-    with _quiet_highdicom():
+    with quiet_highdicom():
         (ctx,) = run_now(
             pipeline, db, warn=lambda text: err_console.print(f"[yellow]warning[/] {text}")
         )
@@ -296,7 +178,7 @@ def export_seg(
     tags = (description, series_number, institution, department)
     with open_database(db) as database:
         results = _segment_and_export(database, series_uid, "labelmap", params, ("seg",), tags)
-        _finish(database, results, send, as_json)
+        finish(database, results, send, as_json)
 
 
 @export_app.command("sr")
@@ -318,13 +200,13 @@ def export_sr(
     from dicomstation.pipeline.actions import content_seed
     from dicomstation.pipeline.inputs import read_seg
 
-    options = _options(description, series_number, institution, department)
+    options = export_options(description, series_number, institution, department)
     with open_database(db) as database:
         seg_uid = seg_instance_uid(database, seg_uid)
         seg, source, segmentation = read_seg(database, seg_uid)
         request = ExportInput(source, options, segmentation, built={"seg": (seg,)})
         seed = content_seed("sr", seg_uid, options)
-        _finish(database, _export(database, request, ["sr"], seed), send, as_json)
+        finish(database, export_kinds(database, request, ["sr"], seed), send, as_json)
 
 
 @export_app.command("sc")
@@ -362,7 +244,7 @@ def export_sc(
         params.update(
             png=str(png), png_sha256=content_seed(png.read_bytes()) if png.is_file() else ""
         )
-    options = _options(description, series_number, institution, department)
+    options = export_options(description, series_number, institution, department)
     with open_database(db) as database:
         source = series_source(database, series_uid)
         seg_uid = seg_instance_uid(database, seg_uid, "--seg") if seg_uid else None
@@ -371,13 +253,13 @@ def export_sc(
         )
         request = ExportInput(source, options, segmentation, params)
         seed = content_seed("sc", series_uid, seg_uid, options, params)
-        _finish(database, _export(database, request, ["sc"], seed), send, as_json)
+        finish(database, export_kinds(database, request, ["sc"], seed), send, as_json)
 
 
 def _window(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
-    center, width = _floats(text, 2, "--window")
+    center, width = parse_floats(text, 2, "--window")
     return center, width
 
 
@@ -409,14 +291,14 @@ def export_derived(
     from dicomstation.pipeline.actions import content_seed
     from dicomstation.pipeline.inputs import series_source
 
-    new = _floats(spacing, 3, "--resample") if spacing is not None else None
+    new = parse_floats(spacing, 3, "--resample") if spacing is not None else None
     params = {"smooth_mm": smooth, "median": median, "spacing": new}
     kind = "pm" if parametric_map else "derived"
-    options = _options(description, series_number, institution, department)
+    options = export_options(description, series_number, institution, department)
     with open_database(db) as database:
         request = ExportInput(series_source(database, series_uid), options, params=params)
         seed = content_seed(kind, series_uid, options, params)
-        _finish(database, _export(database, request, [kind], seed), send, as_json)
+        finish(database, export_kinds(database, request, [kind], seed), send, as_json)
 
 
 @export_app.command("bundle")
@@ -445,7 +327,7 @@ def export_bundle(
     from dicomstation.pipeline.inputs import scene_segmentation, series_source
 
     params = {"window": _window(window), "index": index, "layout": layout}
-    options = _options(description, series_number, institution, department)
+    options = export_options(description, series_number, institution, department)
     with open_database(db) as database:
         sources = [series_source(database, uid) for uid in series_uids]
         seg_uids = [seg_instance_uid(database, uid, "--seg") for uid in seg_uids or []]
@@ -458,7 +340,7 @@ def export_bundle(
             scene_segmentations=scenes,
         )
         seed = content_seed("bundle", series_uids, seg_uids, options, params)
-        _finish(database, _export(database, request, ["bundle"], seed), send, as_json)
+        finish(database, export_kinds(database, request, ["bundle"], seed), send, as_json)
 
 
 def register(app: typer.Typer) -> None:
