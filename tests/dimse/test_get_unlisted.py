@@ -131,7 +131,8 @@ _KILLED_AFTER_SUCCESS = textwrap.dedent(
     import os, sys
     from pathlib import Path
     from dicomstation.database import Database
-    from dicomstation.nodes.dimse_receive import Receiver, StoreRequest
+    from dicomstation.nodes.dimse_instance import StoreRequest
+    from dicomstation.nodes.dimse_receive import Receiver
     from dicomstation.nodes.dimse_filemeta import read_file_meta
 
     root, path, sop_class, sop_uid, syntax = sys.argv[1:]

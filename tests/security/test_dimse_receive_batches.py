@@ -17,7 +17,8 @@ from pynetdicom.sop_class import CTImageStorage
 
 from dicomstation.database import Database
 from dicomstation.nodes import dimse_receive
-from dicomstation.nodes.dimse_receive import Receiver, StoreRequest
+from dicomstation.nodes.dimse_instance import StoreRequest
+from dicomstation.nodes.dimse_receive import Receiver
 from tests.security.dimse_support import ct_bytes
 
 

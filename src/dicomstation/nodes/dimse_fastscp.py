@@ -30,6 +30,7 @@ import struct
 from typing import Any
 
 from dicomstation.nodes.dimse_fastget import Exchange
+from dicomstation.nodes.dimse_instance import printable
 from dicomstation.nodes.dimse_owned import OwnedAssociation
 from dicomstation.nodes.dimse_pdu import (
     A_ABORT,
@@ -40,7 +41,7 @@ from dicomstation.nodes.dimse_pdu import (
     local_max_pdu,
     pdvs,
 )
-from dicomstation.nodes.dimse_receive import Receiver, printable
+from dicomstation.nodes.dimse_receive import Receiver
 from dicomstation.nodes.dimse_transport import use_fast
 
 __all__ = ["FastStorageSCP", "describe_peer"]

@@ -17,7 +17,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
@@ -40,6 +40,7 @@ __all__ = [
     "check_data_set",
     "file_meta",
     "printable",
+    "request_of_event",
     "valid_uid",
 ]
 
@@ -131,6 +132,25 @@ class StoreOutcome:
         if self.comment:
             status.ErrorComment = self.error_comment()
         return status
+
+
+def request_of_event(event: Any, operation: str) -> StoreRequest:
+    """The :class:`StoreRequest` of a pynetdicom ``evt.EVT_C_STORE`` event.
+
+    ``operation`` names what received it in messages (``"C-STORE from AE (host:port)"``).
+    """
+    assoc = event.assoc
+    peer = assoc.requestor if assoc.is_acceptor else assoc.acceptor
+    ae = printable(str(peer.ae_title).strip(), 16).replace("\\", "?")
+    request = event.request
+    return StoreRequest(
+        str(request.AffectedSOPClassUID or ""),
+        str(request.AffectedSOPInstanceUID or ""),
+        str(event.context.abstract_syntax),
+        str(event.context.transfer_syntax),
+        ae,
+        f"{operation} from {ae} ({peer.address}:{peer.port})",
+    )
 
 
 class _RefusedError(Exception):

@@ -47,15 +47,13 @@ from pydicom.dataset import Dataset
 from dicomstation.models import Phase, ProgressEvent, TransferReport
 from dicomstation.nodes.dimse_instance import (
     CANNOT_UNDERSTAND,
-    DATA_SET_MISMATCH,
     OUT_OF_RESOURCES,
     SUCCESS,
     Incoming,
     StoreOutcome,
     StoreRequest,
-    file_meta,
     printable,
-    valid_uid,
+    request_of_event,
 )
 from dicomstation.nodes.dimse_names import StagingNames, sync_folder
 
@@ -63,20 +61,7 @@ if TYPE_CHECKING:
     from dicomstation.database import Database
     from dicomstation.database.importer import Scanned
 
-__all__ = [
-    "CANNOT_UNDERSTAND",
-    "DATA_SET_MISMATCH",
-    "MAX_INSTANCE_BYTES",
-    "OUT_OF_RESOURCES",
-    "SUCCESS",
-    "Incoming",
-    "Receiver",
-    "StoreOutcome",
-    "StoreRequest",
-    "file_meta",
-    "printable",
-    "valid_uid",
-]
+__all__ = ["MAX_INSTANCE_BYTES", "Receiver"]
 
 Progress = Callable[[ProgressEvent], None]
 _LOG = logging.getLogger(__name__)
@@ -227,26 +212,12 @@ class Receiver:
     def handle(self, event: Any) -> Dataset:
         """pynetdicom ``evt.EVT_C_STORE`` handler (the pynetdicom receive paths)."""
         try:
-            incoming = self.begin(self._request_of(event))
+            incoming = self.begin(request_of_event(event, self.operation))
             incoming.write(event.request.DataSet.getbuffer())
             return incoming.finish().as_dataset()
         except Exception as exc:  # a malformed request must not kill the association
             _LOG.warning("%s: cannot store a received instance: %s", self.operation, exc)
             return StoreOutcome(CANNOT_UNDERSTAND, "cannot understand the request").as_dataset()
-
-    def _request_of(self, event: Any) -> StoreRequest:
-        assoc = event.assoc
-        peer = assoc.requestor if assoc.is_acceptor else assoc.acceptor
-        ae = printable(str(peer.ae_title).strip(), 16).replace("\\", "?")
-        request = event.request
-        return StoreRequest(
-            str(request.AffectedSOPClassUID or ""),
-            str(request.AffectedSOPInstanceUID or ""),
-            str(event.context.abstract_syntax),
-            str(event.context.transfer_syntax),
-            ae,
-            f"{self.operation} from {ae} ({peer.address}:{peer.port})",
-        )
 
     def _emit(
         self, phase: Phase, done: int, uid: str | None, message: str = "", nbytes: int = -1
