@@ -63,7 +63,6 @@ from typing import Any
 from dicomstation.config import (
     Credentials,
     DicomWebServer,
-    DimseServer,
     LocalNodeConfig,
     Secret,
     ServerConfig,
@@ -83,8 +82,8 @@ from dicomstation.settings_tables import (
     check_url,
     credentials,
     credentials_table,
-    limits,
-    limits_table,
+    server_from_table,
+    server_table,
 )
 
 __all__ = [
@@ -117,73 +116,6 @@ def default_database_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("dicomstation")) / "database"
-
-
-def _dicomweb_from_table(name: str, t: Table) -> DicomWebServer:
-    try:
-        url = check_url(name, t.get("url", str))
-    except ConfigError as exc:
-        raise t.error(t.key("url"), str(exc).split(": ", 1)[1]) from None
-    return DicomWebServer(
-        name=name,
-        url=url,
-        credentials=credentials(t, url),
-        verify_tls=t.get("verify_tls", bool, True),
-        ca_bundle=t.get("ca_bundle", str, ""),
-        timeout=t.get("timeout", float, 60.0),
-        proxy=t.get("proxy", str, ""),
-        use_global_auth=t.get("use_global_auth", bool, False),
-        limits=limits(t.sub("limits")),
-    )
-
-
-def _server_from_table(name: str, t: Table) -> ServerConfig:
-    protocol = t.get("protocol", str, "dicomweb")
-    if protocol == "dicomweb":
-        return _dicomweb_from_table(name, t)
-    if protocol == "dimse":
-        port = t.get("port", int)
-        if not 0 < port < 65536:
-            raise t.error(t.key("port"), f"must be 1..65535, not {port}")
-        return DimseServer(
-            name=name,
-            ae_title=t.get("ae_title", str),
-            host=t.get("host", str),
-            port=port,
-            calling_ae=t.get("calling_ae", str, "DICOMSTATION"),
-            timeout=t.get("timeout", float, 30.0),
-            move_destination=t.get("move_destination", str, ""),
-        )
-    raise t.error(t.key("protocol"), f"must be dicomweb or dimse, not {protocol!r}")
-
-
-def _server_table(server: ServerConfig) -> dict[str, Any]:
-    if isinstance(server, DicomWebServer):
-        table: dict[str, Any] = {
-            "protocol": "dicomweb",
-            "url": server.url,
-            "verify_tls": server.verify_tls,
-            "timeout": server.timeout,
-        }
-        if server.ca_bundle:
-            table["ca_bundle"] = server.ca_bundle
-        if server.proxy:
-            table["proxy"] = server.proxy
-        if server.use_global_auth:
-            table["use_global_auth"] = True
-        table.update(credentials_table(server.credentials))
-        if limits := limits_table(server.limits):
-            table["limits"] = limits
-        return table
-    return {
-        "protocol": "dimse",
-        "ae_title": server.ae_title,
-        "host": server.host,
-        "port": server.port,
-        "calling_ae": server.calling_ae,
-        "timeout": server.timeout,
-        **({"move_destination": server.move_destination} if server.move_destination else {}),
-    }
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -246,7 +178,7 @@ class Settings:
         servers = root.sub("servers")
         local = root.sub("local")
         return cls(
-            servers={n: _server_from_table(n, servers.server(n)) for n in servers.data},
+            servers={n: server_from_table(n, servers.server(n)) for n in servers.data},
             credentials=credentials(root.sub("auth")),
             local=LocalNodeConfig(
                 ae_title=local.get("ae_title", str, "DICOMSTATION"),
@@ -277,7 +209,7 @@ class Settings:
         data: dict[str, Any] = {
             "auth": credentials_table(self.credentials),
             "local": local,
-            "servers": {n: _server_table(s) for n, s in sorted(self.servers.items())},
+            "servers": {n: server_table(s) for n, s in sorted(self.servers.items())},
         }
         if self.default_server:
             data["default_server"] = self.default_server

@@ -13,10 +13,27 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dicomstation.config import ClientLimits, Credentials, Secret, origin_of
+from dicomstation.config import (
+    ClientLimits,
+    Credentials,
+    DicomWebServer,
+    DimseServer,
+    Secret,
+    ServerConfig,
+    origin_of,
+)
 from dicomstation.errors import ConfigError
 
-__all__ = ["Table", "check_url", "credentials", "credentials_table", "limits", "limits_table"]
+__all__ = [
+    "Table",
+    "check_url",
+    "credentials",
+    "credentials_table",
+    "limits",
+    "limits_table",
+    "server_from_table",
+    "server_table",
+]
 
 SECRET_KEYS = ("password", "token", "client_secret")
 _CRED_KEYS = (
@@ -131,4 +148,73 @@ def limits_table(limits: ClientLimits) -> dict[str, Any]:
         f.name: getattr(limits, f.name)
         for f in fields(ClientLimits)
         if getattr(limits, f.name) != getattr(default, f.name)
+    }
+
+
+def _dicomweb_from_table(name: str, t: Table) -> DicomWebServer:
+    try:
+        url = check_url(name, t.get("url", str))
+    except ConfigError as exc:
+        raise t.error(t.key("url"), str(exc).split(": ", 1)[1]) from None
+    return DicomWebServer(
+        name=name,
+        url=url,
+        credentials=credentials(t, url),
+        verify_tls=t.get("verify_tls", bool, True),
+        ca_bundle=t.get("ca_bundle", str, ""),
+        timeout=t.get("timeout", float, 60.0),
+        proxy=t.get("proxy", str, ""),
+        use_global_auth=t.get("use_global_auth", bool, False),
+        limits=limits(t.sub("limits")),
+    )
+
+
+def server_from_table(name: str, t: Table) -> ServerConfig:
+    """The server of settings table ``[servers.NAME]`` (ConfigError naming a bad key)."""
+    protocol = t.get("protocol", str, "dicomweb")
+    if protocol == "dicomweb":
+        return _dicomweb_from_table(name, t)
+    if protocol == "dimse":
+        port = t.get("port", int)
+        if not 0 < port < 65536:
+            raise t.error(t.key("port"), f"must be 1..65535, not {port}")
+        return DimseServer(
+            name=name,
+            ae_title=t.get("ae_title", str),
+            host=t.get("host", str),
+            port=port,
+            calling_ae=t.get("calling_ae", str, "DICOMSTATION"),
+            timeout=t.get("timeout", float, 30.0),
+            move_destination=t.get("move_destination", str, ""),
+        )
+    raise t.error(t.key("protocol"), f"must be dicomweb or dimse, not {protocol!r}")
+
+
+def server_table(server: ServerConfig) -> dict[str, Any]:
+    """The settings table of ``server`` (its secrets as stored by the caller's table)."""
+    if isinstance(server, DicomWebServer):
+        table: dict[str, Any] = {
+            "protocol": "dicomweb",
+            "url": server.url,
+            "verify_tls": server.verify_tls,
+            "timeout": server.timeout,
+        }
+        if server.ca_bundle:
+            table["ca_bundle"] = server.ca_bundle
+        if server.proxy:
+            table["proxy"] = server.proxy
+        if server.use_global_auth:
+            table["use_global_auth"] = True
+        table.update(credentials_table(server.credentials))
+        if limits := limits_table(server.limits):
+            table["limits"] = limits
+        return table
+    return {
+        "protocol": "dimse",
+        "ae_title": server.ae_title,
+        "host": server.host,
+        "port": server.port,
+        "calling_ae": server.calling_ae,
+        "timeout": server.timeout,
+        **({"move_destination": server.move_destination} if server.move_destination else {}),
     }
