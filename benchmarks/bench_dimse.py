@@ -25,7 +25,8 @@ Parallel associations: one ``storescu`` beside ``DimseNode.store(associations=N)
 association) and into Orthanc. Goal: >= 1.5x one storescu.
 
 C-GET from dcmtk ``dcmqrscp`` (files indexed with ``dcmqridx``): ``getscu`` beside
-dicomstation. Goal: >= 0.9x getscu.
+dicomstation. Goal: >= 0.9x getscu. ``dimse_get_split.py`` splits that C-GET's time
+per instance into the peer's turn and ours (a C-GET is ping-pong).
 
 Prints seconds, instances/s, MB/s and the ratio to the dcmtk tool (best of REPEATS).
 Every server listens on 127.0.0.1 only. One command, unattended:
