@@ -7,6 +7,7 @@ password-protected server must stop before anything is sent, naming the server.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,9 @@ def test_cli_refuses_a_remote_tcp_scheduler_for_servers_with_secrets(
     assert "not encrypted" in result.output and "'pacs'" in result.output, result.output
     assert REMOTE in result.output
     assert SECRET not in result.output
+    listed = CliRunner().invoke(app, ["jobs", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == []  # refused before the ledger recorded a job
 
 
 @pytest.mark.parametrize(

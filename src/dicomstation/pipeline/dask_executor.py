@@ -35,11 +35,12 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dicomstation.config import ServerConfig
 from dicomstation.errors import ConfigError, ConnectionFailedError
 from dicomstation.nodes.base import CancelToken
 from dicomstation.pipeline.cluster_info import forget_cluster, write_cluster
@@ -50,7 +51,7 @@ from dicomstation.pipeline.model import StepEvent, TaskManifest, TaskResult
 Client = Any
 Future = Any
 
-__all__ = ["DaskExecutor", "check_transport", "executor_for"]
+__all__ = ["DaskExecutor", "check_servers", "check_transport", "executor_for"]
 
 Report = Callable[[TaskResult], TaskManifest | None]
 EventSink = Callable[[StepEvent], None]
@@ -143,9 +144,16 @@ def check_transport(address: str, manifest: TaskManifest) -> TaskManifest:
         When a server of ``manifest`` has a password, token or client secret and
         ``address`` is an unencrypted network comm (use a ``tls://`` scheduler).
     """
+    check_servers(address, manifest.servers)
+    return manifest
+
+
+def check_servers(address: str, servers: Mapping[str, ServerConfig]) -> None:
+    """Raise :class:`ConfigError` if a server of ``servers`` has secrets that tasks would
+    carry to the scheduler at ``address`` in clear text (see :func:`check_transport`)."""
     if not _in_clear(address):
-        return manifest
-    for name, server in manifest.servers.items():
+        return
+    for name, server in servers.items():
         credentials = getattr(server, "credentials", None)
         if credentials is not None and credentials.has_secret:
             raise ConfigError(
@@ -153,7 +161,6 @@ def check_transport(address: str, manifest: TaskManifest) -> TaskManifest:
                 f"{name!r} would cross the network in clear text; use a tls:// "
                 "scheduler (Dask's TLS security settings)"
             )
-    return manifest
 
 
 def _import_distributed() -> Any:
@@ -314,6 +321,16 @@ class DaskExecutor:
             self.close()
 
     # -- running ---------------------------------------------------------------------
+    def check_servers(self, servers: Mapping[str, ServerConfig]) -> None:
+        """Refuse, before a run starts, servers whose secrets this cluster would get in clear.
+
+        Raises
+        ------
+        ConfigError
+            See :func:`check_transport`.
+        """
+        check_servers(self.address, servers)
+
     def run(
         self,
         manifests: Iterable[TaskManifest],

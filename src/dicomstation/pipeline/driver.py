@@ -221,6 +221,9 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
         from dicomstation.pipeline.dask_executor import DaskExecutor
 
         options = replace(options, executor=DaskExecutor(options.cluster))
+    precheck = getattr(options.executor, "check_servers", None)  # optional (Executor)
+    if precheck is not None:
+        precheck(options.servers)  # e.g. no secrets to a scheduler in clear: before any job
     items = list_items(pipeline, options)
     with Ledger.open(options.ledger_path) as ledger:
         run = _Run(pipeline, options, ledger)

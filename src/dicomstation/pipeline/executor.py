@@ -32,7 +32,12 @@ EventSink = Callable[[StepEvent], None]
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs tasks; see the module docstring for the contract."""
+    """Runs tasks; see the module docstring for the contract.
+
+    An executor may also have ``check_servers(servers)``, called before a run
+    records anything in the ledger; it raises ConfigError for servers it must not
+    be given (the Dask executor: secrets to a scheduler reached in clear text).
+    """
 
     def run(
         self,
