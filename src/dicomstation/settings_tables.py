@@ -191,7 +191,7 @@ def server_from_table(name: str, t: Table) -> ServerConfig:
 
 
 def server_table(server: ServerConfig) -> dict[str, Any]:
-    """The settings table of ``server`` (its secrets as stored by the caller's table)."""
+    """The settings table of ``server``, secrets as values (``Settings.save`` stashes them)."""
     if isinstance(server, DicomWebServer):
         table: dict[str, Any] = {
             "protocol": "dicomweb",

@@ -18,7 +18,7 @@ from dicomstation.cli.main import app
 from dicomstation.config import Credentials, DicomWebServer, Secret
 from dicomstation.errors import ConfigError
 from dicomstation.pipeline import Pipeline
-from dicomstation.pipeline.dask_executor import check_transport
+from dicomstation.pipeline.dask_executor import check_servers
 from dicomstation.pipeline.model import TaskManifest, WorkItem
 from dicomstation.settings import Settings
 
@@ -78,7 +78,7 @@ def test_cli_refuses_a_remote_tcp_scheduler_for_servers_with_secrets(
 )
 def test_network_comms_in_clear_are_refused(address: str) -> None:
     with pytest.raises(ConfigError, match=r"not encrypted.*'pacs'"):
-        check_transport(address, _manifest(secret=True))
+        check_servers(address, _manifest(secret=True).servers)
 
 
 @pytest.mark.parametrize(
@@ -94,10 +94,17 @@ def test_network_comms_in_clear_are_refused(address: str) -> None:
     ],
 )
 def test_encrypted_or_loopback_comms_take_credentials(address: str) -> None:
-    manifest = _manifest(secret=True)
-    assert check_transport(address, manifest) is manifest
+    check_servers(address, _manifest(secret=True).servers)  # no ConfigError
 
 
 def test_servers_without_secrets_may_use_any_comm() -> None:
-    manifest = _manifest(secret=False)
-    assert check_transport("tcp://10.0.0.5:8786", manifest) is manifest
+    check_servers("tcp://10.0.0.5:8786", _manifest(secret=False).servers)  # no ConfigError
+
+
+def test_executor_run_refuses_before_connecting() -> None:
+    """Called directly (no driver), the executor checks the manifests' servers itself."""
+    from dicomstation.nodes.base import CancelToken
+    from dicomstation.pipeline.dask_executor import DaskExecutor
+
+    with pytest.raises(ConfigError, match=r"not encrypted.*'pacs'"):
+        DaskExecutor(REMOTE).run([_manifest(secret=True)], lambda _: None, cancel=CancelToken())

@@ -23,7 +23,7 @@ Workers of an existing scheduler keep their own configuration
 (``distributed.worker.profile.enabled: false`` in theirs does the same).
 
 Manifests carry the servers' credentials (see :class:`TaskManifest`), and Dask
-sends task arguments as they are: :func:`check_transport` refuses, before
+sends task arguments as they are: :func:`check_servers` refuses, before
 anything is sent, a run whose servers have secrets on a scheduler reached over
 ``tcp://`` or ``ucx://`` through a network (loopback and ``tls://`` are fine).
 
@@ -51,7 +51,7 @@ from dicomstation.pipeline.model import StepEvent, TaskManifest, TaskResult
 Client = Any
 Future = Any
 
-__all__ = ["DaskExecutor", "check_servers", "check_transport", "executor_for"]
+__all__ = ["DaskExecutor", "check_servers", "executor_for"]
 
 Report = Callable[[TaskResult], TaskManifest | None]
 EventSink = Callable[[StepEvent], None]
@@ -131,8 +131,8 @@ def _in_clear(address: str) -> bool:
         return True
 
 
-def check_transport(address: str, manifest: TaskManifest) -> TaskManifest:
-    """``manifest``, if its credentials may go to the scheduler at ``address``.
+def check_servers(address: str, servers: Mapping[str, ServerConfig]) -> None:
+    """Refuse servers whose secrets tasks would carry to the scheduler at ``address`` in clear.
 
     A task's manifest holds the secrets of the servers its steps name, and Dask
     sends task arguments to the scheduler and a worker as they are: over
@@ -141,16 +141,9 @@ def check_transport(address: str, manifest: TaskManifest) -> TaskManifest:
     Raises
     ------
     ConfigError
-        When a server of ``manifest`` has a password, token or client secret and
-        ``address`` is an unencrypted network comm (use a ``tls://`` scheduler).
+        When a server has a password, token or client secret and ``address`` is an
+        unencrypted network comm (use a ``tls://`` scheduler).
     """
-    check_servers(address, manifest.servers)
-    return manifest
-
-
-def check_servers(address: str, servers: Mapping[str, ServerConfig]) -> None:
-    """Raise :class:`ConfigError` if a server of ``servers`` has secrets that tasks would
-    carry to the scheduler at ``address`` in clear text (see :func:`check_transport`)."""
     if not _in_clear(address):
         return
     for name, server in servers.items():
@@ -327,7 +320,7 @@ class DaskExecutor:
         Raises
         ------
         ConfigError
-            See :func:`check_transport`.
+            See :func:`check_servers`.
         """
         check_servers(self.address, servers)
 
@@ -340,10 +333,11 @@ class DaskExecutor:
         cancel: CancelToken,
     ) -> None:
         """Run the manifests on the cluster; see :class:`~dicomstation.pipeline.Executor`."""
-        waiting = (check_transport(self.address, m) for m in manifests)
-        first = next(waiting, None)  # raises ConfigError before any connection
+        waiting = iter(manifests)
+        first = next(waiting, None)
         if first is None:
             return
+        self.check_servers(first.servers)  # a run's manifests share its servers; before connecting
         attempts = _pipeline_attempts(first)
         with self._session(attempts) as client:
             run = DaskRun(client, report, events, cancel, self.prefetch)
