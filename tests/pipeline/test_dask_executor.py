@@ -215,7 +215,9 @@ def _run_with_kill(
             if killed or status.done < 4:
                 return
             processing = client.processing()
-            victim = next(w for w, keys in processing.items() if keys)
+            victim = next((w for w, keys in processing.items() if keys), None)
+            if victim is None:  # both workers between items right now: the next update
+                return
             killed.update(worker=victim, pid=pids[victim], tasks=list(processing[victim]))
             os.kill(pids[victim], signal.SIGKILL)
 
