@@ -10,7 +10,6 @@ warning filters are restored afterwards, so nothing global changes.
 from __future__ import annotations
 
 import ssl
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from dicomstation.errors import (
     NodeError,
     RemoteStatusError,
 )
+from dicomstation.quiet_import import import_quietly
 
 __all__ = ["OidcConfig", "ProviderMetadata", "check_issuer", "discover", "oauth_client"]
 
@@ -198,12 +198,12 @@ def _auth_method(cfg: OidcConfig, meta: ProviderMetadata) -> str:
 
 def authlib() -> tuple[Any, type[Exception]]:
     """Authlib's httpx ``OAuth2Client`` class and its ``OAuthError`` (imported on first use)."""
-    with warnings.catch_warnings():  # the httpx2 preference notice; filters restored after
-        import authlib.deprecate  # adds an "always" filter for its warnings: ours goes before it
-
-        warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
-        from authlib.integrations.httpx_client import OAuth2Client, OAuthError
-    return OAuth2Client, OAuthError
+    # its httpx2 preference notice, and the "always" filter authlib.deprecate adds for its
+    # warnings when imported (ours goes before it), only for the first import (quiet_import)
+    client = import_quietly(
+        "authlib.integrations.httpx_client", Warning, first=("authlib.deprecate",)
+    )
+    return client.OAuth2Client, client.OAuthError
 
 
 def oauth_client(cfg: OidcConfig, meta: ProviderMetadata, **kwargs: Any) -> Any:

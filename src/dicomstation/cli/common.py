@@ -42,6 +42,7 @@ __all__ = [
     "plain_help",
     "print_json",
     "print_refs",
+    "printed_warnings",
     "progress_bar",
 ]
 
@@ -310,3 +311,33 @@ def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
 
         yield update
         bar.update(task, description=f"{description} ({time.perf_counter() - started:.1f}s)")
+
+
+@contextlib.contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Print the warnings raised inside the block once it ends (each text once, counted).
+
+    For a command's whole run, in the CLI process only (the application there): the
+    warnings module's state is process-wide and not thread-safe, so library code never
+    captures warnings; the command does, once, around everything it runs.
+    """
+    import warnings
+
+    from rich.markup import escape
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            _print_counted(caught, escape)
+
+
+def _print_counted(caught: list[Any], escape: Callable[[str], str]) -> None:
+    counts: dict[str, int] = {}
+    for warning in caught:
+        text = str(warning.message)
+        counts[text] = counts.get(text, 0) + 1
+    for text, count in counts.items():
+        times = f" ({count} times)" if count > 1 else ""
+        err_console.print(f"[yellow]warning[/]{times} {escape(text)}")

@@ -22,9 +22,9 @@ import typer
 from dicomstation.cli.common import (
     DbOption,
     JsonOption,
-    err_console,
     handle_errors,
     open_database,
+    printed_warnings,
 )
 from dicomstation.cli.export_support import (
     check_server,
@@ -138,10 +138,8 @@ def _segment_and_export(
         ExportStep("export", kinds, options),
     )
     pipeline = Pipeline(f"{segmenter} {series_uid}", ItemsSource((item,)), steps)
-    with quiet_highdicom():
-        (ctx,) = run_now(
-            pipeline, db, warn=lambda text: err_console.print(f"[yellow]warning[/] {text}")
-        )
+    with printed_warnings(), quiet_highdicom():
+        (ctx,) = run_now(pipeline, db)
     return ctx.exported
 
 

@@ -8,7 +8,6 @@ servers printed as one-line warnings, exit code 1 when some server failed.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from dicomstation.cli.common import (
     err_console,
     print_json,
     print_refs,
+    printed_warnings,
 )
 from dicomstation.errors import ConfigError
 
@@ -69,11 +69,8 @@ def federated_query(servers: list[str], all_servers: bool, q: Query, as_json: bo
 
     names = _all_names(servers, all_servers)
     opener = _opener(names)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with printed_warnings():
         result = federated_find(names, q, opener)
-    for warning in caught:
-        err_console.print(f"[yellow]warning[/] {warning.message}")
     _warn_failed(result.failed)
     if as_json:
         rows = [

@@ -9,7 +9,6 @@ Protocol-neutral: every command opens the server with
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from dicomstation.cli.common import (
     parse_level,
     print_json,
     print_refs,
+    printed_warnings,
     progress_bar,
 )
 from dicomstation.dicomjson import first_value
@@ -62,11 +62,8 @@ def _node(name: str, concurrency: int | None = None) -> Iterator[DicomNode]:
     if concurrency is not None and hasattr(node, "concurrency"):
         node.concurrency = concurrency
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with printed_warnings():
             yield node
-        for warning in caught:
-            err_console.print(f"[yellow]warning[/] {warning.message}")
     finally:
         node.close()
 

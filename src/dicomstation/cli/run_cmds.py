@@ -24,6 +24,7 @@ from dicomstation.cli.common import (
     err_console,
     handle_errors,
     print_json,
+    printed_warnings,
 )
 from dicomstation.errors import DicomStationError
 
@@ -131,7 +132,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
 
 def run_and_report(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
     """Run with a live display (unless JSON), print the outcome, exit non-zero on failure."""
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), printed_warnings():  # after the live display, on stderr
         if as_json:
             report = pipeline.run(options)
         else:

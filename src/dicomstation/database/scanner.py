@@ -21,10 +21,10 @@ import io
 import mmap
 import re
 import struct
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from dicomstation.database.extent import Extent, extent
 from dicomstation.database.scanvalues import decode_repeated, encodings_of
 from dicomstation.errors import InvalidDicomError
 
@@ -245,18 +245,32 @@ def _fast(data: Data, size: int | None = None) -> ScanResult:
     return ScanResult(fields, syntax)
 
 
+def _extent(data: Data) -> Extent:
+    """Whether the data set after the file meta (or without one) is complete."""
+    found_meta = read_file_meta(data)
+    if found_meta is not None:
+        meta, start = found_meta
+        syntax = meta.get(0x00020010, b"").rstrip(b"\x00 ").decode("ascii", "replace")
+        return extent(data, start, syntax or None)
+    if data[128:132] == b"DICM":  # a preamble with no readable meta group
+        if len(data) < 144 or (
+            _tag(data, 132) == 0x00020000 and 144 + _LENGTH.unpack_from(data, 140)[0] > len(data)
+        ):
+            return Extent.TRUNCATED  # the file ends inside its meta group
+        return Extent.UNKNOWN  # pydicom decides
+    return extent(data, 0, None)
+
+
 def _slow(data: Data, name: str) -> ScanResult:
     import pydicom
     from pydicom.errors import InvalidDicomError as PydicomInvalid
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True)
-        except (PydicomInvalid, EOFError, OSError, ValueError, struct.error) as exc:
-            raise InvalidDicomError(name, f"not DICOM ({exc})") from None
-    if any("End of file" in str(w.message) or "delimiter" in str(w.message) for w in caught):
+    if _extent(data) is Extent.TRUNCATED:  # not told by pydicom's warnings: see extent.py
         raise InvalidDicomError(name, "truncated DICOM file")
+    try:
+        ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True)
+    except (PydicomInvalid, EOFError, OSError, ValueError, struct.error) as exc:
+        raise InvalidDicomError(name, f"not DICOM ({exc})") from None
     elements = getattr(ds, "_dict", {})
     if elements:
         last = elements[max(elements)]

@@ -10,8 +10,7 @@ first error as it is (for ``dicomstation segment`` and other single commands).
 from __future__ import annotations
 
 import hashlib
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,12 +82,12 @@ def run_now(
     local: LocalNodeConfig | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> list[StepContext]:
     """Run every step for every item of ``pipeline`` here, without a ledger; errors propagate.
 
-    Returns each item's finished :class:`StepContext` (outputs, exports, reports).
-    Warnings of the steps are re-issued (or passed to ``warn``).
+    Returns each item's finished :class:`StepContext` (outputs, exports, reports, the
+    geometry warnings of what was loaded). The steps' warnings are issued as they
+    happen, to whatever the application set up.
     """
     contexts = []
     for item in pipeline.source.items(lambda name: _no_remote_source(name)):
@@ -107,8 +106,6 @@ def run_now(
                 ctx.outputs[step.name] = step.run(ctx)
         finally:
             ctx.close()
-            for text in ctx.warnings:
-                warn(text) if warn is not None else warnings.warn(text, stacklevel=2)
         contexts.append(ctx)
     return contexts
 

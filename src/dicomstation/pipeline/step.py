@@ -12,7 +12,6 @@ what later steps need back into the context from its recorded outputs.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -65,7 +64,11 @@ class StepContext:
     exported : list of Exported
         What export steps wrote.
     warnings : list of str
-        Warnings raised by steps (geometry...), kept for the ledger's error text.
+        The geometry warnings of the series loaded (``LoadedVolume.warnings``), as data.
+        Warnings themselves are issued as usual and reach whatever the application set
+        up: steps never touch the warnings module's process-wide state (filters,
+        ``showwarning``), which is not thread-safe and which the in-process executor's
+        threads, the web UI and the user's own threads share.
     reports : list of TransferReport
         Transfer reports of fetch and send steps.
     pool : NodePool or None
@@ -145,14 +148,6 @@ class StepContext:
             if self.kinds.get(name) == kind:
                 found += [uid for uid in outputs if uid not in found]
         return tuple(found)
-
-    def run_quietly(self, func: Callable[[], Any]) -> Any:
-        """Call ``func`` collecting its warnings into :attr:`warnings`."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = func()
-        self.warnings += [str(w.message) for w in caught]
-        return result
 
 
 @runtime_checkable

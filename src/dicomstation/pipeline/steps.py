@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from functools import partial
 from typing import Any, ClassVar
 
 from dicomstation.errors import ConfigError, NotFoundError, TransferError
@@ -64,9 +63,7 @@ class FetchStep:
                     f"{self.select.to_dict()}"
                 )
         item = WorkItem(ctx.item.study_uid, series)
-        report = ctx.run_quietly(
-            partial(fetch_item, node, ctx.db, item, progress=ctx.progress, cancel=ctx.cancel)
-        )
+        report = fetch_item(node, ctx.db, item, progress=ctx.progress, cancel=ctx.cancel)
         ctx.reports.append(report)
         _failed(report, f"fetch of {ctx.item.describe()} from {self.server}")
         return series or _local_series(ctx)
@@ -111,10 +108,12 @@ class LoadStep:
                 f"{ctx.item.describe()}: no image series in the local database matches "
                 f"{self.select.to_dict() or 'the selection'}"
             )
+        from dicomstation.volumes import load_series  # as SourceSeries.from_files does
+
         for uid in chosen:
-            ctx.series[uid] = ctx.run_quietly(
-                partial(SourceSeries.from_files, ctx.db.series_files(uid))
-            )
+            loaded = load_series(ctx.db.series_files(uid))
+            ctx.warnings += loaded.warnings
+            ctx.series[uid] = SourceSeries.from_loaded(loaded)
         return tuple(chosen)
 
     def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
@@ -160,7 +159,7 @@ class SegmentStep:
         segmenter = make_segmenter(self.segmenter, self.params)
         return ctx.segment_each(
             self.name,
-            lambda _uid, source: ctx.run_quietly(partial(segmenter.segment, source.volume)),
+            lambda _uid, source: segmenter.segment(source.volume),
         )
 
     def restore(self, ctx: StepContext, outputs: tuple[str, ...]) -> None:
@@ -252,9 +251,7 @@ class SendStep:
         if not files:
             raise NotFoundError(f"{ctx.item.describe()}: nothing to send in the database")
         node = ctx.node(self.server)
-        report = ctx.run_quietly(
-            partial(send_files, node, files, progress=ctx.progress, cancel=ctx.cancel)
-        )
+        report = send_files(node, files, progress=ctx.progress, cancel=ctx.cancel)
         ctx.reports.append(report)
         _failed(report, f"send of {ctx.item.describe()} to {self.server}")
         return series

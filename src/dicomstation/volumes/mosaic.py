@@ -11,10 +11,11 @@ SliceNormalVector) by SpacingBetweenSlices.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from dicomstation.quiet_import import import_quietly
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -23,14 +24,12 @@ __all__ = ["mosaic_tiles"]
 
 
 def _csa_tags(ds: Dataset) -> dict[str, Any] | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nibabel.nicom warns that its *readers* are experimental
-        from nibabel.nicom import csareader
-
-        try:
-            header = csareader.get_csa_header(ds, "image")  # type: ignore[no-untyped-call]
-        except Exception:  # a malformed private header: not a usable mosaic
-            return None
+    # nibabel.nicom warns when imported that its *readers* are experimental (see quiet_import)
+    csareader = import_quietly("nibabel.nicom.csareader")
+    try:
+        header = csareader.get_csa_header(ds, "image")
+    except Exception:  # a malformed private header: not a usable mosaic
+        return None
     return header["tags"] if header else None
 
 
