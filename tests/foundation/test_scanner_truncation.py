@@ -30,6 +30,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
+from dicomstation.database import extent as extent_module
 from dicomstation.database import scanner
 from dicomstation.database.extent import Extent, extent
 from dicomstation.database.scanner import scan_bytes
@@ -150,3 +151,22 @@ def test_the_walk_gives_no_verdict_on_what_it_cannot_read() -> None:
         for _ in range(100)
     )
     assert extent(deep, 0, ExplicitVRLittleEndian) is Extent.UNKNOWN  # depth bounded
+
+
+def test_a_deflate_bomb_is_refused_before_pydicom_inflates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = pydicom.dcmread(write_ct_series(tmp_path / "bomb", 1, size=16)[0])
+    ds.PixelData = bytes(4_000_000)  # deflates to a few kilobytes
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    saved = io.BytesIO()
+    ds.save_as(saved, enforce_file_format=True)
+    data = saved.getvalue()
+    assert len(data) < 40_000
+    assert scan_bytes(data, "bomb.dcm").fields["SOPInstanceUID"] == ds.SOPInstanceUID
+    monkeypatch.setattr(extent_module, "MAX_INFLATED", 1_000_000)
+    called: list[object] = []
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: called.append(a))
+    with pytest.raises(InvalidDicomError, match=r"bomb\.dcm.*inflates past"):
+        scan_bytes(data, "bomb.dcm")
+    assert called == []

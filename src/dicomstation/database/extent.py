@@ -22,7 +22,7 @@ import struct
 import zlib
 from enum import Enum
 
-__all__ = ["Extent", "extent"]
+__all__ = ["MAX_INFLATED", "Extent", "extent"]
 
 _LONG_VRS = frozenset(
     {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
@@ -35,12 +35,18 @@ _MAX_DEPTH = 64  # nested sequences deeper than this are not read (a hostile fil
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 
+#: A deflated data set that inflates past this many bytes is refused (a "zip bomb": a
+#: few kilobytes from the network would otherwise take gigabytes here and in pydicom).
+MAX_INFLATED = 1 << 30
+
+
 class Extent(Enum):
     """What :func:`extent` found."""
 
     COMPLETE = "complete"
     TRUNCATED = "truncated"
     UNKNOWN = "unknown"
+    TOO_LARGE = "too large"  # deflated, inflating past MAX_INFLATED
 
 
 class _TruncatedError(Exception):
@@ -136,15 +142,22 @@ def extent(data: Buffer, start: int, syntax: str | None) -> Extent:
 
     ``syntax`` None: a data set without file meta (explicit VR when its first element
     has a VR, big endian when its first group number reads smaller so, as pydicom
-    guesses). A deflated data set whose stream does not end is truncated.
+    guesses). A deflated data set whose stream does not end is truncated; one that
+    inflates past :data:`MAX_INFLATED` bytes is :attr:`Extent.TOO_LARGE`.
     """
-    body = data[start:]
+    with memoryview(data) as view, view[start:] as rest:  # no copy of a mapped file
+        return _verdict(rest, syntax)
+
+
+def _verdict(body: Buffer, syntax: str | None) -> Extent:
     if syntax == _DEFLATED:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            body = inflater.decompress(bytes(body))
+            body = inflater.decompress(body, MAX_INFLATED + 1)
         except zlib.error:
             return Extent.UNKNOWN
+        if len(body) > MAX_INFLATED:
+            return Extent.TOO_LARGE
         if not inflater.eof:
             return Extent.TRUNCATED
     if syntax:

@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from dicomstation.database.extent import Extent, extent
+from dicomstation.database.extent import MAX_INFLATED, Extent, extent
 from dicomstation.database.scanvalues import decode_repeated, encodings_of
 from dicomstation.errors import InvalidDicomError
 
@@ -265,8 +265,11 @@ def _slow(data: Data, name: str) -> ScanResult:
     import pydicom
     from pydicom.errors import InvalidDicomError as PydicomInvalid
 
-    if _extent(data) is Extent.TRUNCATED:  # not told by pydicom's warnings: see extent.py
+    found = _extent(data)
+    if found is Extent.TRUNCATED:  # not told by pydicom's warnings: see extent.py
         raise InvalidDicomError(name, "truncated DICOM file")
+    if found is Extent.TOO_LARGE:  # before pydicom, which would inflate it all
+        raise InvalidDicomError(name, f"deflated data set inflates past {MAX_INFLATED} bytes")
     try:
         ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True)
     except (PydicomInvalid, EOFError, OSError, ValueError, struct.error) as exc:
