@@ -36,8 +36,10 @@ Every server listens on 127.0.0.1 only. One command, unattended:
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -294,14 +296,36 @@ def _dcmqrscp_get(work: Path, paths: list[Path], study: str, series: str, repeat
     try:
         print("C-GET from dcmqrscp")
         got = work / "qrget"
-        ref = _best(lambda i: _getscu_from(port, study, series, got / f"dcmtk{i}"), repeats, _noop)
+        getscu_cpu: list[float] = []
+        ref = _best(
+            lambda i: _cpu_of(
+                lambda: _getscu_from(port, study, series, got / f"dcmtk{i}"),
+                resource.RUSAGE_CHILDREN,
+                getscu_cpu,
+            ),
+            repeats,
+            _noop,
+        )
         print(_row("dcmtk getscu", ref, count, nbytes, ref))
         node = DimseNode(DimseServer("qr", "QRSCP", "127.0.0.1", port, timeout=120))
+        ours_cpu: list[float] = []
         ours = _best(
-            lambda i: _dicomstation_get(node, study, series, got / f"db{i}", count), repeats, _noop
+            lambda i: _cpu_of(
+                lambda: _dicomstation_get(node, study, series, got / f"db{i}", count),
+                resource.RUSAGE_SELF,
+                ours_cpu,
+            ),
+            repeats,
+            _noop,
         )
         print(_row("dicomstation retrieve (C-GET)", ours, count, nbytes, ref))
         print(f"  dicomstation / getscu: {ref / ours:.2f}x (goal >= 0.9)")
+        print(
+            "  client CPU per instance (user + system, median of the runs): getscu "
+            f"{1e6 * statistics.median(getscu_cpu) / count:.0f} us, dicomstation "
+            f"{1e6 * statistics.median(ours_cpu) / count:.0f} us (a C-GET is ping-pong: "
+            "each instance costs the peer's turn plus the client's; see dimse_get_split.py)"
+        )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -309,6 +333,14 @@ def _dcmqrscp_get(work: Path, paths: list[Path], study: str, series: str, repeat
 
 def _noop() -> None:
     pass
+
+
+def _cpu_of(run: Callable[[], None], who: int, seconds: list[float]) -> None:
+    """Run, appending the CPU seconds (user + system) of ``who`` (RUSAGE_SELF/CHILDREN)."""
+    before = resource.getrusage(who)
+    run()
+    after = resource.getrusage(who)
+    seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
 def _best(run: Callable[[int], None], repeats: int, before: Callable[[], None]) -> float:
