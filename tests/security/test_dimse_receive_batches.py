@@ -1,10 +1,13 @@
 """Deferred indexing of acknowledged instances (a C-GET's way), beyond one batch.
 
-A C-GET answers Success once an instance is safe on disk and indexes in batches of
-64 on a background thread (``Receiver.drain_soon``) while it receives the next
-ones. 140 instances fed as the fast C-GET reader feeds them: every one is indexed
-once the receiver finishes, the background thread indexed whole batches (not the
-receiving thread), the backlog stays bounded, and nothing is left in staging.
+A C-GET answers Success once an instance is safe on disk and indexes later, on its
+own thread between two sub-operations (``Receiver.drain_if_full``), once 512
+acknowledged instances or 8 MiB of their first bytes wait: the memory they hold is
+bounded whatever the peer sends, and no second thread takes the GIL from the
+receiving one (a background indexing thread did, and cost more CPU than it hid).
+Instances fed as the fast C-GET reader feeds them: every one is indexed once the
+receiver finishes, by the receiving thread, in bounded batches, nothing is left in
+staging.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ class _Watched(Receiver):
         super()._commit_batch(batch)
 
 
-def test_acknowledged_instances_indexed_in_background_batches(tmp_path: Path) -> None:
+def _receive(tmp_path: Path, count: int, size: int) -> tuple[_Watched, int, list[str]]:
     ct = str(CTImageStorage)
-    uids = [generate_uid() for _ in range(140)]
+    uids = [generate_uid() for _ in range(count)]
     study = generate_uid()
     backlog = 0
     with Database.open(tmp_path / "db") as db:
@@ -44,16 +47,29 @@ def test_acknowledged_instances_indexed_in_background_batches(tmp_path: Path) ->
         for uid in uids:
             request = StoreRequest(ct, uid, ct, str(ExplicitVRLittleEndian), "QR", "C-GET test")
             incoming = receiver.begin(request)
-            incoming.write(ct_bytes(uid, study, size=16))
+            incoming.write(ct_bytes(uid, study, size=size))
             assert incoming.finish(defer=True).ok
             backlog = max(backlog, receiver.backlog())
-            if receiver.backlog() >= 64:
-                receiver.drain_soon()
+            receiver.drain_if_full()
         report = receiver.finish()
         assert sorted(report.succeeded) == sorted(uids) and not report.failed
         assert db.has_instances(uids) == set(uids)
-        assert backlog <= dimse_receive._MAX_BACKLOG + 1
-        background = [n for name, n in receiver.batches if name == "dicomstation-index"]
-        assert background and all(n == 64 for n in background)
-        assert sum(n for _name, n in receiver.batches) == 140
         assert not [p for p in (db.root / "incoming").rglob("*") if p.is_file()]
+    return receiver, backlog, uids
+
+
+def test_acknowledged_instances_indexed_in_bounded_batches_on_the_receiving_thread(
+    tmp_path: Path,
+) -> None:
+    receiver, backlog, uids = _receive(tmp_path, 600, 16)
+    assert backlog == dimse_receive._DEFERRED_BATCH  # indexed as the 512th arrived
+    me = threading.current_thread().name
+    assert receiver.batches == [(me, 512), (me, len(uids) - 512)]
+
+
+def test_large_instances_are_indexed_by_the_bytes_they_hold(tmp_path: Path) -> None:
+    receiver, backlog, uids = _receive(tmp_path, 300, 256)  # 128 KiB each: 64 KiB heads
+    per_batch = dimse_receive._DEFERRED_BYTES // (64 * 1024)
+    assert backlog == per_batch
+    assert [n for _name, n in receiver.batches[:2]] == [per_batch, per_batch]
+    assert sum(n for _name, n in receiver.batches) == len(uids)

@@ -10,10 +10,10 @@ data sets are written fragment by fragment straight to their ``.part`` file (no
 re-encoding, never whole in memory) through a
 :class:`~dicomstation.nodes.dimse_receive.Incoming` (files named by us, data set
 checked), each is answered with a C-STORE-RSP once its file is safe on disk
-(fsynced, renamed, its folder fsynced; or with a failure status and a reason) and
-indexed later in batches of up to 64 (fewer commits; indexing between two
-instances was not overlapped with the peer's work: a loopback wake-up runs the
-peer on our core), and the C-GET-RSPs are decoded until the final one. PDUs longer
+(fsynced; or with a failure status and a reason) and indexed later on this
+thread, between two sub-operations, in batches of up to 512
+(:meth:`~dicomstation.nodes.dimse_receive.Receiver.drain_if_full`), and the
+C-GET-RSPs are decoded until the final one. PDUs longer
 than we announced, malformed PDV items and oversized command sets end the
 exchange (``ProtocolError``; the association is aborted). Associations,
 negotiation, release and abort stay pynetdicom's.
@@ -88,7 +88,6 @@ _SUCCESS = int(Status.SUCCESS)
 _C_ECHO_RQ, _C_ECHO_RSP = Command.C_ECHO_RQ, Command.C_ECHO_RSP
 _MAX_COMMAND = 64 * 1024  # a command set is a few hundred bytes
 _MAX_IDENTIFIER = 16 * 1024 * 1024  # a C-GET-RSP identifier (failed UID lists)
-_MAX_BACKLOG = 64  # acknowledged instances not yet indexed, at most
 _us = us_field
 _text = text_field
 
@@ -226,8 +225,8 @@ class Exchange:
         self._respond(store, outcome)
         with contextlib.suppress(OSError):  # a failure shows with the next instance
             self.receiver.make_names()
-        if not self.serving and self.receiver.backlog() >= _MAX_BACKLOG:
-            self.receiver.drain_soon()  # the rest when the C-GET ends (Receiver.wait)
+        if not self.serving:
+            self.receiver.drain_if_full()  # the rest when the C-GET ends (Receiver.wait)
 
     def _respond(self, store: _Store, outcome: StoreOutcome) -> None:
         fields = {
