@@ -3,8 +3,8 @@
 Authlib is imported here, inside functions only, the first time a server with
 an issuer is used: ``dicomstation --help`` and servers without OIDC never load
 it. Its httpx integration warns (a DeprecationWarning) that it prefers the
-``httpx2`` package; that warning is silenced while it is imported and the
-warning filters are restored afterwards, so nothing global changes.
+``httpx2`` package; that warning is silenced at its first import only
+(:mod:`dicomstation.quiet_import`), and the filters are restored afterwards.
 """
 
 from __future__ import annotations

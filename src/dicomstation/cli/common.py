@@ -322,6 +322,7 @@ def printed_warnings() -> Iterator[None]:
     captures warnings; the command does, once, around everything it runs.
     """
     import warnings
+    from collections import Counter
 
     from rich.markup import escape
 
@@ -330,14 +331,7 @@ def printed_warnings() -> Iterator[None]:
         try:
             yield
         finally:
-            _print_counted(caught, escape)
-
-
-def _print_counted(caught: list[Any], escape: Callable[[str], str]) -> None:
-    counts: dict[str, int] = {}
-    for warning in caught:
-        text = str(warning.message)
-        counts[text] = counts.get(text, 0) + 1
-    for text, count in counts.items():
-        times = f" ({count} times)" if count > 1 else ""
-        err_console.print(f"[yellow]warning[/]{times} {escape(text)}")
+            counts = Counter(str(warning.message) for warning in caught)
+            for text, count in counts.items():
+                times = f" ({count} times)" if count > 1 else ""
+                err_console.print(f"[yellow]warning[/]{times} {escape(text)}")

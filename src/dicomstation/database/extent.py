@@ -22,14 +22,31 @@ import struct
 import zlib
 from enum import Enum
 
-__all__ = ["MAX_INFLATED", "Extent", "extent"]
+__all__ = [
+    "BIG_ENDIAN",
+    "DEFLATED",
+    "IMPLICIT",
+    "ITEM",
+    "ITEM_END",
+    "LONG_VRS",
+    "MAX_INFLATED",
+    "SEQ_END",
+    "UNDEFINED",
+    "Extent",
+    "extent",
+]
 
-_LONG_VRS = frozenset(
+#: Explicit VRs with a 4-byte length (PS3.5 7.1.2); shared with the scanner's fast walk.
+LONG_VRS = frozenset(
     {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
 )
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
-_IMPLICIT, _BIG, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
+ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD  # as group << 16 | element
+UNDEFINED = 0xFFFFFFFF  # an undefined length
+IMPLICIT, BIG_ENDIAN, DEFLATED = (
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+)
 _MAX_DEPTH = 64  # nested sequences deeper than this are not read (a hostile file)
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
@@ -77,7 +94,7 @@ class _Walker:
         if group == 0xFFFE or self.implicit:  # item tags have no VR in any encoding
             return tag, b"", self.u32.unpack_from(self.data, pos + 4)[0], pos + 8
         vr = bytes(self.data[pos + 4 : pos + 6])
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if pos + 12 > end:
                 raise _TruncatedError
             return tag, vr, self.u32.unpack_from(self.data, pos + 8)[0], pos + 12
@@ -95,7 +112,7 @@ class _Walker:
                 return pos
             if tag >> 16 == 0xFFFE:  # an item tag out of place
                 raise _UnreadableError
-            if length != _UNDEFINED:
+            if length != UNDEFINED:
                 pos += length
                 if pos > end:
                     raise _TruncatedError
@@ -112,12 +129,12 @@ class _Walker:
         """Walk the items of an undefined length (a sequence, encapsulated pixel data)."""
         while True:
             tag, _vr, length, pos = self.header(pos, end)
-            if tag == _SEQ_END:
+            if tag == SEQ_END:
                 return pos
-            if tag != _ITEM:
+            if tag != ITEM:
                 raise _UnreadableError
-            if length == _UNDEFINED:
-                pos = self.elements(pos, end, _ITEM_END, depth)
+            if length == UNDEFINED:
+                pos = self.elements(pos, end, ITEM_END, depth)
             else:
                 pos += length
                 if pos > end:
@@ -150,7 +167,7 @@ def extent(data: Buffer, start: int, syntax: str | None) -> Extent:
 
 
 def _verdict(body: Buffer, syntax: str | None) -> Extent:
-    if syntax == _DEFLATED:
+    if syntax == DEFLATED:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
             body = inflater.decompress(body, MAX_INFLATED + 1)
@@ -161,7 +178,7 @@ def _verdict(body: Buffer, syntax: str | None) -> Extent:
         if not inflater.eof:
             return Extent.TRUNCATED
     if syntax:
-        implicit, little = syntax == _IMPLICIT, syntax != _BIG
+        implicit, little = syntax == IMPLICIT, syntax != BIG_ENDIAN
     else:
         implicit, little = not _looks_explicit(body), _looks_little(body)
     walker = _Walker(body, little=little, implicit=implicit)

@@ -24,7 +24,19 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from dicomstation.database.extent import MAX_INFLATED, Extent, extent
+from dicomstation.database.extent import (
+    BIG_ENDIAN,
+    DEFLATED,
+    IMPLICIT,
+    ITEM,
+    ITEM_END,
+    LONG_VRS,
+    MAX_INFLATED,
+    SEQ_END,
+    UNDEFINED,
+    Extent,
+    extent,
+)
 from dicomstation.database.scanvalues import decode_repeated, encodings_of
 from dicomstation.errors import InvalidDicomError
 
@@ -60,9 +72,8 @@ INDEX_FIELDS: dict[int, tuple[str, str]] = {
     0x00280010: ("Rows", "us"),
     0x00280011: ("Columns", "us"),
 }
-_LONG_VRS = frozenset(
-    {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR", b"SV", b"UV"}
-)
+
+_LONG_VRS = LONG_VRS
 #: the standard's VRs with a 2-byte length (any other 2 upper-case letters are read as one too)
 _SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
 #: group, element, VR and 2-byte length of an explicit VR little endian element
@@ -72,10 +83,9 @@ _HEADER = struct.Struct("<I2sH")
 #: tag (as in :data:`_HEADER`) and 4-byte length of an implicit VR little endian element
 _IMPLICIT_HEADER = struct.Struct("<II")
 _LENGTH = struct.Struct("<I")
-_IMPLICIT = "1.2.840.10008.1.2"
-_SLOW_SYNTAXES = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_IMPLICIT, _UNDEFINED = IMPLICIT, UNDEFINED
+_SLOW_SYNTAXES = frozenset({BIG_ENDIAN, DEFLATED})  # pydicom reads these (extent.py checks)
+_ITEM, _ITEM_END, _SEQ_END = ITEM, ITEM_END, SEQ_END
 _SAFE_UID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
