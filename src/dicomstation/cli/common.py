@@ -25,6 +25,7 @@ from dicomstation.errors import ConfigError, DicomStationError, TransferError, U
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from dicomstation.cli.warning_printer import WarningPrinter
     from dicomstation.database import Database
     from dicomstation.models import Level, ProgressEvent, TransferReport
 
@@ -313,25 +314,8 @@ def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
         bar.update(task, description=f"{description} ({time.perf_counter() - started:.1f}s)")
 
 
-@contextlib.contextmanager
-def printed_warnings() -> Iterator[None]:
-    """Print the warnings raised inside the block once it ends (each text once, counted).
+def printed_warnings() -> contextlib.AbstractContextManager[WarningPrinter]:
+    """Print a command's warnings as they occur, bounded (:mod:`.warning_printer`)."""
+    from dicomstation.cli.warning_printer import printed_warnings as printed
 
-    For a command's whole run, in the CLI process only (the application there): the
-    warnings module's state is process-wide and not thread-safe, so library code never
-    captures warnings; the command does, once, around everything it runs.
-    """
-    import warnings
-    from collections import Counter
-
-    from rich.markup import escape
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            counts = Counter(str(warning.message) for warning in caught)
-            for text, count in counts.items():
-                times = f" ({count} times)" if count > 1 else ""
-                err_console.print(f"[yellow]warning[/]{times} {escape(text)}")
+    return printed()

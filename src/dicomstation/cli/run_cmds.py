@@ -132,7 +132,7 @@ def _print_report(report: RunReport, as_json: bool) -> None:
 
 def run_and_report(pipeline: Pipeline, options: RunOptions, as_json: bool) -> None:
     """Run with a live display (unless JSON), print the outcome, exit non-zero on failure."""
-    with _sigterm_as_interrupt(), printed_warnings():  # after the live display, on stderr
+    with _sigterm_as_interrupt(), printed_warnings():  # above the live display, on stderr
         if as_json:
             report = pipeline.run(options)
         else:

@@ -1,0 +1,106 @@
+"""A CLI command's warnings: each text printed when it first occurs, repeats counted, bounded.
+
+The CLI process is the application, so it (and only it: library code never captures
+warnings, the warnings module's state being process-wide) routes the warnings of a
+whole command here (:func:`printed_warnings`). A cohort run lasts hours, so a text
+shows as soon as it first occurs -- above the live display, which rich keeps at the
+bottom -- and its repeats are counted and summed up when the command ends. Texts come
+from files and peers: control characters are replaced (no terminal escape gets
+through) and a text is cut at :data:`TEXT_LIMIT` characters. Memory and output stay
+bounded whatever a run meets: the first :data:`SHOWN` distinct texts are printed and
+counted, the warnings with any other text are only counted (one line at the end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["SHOWN", "TEXT_LIMIT", "WarningPrinter", "printed_warnings"]
+
+#: distinct texts printed as they occur
+SHOWN = 50
+#: characters of a text printed
+TEXT_LIMIT = 300
+
+
+def clean(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` with control characters as ``?``, cut at ``limit`` characters."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+class WarningPrinter:
+    """A ``warnings.showwarning`` replacement printing to ``console`` (thread-safe)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()  # the SHOWN first texts
+        self._hidden = 0  # warnings not printed because their text came after the SHOWN first
+
+    def show(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        """Print ``message`` if its text is new (the signature of ``warnings.showwarning``)."""
+        text = clean(str(message))
+        with self._lock:
+            if text in self._counts:
+                self._counts[text] += 1
+                return
+            new = len(self._counts) < SHOWN
+            if new:
+                self._counts[text] = 1
+            else:
+                self._hidden += 1
+        if new:
+            self._print(text)
+
+    def summary(self) -> None:
+        """Print the counts of the repeated texts, and how many warnings were not shown."""
+        with self._lock:
+            repeated = [(t, n) for t, n in self._counts.items() if n > 1]
+            hidden = self._hidden
+        for text, count in repeated:
+            self._print(text, f" ({count:,} times in all)")
+        if hidden:
+            self._print(f"{hidden:,} more warnings not shown (other texts)")
+
+    def _print(self, text: str, times: str = "") -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[yellow]warning[/]{times} {escape(text)}", highlight=False)
+
+
+@contextlib.contextmanager
+def printed_warnings(console: Console | None = None) -> Iterator[WarningPrinter]:
+    """Print the warnings raised inside the block as they occur (see the module).
+
+    For a command's whole run, in the CLI process only; the warnings filters and
+    ``showwarning`` are restored when the block ends, however it ends.
+    """
+    if console is None:
+        from dicomstation.cli.common import err_console
+
+        console = err_console
+    printer = WarningPrinter(console)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = printer.show
+        try:
+            yield printer
+        finally:
+            printer.summary()
