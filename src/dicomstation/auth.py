@@ -33,6 +33,7 @@ import httpx
 
 from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
+from dicomstation.nodes.http_decoding import ACCEPT_ENCODING, BoundedDecodingTransport
 from dicomstation.nodes.http_transport import LargeReadTransport
 
 __all__ = [
@@ -321,8 +322,11 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
         "follow_redirects": True,
         "trust_env": not server.proxy,
     }
+    inner: httpx.BaseTransport
     if server.proxy:
-        return httpx.Client(verify=tls_verify(server), proxy=server.proxy, limits=limits, **common)
-    # our own transport (large socket reads, nothing patched): see nodes/http_transport.py
-    transport = LargeReadTransport(verify=tls_verify(server), limits=limits)
-    return httpx.Client(transport=transport, **common)
+        inner = httpx.HTTPTransport(verify=tls_verify(server), proxy=server.proxy, limits=limits)
+    else:  # our own transport (large socket reads, nothing patched): nodes/http_transport.py
+        inner = LargeReadTransport(verify=tls_verify(server), limits=limits)
+    # compressed answers inflated in bounded pieces: nodes/http_decoding.py
+    transport = BoundedDecodingTransport(inner)
+    return httpx.Client(transport=transport, headers={"Accept-Encoding": ACCEPT_ENCODING}, **common)

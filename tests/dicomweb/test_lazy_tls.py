@@ -56,7 +56,8 @@ def test_http_server_needs_no_tls_context(http_url: str, monkeypatch: pytest.Mon
     monkeypatch.setattr(httpx._transports.default, "create_ssl_context", counting)
     with http_client(DicomWebServer("plain", http_url)) as client:
         assert client.get(http_url + "/studies").text == "ok"
-        transports = [t for t in vars(client).values() if isinstance(t, LargeReadTransport)]
+        inners = [getattr(t, "inner", t) for t in vars(client).values()]  # BoundedDecoding
+        transports = [t for t in inners if isinstance(t, LargeReadTransport)]
         assert transports and transports[0].large_reads
     assert built == []
 

@@ -156,5 +156,6 @@ def test_large_reads_are_on_for_the_pinned_versions() -> None:
 
     assert large_reads_supported()
     with http_client(DicomWebServer("x", "http://127.0.0.1:9/dicom-web")) as client:
-        transports = [t for t in vars(client).values() if isinstance(t, LargeReadTransport)]
+        inners = [getattr(t, "inner", t) for t in vars(client).values()]  # BoundedDecoding
+        transports = [t for t in inners if isinstance(t, LargeReadTransport)]
         assert transports and transports[0].large_reads

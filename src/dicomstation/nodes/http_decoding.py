@@ -1,0 +1,119 @@
+"""Inflating compressed DICOMweb answers in bounded pieces, on our own transport only.
+
+httpx decodes ``Content-Encoding: gzip`` / ``deflate`` itself, one network read at a
+time and each read whole (httpx 0.28 ``GZipDecoder.decode`` calls ``decompress``
+without a ``max_length``). Deflate inflates up to ~1,000-fold and our connections
+read up to 1 MiB at once (:mod:`http_transport`), so one read of a hostile answer
+could take about a GiB before any size limit of ours (:mod:`http_limits`) saw its
+first byte. httpx has no public setting to bound its decoders (proposal in
+docs/upstream/httpx.md), so :class:`BoundedDecodingTransport` wraps the client's
+transport: an answer whose encodings are all gzip/deflate is inflated here in pieces
+of at most :data:`PIECE_BYTES` (``zlib``'s ``max_length``), and handed to httpx
+without its ``Content-Encoding`` and ``Content-Length`` (so httpx does not decode it
+again); any other answer passes through untouched. The client asks only for what
+this decodes (``Accept-Encoding: gzip, deflate``, httpx's own default without brotli
+or zstandard installed).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+
+import httpx
+
+__all__ = ["ACCEPT_ENCODING", "PIECE_BYTES", "BoundedDecodingTransport"]
+
+#: at most this many inflated bytes per piece handed to httpx
+PIECE_BYTES = 1 << 20
+#: what our clients ask for: exactly what this module inflates
+ACCEPT_ENCODING = "gzip, deflate"
+_GZIP = zlib.MAX_WBITS | 16
+_ENCODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
+
+
+def _deflate_wbits(first: bytes) -> int:
+    """zlib-wrapped deflate (RFC 9110) if ``first`` starts with a zlib header, else raw."""
+    if len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0:
+        return zlib.MAX_WBITS
+    return -zlib.MAX_WBITS
+
+
+def _inflate(chunks: Iterable[bytes], wbits: int) -> Iterator[bytes]:
+    """The inflated ``chunks``, in pieces of at most :data:`PIECE_BYTES`.
+
+    As httpx does, bytes after the end of the compressed data are ignored.
+    """
+    inflater = None
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if inflater is None:
+            bits = _deflate_wbits(chunk) if wbits == zlib.MAX_WBITS else wbits
+            inflater = zlib.decompressobj(bits)
+        data = chunk
+        while not inflater.eof:
+            try:
+                piece = inflater.decompress(data, PIECE_BYTES)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"cannot inflate the answer ({exc})") from None
+            if piece:
+                yield piece
+            data = inflater.unconsumed_tail
+            if not data and len(piece) < PIECE_BYTES:
+                break  # this chunk taken, nothing held back: the next chunk
+    if inflater is not None and not inflater.eof:
+        raise httpx.DecodingError("the compressed answer ends before its end marker")
+
+
+class _Inflated(httpx.SyncByteStream):
+    def __init__(self, stream: httpx.SyncByteStream, encodings: list[str]) -> None:
+        self._stream = stream
+        self._encodings = encodings
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces: Iterable[bytes] = self._stream
+        for name in reversed(self._encodings):  # the last applied is undone first
+            pieces = _inflate(pieces, _ENCODINGS[name])
+        yield from pieces
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class BoundedDecodingTransport(httpx.BaseTransport):
+    """An httpx transport around ``inner`` that inflates gzip/deflate answers in bounded pieces.
+
+    Parameters
+    ----------
+    inner : httpx.BaseTransport
+        The transport that talks to the server (closed with this one).
+    """
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """The inner transport's answer, inflated here if it is gzip/deflate-encoded."""
+        response = self.inner.handle_request(request)
+        value = response.headers.get("content-encoding", "")
+        encodings = [e.strip().lower() for e in value.split(",") if e.strip()]
+        encodings = [e for e in encodings if e != "identity"]
+        if not encodings or any(e not in _ENCODINGS for e in encodings):
+            return response  # not compressed, or not by us: httpx's own handling
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        headers = [
+            (k, v)
+            for k, v in response.headers.raw
+            if k.lower() not in (b"content-encoding", b"content-length")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            stream=_Inflated(response.stream, encodings),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        """Close the inner transport."""
+        self.inner.close()
