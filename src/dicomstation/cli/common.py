@@ -318,4 +318,4 @@ def printed_warnings() -> contextlib.AbstractContextManager[WarningPrinter]:
     """Print a command's warnings as they occur, bounded (:mod:`.warning_printer`)."""
     from dicomstation.cli.warning_printer import printed_warnings as printed
 
-    return printed()
+    return printed(err_console)

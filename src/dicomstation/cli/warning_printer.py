@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
+from dicomstation.safe_text import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -29,12 +31,6 @@ __all__ = ["SHOWN", "TEXT_LIMIT", "WarningPrinter", "printed_warnings"]
 SHOWN = 50
 #: characters of a text printed
 TEXT_LIMIT = 300
-
-
-def clean(text: str, limit: int = TEXT_LIMIT) -> str:
-    """``text`` with control characters as ``?``, cut at ``limit`` characters."""
-    cleaned = "".join(c if c.isprintable() else "?" for c in text[: limit + 1])
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
 class WarningPrinter:
@@ -56,7 +52,7 @@ class WarningPrinter:
         line: str | None = None,
     ) -> None:
         """Print ``message`` if its text is new (the signature of ``warnings.showwarning``)."""
-        text = clean(str(message))
+        text = printable(str(message), TEXT_LIMIT, ascii_only=False)
         with self._lock:
             if text in self._counts:
                 self._counts[text] += 1
@@ -86,16 +82,12 @@ class WarningPrinter:
 
 
 @contextlib.contextmanager
-def printed_warnings(console: Console | None = None) -> Iterator[WarningPrinter]:
-    """Print the warnings raised inside the block as they occur (see the module).
+def printed_warnings(console: Console) -> Iterator[WarningPrinter]:
+    """Print the warnings raised inside the block to ``console`` as they occur (see the module).
 
     For a command's whole run, in the CLI process only; the warnings filters and
     ``showwarning`` are restored when the block ends, however it ends.
     """
-    if console is None:
-        from dicomstation.cli.common import err_console
-
-        console = err_console
     printer = WarningPrinter(console)
     with warnings.catch_warnings():
         warnings.simplefilter("always")

@@ -26,6 +26,7 @@ from dicomstation.database.importer import Scanned
 from dicomstation.database.leftovers import COMPLETE_PART_MODE
 from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
+from dicomstation.safe_text import printable
 
 __all__ = [
     "CANNOT_UNDERSTAND",
@@ -59,12 +60,6 @@ _EXPLICIT_LONG = struct.Struct("<HH2s2xI")
 def valid_uid(value: str) -> bool:
     """True for a UID of digits and dots, at most 64 characters (PS3.5 9.1)."""
     return len(value) <= 64 and _UID.match(value) is not None
-
-
-def printable(text: str, limit: int = 80) -> str:
-    """Text from the network made safe for a log line or a message (ASCII, bounded)."""
-    cleaned = "".join(c if " " <= c <= "~" else "?" for c in text[: limit + 1])
-    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:

@@ -18,7 +18,7 @@ or zstandard installed).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 
@@ -28,8 +28,10 @@ __all__ = ["ACCEPT_ENCODING", "PIECE_BYTES", "BoundedDecodingTransport"]
 PIECE_BYTES = 1 << 20
 #: what our clients ask for: exactly what this module inflates
 ACCEPT_ENCODING = "gzip, deflate"
-_GZIP = zlib.MAX_WBITS | 16
-_ENCODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
+
+
+def _gzip_wbits(_first: bytes) -> int:
+    return zlib.MAX_WBITS | 16
 
 
 def _deflate_wbits(first: bytes) -> int:
@@ -39,7 +41,15 @@ def _deflate_wbits(first: bytes) -> int:
     return -zlib.MAX_WBITS
 
 
-def _inflate(chunks: Iterable[bytes], wbits: int) -> Iterator[bytes]:
+#: each encoding this inflates -> its zlib window bits, from the first bytes
+_ENCODINGS: dict[str, Callable[[bytes], int]] = {
+    "gzip": _gzip_wbits,
+    "x-gzip": _gzip_wbits,
+    "deflate": _deflate_wbits,
+}
+
+
+def _inflate(chunks: Iterable[bytes], wbits: Callable[[bytes], int]) -> Iterator[bytes]:
     """The inflated ``chunks``, in pieces of at most :data:`PIECE_BYTES`.
 
     As httpx does, bytes after the end of the compressed data are ignored.
@@ -49,8 +59,7 @@ def _inflate(chunks: Iterable[bytes], wbits: int) -> Iterator[bytes]:
         if not chunk:
             continue
         if inflater is None:
-            bits = _deflate_wbits(chunk) if wbits == zlib.MAX_WBITS else wbits
-            inflater = zlib.decompressobj(bits)
+            inflater = zlib.decompressobj(wbits(chunk))
         data = chunk
         while not inflater.eof:
             try:
