@@ -5,6 +5,7 @@ Peers are started on 127.0.0.1, on free ports, and stopped by the fixture.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,17 @@ from tests.peers import OrthancServer, free_port, start_orthanc
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every peer of the tests listens on 127.0.0.1: the runner's proxy variables (honoured
+    by the DICOMweb client, as by curl) must not send those requests to a proxy."""
+    for name in _PROXY_VARIABLES:
+        os.environ.pop(name, None)
+        os.environ.pop(name.upper(), None)
 
 
 @pytest.fixture(scope="session")

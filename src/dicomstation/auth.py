@@ -34,6 +34,7 @@ import httpx
 from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
 from dicomstation.nodes.http_decoding import ACCEPT_ENCODING, BoundedDecodingTransport
+from dicomstation.nodes.http_proxy import environment_proxy
 from dicomstation.nodes.http_transport import LargeReadTransport
 
 __all__ = [
@@ -311,6 +312,9 @@ def tls_verify(server: DicomWebServer) -> ssl.SSLContext | bool:
 def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client:
     """An httpx.Client for ``server``: auth, TLS verification / CA bundle, proxy, timeouts.
 
+    The proxy is the server's own setting, else the one the environment names for
+    its URL (``HTTPS_PROXY``, ``NO_PROXY``...: :mod:`dicomstation.nodes.http_proxy`).
+
     ``connections`` bounds the connection pool (at least the transfer concurrency).
     """
     timeout = httpx.Timeout(server.timeout, connect=min(server.timeout, 15.0))
@@ -323,8 +327,10 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
         "trust_env": not server.proxy,
     }
     inner: httpx.BaseTransport
-    if server.proxy:
-        inner = httpx.HTTPTransport(verify=tls_verify(server), proxy=server.proxy, limits=limits)
+    # httpx ignores the environment's proxies for a client given its own transport
+    proxy = server.proxy or environment_proxy(server.url)
+    if proxy:
+        inner = httpx.HTTPTransport(verify=tls_verify(server), proxy=proxy, limits=limits)
     else:  # our own transport (large socket reads, nothing patched): nodes/http_transport.py
         inner = LargeReadTransport(verify=tls_verify(server), limits=limits)
     # compressed answers inflated in bounded pieces: nodes/http_decoding.py
