@@ -28,7 +28,7 @@ from dicomstation.nodes import open_node
 from dicomstation.nodes.dicomweb import DicomWebNode
 from dicomstation.settings import Settings
 from tests.dicomweb.conftest import STUDY
-from tests.peers import OrthancServer
+from tests.peers import OrthancServer, serving
 
 CLIENT_SECRET = "client-secret-XYZZY"
 TOKEN_PREFIX = "tok-SECRET-"
@@ -91,12 +91,8 @@ class _AuthServer(ThreadingHTTPServer):
 def auth_server() -> Iterator[_AuthServer]:
     server = _AuthServer(("127.0.0.1", 0), _Handler)
     server.state = TokenState()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(server):
+        yield server
 
 
 def _oauth_server(srv: _AuthServer, url_path: str = "/dicom-web") -> DicomWebServer:

@@ -25,12 +25,21 @@ from dicomstation.errors import (
     NodeError,
     RemoteStatusError,
 )
+from dicomstation.nodes.http_decoding import (
+    ACCEPT_ENCODING,
+    AnswerTooLargeError,
+    BoundedDecodingTransport,
+)
+from dicomstation.nodes.http_proxy import environment_proxy
 from dicomstation.quiet_import import import_quietly
 
 __all__ = ["OidcConfig", "ProviderMetadata", "check_issuer", "discover", "oauth_client"]
 
 DEFAULT_SCOPE = "openid"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: the provider's answers (discovery document, tokens, device codes) are small JSON,
+#: read whole (by us and by Authlib): a longer one is refused
+MAX_ANSWER_BYTES = 1 << 20
 
 
 def check_issuer(name: str, url: str, what: str = "OIDC issuer") -> str:
@@ -117,10 +126,23 @@ class ProviderMetadata:
 _ENDPOINTS = ("authorization_endpoint", "device_authorization_endpoint", "revocation_endpoint")
 
 
+def _transport(cfg: OidcConfig) -> httpx.BaseTransport:
+    """TLS, the proxy (the server's, else the environment's) and bounded answers."""
+    proxy = cfg.proxy or environment_proxy(cfg.issuer) or None
+    inner = httpx.HTTPTransport(verify=cfg.verify, proxy=proxy)
+    return BoundedDecodingTransport(inner, max_body=MAX_ANSWER_BYTES)
+
+
+def _client_options(cfg: OidcConfig) -> dict[str, Any]:
+    return {
+        "transport": _transport(cfg),
+        "timeout": cfg.timeout,
+        "headers": {"Accept-Encoding": ACCEPT_ENCODING},
+    }
+
+
 def _http(cfg: OidcConfig) -> httpx.Client:
-    if cfg.proxy:
-        return httpx.Client(verify=cfg.verify, timeout=cfg.timeout, proxy=cfg.proxy)
-    return httpx.Client(verify=cfg.verify, timeout=cfg.timeout)
+    return httpx.Client(**_client_options(cfg))
 
 
 def _document(cfg: OidcConfig) -> dict[str, Any]:
@@ -129,6 +151,8 @@ def _document(cfg: OidcConfig) -> dict[str, Any]:
     try:
         with _http(cfg) as client:
             response = client.get(url, headers={"Accept": "application/json"})
+    except AnswerTooLargeError as exc:
+        raise oauth_failure(cfg, exc, operation) from None
     except httpx.HTTPError as exc:
         raise ConnectionFailedError(
             f"cannot reach the issuer {cfg.issuer} ({type(exc).__name__})",
@@ -209,16 +233,13 @@ def authlib() -> tuple[Any, type[Exception]]:
 def oauth_client(cfg: OidcConfig, meta: ProviderMetadata, **kwargs: Any) -> Any:
     """An Authlib ``OAuth2Client`` (an httpx.Client) for the provider: TLS, proxy, timeout."""
     client_class, _ = authlib()
-    options: dict[str, Any] = {"verify": cfg.verify, "timeout": cfg.timeout}
-    if cfg.proxy:
-        options["proxy"] = cfg.proxy
     return client_class(
         client_id=cfg.client_id,
         client_secret=cfg.client_secret.reveal() or None,
         token_endpoint_auth_method=_auth_method(cfg, meta),
         scope=cfg.scope,
         token_endpoint=meta.token_endpoint,
-        **options,
+        **_client_options(cfg),
         **kwargs,
     )
 
@@ -227,6 +248,12 @@ def oauth_failure(
     cfg: OidcConfig, exc: Exception, operation: str, *, relogin: bool = True
 ) -> NodeError:
     """The dicomstation error for an Authlib or httpx failure at the provider."""
+    if isinstance(exc, AnswerTooLargeError):
+        return RemoteStatusError(
+            f"the provider {cfg.issuer} sent an answer longer than {exc.limit} bytes",
+            server=cfg.server,
+            operation=operation,
+        )
     if isinstance(exc, httpx.HTTPError):
         return ConnectionFailedError(
             f"cannot reach the provider {cfg.issuer} ({type(exc).__name__})",

@@ -13,6 +13,11 @@ without its ``Content-Encoding`` and ``Content-Length`` (so httpx does not decod
 again); any other answer passes through untouched. The client asks only for what
 this decodes (``Accept-Encoding: gzip, deflate``, httpx's own default without brotli
 or zstandard installed).
+
+A transport may also cap an answer's whole (inflated) body (``max_body``), for
+clients whose answers are small JSON read whole by another library (the OpenID
+Connect provider's, read by Authlib): a longer answer is
+:class:`AnswerTooLargeError` once the cap is passed, whatever its encoding.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "PIECE_BYTES", "BoundedDecodingTransport"]
+__all__ = ["ACCEPT_ENCODING", "PIECE_BYTES", "AnswerTooLargeError", "BoundedDecodingTransport"]
 
 #: at most this many inflated bytes per piece handed to httpx
 PIECE_BYTES = 1 << 20
@@ -75,6 +80,33 @@ def _inflate(chunks: Iterable[bytes], wbits: Callable[[bytes], int]) -> Iterator
         raise httpx.DecodingError("the compressed answer ends before its end marker")
 
 
+class AnswerTooLargeError(httpx.DecodingError):
+    """An answer longer than its transport's ``max_body`` (inflated bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is longer than {limit} bytes")
+        self.limit = limit
+
+
+class _Capped(httpx.SyncByteStream):
+    """``stream``, refused once more than ``limit`` bytes came through."""
+
+    def __init__(self, stream: httpx.SyncByteStream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen = 0
+        for chunk in self._stream:
+            seen += len(chunk)
+            if seen > self._limit:
+                raise AnswerTooLargeError(self._limit)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
 class _Inflated(httpx.SyncByteStream):
     def __init__(self, stream: httpx.SyncByteStream, encodings: list[str]) -> None:
         self._stream = stream
@@ -97,10 +129,14 @@ class BoundedDecodingTransport(httpx.BaseTransport):
     ----------
     inner : httpx.BaseTransport
         The transport that talks to the server (closed with this one).
+    max_body : int, optional
+        Refuse answers longer than this many (inflated) bytes: reading one raises
+        :class:`AnswerTooLargeError` (one whose Content-Length says so, at once).
     """
 
-    def __init__(self, inner: httpx.BaseTransport) -> None:
+    def __init__(self, inner: httpx.BaseTransport, max_body: int | None = None) -> None:
         self.inner = inner
+        self.max_body = max_body
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """The inner transport's answer, inflated here if it is gzip/deflate-encoded."""
@@ -108,21 +144,32 @@ class BoundedDecodingTransport(httpx.BaseTransport):
         value = response.headers.get("content-encoding", "")
         encodings = [e.strip().lower() for e in value.split(",") if e.strip()]
         encodings = [e for e in encodings if e != "identity"]
-        if not encodings or any(e not in _ENCODINGS for e in encodings):
+        ours = bool(encodings) and all(e in _ENCODINGS for e in encodings)
+        if not ours and self.max_body is None:
             return response  # not compressed, or not by us: httpx's own handling
         assert isinstance(response.stream, httpx.SyncByteStream)
-        headers = [
-            (k, v)
-            for k, v in response.headers.raw
-            if k.lower() not in (b"content-encoding", b"content-length")
-        ]
+        drop = (b"content-encoding", b"content-length") if ours else ()
+        stream: httpx.SyncByteStream = (
+            _Inflated(response.stream, encodings) if ours else response.stream
+        )
+        if self.max_body is not None:
+            if _declared(response) > self.max_body:
+                response.close()
+                raise AnswerTooLargeError(self.max_body)
+            stream = _Capped(stream, self.max_body)  # a compressed answer counts inflated
         return httpx.Response(
             response.status_code,
-            headers=headers,
-            stream=_Inflated(response.stream, encodings),
+            headers=[(k, v) for k, v in response.headers.raw if k.lower() not in drop],
+            stream=stream,
             extensions=response.extensions,
         )
 
     def close(self) -> None:
         """Close the inner transport."""
         self.inner.close()
+
+
+def _declared(response: httpx.Response) -> int:
+    """The answer's Content-Length (-1 if absent or not a number)."""
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else -1
