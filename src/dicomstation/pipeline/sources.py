@@ -7,16 +7,15 @@ part of the job's identity (the same source and steps are the same job).
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from dicomstation.errors import ConfigError
+from dicomstation.errors import ConfigError, NotFoundError
 from dicomstation.models import Level, Query, SeriesRef, StudyRef
 from dicomstation.pipeline.exports import UID_ROOT
+from dicomstation.pipeline.manifest import ManifestRow, read_manifest
 from dicomstation.pipeline.model import WorkItem
 
 if TYPE_CHECKING:
@@ -33,8 +32,8 @@ __all__ = [
 
 NodeOpener = Callable[[str], "DicomNode"]
 
-_STUDY_KEYS = ("StudyInstanceUID", "study_uid", "study", "0020000D")
-_SERIES_KEYS = ("SeriesInstanceUID", "series_uid", "series", "0020000E")
+#: series UIDs per query when a manifest's rows name no study (a UID list: ~3 kB of URL)
+_SERIES_PER_QUERY = 50
 
 
 @runtime_checkable
@@ -121,90 +120,68 @@ class LocalSource(QuerySource):
 
 @dataclass(frozen=True)
 class ManifestSource:
-    """A manifest file: CSV with a header, or JSON lines, of StudyInstanceUID[, SeriesInstanceUID].
+    """A manifest file of StudyInstanceUID[, SeriesInstanceUID] (:mod:`.manifest`).
 
     Rows of the same study with series UIDs become one item with those series
     (unless ``per_series``); a row without a series UID means the whole study.
+    Rows that name only a series (a TCIA manifest, an IDC series list) get their
+    study from ``server``, asked once per 50 series.
     """
 
     path: Path
     per_series: bool = False
-
-    def rows(self) -> list[tuple[str, str]]:
-        """(study, series or "") per row; ConfigError naming the file and line when bad."""
-        try:
-            text = self.path.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise ConfigError(f"cannot read manifest {self.path}: {exc}") from None
-        if self.path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            return _json_rows(self.path, text)
-        return _csv_rows(self.path, text)
+    server: str = ""
 
     def items(self, open_node: NodeOpener) -> Iterator[WorkItem]:
         """The manifest's items, in file order."""
-        studies: dict[str, list[str]] = {}
+        rows = read_manifest(self.path)
+        studies = self._studies_of([row for row in rows if not row.study], open_node)
+        chosen: dict[str, list[str]] = {}
         whole: set[str] = set()
-        for study, series in self.rows():
-            studies.setdefault(study, [])
-            if series and series not in studies[study]:
-                studies[study].append(series)
-            elif not series:
+        for row in rows:
+            study = row.study or studies[row.series]
+            series = chosen.setdefault(study, [])
+            if row.series and row.series not in series:
+                series.append(row.series)
+            elif not row.series:
                 whole.add(study)
-        for study, chosen in studies.items():
-            if study in whole or not chosen:
+        for study, series in chosen.items():
+            if study in whole or not series:
                 yield WorkItem(study)
             elif self.per_series:
-                yield from (WorkItem(study, (uid,)) for uid in chosen)
+                yield from (WorkItem(study, (uid,)) for uid in series)
             else:
-                yield WorkItem(study, tuple(chosen))
+                yield WorkItem(study, tuple(series))
+
+    def _studies_of(self, rows: list[ManifestRow], open_node: NodeOpener) -> dict[str, str]:
+        """series -> study for rows naming only a series (a query on ``server``)."""
+        if not rows:
+            return {}
+        if not self.server:
+            raise ConfigError(
+                f"{rows[0].where}: series {rows[0].series} has no StudyInstanceUID; give the "
+                'manifest source the server that holds it (server = "NAME")'
+            )
+        node, found = open_node(self.server), {}
+        wanted = list(dict.fromkeys(row.series for row in rows))
+        for start in range(0, len(wanted), _SERIES_PER_QUERY):
+            uids = "\\".join(wanted[start : start + _SERIES_PER_QUERY])
+            for ref in node.find(Query(Level.SERIES, {"SeriesInstanceUID": uids})):
+                if isinstance(ref, SeriesRef):
+                    found[ref.series_uid] = ref.study_uid
+        missing = [row for row in rows if row.series not in found]
+        if missing:
+            raise NotFoundError(
+                f"{len(missing)} series of the manifest are not on {self.server} "
+                f"(the first: {missing[0].series}, {missing[0].where})"
+            )
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """Pipeline-file table."""
         table: dict[str, Any] = {"kind": "manifest", "path": str(self.path)}
-        return table | ({"per_series": True} if self.per_series else {})
-
-
-def _pick(row: Mapping[str, Any], keys: Sequence[str]) -> str:
-    for key in keys:
-        value = row.get(key)
-        if value:
-            return str(value).strip()
-    return ""
-
-
-def _check_uid(value: str, where: str) -> str:
-    if not value or len(value) > 64 or not all(c.isdigit() or c == "." for c in value):
-        raise ConfigError(f"{where}: {value!r} is not a DICOM UID")
-    return value
-
-
-def _csv_rows(path: Path, text: str) -> list[tuple[str, str]]:
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or not set(reader.fieldnames) & set(_STUDY_KEYS):
-        raise ConfigError(f"{path}: the CSV header must name a StudyInstanceUID column")
-    rows: list[tuple[str, str]] = []
-    for number, row in enumerate(reader, start=2):
-        study = _check_uid(_pick(row, _STUDY_KEYS), f"{path}:{number}")
-        series = _pick(row, _SERIES_KEYS)
-        rows.append((study, _check_uid(series, f"{path}:{number}") if series else ""))
-    return rows
-
-
-def _json_rows(path: Path, text: str) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not JSON: {exc.msg}") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{number}: each line must be a JSON object")
-        study = _check_uid(_pick(row, _STUDY_KEYS), f"{path}:{number}")
-        series = _pick(row, _SERIES_KEYS)
-        rows.append((study, _check_uid(series, f"{path}:{number}") if series else ""))
-    return rows
+        table.update({"per_series": True} if self.per_series else {})
+        return table | ({"server": self.server} if self.server else {})
 
 
 @dataclass(frozen=True)
