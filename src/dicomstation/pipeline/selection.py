@@ -1,10 +1,13 @@
 """Series selection rules (like MONAI Deploy's series selector), per step.
 
 A :class:`SeriesSelector` keeps the series of a work item that match every
-rule given: modality, a SeriesDescription regular expression, ImageType values
-and a minimum slice count. On a remote server only what the query returns can
-be checked (modality, description, number of instances); in the local database
-the cached headers are read too (ImageType, frames).
+rule given: modality, a SeriesDescription regular expression, ImageType values,
+a minimum slice count, and conditions on any other attribute named by its DICOM
+keyword (:mod:`.attribute_rules`). On a remote server the query answer is checked
+(modality, description, number of instances), and the metadata of a series' first
+instance for attribute conditions (an attribute the server's metadata lacks passes
+there); in the local database the cached headers are read too (ImageType, frames,
+attributes: a missing attribute does not match).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dicomstation.dicomjson import first_value, values
 from dicomstation.errors import ConfigError
 from dicomstation.models import Level, Query, SeriesRef
+from dicomstation.pipeline.attribute_rules import AttributeRule, is_keyword, search_pattern
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -40,19 +44,19 @@ class SeriesSelector:
         Values that must all appear in ImageType (``ORIGINAL``, ``AXIAL``...).
     min_slices : int
         Minimum number of slices (instances, or frames of a multi-frame image).
+    attributes : tuple of AttributeRule
+        Conditions on other attributes (``BodyPartExamined``, ``SliceThickness``...).
     """
 
     modality: tuple[str, ...] = ()
     description: str = ""
     image_type: tuple[str, ...] = ()
     min_slices: int = 0
+    attributes: tuple[AttributeRule, ...] = ()
     _pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        try:
-            pattern = re.compile(self.description, re.IGNORECASE) if self.description else None
-        except re.error as exc:
-            raise ConfigError(f"series description pattern {self.description!r}: {exc}") from None
+        pattern = search_pattern(self.description, "series description pattern")
         object.__setattr__(self, "_pattern", pattern)
         object.__setattr__(self, "modality", tuple(m.upper() for m in self.modality))
         object.__setattr__(self, "image_type", tuple(t.upper() for t in self.image_type))
@@ -61,16 +65,18 @@ class SeriesSelector:
     def from_table(cls, table: Mapping[str, Any]) -> SeriesSelector:
         """From a pipeline file's ``select`` table (ConfigError on unknown keys)."""
         known = {"modality", "description", "image_type", "min_slices"}
-        unknown = set(table) - known
+        unknown = {k for k in set(table) - known if not is_keyword(k)}
         if unknown:
             raise ConfigError(
-                f"unknown series selection rule(s) {sorted(unknown)}; known: {sorted(known)}"
+                f"unknown series selection rule(s) {sorted(unknown)}; known: {sorted(known)} "
+                "or a DICOM keyword (BodyPartExamined...)"
             )
         return cls(
             modality=_strings(table.get("modality", ())),
             description=str(table.get("description", "")),
             image_type=_strings(table.get("image_type", ())),
             min_slices=int(table.get("min_slices", 0)),
+            attributes=tuple(AttributeRule.parse(k, v) for k, v in table.items() if k not in known),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +87,8 @@ class SeriesSelector:
             "image_type": list(self.image_type),
             "min_slices": self.min_slices,
         }
-        return {k: v for k, v in table.items() if v}
+        rules = {rule.keyword: rule.to_value() for rule in self.attributes}
+        return {k: v for k, v in table.items() if v} | rules
 
     @property
     def empty(self) -> bool:
@@ -111,6 +118,8 @@ class SeriesSelector:
         kinds = {str(v).upper() for v in values(first, "ImageType")}
         if not set(self.image_type) <= kinds:
             return False
+        if not all(rule.matches(first) for rule in self.attributes):
+            return False
         return _slices(headers) >= self.min_slices
 
     def remote(self, node: DicomNode, item: WorkItem) -> tuple[str, ...]:
@@ -123,7 +132,17 @@ class SeriesSelector:
             if isinstance(r, SeriesRef)
             and (not wanted or r.series_uid in wanted)
             and self.matches_ref(r)
+            and self._remote_attributes(node, item.study_uid, r.series_uid)
         )
+
+    def _remote_attributes(self, node: DicomNode, study_uid: str, series_uid: str) -> bool:
+        """Attribute conditions on the server's metadata of the series (absent ones pass)."""
+        if not self.attributes:
+            return True
+        headers = node.metadata(study_uid, series_uid)
+        if not headers:
+            return False
+        return all(rule.matches(headers[0]) is not False for rule in self.attributes)
 
     def local(self, db: Database, item: WorkItem) -> tuple[str, ...]:
         """Series of ``item`` in the local database that match every rule, by series number."""
@@ -144,7 +163,7 @@ class SeriesSelector:
 
     def _needs_headers(self, ref: SeriesRef) -> bool:
         """Whether the index row leaves a rule undecided (headers cost a file read each)."""
-        if self.image_type or ref.num_instances == 0:
+        if self.image_type or self.attributes or ref.num_instances == 0:
             return True
         if (self.modality and not ref.modality) or (self._pattern and ref.description is None):
             return True
