@@ -243,3 +243,15 @@ class TransferReport:
     def ok(self) -> bool:
         """True when nothing failed."""
         return not self.failed
+
+    def merged(self, other: TransferReport) -> TransferReport:
+        """This report followed by ``other`` (one operation, its counts and times added)."""
+        return TransferReport(
+            self.operation,
+            self.succeeded + other.succeeded,
+            self.skipped + other.skipped,
+            {**self.failed, **other.failed},
+            {**self.warnings, **other.warnings},
+            self.bytes_transferred + other.bytes_transferred,
+            self.seconds + other.seconds,
+        )

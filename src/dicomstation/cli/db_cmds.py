@@ -29,7 +29,9 @@ db_app = typer.Typer(help="The local DICOM database.", no_args_is_help=True)
 @db_app.command("import")
 @handle_errors
 def db_import(
-    paths: Annotated[list[Path], typer.Argument(help="Files and/or folders (recursive).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files, folders (recursive) and zip archives.")
+    ],
     db: DbOption = None,
     no_copy: Annotated[bool, typer.Option("--no-copy", help="Index files where they are.")] = False,
     as_json: JsonOption = False,

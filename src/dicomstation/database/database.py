@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dicomstation.database.archives import import_archive, is_archive
 from dicomstation.database.batches import Scans, run_batches
 from dicomstation.database.importer import Scanned, expand_paths, scan_files
 from dicomstation.database.ingest import (
@@ -140,12 +141,13 @@ class Database:
         cancel: CancelToken | None = None,
         workers: int | None = None,
     ) -> TransferReport:
-        """Import files and folders (recursively), like Slicer's ``importDicom``.
+        """Import files, folders (recursively) and zip archives, like Slicer's ``importDicom``.
 
         Parameters
         ----------
         paths : path or iterable of paths
-            Files and/or folders.
+            Files and/or folders; a zip archive's members are imported as files
+            (:mod:`.archives`; always copied, named ``ARCHIVE:MEMBER`` in the report).
         copy : bool
             Copy files into the database (True) or index them where they are (False).
         progress : callable, optional
@@ -168,9 +170,15 @@ class Database:
             half-written, and importing again skips what is present.
         """
         sources = expand_paths(paths)
-        return self._ingest(
+        archives = [source for source in sources if is_archive(source)]
+        if archives:
+            sources = [source for source in sources if source not in set(archives)]
+        report = self._ingest(
             sources, Mode.COPY if copy else Mode.REFERENCE, "import", progress, cancel, workers
         )
+        for archive in archives:
+            report = report.merged(import_archive(self, archive, progress=progress, cancel=cancel))
+        return report
 
     def add_files(
         self,
