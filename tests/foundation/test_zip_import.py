@@ -98,12 +98,18 @@ def test_a_bomb_a_damaged_member_and_a_broken_archive(
     raw[raw.index(data[200:232]) + 8] ^= 0xFF  # one byte of the member: its CRC fails
     (tmp_path / "damaged.zip").write_bytes(bytes(raw))
     (tmp_path / "cut.zip").write_bytes(archive.read_bytes()[:5000])  # no central directory
+    encrypted = bytearray(buffer.getvalue())  # the encryption flag, in both headers
+    for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        encrypted[encrypted.index(signature) + flags] |= 0x01
+    (tmp_path / "encrypted.zip").write_bytes(bytes(encrypted))
+    names = ("damaged.zip", "cut.zip", "encrypted.zip")
     with Database.open(tmp_path / "db") as db:
-        report = db.import_path([archive, tmp_path / "damaged.zip", tmp_path / "cut.zip"])
+        report = db.import_path([archive, *(tmp_path / n for n in names)])
     assert report.succeeded == (f"{archive}:{first}",)
     assert "inflates past 1048576 bytes" in report.failed[f"{archive}:bomb.dcm"]
     assert "is damaged" in report.failed[f"{tmp_path / 'damaged.zip'}:slice.dcm"]
     assert "not a readable zip archive" in report.failed[str(tmp_path / "cut.zip")]
+    assert "encrypted" in report.failed[f"{tmp_path / 'encrypted.zip'}:slice.dcm"]
     assert _incoming(tmp_path / "db") == []
 
 
