@@ -52,6 +52,7 @@ def db_import(
                 "imported": len(report.succeeded),
                 "skipped": len(report.skipped),
                 "failed": dict(report.failed),
+                "notes": dict(report.warnings),
                 "seconds": report.seconds,
             }
         )
@@ -59,6 +60,8 @@ def db_import(
         return
     for reason in report.failed.values():
         err_console.print(f"[yellow]skipped[/] {reason}")
+    for reason in report.warnings.values():  # not instances, not failures (a DICOMDIR)
+        err_console.print(f"[dim]note[/] {reason}")
     rate = len(report.succeeded) / report.seconds if report.seconds else 0.0
     console.print(
         f"imported {len(report.succeeded)}, already present {len(report.skipped)}, "

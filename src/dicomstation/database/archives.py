@@ -180,6 +180,7 @@ def _add(db: Database, batch: _Batch, progress: Callable[..., None] | None) -> T
         tuple(named(s) for s in report.succeeded),
         tuple(named(s) for s in report.skipped),
         {named(s): reason.replace(s, named(s)) for s, reason in report.failed.items()},
+        {named(s): reason.replace(s, named(s)) for s, reason in report.warnings.items()},
         bytes_transferred=report.bytes_transferred,
         seconds=report.seconds,
     )

@@ -1,5 +1,8 @@
 """The batch loop of an import or add: insert each scanned batch, count, report progress.
 
+Files that are not instances but no failure either (a DICOMDIR) become the report's
+``warnings``.
+
 :meth:`Database.import_path` and :meth:`Database.add_files` scan their sources in
 batches (:func:`~.importer.scan_files`, or one batch their writer already scanned)
 and give each to :func:`run_batches` with the database's own insert; a full disk
@@ -58,10 +61,13 @@ def run_batches(
     ok: list[str] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
+    notes: dict[str, str] = {}  # files that are no instance and no failure (DICOMDIR)
     nbytes = 0
-    for batch in scans:
+    for scanned in scans:
         if cancel is not None and cancel.cancelled:
             break
+        notes.update({s.source: s.error or "" for s in scanned if s.note})
+        batch = [s for s in scanned if not s.note]
         result, full = insert_staged(insert, batch, mode, scans, staging)
         if full:
             raise disk_full(len(ok) + len(result.succeeded))
@@ -75,4 +81,4 @@ def run_batches(
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(ProgressEvent(operation, Phase.DONE, total, total, nbytes))
-    return TransferReport(operation, tuple(ok), tuple(skipped), failed, {}, nbytes, seconds)
+    return TransferReport(operation, tuple(ok), tuple(skipped), failed, notes, nbytes, seconds)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.archives import import_archive, is_archive
 from dicomstation.database.batches import Scans, run_batches
+from dicomstation.database.dicomdir import expand_dicomdirs
 from dicomstation.database.importer import Scanned, expand_paths, scan_files
 from dicomstation.database.ingest import (
     Mode,
@@ -147,7 +148,9 @@ class Database:
         ----------
         paths : path or iterable of paths
             Files and/or folders; a zip archive's members are imported as files
-            (:mod:`.archives`; always copied, named ``ARCHIVE:MEMBER`` in the report).
+            (:mod:`.archives`; always copied, named ``ARCHIVE:MEMBER`` in the report);
+            a DICOMDIR named here is replaced by the files it lists, one found in a
+            folder is a note (the report's ``warnings``), not a failure (:mod:`.dicomdir`).
         copy : bool
             Copy files into the database (True) or index them where they are (False).
         progress : callable, optional
@@ -169,7 +172,7 @@ class Database:
             When the disk fills up; what was committed before stays, nothing is
             half-written, and importing again skips what is present.
         """
-        sources = expand_paths(paths)
+        sources = expand_paths(expand_dicomdirs(paths))
         archives = [source for source in sources if is_archive(source)]
         if archives:
             sources = [source for source in sources if source not in set(archives)]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomstation.database.private import copy_private, is_disk_full
-from dicomstation.database.scanner import ScanResult, scan_bytes, scan_head
+from dicomstation.database.scanner import MediaDirectoryError, ScanResult, scan_bytes, scan_head
 from dicomstation.errors import InvalidDicomError
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ class Scanned:
     """One file's outcome: fields when parsed, ``error`` names what went wrong.
 
     ``fields`` with an ``error`` means the file was parsed but could not be staged
-    (``disk_full`` says whether that was for want of space).
+    (``disk_full`` says whether that was for want of space). ``note`` marks a file
+    that is not an instance and not a failure either (a DICOMDIR): ``error`` says so.
     """
 
     source: str
@@ -46,6 +47,7 @@ class Scanned:
     staged: str | None = None
     error: str | None = None
     disk_full: bool = False
+    note: bool = False
 
 
 def expand_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -88,6 +90,8 @@ def _scan_one(source: str, staging: str | None, head: bytes | None = None) -> Sc
             return Scanned(source, None, error=f"{source}: empty file")
     except OSError as exc:
         return Scanned(source, None, error=f"{source}: cannot read ({exc.strerror or exc})")
+    except MediaDirectoryError as exc:  # the files it lists are imported as files
+        return Scanned(source, None, error=str(exc), note=True)
     except InvalidDicomError as exc:
         return Scanned(source, None, error=str(exc))
     staged = None

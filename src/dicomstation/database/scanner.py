@@ -40,7 +40,24 @@ from dicomstation.database.extent import (
 from dicomstation.database.scanvalues import decode_repeated, encodings_of
 from dicomstation.errors import InvalidDicomError
 
-__all__ = ["INDEX_FIELDS", "ScanResult", "read_file_meta", "scan_bytes", "scan_head"]
+__all__ = [
+    "INDEX_FIELDS",
+    "MEDIA_DIRECTORY",
+    "MediaDirectoryError",
+    "ScanResult",
+    "media_class",
+    "read_file_meta",
+    "scan_bytes",
+    "scan_head",
+]
+
+#: Media Storage Directory Storage: a DICOMDIR, the index of a medium's files
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+class MediaDirectoryError(InvalidDicomError):
+    """A DICOMDIR: DICOM, but the index of a CD's (or an archive's) files, not an instance."""
+
 
 Data = bytes | mmap.mmap
 
@@ -370,9 +387,20 @@ def scan_head(head: bytes, size: int, name: str) -> ScanResult | None:
     return _checked(result, head, name)
 
 
+def media_class(data: Data) -> str:
+    """MediaStorageSOPClassUID of the file meta ('' without one)."""
+    found = read_file_meta(data)
+    raw = found[0].get(0x00020002, b"") if found else b""
+    return raw.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
 def _checked(result: ScanResult, data: Data, name: str) -> ScanResult:
     """Require the identifying UIDs (safe as file names) of a scanned file."""
     missing = [k for k in _REQUIRED if not result.fields.get(k)]
+    if missing and media_class(data) == MEDIA_DIRECTORY:
+        raise MediaDirectoryError(
+            name, "a DICOMDIR (the index of a medium's files): import it or its folder for them"
+        )
     if missing and data[128:132] != b"DICM" and len(missing) == len(_REQUIRED):
         raise InvalidDicomError(name, "not a DICOM file")
     if missing:
