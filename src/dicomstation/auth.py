@@ -34,7 +34,7 @@ import httpx
 from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
 from dicomstation.nodes.http_decoding import ACCEPT_ENCODING, BoundedDecodingTransport
-from dicomstation.nodes.http_proxy import environment_proxy
+from dicomstation.nodes.http_proxy import environment_proxy, proxy_transport
 from dicomstation.nodes.http_transport import LargeReadTransport
 
 __all__ = [
@@ -330,7 +330,7 @@ def http_client(server: DicomWebServer, *, connections: int = 8) -> httpx.Client
     # httpx ignores the environment's proxies for a client given its own transport
     proxy = server.proxy or environment_proxy(server.url)
     if proxy:
-        inner = httpx.HTTPTransport(verify=tls_verify(server), proxy=proxy, limits=limits)
+        inner = proxy_transport(proxy, server.name, verify=tls_verify(server), limits=limits)
     else:  # our own transport (large socket reads, nothing patched): nodes/http_transport.py
         inner = LargeReadTransport(verify=tls_verify(server), limits=limits)
     # compressed answers inflated in bounded pieces: nodes/http_decoding.py

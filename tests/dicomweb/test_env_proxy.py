@@ -11,12 +11,13 @@ went through the proxy. Here the PACS's host name does not resolve
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from dicomstation.errors import ConnectionFailedError
+from dicomstation.errors import ConfigError, ConnectionFailedError
 from dicomstation.models import Level, Query
 from dicomstation.nodes.dicomweb import DicomWebNode
 from tests.dicomweb.conftest import server_config
@@ -142,3 +143,24 @@ def test_a_cgi_process_ignores_http_proxy(clean_env: pytest.MonkeyPatch) -> None
     assert environment_proxy("http://pacs:8042/dicom-web") == "http://attacker:3128"
     clean_env.setenv("REQUEST_METHOD", "GET")
     assert environment_proxy("http://pacs:8042/dicom-web") is None
+
+
+@pytest.mark.parametrize(
+    ("proxy", "reason"),
+    [
+        ("socks5://proxyuser:s3cret@127.0.0.1:1080", "socksio"),
+        ("ftp://proxyuser:s3cret@127.0.0.1:21", "only http://, https:// and socks5://"),
+    ],
+)
+def test_a_proxy_httpx_cannot_use_is_one_line_without_its_password(
+    orthanc: OrthancServer, clean_env: pytest.MonkeyPatch, proxy: str, reason: str
+) -> None:
+    if proxy.startswith("socks5") and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed: httpx can use a SOCKS proxy")
+    clean_env.setenv("ALL_PROXY", proxy)
+    with pytest.raises(ConfigError) as raised:
+        DicomWebNode.from_config(server_config(orthanc))
+    message = str(raised.value)
+    assert reason in message and "'orthanc'" in message and "\n" not in message
+    assert "s3cret" not in message and "proxyuser" not in message
+    assert f"{urlsplit(proxy).scheme}://127.0.0.1:" in message

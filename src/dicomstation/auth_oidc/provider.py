@@ -30,7 +30,7 @@ from dicomstation.nodes.http_decoding import (
     AnswerTooLargeError,
     BoundedDecodingTransport,
 )
-from dicomstation.nodes.http_proxy import environment_proxy
+from dicomstation.nodes.http_proxy import environment_proxy, proxy_transport
 from dicomstation.quiet_import import import_quietly
 
 __all__ = ["OidcConfig", "ProviderMetadata", "check_issuer", "discover", "oauth_client"]
@@ -128,8 +128,11 @@ _ENDPOINTS = ("authorization_endpoint", "device_authorization_endpoint", "revoca
 
 def _transport(cfg: OidcConfig) -> httpx.BaseTransport:
     """TLS, the proxy (the server's, else the environment's) and bounded answers."""
-    proxy = cfg.proxy or environment_proxy(cfg.issuer) or None
-    inner = httpx.HTTPTransport(verify=cfg.verify, proxy=proxy)
+    proxy = cfg.proxy or environment_proxy(cfg.issuer)
+    if proxy:
+        inner = proxy_transport(proxy, cfg.server, verify=cfg.verify)
+    else:
+        inner = httpx.HTTPTransport(verify=cfg.verify)
     return BoundedDecodingTransport(inner, max_body=MAX_ANSWER_BYTES)
 
 

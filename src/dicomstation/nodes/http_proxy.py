@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
+from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["environment_proxy"]
+import httpx
+
+from dicomstation.errors import ConfigError
+
+__all__ = ["environment_proxy", "proxy_transport"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -79,3 +84,23 @@ def _matches(host: str, name: str) -> bool:
             return False  # an address entry never matches a host name
     name = name.lstrip(".")
     return bool(name) and (host == name or host.endswith("." + name))
+
+
+def proxy_transport(proxy: str, server: str, **options: Any) -> httpx.HTTPTransport:
+    """httpx's transport through ``proxy`` for ``server``.
+
+    Raises
+    ------
+    ConfigError
+        When httpx cannot use the proxy (another scheme; SOCKS without ``socksio``),
+        naming it without its credentials.
+    """
+    try:
+        return httpx.HTTPTransport(proxy=proxy, **options)
+    except ImportError:
+        reason = "a SOCKS proxy needs the socksio package: pip install 'httpx[socks]'"
+    except ValueError:
+        reason = "only http://, https:// and socks5:// proxies are supported"
+    parts = urlsplit(proxy)
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    raise ConfigError(f"server {server!r}: cannot use the proxy {shown} ({reason})")
