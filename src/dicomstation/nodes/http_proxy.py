@@ -11,7 +11,10 @@ client (a client talks to one origin), with the rules curl and requests follow:
 - ``no_proxy``: a list separated by commas or spaces; ``*`` matches every host; a
   name matches itself and its subdomains (a leading dot is optional); an IP
   address or network (``10.0.0.0/8``) matches the addresses in it; an entry with
-  ``:port`` matches that port only.
+  ``:port`` matches that port only;
+- loopback hosts (``localhost``, ``127.0.0.0/8``, ``::1``) are always reached
+  directly, as browsers do: a proxy's loopback is not ours (the demo, a local
+  Orthanc, our own server).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dicomstation.config import is_loopback
 from dicomstation.errors import ConfigError
 
 __all__ = ["environment_proxy", "proxy_transport"]
@@ -34,7 +38,7 @@ def environment_proxy(url: str) -> str | None:
     """The proxy URL the environment names for ``url``, or None (direct)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if not host:
+    if not host or is_loopback(host):
         return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
