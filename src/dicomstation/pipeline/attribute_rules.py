@@ -8,7 +8,7 @@ A rule is a DICOM keyword and a value in the pipeline file's ``select`` table:
 - a number, or a list of two numbers: the attribute's (first) value equals it, or lies
   in the inclusive range (``SliceThickness = [0.5, 2.5]``).
 
-Rules are checked on the first instance of a series (its header in DICOM JSON).
+Rules are checked on one instance of a series (its header in DICOM JSON).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ A :class:`SeriesSelector` keeps the series of a work item that match every
 rule given: modality, a SeriesDescription regular expression, ImageType values,
 a minimum slice count, and conditions on any other attribute named by its DICOM
 keyword (:mod:`.attribute_rules`). On a remote server the query answer is checked
-(modality, description, number of instances), and the metadata of a series' first
-instance for attribute conditions (an attribute the server's metadata lacks passes
+(modality, description, number of instances), and one instance of the series, asked
+for the attributes of the conditions (an attribute the server's answer lacks passes
 there); in the local database the cached headers are read too (ImageType, frames,
 attributes: a missing attribute does not match).
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomstation.dicomjson import first_value, values
 from dicomstation.errors import ConfigError
-from dicomstation.models import Level, Query, SeriesRef
+from dicomstation.models import InstanceRef, Level, Query, SeriesRef
 from dicomstation.pipeline.attribute_rules import AttributeRule, is_keyword, search_pattern
 
 if TYPE_CHECKING:
@@ -136,13 +136,27 @@ class SeriesSelector:
         )
 
     def _remote_attributes(self, node: DicomNode, study_uid: str, series_uid: str) -> bool:
-        """Attribute conditions on the server's metadata of the series (absent ones pass)."""
+        """Attribute conditions on one instance of the series as the server lists it.
+
+        One instance query (QIDO-RS ``includefield``, or C-FIND return keys) asking for
+        the attributes of the conditions; one the answer lacks passes.
+        """
         if not self.attributes:
             return True
-        headers = node.metadata(study_uid, series_uid)
-        if not headers:
-            return False
-        return all(rule.matches(headers[0]) is not False for rule in self.attributes)
+        keywords = tuple(dict.fromkeys(rule.keyword for rule in self.attributes))
+        found = node.find(
+            Query(
+                Level.IMAGE,
+                study_uid=study_uid,
+                series_uid=series_uid,
+                include_fields=keywords,
+                limit=1,
+            )
+        )
+        first = next((ref.json for ref in found if isinstance(ref, InstanceRef)), None)
+        if first is None:
+            return False  # no instance: nothing to fetch
+        return all(rule.matches(first) is not False for rule in self.attributes)
 
     def local(self, db: Database, item: WorkItem) -> tuple[str, ...]:
         """Series of ``item`` in the local database that match every rule, by series number."""
