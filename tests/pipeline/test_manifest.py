@@ -116,6 +116,11 @@ def test_tcia_manifest_and_series_list_resolved_on_the_server(
     table["source"] = {"kind": "manifest", "path": str(listed), "server": "pacs"}
     items = list_items(Pipeline.from_dict(table), options)
     assert items == [WorkItem(studies[1], (series[1],)), WorkItem(studies[2])]
+    # without its own server: the pipeline's fetch step's; the file's table stays as written
+    table["source"] = {"kind": "manifest", "path": str(listed)}
+    pipeline = Pipeline.from_dict(table)
+    assert list_items(pipeline, options) == items
+    assert pipeline.to_dict()["source"] == table["source"]
     # a series the server does not have: the run does not start, the line is named
     _tcia(path, series[0], OTHER)
     table["source"] = {"kind": "manifest", "path": str(path), "server": "pacs"}

@@ -11,12 +11,12 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomstation.errors import ConfigError
-from dicomstation.pipeline.sources import Source, source_from_table
+from dicomstation.pipeline.sources import ManifestSource, Source, source_from_table
 from dicomstation.pipeline.step import Step, step_from_table
 
 if TYPE_CHECKING:
@@ -120,11 +120,10 @@ class Pipeline:
             settings = RunSettings(**dict(table.get("run", {})))
         except TypeError as exc:
             raise ConfigError(f"[run]: {exc}") from None
+        steps = tuple(step_from_table(s, n) for n, s in enumerate(raw_steps))
+        source = source_from_table(table["source"], base)
         return cls(
-            str(table.get("name") or default_name),
-            source_from_table(table["source"], base),
-            tuple(step_from_table(s, n) for n, s in enumerate(raw_steps)),
-            settings,
+            str(table.get("name") or default_name), _fetching(source, steps), steps, settings
         )
 
     @classmethod
@@ -179,3 +178,11 @@ class Pipeline:
         from dicomstation.pipeline.driver import run_pipeline
 
         return run_pipeline(self, options)
+
+
+def _fetching(source: Source, steps: tuple[Step, ...]) -> Source:
+    """A manifest without a server looks its series-only rows up where the pipeline fetches."""
+    if isinstance(source, ManifestSource) and not source.server:
+        server = next((str(getattr(s, "server", "")) for s in steps if s.kind == "fetch"), "")
+        return replace(source, fetch_server=server)
+    return source

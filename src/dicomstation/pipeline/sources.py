@@ -125,12 +125,15 @@ class ManifestSource:
     Rows of the same study with series UIDs become one item with those series
     (unless ``per_series``); a row without a series UID means the whole study.
     Rows that name only a series (a TCIA manifest, an IDC series list) get their
-    study from ``server``, asked once per 50 series.
+    study from ``server``, asked once per 50 series; without one, from the server
+    the pipeline's first fetch step fetches from (``fetch_server``, set by
+    :meth:`Pipeline.from_dict`, not part of the pipeline file).
     """
 
     path: Path
     per_series: bool = False
     server: str = ""
+    fetch_server: str = field(default="", compare=False)
 
     def items(self, open_node: NodeOpener) -> Iterator[WorkItem]:
         """The manifest's items, in file order."""
@@ -155,14 +158,15 @@ class ManifestSource:
 
     def _studies_of(self, rows: list[ManifestRow], open_node: NodeOpener) -> dict[str, str]:
         """series -> study for rows naming only a series (a query on ``server``)."""
+        server = self.server or self.fetch_server
         if not rows:
             return {}
-        if not self.server:
+        if not server:
             raise ConfigError(
                 f"{rows[0].where}: series {rows[0].series} has no StudyInstanceUID; give the "
                 'manifest source the server that holds it (server = "NAME")'
             )
-        node, found = open_node(self.server), {}
+        node, found = open_node(server), {}
         wanted = list(dict.fromkeys(row.series for row in rows))
         for start in range(0, len(wanted), _SERIES_PER_QUERY):
             uids = "\\".join(wanted[start : start + _SERIES_PER_QUERY])
@@ -172,7 +176,7 @@ class ManifestSource:
         missing = [row for row in rows if row.series not in found]
         if missing:
             raise NotFoundError(
-                f"{len(missing)} series of the manifest are not on {self.server} "
+                f"{len(missing)} series of the manifest are not on {server} "
                 f"(the first: {missing[0].series}, {missing[0].where})"
             )
         return found
