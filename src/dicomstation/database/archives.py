@@ -7,7 +7,7 @@ each into a staging file of the database whose name we make (a counter: nothing 
 the archive names a path), in batches of :data:`BATCH_FILES` files or
 :data:`BATCH_BYTES` bytes, which the database then takes over
 (:meth:`Database.add_files`, moved into the store and indexed in one transaction).
-So memory holds one read of 1 MiB and the disk one batch beyond what is imported;
+So memory holds one read of 1 MiB and the staging area at most one batch;
 a member larger than :data:`MAX_MEMBER_BYTES` once inflated (a zip bomb) is refused
 when it passes the limit. Members are named ``ARCHIVE:MEMBER`` in the report; an
 encrypted member, a zip inside the zip or a member that is not DICOM is reported
@@ -89,6 +89,9 @@ def import_archive(
         with zipfile.ZipFile(archive) as opened:
             for batch in _batches(opened, archive, staging, refused, cancel):
                 reports.append(_add(db, batch, progress))
+                for staged in batch.names:  # what the database did not take (not DICOM)
+                    with contextlib.suppress(OSError):
+                        os.unlink(staged)
     except _StagingError as exc:  # our side: the disk is full, the folder went away
         raise database_error(exc.cause, "cannot stage a zip member", db.root) from exc.cause
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
