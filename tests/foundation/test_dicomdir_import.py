@@ -87,3 +87,20 @@ def test_a_zipped_cd(tmp_path: Path) -> None:
         report = db.import_path(archive)
     assert len(report.succeeded) == 6 and not report.failed
     assert list(report.warnings) == [f"{archive}:DICOMDIR"]
+
+
+def test_a_lone_dicomdir_whose_files_are_gone_is_nothing_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cd = _cd(tmp_path, 2)
+    for path in cd.rglob("*"):
+        if path.is_file() and path.name != "DICOMDIR":
+            path.unlink()
+    monkeypatch.setenv("DICOMSTATION_CONFIG", str(tmp_path / "cfg" / "settings.toml"))
+    monkeypatch.setenv("DICOMSTATION_DB", str(tmp_path / "db"))
+    result = CliRunner().invoke(app, ["db", "import", str(cd)])
+    assert result.exit_code == ExitCode.NOTHING_DONE, result.output
+    assert "note" in result.stderr and "DICOMDIR" in result.stderr
+    result = CliRunner().invoke(app, ["db", "import", str(cd / "DICOMDIR")])  # its files: missing
+    assert result.exit_code == ExitCode.NOTHING_DONE, result.output
+    assert "cannot read" in result.stderr

@@ -9,6 +9,7 @@ import typer
 
 from dicomstation.cli.common import (
     DbOption,
+    ExitCode,
     JsonOption,
     UsageError,
     console,
@@ -21,7 +22,7 @@ from dicomstation.cli.common import (
     print_refs,
     progress_bar,
 )
-from dicomstation.models import Level, Query
+from dicomstation.models import Level, Query, TransferReport
 
 db_app = typer.Typer(help="The local DICOM database.", no_args_is_help=True)
 
@@ -56,7 +57,7 @@ def db_import(
                 "seconds": report.seconds,
             }
         )
-        exit_for(report)
+        _exit_for_import(report)
         return
     for reason in report.failed.values():
         err_console.print(f"[yellow]skipped[/] {reason}")
@@ -67,6 +68,13 @@ def db_import(
         f"imported {len(report.succeeded)}, already present {len(report.skipped)}, "
         f"not imported {len(report.failed)} ({report.seconds:.1f}s, {rate:.0f} files/s)"
     )
+    _exit_for_import(report)
+
+
+def _exit_for_import(report: TransferReport) -> None:
+    """As :func:`exit_for`; nothing imported but notes (a lone DICOMDIR) is nothing done."""
+    if report.warnings and not (report.succeeded or report.skipped or report.failed):
+        raise typer.Exit(int(ExitCode.NOTHING_DONE))
     exit_for(report)
 
 
