@@ -45,7 +45,12 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def is_archive(path: str) -> bool:
-    """True for a zip archive that is not a DICOM file (a DICOM preamble may start with PK)."""
+    """True for a ``.zip`` file that is a zip archive, not DICOM (a preamble may start with PK).
+
+    Only files named ``*.zip`` are opened here: an import of many files opens each once.
+    """
+    if not path.lower().endswith(".zip"):
+        return False
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)

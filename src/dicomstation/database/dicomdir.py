@@ -2,8 +2,9 @@
 
 A DICOMDIR is DICOM but no instance. Importing a folder that holds one (every CD
 does) imports the files of the folder and reports the DICOMDIR as a note, not a
-failure (:class:`~.scanner.MediaDirectoryError`). A DICOMDIR named on its own is
-replaced by the files it lists, as Slicer's (CTK's) indexer does: each record's
+failure (:class:`~.scanner.MediaDirectoryError`). A DICOMDIR named on its own (a
+file called ``DICOMDIR``, as PS3.10 names it: other named files are not opened
+twice) is replaced by the files it lists, as Slicer's (CTK's) indexer does: each record's
 Referenced File ID, relative to the DICOMDIR's folder, whose components may not
 leave that folder. A file ID that does not exist as written is also looked for in
 lower case (a CD mounted with lower-case names); a listed file that is missing is
@@ -26,6 +27,9 @@ _HEAD = 64 * 1024
 
 
 def _is_dicomdir(path: PathLike) -> bool:
+    """A file named DICOMDIR (PS3.10's name for it: other files are not read here) that is one."""
+    if os.path.basename(os.fspath(path)).upper() != "DICOMDIR":
+        return False
     try:
         with open(path, "rb") as handle:
             head = handle.read(_HEAD)
