@@ -33,7 +33,12 @@ import httpx
 
 from dicomstation.config import Credentials, DicomWebServer, Secret, origin_of
 from dicomstation.errors import AuthenticationError, ConfigError
-from dicomstation.nodes.http_decoding import ACCEPT_ENCODING, BoundedDecodingTransport
+from dicomstation.nodes.http_decoding import (
+    ACCEPT_ENCODING,
+    MAX_BODY,
+    AnswerTooLargeError,
+    BoundedDecodingTransport,
+)
 from dicomstation.nodes.http_proxy import environment_proxy, proxy_transport
 from dicomstation.nodes.http_transport import LargeReadTransport
 
@@ -49,6 +54,8 @@ __all__ = [
 
 Flow = Generator[httpx.Request, httpx.Response, None]
 log = logging.getLogger(__name__)
+#: a token endpoint's answer (a small JSON object) is refused past this many bytes
+MAX_TOKEN_ANSWER = 1 << 20
 
 
 def _same_origin(request: httpx.Request, origin: str) -> bool:
@@ -164,7 +171,10 @@ class OAuth2ClientCredentials(httpx.Auth):
             "Authorization": "Basic " + base64.b64encode(raw).decode("ascii"),
             "Accept": "application/json",
         }
-        return httpx.Request("POST", self.token_url, data=data, headers=headers)
+        extensions = {MAX_BODY: MAX_TOKEN_ANSWER}  # capped by our transport (http_decoding)
+        return httpx.Request(
+            "POST", self.token_url, data=data, headers=headers, extensions=extensions
+        )
 
     def _fail(self, message: str, status: int | None = None) -> AuthenticationError:
         host = urlsplit(self.token_url).hostname or self.token_url
@@ -173,7 +183,12 @@ class OAuth2ClientCredentials(httpx.Auth):
         )
 
     def _accept(self, response: httpx.Response) -> None:
-        response.read()
+        try:
+            response.read()
+        except AnswerTooLargeError:
+            raise self._fail(
+                f"token endpoint answer longer than {MAX_TOKEN_ANSWER} bytes"
+            ) from None
         try:
             data = json.loads(response.content)
         except ValueError:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,6 +27,7 @@ from dicomstation.auth_oidc.provider import (
 )
 from dicomstation.errors import NodeError
 from tests.peers import serving
+from tests.security.client_support import peak_mib
 
 _BIG = 64 << 20
 #: 64 MiB of valid JSON, gzip-compressed (~65 kB on the wire)
@@ -102,26 +102,12 @@ def _config(server: _Hostile) -> OidcConfig:
     return OidcConfig("pacs", "http://127.0.0.1:1", server.issuer, "dicomstation")
 
 
-def _peak_mib(call: Callable[[], object]) -> tuple[float, BaseException | None]:
-    """Peak traced Python memory during ``call`` (MiB) and what it raised."""
-    tracemalloc.start()
-    raised: BaseException | None = None
-    try:
-        call()
-    except Exception as exc:  # what the caller checks
-        raised = exc
-    finally:
-        peak = tracemalloc.get_traced_memory()[1] / (1 << 20)
-        tracemalloc.stop()
-    return peak, raised
-
-
 @pytest.mark.parametrize("mode", ["bomb", "plain", "chunked"])
 def test_a_huge_discovery_document_is_refused_in_bounded_memory(
     hostile: _Hostile, mode: str
 ) -> None:
     hostile.mode = mode
-    peak, raised = _peak_mib(lambda: discover(_config(hostile)))
+    peak, raised = peak_mib(lambda: discover(_config(hostile)))
     assert isinstance(raised, NodeError), raised
     assert f"longer than {MAX_ANSWER_BYTES} bytes" in str(raised)
     assert hostile.issuer in str(raised) and "pacs" in str(raised)
@@ -139,7 +125,7 @@ def test_a_token_endpoint_bomb_is_refused_in_bounded_memory(hostile: _Hostile) -
         with oauth_client(cfg, meta) as client:
             client.refresh_token(meta.token_endpoint, refresh_token="r")
 
-    peak, raised = _peak_mib(refresh)
+    peak, raised = peak_mib(refresh)
     assert raised is not None
     error = oauth_failure(cfg, raised, "OIDC token refresh")
     assert f"longer than {MAX_ANSWER_BYTES} bytes" in str(error), error

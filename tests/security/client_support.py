@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,3 +258,17 @@ def ui_api(settings: Path) -> Iterator[httpx.Client]:
                 yield client
         finally:
             running.stop()
+
+
+def peak_mib(call: Callable[[], object]) -> tuple[float, BaseException | None]:
+    """Peak traced Python memory (MiB) during ``call``, and what it raised (None if nothing)."""
+    tracemalloc.start()
+    raised: BaseException | None = None
+    try:
+        call()
+    except Exception as exc:  # what the caller checks
+        raised = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1] / (1 << 20)
+        tracemalloc.stop()
+    return peak, raised

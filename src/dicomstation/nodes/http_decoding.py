@@ -17,7 +17,11 @@ or zstandard installed).
 A transport may also cap an answer's whole (inflated) body (``max_body``), for
 clients whose answers are small JSON read whole by another library (the OpenID
 Connect provider's, read by Authlib): a longer answer is
-:class:`AnswerTooLargeError` once the cap is passed, whatever its encoding.
+:class:`AnswerTooLargeError` once the cap is passed, whatever its encoding. A
+request may set its own cap (the :data:`MAX_BODY` request extension: a token
+request, a worklist query), and an error answer (status >= 400, read whole by
+httpx in an auth flow's retry, or for its text) is capped at
+:data:`ERROR_BODY_BYTES`.
 """
 
 from __future__ import annotations
@@ -27,12 +31,23 @@ from collections.abc import Callable, Iterable, Iterator
 
 import httpx
 
-__all__ = ["ACCEPT_ENCODING", "PIECE_BYTES", "AnswerTooLargeError", "BoundedDecodingTransport"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "ERROR_BODY_BYTES",
+    "MAX_BODY",
+    "PIECE_BYTES",
+    "AnswerTooLargeError",
+    "BoundedDecodingTransport",
+]
 
 #: at most this many inflated bytes per piece handed to httpx
 PIECE_BYTES = 1 << 20
 #: what our clients ask for: exactly what this module inflates
 ACCEPT_ENCODING = "gzip, deflate"
+#: the request extension naming a cap (bytes) on that request's answer
+MAX_BODY = "dicomstation.max_body"
+#: an error answer longer than this is refused (only its first bytes are ever shown)
+ERROR_BODY_BYTES = 1 << 20
 
 
 def _gzip_wbits(_first: bytes) -> int:
@@ -131,7 +146,7 @@ class BoundedDecodingTransport(httpx.BaseTransport):
         The transport that talks to the server (closed with this one).
     max_body : int, optional
         Refuse answers longer than this many (inflated) bytes: reading one raises
-        :class:`AnswerTooLargeError` (one whose Content-Length says so, at once).
+        :class:`AnswerTooLargeError` once the cap is passed.
     """
 
     def __init__(self, inner: httpx.BaseTransport, max_body: int | None = None) -> None:
@@ -145,18 +160,16 @@ class BoundedDecodingTransport(httpx.BaseTransport):
         encodings = [e.strip().lower() for e in value.split(",") if e.strip()]
         encodings = [e for e in encodings if e != "identity"]
         ours = bool(encodings) and all(e in _ENCODINGS for e in encodings)
-        if not ours and self.max_body is None:
+        limit = self._limit(request, response.status_code)
+        if not ours and limit is None:
             return response  # not compressed, or not by us: httpx's own handling
         assert isinstance(response.stream, httpx.SyncByteStream)
         drop = (b"content-encoding", b"content-length") if ours else ()
         stream: httpx.SyncByteStream = (
             _Inflated(response.stream, encodings) if ours else response.stream
         )
-        if self.max_body is not None:
-            if _declared(response) > self.max_body:
-                response.close()
-                raise AnswerTooLargeError(self.max_body)
-            stream = _Capped(stream, self.max_body)  # a compressed answer counts inflated
+        if limit is not None:  # refused when read (the status and headers stay readable)
+            stream = _Capped(stream, limit)  # a compressed answer counts inflated
         return httpx.Response(
             response.status_code,
             headers=[(k, v) for k, v in response.headers.raw if k.lower() not in drop],
@@ -164,12 +177,14 @@ class BoundedDecodingTransport(httpx.BaseTransport):
             extensions=response.extensions,
         )
 
+    def _limit(self, request: httpx.Request, status: int) -> int | None:
+        """The cap on this answer: the request's own, else the transport's; errors' at most."""
+        asked = request.extensions.get(MAX_BODY)
+        limit = int(asked) if isinstance(asked, int) else self.max_body
+        if status >= 400:
+            return min(limit, ERROR_BODY_BYTES) if limit is not None else ERROR_BODY_BYTES
+        return limit
+
     def close(self) -> None:
         """Close the inner transport."""
         self.inner.close()
-
-
-def _declared(response: httpx.Response) -> int:
-    """The answer's Content-Length (-1 if absent or not a number)."""
-    value = response.headers.get("content-length", "")
-    return int(value) if value.isdigit() else -1

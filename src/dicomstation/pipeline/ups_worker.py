@@ -33,6 +33,7 @@ from pydicom.uid import generate_uid
 from dicomstation.config import DicomWebServer, ServerConfig
 from dicomstation.errors import ConfigError, DicomStationError, ProcessingError, RemoteStatusError
 from dicomstation.nodes.base import CancelToken
+from dicomstation.nodes.http_decoding import MAX_BODY, AnswerTooLargeError
 from dicomstation.pipeline.definition import Pipeline
 from dicomstation.pipeline.executor import Executor
 from dicomstation.pipeline.model import StepState, TaskManifest, TaskResult, WorkItem
@@ -50,6 +51,8 @@ __all__ = [
 
 TASK_CODE = "segmentation"
 _JSON = {"Content-Type": "application/dicom+json", "Accept": "application/dicom+json"}
+#: a worklist answer (workitems of a search, or one) is refused past this many bytes
+MAX_ANSWER_BYTES = 16 << 20
 
 
 def _el(vr: str, *value: Any) -> dict[str, Any]:
@@ -178,10 +181,23 @@ class UpsClient:
             "ScheduledWorkitemCodeSequence.CodeValue": TASK_CODE,
             "limit": str(limit),
         }
-        answer = self.http.get(f"{self.root}/workitems", params=params, headers=_JSON)
+        answer = self._get(f"{self.root}/workitems", "search workitems", params)
         self._check(answer, "search workitems")
         found: list[dict[str, Any]] = [] if answer.status_code == 204 else answer.json()
         return found
+
+    def _get(self, url: str, what: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        """A GET whose answer is refused past :data:`MAX_ANSWER_BYTES` (by our transport)."""
+        try:
+            return self.http.get(
+                url, params=params, headers=_JSON, extensions={MAX_BODY: MAX_ANSWER_BYTES}
+            )
+        except AnswerTooLargeError:
+            raise RemoteStatusError(
+                f"{self.name}: {what}: answer longer than {MAX_ANSWER_BYTES} bytes",
+                server=self.name,
+                operation="UPS-RS",
+            ) from None
 
     def claim(self, uid: str, lease: float) -> Claim | None:
         """Set IN PROGRESS with a new Transaction UID; None when someone else has it (409)."""
@@ -327,7 +343,7 @@ class Worker:
             self._fail(claim, str(exc))
 
     def _get(self, uid: str) -> dict[str, Any]:
-        answer = self.client.http.get(f"{self.client.root}/workitems/{uid}", headers=_JSON)
+        answer = self.client._get(f"{self.client.root}/workitems/{uid}", f"retrieve workitem {uid}")
         self.client._check(answer, f"retrieve workitem {uid}")
         found: list[dict[str, Any]] = answer.json()
         return found[0]
