@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 
 
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+#: the proxy variables (either case) that would send test requests to the runner's proxy
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Every peer of the tests listens on 127.0.0.1: the runner's proxy variables (honoured
     by the DICOMweb client, as by curl) must not send those requests to a proxy."""
-    for name in _PROXY_VARIABLES:
+    for name in PROXY_VARIABLES:
         os.environ.pop(name, None)
         os.environ.pop(name.upper(), None)
 

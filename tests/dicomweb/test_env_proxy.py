@@ -20,17 +20,16 @@ import pytest
 from dicomstation.errors import ConfigError, ConnectionFailedError
 from dicomstation.models import Level, Query
 from dicomstation.nodes.dicomweb import DicomWebNode
+from tests.conftest import PROXY_VARIABLES
 from tests.dicomweb.conftest import server_config
 from tests.dicomweb.faultproxy import FaultProxy
 from tests.peers import OrthancServer
-
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
 
 
 @pytest.fixture()
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No proxy variable from the machine running the tests (either case)."""
-    for name in _PROXY_VARIABLES:
+    for name in (*PROXY_VARIABLES, "REQUEST_METHOD"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     return monkeypatch

@@ -195,7 +195,14 @@ def _add(db: Database, batch: _Batch, progress: Callable[..., None] | None) -> T
 
 
 def _merged(reports: list[TransferReport], refused: dict[str, str]) -> TransferReport:
-    merged = TransferReport("import", failed=refused)
-    for report in reports:
-        merged = merged.merged(report)
-    return merged
+    """The batches' reports as one (a single pass: an archive may have many batches)."""
+    failed = {name: reason for r in reports for name, reason in r.failed.items()} | refused
+    return TransferReport(
+        "import",
+        tuple(name for r in reports for name in r.succeeded),
+        tuple(name for r in reports for name in r.skipped),
+        failed,
+        {name: note for r in reports for name, note in r.warnings.items()},
+        sum(r.bytes_transferred for r in reports),
+        sum(r.seconds for r in reports),
+    )

@@ -172,10 +172,10 @@ class Database:
             When the disk fills up; what was committed before stays, nothing is
             half-written, and importing again skips what is present.
         """
-        sources = expand_paths(expand_dicomdirs(paths))
-        archives = [source for source in sources if is_archive(source)]
-        if archives:
-            sources = [source for source in sources if source not in set(archives)]
+        sources: list[str] = []
+        archives: list[str] = []
+        for source in expand_paths(expand_dicomdirs(paths)):
+            (archives if is_archive(source) else sources).append(source)
         report = self._ingest(
             sources, Mode.COPY if copy else Mode.REFERENCE, "import", progress, cancel, workers
         )

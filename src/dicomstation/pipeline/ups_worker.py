@@ -199,6 +199,13 @@ class UpsClient:
                 operation="UPS-RS",
             ) from None
 
+    def workitem(self, uid: str) -> dict[str, Any]:
+        """One workitem's dataset (DICOM JSON)."""
+        answer = self._get(f"{self.root}/workitems/{uid}", f"retrieve workitem {uid}")
+        self._check(answer, f"retrieve workitem {uid}")
+        found: list[dict[str, Any]] = answer.json()
+        return found[0]
+
     def claim(self, uid: str, lease: float) -> Claim | None:
         """Set IN PROGRESS with a new Transaction UID; None when someone else has it (409)."""
         txn = generate_uid()
@@ -327,7 +334,7 @@ class Worker:
         renew.start()
         try:
             try:
-                dataset = self._get(claim.uid)
+                dataset = self.client.workitem(claim.uid)
                 task = parse_workitem(dataset, self.options.servers)
                 result = self._run(task)
             finally:
@@ -341,12 +348,6 @@ class Worker:
                 self._fail(claim, result.error or "the pipeline failed")
         except DicomStationError as exc:
             self._fail(claim, str(exc))
-
-    def _get(self, uid: str) -> dict[str, Any]:
-        answer = self.client._get(f"{self.client.root}/workitems/{uid}", f"retrieve workitem {uid}")
-        self.client._check(answer, f"retrieve workitem {uid}")
-        found: list[dict[str, Any]] = answer.json()
-        return found[0]
 
     def _run(self, task: WorkitemTask) -> TaskResult:
         pipeline = pipeline_for(task, self.options)
