@@ -10,6 +10,7 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
     │   └── UsageError              a command-line value that cannot be used (exit code 2)
     ├── InvalidDicomError           a file that is not (complete) DICOM; names the file
     ├── NotFoundError               a UID that is not in the database or on the server
+    │   └── NothingSelectedError    a work item has no series a step's selection takes
     ├── DatabaseError               the local database cannot do what was asked
     │   └── DiskFullError           no space left (ENOSPC, SQLITE_FULL); nothing half-written
     ├── NodeError                   a remote server failed; names server, operation, UID
@@ -48,6 +49,7 @@ __all__ = [
     "LoadError",
     "NodeError",
     "NotFoundError",
+    "NothingSelectedError",
     "ProcessingError",
     "ProtocolError",
     "RemoteStatusError",
@@ -90,6 +92,10 @@ class InvalidDicomError(DicomStationError):
 
 class NotFoundError(DicomStationError):
     """A UID (or other key) that does not exist where it was looked for."""
+
+
+class NothingSelectedError(NotFoundError):
+    """A work item has nothing a step's series selection takes: a pipeline skips it."""
 
 
 class DatabaseError(DicomStationError):

@@ -114,16 +114,16 @@ def test_cli_segment_twice_makes_one_seg_and_sr_gets_its_own_number(db_path: Pat
 
 
 def test_jobs_cli_retry_and_cancel(db_path: Path, tmp_path: Path) -> None:
-    table = _table()
-    table["steps"][0]["select"]["min_slices"] = 50  # type: ignore[index]
+    for file in (db_path / "files").rglob("*.dcm"):  # every study fails: its files are gone
+        file.unlink()
     path = tmp_path / "p.toml"
     import tomli_w
 
-    path.write_text(tomli_w.dumps(table))
+    path.write_text(tomli_w.dumps(_table()))
     failed = runner.invoke(app, ["run", str(path), "--db", str(db_path), "--json"])
     assert failed.exit_code == 3  # nothing done
     errors = json.loads(failed.stdout)["failed"]
-    assert len(errors) == 2 and all("no image series" in e for e in errors.values())
+    assert len(errors) == 2 and all("No such file" in e for e in errors.values())
     job = Pipeline.from_file(path).job_id
     shown = runner.invoke(app, ["jobs", "show", job[:6], "--db", str(db_path), "--json"])
     assert {i["state"] for i in json.loads(shown.stdout)} == {"failed"}

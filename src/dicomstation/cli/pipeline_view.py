@@ -27,7 +27,7 @@ _STATE_STYLE = {
 
 
 def _eta(status: RunStatus) -> str:
-    finished = status.done + status.failed
+    finished = status.done + status.failed + status.skipped
     if not finished or not status.remaining:
         return "--:--" if status.remaining else "0:00"
     seconds = (time.time() - status.started) / finished * status.remaining
@@ -37,13 +37,14 @@ def _eta(status: RunStatus) -> str:
 def render_status(status: RunStatus, name: str) -> Group:
     """Counts, a bar, ETA, and the step every running item is on."""
     total = max(status.total, 1)
-    finished = status.done + status.failed
+    finished = status.done + status.failed + status.skipped
     width = 30
     filled = int(width * finished / total)
     bar = Text("━" * filled, style="green") + Text("━" * (width - filled), style="grey37")
     line = Text(f"{name} ") + bar
     line += Text(
-        f" {finished}/{status.total}  done {status.done}  failed {status.failed}  "
+        f" {finished}/{status.total}  done {status.done}  skipped {status.skipped}  "
+        f"failed {status.failed}  "
         f"running {len(status.running)}  already done {status.already_done}  ETA {_eta(status)}"
     )
     table = Table(show_header=bool(status.running), box=None, pad_edge=False)
@@ -68,7 +69,8 @@ def live_status(name: str) -> Iterator[Callable[[RunStatus], None]]:
 def job_table(jobs: list[JobSummary]) -> Table:
     """One row per job: id, name, item counts per state."""
     table = Table()
-    for title in ("Job", "Name", "Items", "Done", "Failed", "Pending", "Running", "Updated"):
+    titles = ("Job", "Name", "Items", "Done", "Skipped", "Failed", "Pending", "Running", "Updated")
+    for title in titles:
         table.add_column(title, overflow="fold")
     for job in jobs:
         counts = job.counts
@@ -77,6 +79,7 @@ def job_table(jobs: list[JobSummary]) -> Table:
             job.name,
             str(job.total),
             str(counts.get("done", 0)),
+            str(counts.get("skipped", 0)),
             str(counts.get("failed", 0)),
             str(counts.get("pending", 0) + counts.get("cancelled", 0)),
             str(counts.get("running", 0)),

@@ -112,15 +112,19 @@ def _print_report(report: RunReport, as_json: bool) -> None:
                 "items": report.total,
                 "done": report.done,
                 "failed": dict(report.failed),
+                "skipped": dict(report.skipped),
                 "already_done": report.already_done,
                 "interrupted": report.interrupted,
             }
         )
     else:
+        for key, reason in list(report.skipped.items())[:5]:
+            err_console.print(f"[dim]skipped[/] {reason or key}", highlight=False)
         for key, error in list(report.failed.items())[:20]:
             err_console.print(f"[red]failed[/] {error or key}", highlight=False)
+        skipped = f"{len(report.skipped)} skipped, " if report.skipped else ""
         console.print(
-            f"job {report.job_id}: {report.done} done, {len(report.failed)} failed, "
+            f"job {report.job_id}: {report.done} done, {skipped}{len(report.failed)} failed, "
             f"{report.already_done} already done" + (" (interrupted)" if report.interrupted else "")
         )
     if report.interrupted:
@@ -290,7 +294,7 @@ def jobs_retry(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Put failed (and cancelled) items back to pending, and run the job again."""
+    """Put failed, cancelled and skipped items back to pending, and run the job again."""
     with _ledger(db) as ledger:
         job_id = ledger.resolve(job)
         count = ledger.retry(job_id, item)

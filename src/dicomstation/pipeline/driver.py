@@ -4,7 +4,9 @@
 runs, for ``dicomstation run``, the single CLI commands and the web UI. The
 ledger lives with the driver; executors and tasks only see manifests and
 return results. A rerun of the same pipeline resumes its job: done items are
-skipped, failed ones retried, items a killed driver left running start again.
+passed over, failed ones retried, items a killed driver left running start again.
+An item a step's selection takes nothing from is ``skipped`` with the reason: it
+is not a failure, and a rerun leaves it alone (``jobs retry`` takes it again).
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ class RunStatus:
     done: int = 0
     failed: int = 0
     already_done: int = 0
+    skipped: int = 0
     running: Mapping[str, str] = field(default_factory=dict)  # item key -> step
     started: float = field(default_factory=time.time)
 
     @property
     def remaining(self) -> int:
         """Items not finished in this run."""
-        return max(0, self.total - self.done - self.failed)
+        return max(0, self.total - self.done - self.failed - self.skipped)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: counts, and the error of every item that failed."""
+    """What a run did: counts, the error of every item that failed, the reason of every
+    item skipped (nothing its selection took)."""
 
     job_id: str
     total: int
@@ -112,10 +116,11 @@ class RunReport:
     failed: Mapping[str, str]
     already_done: int
     interrupted: bool
+    skipped: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed and the run was not interrupted."""
+        """True when nothing failed and the run was not interrupted (skips are fine)."""
         return not self.failed and not self.interrupted
 
 
@@ -143,6 +148,7 @@ class _Run:
         self.job = pipeline.job_id
         self.cancel = options.cancel or CancelToken()
         self.failed: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
         self.status = RunStatus(self.job, 0)
 
     def manifest(self, plan: ItemPlan, attempt: int = 1, delay: float = 0.0) -> TaskManifest:
@@ -194,6 +200,10 @@ class _Run:
         elif state is StepState.DONE:
             self.ledger.finish_item(self.job, result.item_key, StepState.DONE)
             self._update(running=running, done=self.status.done + 1)
+        elif state is StepState.SKIPPED:
+            self.skipped[result.item_key] = result.error
+            self.ledger.finish_item(self.job, result.item_key, StepState.SKIPPED, result.error)
+            self._update(running=running, skipped=self.status.skipped + 1)
         else:  # stopped: back to pending, a rerun resumes it
             self.ledger.finish_item(self.job, result.item_key, StepState.PENDING)
             self._update(running=running)
@@ -257,4 +267,5 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
             dict(run.failed),
             run.status.already_done,
             interrupted or run.cancel.cancelled,
+            dict(run.skipped),
         )

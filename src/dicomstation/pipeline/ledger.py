@@ -264,8 +264,11 @@ class Ledger:
 
     # -- control -----------------------------------------------------------------------
     def retry(self, job_id: str, item_key: str | None = None) -> int:
-        """Failed or cancelled items (all, or one) back to pending; return how many."""
-        return self._set_items(job_id, item_key, ("failed", "cancelled"), "pending")
+        """Failed, cancelled or skipped items (all, or one) back to pending; return how many.
+
+        A skipped item had nothing its selection took; the study may have more series now.
+        """
+        return self._set_items(job_id, item_key, ("failed", "cancelled", "skipped"), "pending")
 
     def cancel(self, job_id: str, item_key: str | None = None) -> int:
         """Pending and failed items (all, or one) become cancelled; a running driver stops."""
@@ -301,7 +304,7 @@ class Ledger:
             if new == "pending":
                 conn.execute(
                     "UPDATE steps SET state = 'pending' WHERE job_id = ? "
-                    f"AND state IN ('failed', 'cancelled', 'running'){one}",
+                    f"AND state IN ('failed', 'cancelled', 'running', 'skipped'){one}",
                     [job_id, *keys],
                 )
             return cursor.rowcount

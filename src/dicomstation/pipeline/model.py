@@ -204,14 +204,19 @@ class TaskResult:
 
     @property
     def state(self) -> StepState:
-        """FAILED if a step failed, CANCELLED if cancelled, else DONE."""
+        """FAILED if a step failed, CANCELLED if cancelled, PENDING if stopped, SKIPPED
+        if a step had nothing to work on, else DONE."""
         states = {r.state for r in self.records}
-        for state in (StepState.FAILED, StepState.CANCELLED, StepState.PENDING):
+        for state in (StepState.FAILED, StepState.CANCELLED, StepState.PENDING, StepState.SKIPPED):
             if state in states:
                 return state
         return StepState.DONE
 
     @property
     def error(self) -> str:
-        """The first failed step's error text ("" when none failed)."""
-        return next((r.error for r in self.records if r.state is StepState.FAILED), "")
+        """The first failed step's error text, else the first skipped step's reason ("")."""
+        for state in (StepState.FAILED, StepState.SKIPPED):
+            text = next((r.error for r in self.records if r.state is state and r.error), "")
+            if text:
+                return text
+        return ""

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-from dicomstation.errors import ConfigError, NotFoundError, TransferError
+from pydicom.errors import InvalidDicomError as InvalidDicomFileError
+
+from dicomstation.errors import ConfigError, NotFoundError, NothingSelectedError, TransferError
 from dicomstation.export.common import ExportOptions, SourceSeries
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef, TransferReport
 from dicomstation.pipeline.actions import fetch_item, send_files
@@ -58,7 +60,7 @@ class FetchStep:
         if not self.select.empty:
             series = self.select.remote(node, ctx.item)
             if not series:
-                raise NotFoundError(
+                raise NothingSelectedError(
                     f"{ctx.item.describe()} has no series on {self.server} matching "
                     f"{self.select.to_dict()}"
                 )
@@ -96,7 +98,7 @@ class LoadStep:
     select: SeriesSelector = field(default_factory=SeriesSelector)
 
     def run(self, ctx: StepContext) -> tuple[str, ...]:
-        """Load; outputs are the loaded series (NotFoundError when none matches)."""
+        """Load; outputs are the loaded series (NothingSelectedError when none matches)."""
         named = set(ctx.item.series_uids)
         chosen = [  # our own outputs (UIDs under UID_ROOT) only when the item names them
             uid
@@ -104,7 +106,7 @@ class LoadStep:
             if (uid in named or not uid.startswith(UID_ROOT)) and _is_image(ctx, uid)
         ]
         if not chosen:
-            raise NotFoundError(
+            raise NothingSelectedError(
                 f"{ctx.item.describe()}: no image series in the local database matches "
                 f"{self.select.to_dict() or 'the selection'}"
             )
@@ -124,21 +126,33 @@ class LoadStep:
         return {"kind": self.kind, "name": self.name, "select": self.select.to_dict()}
 
 
-def _is_image(ctx: StepContext, series_uid: str) -> bool:
-    """Whether a local series is an image series, from the index (no file is read).
+#: What :func:`_is_image` reads of a series' first instance (cached header, else the file).
+_IMAGE_TAGS = frozenset({"00080060", "00280002", "00280004", "00280010"})
 
-    Not one of :data:`NOT_IMAGES` and not a plain Secondary Capture, judged on the
-    series' first instance, as the cached header of that instance would say.
+
+def _is_image(ctx: StepContext, series_uid: str) -> bool:
+    """Whether a local series can become a scalar volume, judged on its first instance.
+
+    Not one of :data:`NOT_IMAGES`, not a plain Secondary Capture, with pixels (Rows)
+    of one grey sample (MONOCHROME1/2: colour and palette images are pictures, not
+    volumes; a waveform or a mapping has no Rows). One instance's few attributes are
+    read (from its cached header when there is one).
     """
     from dicomstation.dicomjson import first_value
 
     refs = ctx.db.find(Query(Level.IMAGE, series_uid=series_uid, limit=1))
     first = next((r for r in refs if isinstance(r, InstanceRef)), None)
-    if first is None:
+    if first is None or first.sop_class_uid == "1.2.840.10008.5.1.4.1.1.7":  # plain SC
         return False
-    if first_value(first.json, "Modality").upper() in NOT_IMAGES:
+    try:
+        header = ctx.db.first_header(Level.SERIES, series_uid, _IMAGE_TAGS)
+    except (OSError, ValueError, InvalidDicomFileError):  # the load names the file and why
+        return True
+    if first_value(header, "Modality").upper() in NOT_IMAGES or not first_value(header, "Rows"):
         return False
-    return first.sop_class_uid != "1.2.840.10008.5.1.4.1.1.7"  # plain SC
+    samples = first_value(header, "SamplesPerPixel") or "1"
+    photometric = first_value(header, "PhotometricInterpretation").upper() or "MONOCHROME2"
+    return samples == "1" and photometric.startswith("MONOCHROME")
 
 
 @dataclass(frozen=True)

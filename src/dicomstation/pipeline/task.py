@@ -3,7 +3,9 @@
 :func:`run_task` is a plain module-level function of picklable arguments, so any
 executor (threads here, Dask workers elsewhere) can call it. It never raises a
 :class:`DicomStationError`: a failing step becomes a FAILED record naming the
-item and the cause, and the steps after it are not run. A stop request (the
+item and the cause, and the steps after it are not run. A step that finds
+nothing its selection takes (:class:`NothingSelectedError`) makes the item
+SKIPPED, with the reason, and the steps after it too. A stop request (the
 cancel token, Ctrl-C) ends the task between steps, or inside a transfer that
 checks the token; the interrupted step goes back to ``pending``.
 """
@@ -20,6 +22,7 @@ from dicomstation.errors import (
     CancelledError,
     ConnectionFailedError,
     DicomStationError,
+    NothingSelectedError,
     RemoteStatusError,
 )
 from dicomstation.nodes.base import CancelToken, ProgressCallback
@@ -130,7 +133,7 @@ def _run_steps(
     done = set(manifest.done_steps)
     plan = steps_to_run(pipeline.steps, done, manifest.database is None)
     records: list[StepRecord] = []
-    for step, run in zip(pipeline.steps, plan, strict=True):
+    for index, (step, run) in enumerate(zip(pipeline.steps, plan, strict=True)):
         if not run:
             step.restore(ctx, ctx.outputs.get(step.name, ()))
             continue
@@ -139,6 +142,8 @@ def _run_steps(
             break
         record, retryable = _run_one(step, manifest, ctx, events)
         records.append(record)
+        if record.state is StepState.SKIPPED:  # nothing for this item: the rest is skipped too
+            records += [StepRecord(s.name, StepState.SKIPPED) for s in pipeline.steps[index + 1 :]]
         if record.state is not StepState.DONE:
             return TaskResult(manifest.item.key, tuple(records), retryable)
         ctx.outputs[step.name] = record.outputs
@@ -155,6 +160,10 @@ def _run_one(
     try:
         outputs = step.run(ctx)
         record = StepRecord(step.name, StepState.DONE, tuple(outputs), "", started, time.time())
+        retryable = False
+    except NothingSelectedError as exc:
+        text = _text(manifest, exc, step.name)
+        record = StepRecord(step.name, StepState.SKIPPED, (), text, started, time.time())
         retryable = False
     except (CancelledError, KeyboardInterrupt):
         ctx.cancel.cancel()

@@ -93,6 +93,11 @@ def _final_state(report: RunReport) -> tuple[str, str]:
         return "failed", next(iter(report.failed.values()))
     if report.interrupted:
         return "cancelled", "stopped; resume to finish the remaining items"
+    if report.skipped:  # nothing a step's selection took: asked for one thing, it is a failure
+        reason = next(iter(report.skipped.values()))
+        if not report.done:
+            return "failed", reason
+        return "done", f"{len(report.skipped)} item(s) skipped: {reason}"
     return "done", ""
 
 
@@ -277,11 +282,15 @@ def _stored_job(summary: JobSummary) -> Job:
     """
     counts: dict[str, int] = summary.counts
     left = counts.get("pending", 0) + counts.get("running", 0) + counts.get("cancelled", 0)
-    state = "failed" if counts.get("failed") else "cancelled" if left else "done"
+    skipped, done = counts.get("skipped", 0), counts.get("done", 0)
+    failed = counts.get("failed", 0) or (skipped and not done)  # as _final_state says
+    state = "failed" if failed else "cancelled" if left else "done"
     message = f"{left} item(s) left; resume to finish them" if left else ""
+    if skipped and not left:
+        message = f"{skipped} item(s) skipped: nothing their selection took"
     job = Job(summary.job_id, summary.name, state)
     job.message, job.finished, job.started = message, time.monotonic(), time.monotonic()
     job.items_total = summary.total
-    job.settled = {f"#{n}" for n in range(counts.get("done", 0))}
+    job.settled = {f"#{n}" for n in range(counts.get("done", 0) + counts.get("skipped", 0))}
     job.resumable = state != "done"
     return job
