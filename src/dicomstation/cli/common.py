@@ -61,15 +61,18 @@ class _LazyConsole:
         self.__dict__["_console_kwargs"] = kwargs
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or "_console_kwargs" not in self.__dict__:
+        if name.startswith("__"):
             raise AttributeError(name)
-        with self._lock:
+        with self._lock:  # a thread coming during the build waits for it (worker threads warn)
             kwargs = self.__dict__.pop("_console_kwargs", None)
             if kwargs is not None:
                 from rich.console import Console
 
+                built = Console(**kwargs)  # built whole, then published by the class swap
+                self.__dict__.update(built.__dict__)
                 self.__class__ = Console  # type: ignore[assignment]
-                Console.__init__(self, **kwargs)  # type: ignore[arg-type]
+            elif type(self) is _LazyConsole:  # no arguments and no Console: a failed build
+                raise AttributeError(name)
         return getattr(self, name)
 
 
