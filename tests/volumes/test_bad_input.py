@@ -83,6 +83,24 @@ def test_nothing_loadable_raises(tmp_path: Path) -> None:
         load_series([])
 
 
+def test_no_file_with_pixels_raises_saying_why(tmp_path: Path) -> None:
+    """Image headers without PixelData (and a non-DICOM file): the error says why for each."""
+    files = make_series(tmp_path, n=2)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.PixelData
+        ds.save_as(path)
+    junk = tmp_path / "notes.dcm"
+    junk.write_bytes(b"this is not DICOM" * 20)
+    with pytest.raises(LoadError) as info:
+        load_series([*files, junk])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "2 file(s) have no pixel data" in message
+    assert all(path.name in message for path in files)
+    assert "notes.dcm" in message and "not readable as DICOM" in message
+
+
 @pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
 def test_compressed_series_decode_identically(tmp_path: Path, syntax: str) -> None:
     files = make_series(tmp_path, n=4, rows=64, cols=64)

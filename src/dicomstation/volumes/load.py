@@ -13,8 +13,9 @@ import numpy.typing as npt
 
 from dicomstation.errors import GeometryWarning, LoadError
 from dicomstation.volumes.equidistant import equidistant_slices, is_uneven
-from dicomstation.volumes.examine import examine, position_key, time_getter
+from dicomstation.volumes.examine import examine_frames, position_key, time_getter
 from dicomstation.volumes.geometry import StackGeometry, sort_along_normal, stack_geometry
+from dicomstation.volumes.headers import read_headers
 from dicomstation.volumes.luts import apply_luts, needs_luts
 from dicomstation.volumes.model import FrameHeader, Loadable, LoadableKind, LoadedVolume
 from dicomstation.volumes.pixels import (
@@ -68,11 +69,10 @@ def load_series(
         When no volume can be made, naming the files.
     """
     files = list(files)
-    loadables = examine(files)
+    frames, problems = read_headers(files)
+    loadables = examine_frames(frames, problems)
     if not loadables:
-        raise LoadError(
-            f"no loadable image among {len(files)} file(s): {[str(f) for f in files[:5]]}"
-        )
+        raise LoadError(_why_nothing_loadable(files, frames, problems))
     best = loadables[0]
     if len(loadables) > 1 and loadables[1].confidence >= best.confidence:
         others = ", ".join(f"{ld.name!r} ({ld.confidence:.2f})" for ld in loadables[1:4])
@@ -82,6 +82,18 @@ def load_series(
         )
         best = replace(best, warnings=(*best.warnings, note))
     return load(best, correct_tilt=correct_tilt, equidistant=equidistant)
+
+
+def _why_nothing_loadable(
+    files: Sequence[object], frames: Sequence[FrameHeader], problems: Sequence[str]
+) -> str:
+    """One line saying why none of ``files`` gave a loadable: each file's reason."""
+    reasons = list(problems[:3]) + (["..."] if len(problems) > 3 else [])
+    no_pixels = sorted({str(f.source.path) for f in frames if not f.has_pixel_data})
+    if no_pixels:
+        reasons.append(f"{len(no_pixels)} file(s) have no pixel data: {no_pixels[:3]}")
+    why = "; ".join(reasons) or f"{[str(f) for f in files[:5]]}"
+    return f"no loadable image among {len(files)} file(s): {why}"
 
 
 def load(
