@@ -94,8 +94,13 @@ class KeyringStore:
         return None if value is None else str(value)
 
     def set(self, entry: str, value: str) -> None:
-        """Store ``value`` as ``entry``."""
+        """Store ``value`` as ``entry``, read back: a backend that keeps nothing is an error."""
         self._call("set_password", entry, value)
+        if self._call("get_password", entry) != value:
+            raise ConfigError(
+                f"{self.where} did not keep {entry.split('|')[0]}'s {entry.rsplit('|')[-1]}; "
+                "set DICOMSTATION_KEYRING=file to keep secrets in the settings file (mode 0600)"
+            )
 
     def delete(self, entry: str) -> None:
         """Forget ``entry`` (nothing when absent)."""
@@ -187,7 +192,11 @@ def _backend(environ: os._Environ[str] | dict[str, str]) -> Any:
 
     named = environ.get("PYTHON_KEYRING_BACKEND", "").strip()
     if named:  # the user chose a backend (keyring's own variable): use it whatever its priority
-        return keyring.core.load_keyring(named)
+        from keyring.backends import null
+
+        backend = keyring.core.load_keyring(named)
+        # keyring's null backend is how users switch keyring off (poetry's advice): no keyring
+        return None if isinstance(backend, null.Keyring) else backend
     backend = keyring.core.get_keyring()  # keyring's own choice; read, never changed
     priority = float(getattr(type(backend), "priority", 0) or 0)
     return backend if priority >= MIN_PRIORITY else None

@@ -18,11 +18,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from keyring import backend as keyring_backend
 from typer.testing import CliRunner
 
 from dicomstation.cli.common import ExitCode
 from dicomstation.cli.main import app
 from dicomstation.config import Credentials, DicomWebServer, Secret
+from dicomstation.errors import ConfigError
 from dicomstation.secret_store import KeyringStore
 from dicomstation.settings import Settings
 
@@ -124,6 +126,49 @@ def test_cli_keeps_secrets_where_auth_show_says(tmp_path: Path, keyring: bool) -
     else:
         assert "settings file" in shown.stdout and "no OS keyring" in shown.stdout and in_file
     assert SECRET not in shown.stdout + shown.stderr
+
+
+def test_the_null_keyring_keeps_secrets_in_the_file(tmp_path: Path) -> None:
+    """keyring's null backend (how poetry users switch keyring off) is no keyring, not a sink."""
+    env = _cli_env(tmp_path, keyring=False)
+    del env["DICOMSTATION_KEYRING"]
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.null.Keyring"
+    added = _cli(env, "server", "add", "pacs", "--url", URL, "--user", "ann", "--password-stdin",
+                 stdin=SECRET + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    shown = _cli(env, "auth", "show")
+    assert "no OS keyring" in shown.stdout and "not in the keyring" not in shown.stderr
+    server = Settings.load(tmp_path / "settings.toml", None).server("pacs")
+    assert isinstance(server, DicomWebServer) and server.credentials.password.reveal() == SECRET
+
+
+class _ForgetfulKeyring(keyring_backend.KeyringBackend):
+    """A backend that accepts every secret and keeps none (a locked or read-only store)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        return None
+
+    def delete_password(self, service: str, username: str) -> None:
+        return None
+
+
+def test_a_keyring_that_keeps_nothing_is_an_error_and_the_file_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    Settings().with_server(DicomWebServer("old", URL)).save(path, None)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as info:
+        creds = Credentials(username="ann", password=Secret(SECRET))
+        settings = Settings().with_server(DicomWebServer("pacs", URL, credentials=creds))
+        settings.save(path, KeyringStore(_ForgetfulKeyring(), "dicomstation:test"))
+    message = str(info.value)
+    assert "server:pacs's password" in message and "DICOMSTATION_KEYRING=file" in message
+    assert SECRET not in message and "\n" not in message
+    assert path.read_bytes() == before  # the file never names a secret the keyring lost
 
 
 def test_auth_set_user_without_a_terminal_is_refused(tmp_path: Path) -> None:
