@@ -34,6 +34,7 @@ __all__ = [
     "import_into",
     "new_uid",
     "require_frame_of_reference",
+    "unplaced_image",
     "write_datasets",
 ]
 
@@ -223,6 +224,21 @@ class SourceSeries:
             )
         if not np.all(np.isfinite(volume.affine)):
             raise ExportError(f"{what} has a non-finite affine")
+
+
+def unplaced_image(source: SourceSeries) -> Dataset | None:
+    """The one image of ``source`` when it is a single frame without patient geometry.
+
+    A projection image (CR, DX, MG, a single ultrasound frame...) has no Image
+    Position Patient: a SEG of it references the image and has no plane positions
+    (highdicom allows this for one source frame).
+    """
+    if len(source.datasets) != 1:
+        return None
+    ds = source.datasets[0]
+    placed = "ImagePositionPatient" in ds or "PerFrameFunctionalGroupsSequence" in ds
+    single = int(ds.get("NumberOfFrames", 1) or 1) == 1
+    return ds if single and not placed else None
 
 
 def require_frame_of_reference(source: SourceSeries, what: str) -> None:

@@ -29,6 +29,7 @@ from dicomstation.export.common import (
     apply_options,
     new_uid,
     require_frame_of_reference,
+    unplaced_image,
 )
 from dicomstation.export.seg_fast import segmentation_class
 
@@ -248,14 +249,10 @@ def _encode(
     options: ExportOptions,
     workers: int,
 ) -> hd.seg.Segmentation:
-    # On the source grid, pass a plain array with the sources in slice order (highdicom's
-    # fastest path); otherwise let highdicom place the frames from the volume's geometry.
-    require_frame_of_reference(source, "a segmentation")
-    ordered = source.datasets_in_order(pixels)
-    pixel_array: hd.Volume | npt.NDArray[Any] = pixels if ordered is None else pixels.array
+    source_images, pixel_array = _sources_and_pixels(source, pixels)
     try:
         seg = segmentation_class()(
-            source_images=ordered or list(source.datasets),
+            source_images=source_images,
             pixel_array=pixel_array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
@@ -276,8 +273,33 @@ def _encode(
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ExportError(f"cannot build SEG for series {source.series_uid}: {exc}") from exc
     _complete_pixel_measures(seg, pixels)
+    if unplaced_image(source) is not None and "PatientOrientation" not in seg:
+        # Type 2C without a plane orientation: the image's own (empty when it has none)
+        seg.PatientOrientation = source.first.get("PatientOrientation") or ""
     apply_options(seg, options)
     return seg
+
+
+def _sources_and_pixels(
+    source: SourceSeries, pixels: hd.Volume
+) -> tuple[list[Dataset], hd.Volume | npt.NDArray[Any]]:
+    """highdicom's ``source_images`` and ``pixel_array`` for ``pixels`` over ``source``."""
+    image = unplaced_image(source)
+    if image is not None:  # a projection image: the mask must be on its own pixel grid
+        on_grid = pixels.spatial_shape == source.volume.spatial_shape and np.allclose(
+            pixels.affine, source.volume.affine
+        )
+        if not on_grid:
+            raise ExportError(
+                f"series {source.series_uid} has no patient geometry: a segmentation of it "
+                "must be on the image's own pixel grid"
+            )
+        return [image], np.asarray(pixels.array)
+    # On the source grid, pass a plain array with the sources in slice order (highdicom's
+    # fastest path); otherwise let highdicom place the frames from the volume's geometry.
+    require_frame_of_reference(source, "a segmentation")
+    ordered = source.datasets_in_order(pixels)
+    return ordered or list(source.datasets), pixels if ordered is None else pixels.array
 
 
 def _complete_pixel_measures(seg: hd.seg.Segmentation, pixels: hd.Volume) -> None:

@@ -2,7 +2,9 @@
 
 Each segment becomes one "Volumetric ROI measurements" group (TID 1411) that
 references the segment in the SEG (and, through it, the source series), with
-Volume (mL) and Mean / Minimum / Maximum / Standard Deviation of intensity.
+Volume (mL) and Mean / Minimum / Maximum / Standard Deviation of intensity. A
+segment of a projection image (no patient geometry: CR, DX...) is a "Planar ROI
+measurements" group (TID 1410) referencing its SEG frame, with an Area (mm2) instead.
 The SEG and the source images are listed as evidence.
 """
 
@@ -18,12 +20,19 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from dicomstation.errors import ExportError
-from dicomstation.export.common import ExportOptions, SourceSeries, apply_options, new_uid
+from dicomstation.export.common import (
+    ExportOptions,
+    SourceSeries,
+    apply_options,
+    new_uid,
+    unplaced_image,
+)
 from dicomstation.processing.stats import SegmentStatistics
 
 __all__ = ["build_sr", "intensity_unit", "read_sr_measurements"]
 
 MILLILITER = Code("mL", "UCUM", "milliliter")
+SQUARE_MILLIMETER = Code("mm2", "UCUM", "square millimeter")
 HOUNSFIELD = Code("[hnsf'U]", "UCUM", "Hounsfield unit")
 NO_UNITS = Code("1", "UCUM", "no units")
 _PROCEDURES = {
@@ -39,9 +48,22 @@ def intensity_unit(modality: str) -> Code:
     return HOUNSFIELD if modality == "CT" else NO_UNITS
 
 
-def _measurements(stat: SegmentStatistics, unit: Code) -> list[hd.sr.Measurement]:
+def _size(stat: SegmentStatistics, image: Dataset | None) -> list[tuple[Code, float, Code]]:
+    """Volume (mL) of a placed segment; Area (mm2) on a projection image with a pixel size."""
+    if image is None:
+        return [(codes.SCT.Volume, stat.volume_ml, MILLILITER)]
+    spacing = image.get("PixelSpacing") or image.get("ImagerPixelSpacing")
+    if not spacing or len(spacing) != 2:
+        return []
+    area = stat.voxel_count * float(spacing[0]) * float(spacing[1])
+    return [(codes.SCT.Area, area, SQUARE_MILLIMETER)]
+
+
+def _measurements(
+    stat: SegmentStatistics, unit: Code, image: Dataset | None
+) -> list[hd.sr.Measurement]:
     values = [
-        (codes.SCT.Volume, stat.volume_ml, MILLILITER),
+        *_size(stat, image),
         (codes.SCT.Mean, stat.mean, unit),
         (codes.SCT.Minimum, stat.minimum, unit),
         (codes.SCT.Maximum, stat.maximum, unit),
@@ -103,24 +125,59 @@ def _referenced_segment(seg: hd.seg.Segmentation, number: int) -> hd.sr.Referenc
 
 
 def _group(
-    seg: hd.seg.Segmentation, stat: SegmentStatistics, unit: Code, options: ExportOptions
-) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    seg: hd.seg.Segmentation,
+    stat: SegmentStatistics,
+    unit: Code,
+    options: ExportOptions,
+    image: Dataset | None,
+) -> (
+    hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+):
+    """TID 1411 of a placed segment; TID 1410 (planar) of one on a projection ``image``."""
     try:
         description = seg.get_segment_description(stat.segment_number)
     except (KeyError, IndexError) as exc:
         raise ExportError(f"SEG has no segment {stat.segment_number}") from exc
-    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
+    fields: dict[str, Any] = {
+        "tracking_identifier": hd.sr.TrackingIdentifier(
             uid=new_uid(), identifier=f"{stat.label[:56]} #{stat.segment_number}"
         ),
-        referenced_segment=_referenced_segment(seg, stat.segment_number),
-        finding_type=description.segmented_property_type,
-        finding_category=description.segmented_property_category,
-        algorithm_id=hd.sr.AlgorithmIdentification(
+        "finding_type": description.segmented_property_type,
+        "finding_category": description.segmented_property_category,
+        "algorithm_id": hd.sr.AlgorithmIdentification(
             name="dicomstation segment statistics", version=options.software_versions[:64]
         ),
-        measurements=_measurements(stat, unit),
+        "measurements": _measurements(stat, unit, image),
+    }
+    if image is None:
+        referenced = _referenced_segment(seg, stat.segment_number)
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_segment=referenced, **fields
+        )
+    frame = hd.sr.ReferencedSegmentationFrame(
+        seg.SOPClassUID,
+        seg.SOPInstanceUID,
+        frame_number=_frame_of_segment(seg, stat.segment_number),
+        segment_number=stat.segment_number,
+        source_image=hd.sr.SourceImageForSegmentation(image.SOPClassUID, image.SOPInstanceUID),
     )
+    # highdicom 0.28 writes the segment number beside the frame number; the standard's
+    # Referenced Segment Number (1C) is absent when a frame is named (dciodvfy: an error).
+    # The frame alone identifies the segment. See docs/upstream/highdicom.md.
+    reference = frame[0].ReferencedSOPSequence[0]
+    if "ReferencedFrameNumber" in reference and "ReferencedSegmentNumber" in reference:
+        del reference.ReferencedSegmentNumber
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_segment=frame, **fields)
+
+
+def _frame_of_segment(seg: hd.seg.Segmentation, number: int) -> int:
+    """The (1-based) SEG frame holding segment ``number`` of a one-image segmentation."""
+    shared = seg.SharedFunctionalGroupsSequence[0]
+    for index, frame in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1):
+        if _segment_of(frame, shared) == number:
+            return index
+    raise ExportError(f"SEG {seg.SOPInstanceUID} has no frame of segment {number}")
 
 
 def build_sr(
@@ -159,7 +216,9 @@ def build_sr(
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=_PROCEDURES.get(source.modality, codes.cid100.ImagingProcedure),
-        imaging_measurements=[_group(seg, s, unit, options) for s in statistics],
+        imaging_measurements=[
+            _group(seg, s, unit, options, unplaced_image(source)) for s in statistics
+        ],
     )
     try:
         sr = hd.sr.Comprehensive3DSR(
