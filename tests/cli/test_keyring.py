@@ -18,7 +18,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from keyring import backend as keyring_backend
 from typer.testing import CliRunner
 
 from dicomstation.cli.common import ExitCode
@@ -142,10 +141,14 @@ def test_the_null_keyring_keeps_secrets_in_the_file(tmp_path: Path) -> None:
     assert isinstance(server, DicomWebServer) and server.credentials.password.reveal() == SECRET
 
 
-class _ForgetfulKeyring(keyring_backend.KeyringBackend):
-    """A backend that accepts every secret and keeps none (a locked or read-only store)."""
+class _ForgetfulKeyring:
+    """A backend that accepts every secret and keeps none (a locked or read-only store).
 
-    priority = 1  # type: ignore[assignment]
+    Duck-typed, not a ``keyring.backend.KeyringBackend`` subclass: keyring registers
+    every subclass as a candidate for its process-wide backend when it is defined.
+    """
+
+    name = "forgetful"
 
     def get_password(self, service: str, username: str) -> str | None:
         return None
