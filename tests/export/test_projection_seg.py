@@ -8,23 +8,29 @@ Every single-frame grey image of ../shared/data without Image Position Patient i
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from typer.testing import CliRunner
 
 from dicomstation import processing as proc
+from dicomstation.cli.main import app
+from dicomstation.database import Database
 from dicomstation.errors import ExportError, LoadError
 from dicomstation.export import (
     Segment,
     SourceSeries,
     build_seg,
     build_sr,
+    read_seg_masks,
     read_sr_measurements,
     write_datasets,
 )
@@ -102,3 +108,38 @@ def test_a_mask_off_the_image_grid_is_refused(shared_data: Path) -> None:
     cropped = hd.Volume(_box(dx)[:, :-1, :], dx.volume.affine, coordinate_system="PATIENT")
     with pytest.raises(ExportError, match="own pixel grid"):
         build_seg(dx, [Segment("Lung", cropped)])
+
+
+def test_a_projection_seg_reads_back_onto_its_image(shared_data: Path) -> None:
+    dx = SourceSeries.from_files([shared_data / "highdicom_seg_sr" / "dx_image.dcm"])
+    mask = _box(dx)
+    seg = build_seg(dx, [Segment("Lung", dx.volume.with_array(mask))])
+    (read,) = read_seg_masks(seg, dx.volume).values()
+    np.testing.assert_array_equal(np.asarray(read.array), mask)
+    np.testing.assert_array_equal(read.affine, dx.volume.affine)
+
+
+def test_cli_segment_and_export_sr_of_a_chest_xray(shared_data: Path, tmp_path: Path) -> None:
+    """A user's DX from the database: segment, then a new SR of the SEG; areas, never volumes."""
+    path = shared_data / "highdicom_seg_sr" / "dx_image.dcm"
+    image = pydicom.dcmread(path)
+    db = tmp_path / "db"
+    with Database.open(db) as opened:
+        opened.import_path([path], copy=True)
+    seg, sr = _cli_json("segment", image.SeriesInstanceUID, "--threshold", "100", "5000",
+                        "--db", str(db))  # fmt: skip
+    (stat,) = sr["statistics"]
+    pixel = float(image.ImagerPixelSpacing[0]) * float(image.ImagerPixelSpacing[1])
+    assert stat["area_mm2"] == pytest.approx(stat["voxel_count"] * pixel)
+    (again,) = _cli_json("export", "sr", seg["series_uid"], "--db", str(db))
+    assert again["statistics"][0]["area_mm2"] == pytest.approx(stat["area_mm2"])
+    table = CliRunner().invoke(app, ["export", "sr", seg["series_uid"], "--db", str(db)])
+    assert table.exit_code == 0, table.output
+    assert "Area (mm²)" in table.stdout and "Volume (mL)" not in table.stdout
+
+
+def _cli_json(*args: str) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    parsed: list[dict[str, Any]] = json.loads(result.stdout)
+    return parsed

@@ -144,10 +144,13 @@ def _stats_table(stats: tuple[SegmentStatistics, ...]) -> Table:
     from rich.table import Table
 
     table = Table()
-    for title in ("#", "Segment", "Voxels", "Volume (mL)", "Mean", "Min", "Max", "Std"):
+    planar = any(s.area_mm2 is not None for s in stats)  # a projection image
+    size = "Area (mm²)" if planar else "Volume (mL)"
+    for title in ("#", "Segment", "Voxels", size, "Mean", "Min", "Max", "Std"):
         table.add_column(title, justify="right")
     for s in stats:
-        numbers = (s.volume_ml, s.mean, s.minimum, s.maximum, s.std)
+        extent = s.area_mm2 if planar and s.area_mm2 is not None else s.volume_ml
+        numbers = (extent, s.mean, s.minimum, s.maximum, s.std)
         table.add_row(
             str(s.segment_number),
             s.label,

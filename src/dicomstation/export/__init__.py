@@ -63,9 +63,8 @@ if TYPE_CHECKING:
         SegmentInfo,
         build_seg,
         build_seg_from_labelmap,
-        read_seg_labelmap,
-        read_seg_masks,
     )
+    from dicomstation.export.seg_read import read_seg_labelmap, read_seg_masks
     from dicomstation.export.sr import build_sr, read_sr_measurements
 
 #: public name -> the module of this package that defines it
@@ -95,8 +94,8 @@ _EXPORTS: dict[str, str] = {
     "is_bundle": "bundle",
     "load_scene": "bundle",
     "read_png": "sc",
-    "read_seg_labelmap": "seg",
-    "read_seg_masks": "seg",
+    "read_seg_labelmap": "seg_read",
+    "read_seg_masks": "seg_read",
     "read_sr_measurements": "sr",
     "render_mip": "sc",
     "render_slice": "sc",

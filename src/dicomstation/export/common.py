@@ -33,6 +33,7 @@ __all__ = [
     "apply_options",
     "import_into",
     "new_uid",
+    "pixel_area_mm2",
     "require_frame_of_reference",
     "unplaced_image",
     "write_datasets",
@@ -239,6 +240,14 @@ def unplaced_image(source: SourceSeries) -> Dataset | None:
     placed = "ImagePositionPatient" in ds or "PerFrameFunctionalGroupsSequence" in ds
     single = int(ds.get("NumberOfFrames", 1) or 1) == 1
     return ds if single and not placed else None
+
+
+def pixel_area_mm2(image: Dataset) -> float | None:
+    """The area of one pixel of a projection image (Pixel, else Imager Pixel Spacing), if given."""
+    spacing = image.get("PixelSpacing") or image.get("ImagerPixelSpacing")
+    if not spacing or len(spacing) != 2:
+        return None
+    return float(spacing[0]) * float(spacing[1])
 
 
 def require_frame_of_reference(source: SourceSeries, what: str) -> None:

@@ -1,4 +1,4 @@
-"""Segmentations as DICOM SEG (highdicom), and SEG read back as label maps.
+"""Segmentations as DICOM SEG (highdicom); reading them back is :mod:`.seg_read`.
 
 A segment carries its label, coded category and type (from SNOMED CT, as
 DICOM CID 7150/7151 expect), a display colour and the algorithm that made it.
@@ -40,9 +40,8 @@ __all__ = [
     "SegmentInfo",
     "build_seg",
     "build_seg_from_labelmap",
-    "read_seg_labelmap",
-    "read_seg_masks",
 ]
+
 
 # Distinct display colours (Slicer's GenericAnatomyColors first entries).
 PALETTE = (
@@ -55,10 +54,6 @@ PALETTE = (
     (144, 238, 144),
     (192, 104, 88),
 )
-
-
-# Positions travel as decimal strings (16 characters): allow that much rounding (mm).
-_TOLERANCE = 1e-3
 
 
 class Algorithm(enum.StrEnum):
@@ -310,79 +305,3 @@ def _complete_pixel_measures(seg: hd.seg.Segmentation, pixels: hd.Volume) -> Non
                 measures.SliceThickness = DSfloat(
                     float(pixels.spacing_between_slices), auto_format=True
                 )
-
-
-def _as_seg(dataset: Dataset) -> hd.seg.Segmentation:
-    if isinstance(dataset, hd.seg.Segmentation):
-        return dataset
-    try:
-        return hd.seg.Segmentation.from_dataset(dataset, copy=False)
-    except (ValueError, AttributeError, KeyError) as exc:
-        uid = dataset.get("SOPInstanceUID", "?")
-        raise ExportError(f"{uid} is not a readable DICOM SEG: {exc}") from exc
-
-
-def read_seg_masks(
-    dataset: Dataset, reference: hd.Volume, *, threshold: float = 0.5
-) -> dict[int, hd.Volume]:
-    """Read each segment of a SEG as a boolean mask aligned with ``reference``.
-
-    Parameters
-    ----------
-    dataset : pydicom.Dataset
-        A Segmentation Storage instance from any writer (highdicom, dcmqi...),
-        BINARY or FRACTIONAL (fractional values are compared with ``threshold``).
-    reference : highdicom.Volume
-        The volume of the segmented series; every mask has its geometry.
-
-    Returns
-    -------
-    dict of int to highdicom.Volume
-        Masks by segment number (segments may overlap).
-
-    Raises
-    ------
-    ExportError
-        When a segment does not lie on the reference's voxel grid, or part of
-        it falls outside the reference volume.
-    """
-    seg = _as_seg(dataset)
-    out = {}
-    for number in seg.segment_numbers:
-        try:
-            volume = seg.get_volume(segment_numbers=[number], combine_segments=False)
-            mask = volume.squeeze_channel()
-            mask = mask.with_array(np.asarray(mask.array) > threshold)
-            aligned = mask.match_geometry(reference, tol=_TOLERANCE)
-        except (ValueError, RuntimeError) as exc:
-            raise ExportError(
-                f"segment {number} of SEG {seg.SOPInstanceUID} cannot be aligned: {exc}"
-            ) from exc
-        if int(np.count_nonzero(aligned.array)) != int(np.count_nonzero(mask.array)):
-            raise ExportError(
-                f"segment {number} of SEG {seg.SOPInstanceUID} extends outside the reference volume"
-            )
-        out[int(number)] = aligned
-    return out
-
-
-def read_seg_labelmap(dataset: Dataset, reference: hd.Volume) -> hd.Volume:
-    """Read a SEG as an integer label map aligned voxel-for-voxel with ``reference``.
-
-    Each voxel holds the number of the segment it belongs to (0 for none).
-
-    Raises
-    ------
-    ExportError
-        When segments overlap (use :func:`read_seg_masks`) or the SEG does not
-        lie on the reference's voxel grid.
-    """
-    masks = read_seg_masks(dataset, reference)
-    labels = np.zeros(reference.spatial_shape, dtype=np.uint16)
-    for number, mask in masks.items():
-        inside = np.asarray(mask.array, dtype=bool)
-        if np.any(labels[inside]):
-            uid = dataset.get("SOPInstanceUID", "?")
-            raise ExportError(f"segments of SEG {uid} overlap: not a label map (read the masks)")
-        labels[inside] = number
-    return reference.with_array(labels)

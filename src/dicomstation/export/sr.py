@@ -25,6 +25,7 @@ from dicomstation.export.common import (
     SourceSeries,
     apply_options,
     new_uid,
+    pixel_area_mm2,
     unplaced_image,
 )
 from dicomstation.processing.stats import SegmentStatistics
@@ -52,11 +53,9 @@ def _size(stat: SegmentStatistics, image: Dataset | None) -> list[tuple[Code, fl
     """Volume (mL) of a placed segment; Area (mm2) on a projection image with a pixel size."""
     if image is None:
         return [(codes.SCT.Volume, stat.volume_ml, MILLILITER)]
-    spacing = image.get("PixelSpacing") or image.get("ImagerPixelSpacing")
-    if not spacing or len(spacing) != 2:
-        return []
-    area = stat.voxel_count * float(spacing[0]) * float(spacing[1])
-    return [(codes.SCT.Area, area, SQUARE_MILLIMETER)]
+    pixel = pixel_area_mm2(image)
+    area = stat.area_mm2 if stat.area_mm2 is not None else pixel and stat.voxel_count * pixel
+    return [] if area is None else [(codes.SCT.Area, area, SQUARE_MILLIMETER)]
 
 
 def _measurements(

@@ -21,7 +21,8 @@ from pydicom.dataset import Dataset
 from dicomstation.errors import ExportError, InvalidDicomError, NotFoundError
 from dicomstation.export.bundle import SceneSegmentation
 from dicomstation.export.common import SourceSeries
-from dicomstation.export.seg import PALETTE, Algorithm, read_seg_masks
+from dicomstation.export.seg import PALETTE, Algorithm
+from dicomstation.export.seg_read import read_seg_masks
 from dicomstation.export.terms import Term, term
 from dicomstation.pipeline.builtin_exports import scene_of
 from dicomstation.pipeline.segmenters import Segmentation, SegmentDescription, register_segmenter

@@ -31,6 +31,10 @@ class SegmentStatistics:
     mean, minimum, maximum, std : float
         Intensity statistics (NaN when the segment is empty); ``std`` is the
         population standard deviation, as Slicer's Segment Statistics reports.
+    area_mm2 : float or None
+        In-plane area in mm2 of a segment of a projection image (CR, DX...: no
+        patient geometry, so ``volume_ml`` has no meaning); set by the export layer,
+        which knows the image. None otherwise.
     """
 
     segment_number: int
@@ -41,6 +45,7 @@ class SegmentStatistics:
     minimum: float
     maximum: float
     std: float
+    area_mm2: float | None = None
 
 
 def _labelmap(
