@@ -9,13 +9,20 @@ control characters (a terminal escape) are never written.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
+import pydicom
 import pytest
 
 from dicomstation.cli import warning_printer
 from dicomstation.cli.common import printed_warnings
+from dicomstation.database import Database
+from tests.volumes.synth import make_series
 
 
 def _lines(text: str) -> list[str]:
@@ -67,3 +74,41 @@ def test_the_warnings_state_is_restored() -> None:
         warnings.warn("inside", stacklevel=1)
         raise KeyError("the command failed")
     assert list(warnings.filters) == filters and warnings.showwarning is show
+
+
+def _geometry_free_db(tmp_path: Path) -> tuple[Path, str]:
+    """A database of one CT image without patient geometry (every load warns)."""
+    (path,) = make_series(tmp_path / "in", n=1)
+    ds = pydicom.dcmread(path)
+    del ds.ImagePositionPatient, ds.ImageOrientationPatient
+    ds.SeriesDescription = "bad \x1b[2J name"
+    ds.save_as(path)
+    with Database.open(tmp_path / "db") as db:
+        db.import_path([path], copy=True)
+    return tmp_path / "db", str(ds.SeriesInstanceUID)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (["export", "sc"], []),
+        (["export", "derived"], ["--smooth", "1"]),
+        (["segment"], ["--threshold", "0", "9"]),
+        (["load"], ["--to", "out.nii.gz"]),
+    ],
+)
+def test_every_command_prints_its_warnings_as_warnings(
+    tmp_path: Path, command: list[str], options: list[str]
+) -> None:
+    """No command lets Python print a warning itself (file:line, source line, raw text)."""
+    db, series = _geometry_free_db(tmp_path)
+    env = {**os.environ, "DICOMSTATION_CONFIG": str(tmp_path / "s.toml"), "COLUMNS": "300"}
+    options = [str(tmp_path / o) if o.endswith(".gz") else o for o in options]
+    argv = [sys.executable, "-m", "dicomstation.cli.main", *command, series, *options]
+    done = subprocess.run([*argv, "--db", str(db)], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)  # fmt: skip
+    lines = _lines(done.stderr)
+    warned = [line for line in lines if line.startswith(("warning ", "warning: "))]
+    assert any("patient geometry" in line for line in warned), lines
+    assert not [line for line in lines if "Warning:" in line or ".py:" in line], lines
+    assert "\x1b" not in done.stderr

@@ -134,7 +134,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with printed_warnings(keep_filters=True):  # never Python's file:line and raw text
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except ConfigError as exc:
@@ -317,8 +318,14 @@ def progress_bar(description: str) -> Iterator[Callable[[ProgressEvent], None]]:
         bar.update(task, description=f"{description} ({time.perf_counter() - started:.1f}s)")
 
 
-def printed_warnings() -> contextlib.AbstractContextManager[WarningPrinter]:
-    """Print a command's warnings as they occur, bounded (:mod:`.warning_printer`)."""
+def printed_warnings(
+    *, keep_filters: bool = False
+) -> contextlib.AbstractContextManager[WarningPrinter]:
+    """Print a command's warnings as they occur, bounded (:mod:`.warning_printer`).
+
+    Every command runs inside one with ``keep_filters`` (the filters as they are: a
+    library's deprecations stay hidden); long commands show every warning inside.
+    """
     from dicomstation.cli.warning_printer import printed_warnings as printed
 
-    return printed(err_console)
+    return printed(err_console, keep_filters=keep_filters)

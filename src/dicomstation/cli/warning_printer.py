@@ -82,15 +82,17 @@ class WarningPrinter:
 
 
 @contextlib.contextmanager
-def printed_warnings(console: Console) -> Iterator[WarningPrinter]:
+def printed_warnings(console: Console, *, keep_filters: bool = False) -> Iterator[WarningPrinter]:
     """Print the warnings raised inside the block to ``console`` as they occur (see the module).
 
     For a command's whole run, in the CLI process only; the warnings filters and
-    ``showwarning`` are restored when the block ends, however it ends.
+    ``showwarning`` are restored when the block ends, however it ends. Every warning
+    is shown (repeats counted) unless ``keep_filters``: then the filters decide.
     """
     printer = WarningPrinter(console)
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
+        if not keep_filters:
+            warnings.simplefilter("always")
         warnings.showwarning = printer.show
         try:
             yield printer
