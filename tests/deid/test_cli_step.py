@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import stat
 from pathlib import Path
 
+import pydicom
 import pytest
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from typer.testing import CliRunner
 
 from dicomstation.cli.main import app
@@ -120,3 +124,35 @@ def test_a_pipeline_file_knows_the_deid_step_in_a_fresh_process() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "DeidStep"
+
+
+def _without_file_meta(path: Path, implicit: bool) -> Path:
+    """An instance as old archives and CDs keep it: the bare data set, no preamble, no meta."""
+    ds = pydicom.dcmread(write_instance(path))
+    ds.file_meta, ds.preamble = FileMetaDataset(), None
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=implicit, little_endian=True)
+    path.write_bytes(buffer.getvalue())
+    assert path.read_bytes()[128:132] != b"DICM"
+    return path
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_files_without_a_file_meta_header_are_deidentified(env: Path, implicit: bool) -> None:
+    """What `db import` takes, deid takes: from a folder and from the database (pipeline)."""
+    bare = _without_file_meta(env / "old" / "ct", implicit)
+    (env / "old" / "README.txt").write_text("not DICOM at all")
+    key = ["--key-file", str(env / "key")]
+    done = runner.invoke(app, ["deid", str(env / "old"), "--to", str(env / "out"), *key])
+    assert done.exit_code == 1, done.output  # README.txt refused, the instance written
+    assert "README.txt" in done.output and f"{bare.name}:" not in "".join(done.output.split())
+    written = env / "out" / PSEUDO.uid(STUDY) / PSEUDO.uid(SERIES) / f"{PSEUDO.uid(SOP)}.dcm"
+    out = pydicom.dcmread(written)
+    syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    assert out.file_meta.TransferSyntaxUID == syntax and out.PatientIdentityRemoved == "YES"
+    assert out.PixelData == b"\x01\x00\x02\x00\x03\x00\x04\x00"
+    step = step_from_table({"kind": "deid", "key_file": str(env / "key")}, 0)
+    with Database.open(env / "db") as db:
+        db.import_path([bare], workers=1)
+        ctx = StepContext(db=db, item=WorkItem(STUDY), recipe_hash="test")
+        assert step.run(ctx) == (PSEUDO.uid(SERIES),)

@@ -53,8 +53,31 @@ class DeidReport:
 def _read(path: str) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path)
-    except (PydicomInvalidDicomError, EOFError, OSError, ValueError) as exc:
+    except PydicomInvalidDicomError:
+        return _read_bare(path)
+    except (EOFError, OSError, ValueError) as exc:
         raise InvalidDicomError(path, f"cannot be read as DICOM: {exc}") from None
+
+
+def _read_bare(path: str) -> pydicom.Dataset:
+    """A data set stored without preamble and File Meta (old archives, CDs), as the database
+    takes it: read forced, accepted only with its SOP Class and Instance UIDs, given the meta
+    of its own encoding."""
+    from pydicom.dataset import FileMetaDataset
+
+    from dicomstation.database.headers import stored_syntax
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        identified = bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID"))
+    except (PydicomInvalidDicomError, EOFError, OSError, ValueError, KeyError) as exc:
+        raise InvalidDicomError(path, f"cannot be read as DICOM: {exc}") from None
+    if not identified:
+        raise InvalidDicomError(path, "not DICOM (no File Meta header, no SOP Instance UID)")
+    syntax = stored_syntax(ds)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    return ds
 
 
 def deidentify_file(path: str | os.PathLike[str], config: DeidConfig) -> DeidResult:
