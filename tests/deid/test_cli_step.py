@@ -16,6 +16,7 @@ from dicomstation.cli.main import app
 from dicomstation.database import Database
 from dicomstation.deid import Pseudonyms
 from dicomstation.deid.step import DeidStep
+from dicomstation.errors import DeidentificationError
 from dicomstation.pipeline.model import WorkItem
 from dicomstation.pipeline.step import StepContext, step_from_table
 from tests.deid.synth import KEY, SERIES, SOP, STUDY, ct_instance, write_instance
@@ -156,3 +157,18 @@ def test_files_without_a_file_meta_header_are_deidentified(env: Path, implicit: 
         db.import_path([bare], workers=1)
         ctx = StepContext(db=db, item=WorkItem(STUDY), recipe_hash="test")
         assert step.run(ctx) == (PSEUDO.uid(SERIES),)
+
+
+def test_a_refused_instance_fails_the_step_naming_its_file_once(env: Path) -> None:
+    us = ct_instance()
+    us.Modality = "US"
+    write_instance(env / "us" / "us.dcm", us)
+    step = step_from_table({"kind": "deid", "key_file": str(env / "key")}, 0)
+    with Database.open(env / "db") as db:
+        db.import_path(env / "us", workers=1)
+        (stored,) = db.study_files(STUDY)
+        ctx = StepContext(db=db, item=WorkItem(STUDY), recipe_hash="test")
+        with pytest.raises(DeidentificationError) as info:
+            step.run(ctx)
+    message = str(info.value)
+    assert message.count(str(stored)) == 1 and "ultrasound" in message, message

@@ -108,7 +108,8 @@ class DeidStep:
         if report.refused:
             path, reason = sorted(report.refused.items())[0]
             more = f" (and {len(report.refused) - 1} more)" if len(report.refused) > 1 else ""
-            raise DeidentificationError(path, f"{reason}{more}")
+            # a refusal's text already names its file (the CLI prints it as it is)
+            raise DeidentificationError(path, f"{reason.removeprefix(f'{path}: ')}{more}")
         series: list[str] = []
         for _, out in report.written:
             uid = Path(out).parent.name
