@@ -12,7 +12,8 @@ place per backend (``nodes/http_errors.py``, ``nodes/dimse_errors.py``,
     ├── NotFoundError               a UID that is not in the database or on the server
     │   └── NothingSelectedError    a work item has no series a step's selection takes
     ├── DatabaseError               the local database cannot do what was asked
-    │   └── DiskFullError           no space left (ENOSPC, SQLITE_FULL); nothing half-written
+    │   ├── DiskFullError           no space left (ENOSPC, SQLITE_FULL); nothing half-written
+    │   └── JobRunningError         another process is running this pipeline job
     ├── NodeError                   a remote server failed; names server, operation, UID
     │   ├── ConnectionFailedError   refused, reset, dropped mid-transfer, timed out
     │   ├── AuthenticationError     401/403, association rejected for the calling AE
@@ -46,6 +47,7 @@ __all__ = [
     "ExportError",
     "GeometryWarning",
     "InvalidDicomError",
+    "JobRunningError",
     "LoadError",
     "NodeError",
     "NotFoundError",
@@ -104,6 +106,10 @@ class DatabaseError(DicomStationError):
 
 class DiskFullError(DatabaseError):
     """The disk (or quota) holding the database is full; the operation was undone."""
+
+
+class JobRunningError(DatabaseError):
+    """A pipeline job is being run by another driver (process) on the same ledger."""
 
 
 class NodeError(DicomStationError):

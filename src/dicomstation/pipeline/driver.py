@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from dicomstation.config import LocalNodeConfig, ServerConfig
 from dicomstation.database import Database
 from dicomstation.nodes.base import CancelToken
+from dicomstation.pipeline.driver_lock import driving
 from dicomstation.pipeline.executor import Executor, InProcessExecutor, ItemProgress
 from dicomstation.pipeline.ledger import LEDGER_NAME, ItemPlan, Ledger
 from dicomstation.pipeline.model import StepEvent, StepState, TaskManifest, TaskResult, WorkItem
@@ -235,7 +236,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions) -> RunReport:
     if precheck is not None:
         precheck(options.servers)  # e.g. no secrets to a scheduler in clear: before any job
     items = list_items(pipeline, options)
-    with Ledger.open(options.ledger_path) as ledger:
+    with Ledger.open(options.ledger_path) as ledger, driving(ledger.path, pipeline.job_id):
         run = _Run(pipeline, options, ledger)
         ledger.ensure_job(run.job, pipeline.name, pipeline.to_json())
         ledger.reset_stale(run.job)
