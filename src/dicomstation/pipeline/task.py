@@ -184,5 +184,7 @@ def _run_one(
 
 
 def _text(manifest: TaskManifest, exc: BaseException | str, step: str = "") -> str:
-    where = manifest.item.describe() + (f", step {step}" if step else "")
-    return f"{where}: {exc}".replace("\n", " ")[:2000]
+    item = manifest.item.describe()
+    where = item + (f", step {step}" if step else "")
+    why = str(exc).removeprefix(f"{item}: ")  # a step's own message may name the item too
+    return f"{where}: {why}".replace("\n", " ")[:2000]
