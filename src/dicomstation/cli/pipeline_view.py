@@ -90,9 +90,12 @@ def job_table(jobs: list[JobSummary]) -> Table:
 
 def item_table(items: list[ItemStatus]) -> Table:
     """One row per work item: state, attempts, each step's state, error."""
-    table = Table()
-    for title in ("Item", "State", "Tries", "Steps", "Error"):
-        table.add_column(title, overflow="fold")
+    table = Table(expand=True)  # the columns share the width by ratio: the error gets most
+    table.add_column("Item", overflow="fold", ratio=2)
+    table.add_column("State", no_wrap=True)
+    table.add_column("Tries", no_wrap=True)
+    table.add_column("Steps", overflow="fold", ratio=2)
+    table.add_column("Error", overflow="fold", ratio=4)
     for item in items:
         steps = Text()
         for record in item.steps:
@@ -102,6 +105,6 @@ def item_table(items: list[ItemStatus]) -> Table:
             Text(item.state.value, _STATE_STYLE[item.state.value]),
             str(item.attempts),
             steps,
-            item.error,
+            item.error.removeprefix(f"{item.item.describe()}, "),  # the Item column names it
         )
     return table
