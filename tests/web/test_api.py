@@ -6,9 +6,11 @@ import io
 import re
 import stat
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
@@ -229,3 +231,21 @@ def test_delete_from_the_local_database(api: httpx.Client, demo: DemoEnvironment
     assert deleted["instances"] == 1
     assert demo.workstation.db.find(Query(Level.STUDY, {"StudyInstanceUID": study})) == []
     assert api.delete(f"/api/local/{study}").status_code == 404
+
+
+def test_a_projection_images_segment_is_an_area(
+    api: httpx.Client, demo: DemoEnvironment, shared_data: Path
+) -> None:
+    """A chest X-ray in the viewer: the segmentation's size is an area (mm2), then a SEG + SR."""
+    path = shared_data / "highdicom_seg_sr" / "dx_image.dcm"
+    demo.workstation.db.import_path([path], copy=True)
+    image = pydicom.dcmread(path, stop_before_pixels=True)
+    vid = api.post("/api/volumes", json={"series_uid": image.SeriesInstanceUID}).json()["id"]
+    found = api.post(
+        f"/api/volumes/{vid}/segment", json={"method": "threshold", "low": 100, "high": 5000}
+    )
+    result = found.json()
+    pixel = float(image.ImagerPixelSpacing[0]) * float(image.ImagerPixelSpacing[1])
+    assert result["area_mm2"] == pytest.approx(result["voxels"] * pixel, abs=1e-3), result
+    exported = _wait(api, api.post(f"/api/volumes/{vid}/export", json={"kind": "SR"}).json())
+    assert exported["state"] == "done" and len(exported["outputs"]) == 2, exported

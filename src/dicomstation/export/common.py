@@ -34,6 +34,7 @@ __all__ = [
     "import_into",
     "new_uid",
     "pixel_area_mm2",
+    "projection_pixel_area",
     "require_frame_of_reference",
     "unplaced_image",
     "write_datasets",
@@ -237,9 +238,28 @@ def unplaced_image(source: SourceSeries) -> Dataset | None:
     if len(source.datasets) != 1:
         return None
     ds = source.datasets[0]
+    return ds if _unplaced(ds) else None
+
+
+def _unplaced(ds: Dataset) -> bool:
     placed = "ImagePositionPatient" in ds or "PerFrameFunctionalGroupsSequence" in ds
-    single = int(ds.get("NumberOfFrames", 1) or 1) == 1
-    return ds if single and not placed else None
+    return int(ds.get("NumberOfFrames", 1) or 1) == 1 and not placed
+
+
+def projection_pixel_area(loaded: LoadedVolume) -> float | None:
+    """Pixel area (mm2) of a loaded projection image (see :func:`unplaced_image`), else None.
+
+    Reads the one file's header: a segment of it has an area, not a volume.
+    """
+    if len(loaded.sop_instance_uids) != 1 or not loaded.sources or not loaded.sources[0]:
+        return None
+    tags = ["ImagePositionPatient", "PerFrameFunctionalGroupsSequence", "NumberOfFrames",
+            "PixelSpacing", "ImagerPixelSpacing"]  # fmt: skip
+    try:
+        ds = pydicom.dcmread(loaded.sources[0][0].path, stop_before_pixels=True, specific_tags=tags)
+    except (OSError, pydicom.errors.InvalidDicomError):
+        return None
+    return pixel_area_mm2(ds) if _unplaced(ds) else None
 
 
 def pixel_area_mm2(image: Dataset) -> float | None:

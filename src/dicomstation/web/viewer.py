@@ -29,6 +29,7 @@ from dicomstation.database import Database
 from dicomstation.dicomjson import first_value
 from dicomstation.errors import NotFoundError, ProcessingError
 from dicomstation.export import ExportOptions, Overlay, SourceSeries, render_mip, render_slice
+from dicomstation.export.common import projection_pixel_area
 from dicomstation.pipeline import (
     ExportInput,
     Kind,
@@ -230,7 +231,14 @@ class Viewer:
         item.mask, item.method = made, method
         item.mask_display = made.to_patient_orientation(DISPLAY)
         voxels = int(np.count_nonzero(made.array))
-        return {"voxels": voxels, "volume_ml": round(voxels * float(volume.voxel_volume) / 1000, 3)}
+        result: dict[str, Any] = {
+            "voxels": voxels,
+            "volume_ml": round(voxels * float(volume.voxel_volume) / 1000, 3),
+        }
+        pixel = projection_pixel_area(item.loaded)  # a CR/DX...: an area, not a volume
+        if pixel is not None:
+            result["area_mm2"] = round(voxels * pixel, 3)
+        return result
 
     def export(
         self,

@@ -737,7 +737,8 @@ $("#clear-seeds").addEventListener("click", () => { state.seeds = []; $("#seed-l
 async function segment(method) {
   const body = {method, low: Number($("#seg-low").value), high: Number($("#seg-high").value), seeds: state.seeds};
   const result = await post(`/api/volumes/${state.volume.id}/segment`, body);
-  $("#seg-result").textContent = `${result.voxels} voxels · ${result.volume_ml} ml`;
+  const size = result.area_mm2 !== undefined ? `${result.area_mm2} mm²` : `${result.volume_ml} ml`;
+  $("#seg-result").textContent = `${result.voxels} voxels · ${size}`;
   status(`segmented (${method})`);
   renderViews();
 }
