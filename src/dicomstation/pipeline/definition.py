@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dicomstation.errors import ConfigError
 from dicomstation.pipeline.sources import ManifestSource, Source, source_from_table
 from dicomstation.pipeline.step import Step, step_from_table
+from dicomstation.pipeline.table_check import build
 
 if TYPE_CHECKING:
     from dicomstation.pipeline.driver import RunOptions, RunReport
@@ -116,10 +117,10 @@ class Pipeline:
         raw_steps = table.get("steps", [])
         if not isinstance(raw_steps, list) or not all(isinstance(s, Mapping) for s in raw_steps):
             raise ConfigError("steps must be [[steps]] tables")
-        try:
-            settings = RunSettings(**dict(table.get("run", {})))
-        except TypeError as exc:
-            raise ConfigError(f"[run]: {exc}") from None
+        run = table.get("run", {})
+        if not isinstance(run, Mapping):
+            raise ConfigError("[run] must be a table")
+        settings = build(RunSettings, run, "run")
         steps = tuple(step_from_table(s, n) for n, s in enumerate(raw_steps))
         source = source_from_table(table["source"], base)
         return cls(

@@ -21,6 +21,7 @@ from dicomstation.dicomjson import first_value, values
 from dicomstation.errors import ConfigError
 from dicomstation.models import InstanceRef, Level, Query, SeriesRef
 from dicomstation.pipeline.attribute_rules import AttributeRule, is_keyword, search_pattern
+from dicomstation.pipeline.table_check import check_value
 
 if TYPE_CHECKING:
     from dicomstation.database import Database
@@ -71,6 +72,7 @@ class SeriesSelector:
                 f"unknown series selection rule(s) {sorted(unknown)}; known: {sorted(known)} "
                 "or a DICOM keyword (BodyPartExamined...)"
             )
+        check_value(table.get("min_slices", 0), int, "select.min_slices")
         return cls(
             modality=_strings(table.get("modality", ())),
             description=str(table.get("description", "")),

@@ -17,6 +17,7 @@ from dicomstation.models import Level, Query, SeriesRef, StudyRef
 from dicomstation.pipeline.exports import UID_ROOT
 from dicomstation.pipeline.manifest import ManifestRow, read_manifest
 from dicomstation.pipeline.model import WorkItem
+from dicomstation.pipeline.table_check import build, check_value
 
 if TYPE_CHECKING:
     from dicomstation.nodes import DicomNode
@@ -207,15 +208,27 @@ def source_from_table(table: Mapping[str, Any], base: Path | None = None) -> Sou
     """Build a source from the pipeline file's ``[source]`` table (paths relative to ``base``)."""
     kind = str(table.get("kind", "")).lower()
     rest = {k: v for k, v in table.items() if k != "kind"}
+    where = f"source ({kind})"
+    filters = rest.get("filters")
+    if isinstance(filters, Mapping):  # SeriesNumber = 3: a number is matched as its text
+        numbers = (int, float)
+        rest["filters"] = {
+            k: str(v) if isinstance(v, numbers) and not isinstance(v, bool) else v
+            for k, v in filters.items()
+        }
     try:
         if kind == "query":
-            return QuerySource(**rest)
+            return build(QuerySource, rest, where)
         if kind == "local":
-            return LocalSource(**rest)
+            return build(LocalSource, rest, where)
         if kind == "manifest":
+            check_value(rest.get("path"), str, f"{where}.path")
             path = Path(str(rest.pop("path")))
-            return ManifestSource(
-                (base / path) if base and not path.is_absolute() else path, **rest
+            return build(
+                ManifestSource,
+                rest,
+                where,
+                path=(base / path) if base and not path.is_absolute() else path,
             )
         if kind == "items":
             return ItemsSource(tuple(WorkItem.from_key(str(k)) for k in rest["items"]))
