@@ -63,3 +63,32 @@ def test_values_of_the_right_types_are_taken() -> None:
     )  # fmt: skip
     assert pipeline.settings.concurrency == 4 and pipeline.source.to_dict()["limit"] == 5
     assert pipeline.source.to_dict()["filters"] == {"Modality": "CT", "SeriesNumber": "3"}
+
+
+SEGMENT = [{"kind": "load"}, {"kind": "segment", "params": {"threshold": [100, 3000]}}]
+
+
+@pytest.mark.parametrize(
+    ("steps", "named"),
+    [
+        ([{"kind": "load"}, {"kind": "segment", "params": "x"}], "params"),
+        ([{"kind": "load"}, {"kind": "segment"}], "threshold"),
+        ([{"kind": "load"}, {"kind": "segment", "params": {"threshold": [1]}}], "threshold"),
+        ([{"kind": "load"}, {"kind": "segment", "params": {"threshold": ["a", 2]}}], "threshold"),
+        ([{"kind": "load"}, {"kind": "segment", "params": {"threshold": [1, 2],
+                                                            "largest": "no"}}], "largest"),
+        ([{"kind": "load"}, {"kind": "segment", "params": {"threshold": [1, 2],
+                                                            "larges": True}}], "larges"),
+        ([*SEGMENT, {"kind": "export", "kinds": ["seg"]}, {"kind": "send", "server": "pacs",
+                                                          "what": 5}], "what"),
+        ([*SEGMENT, {"kind": "send", "server": "pacs", "what": "export"}], "export"),
+        ([{"kind": "deid", "key_file": "/k", "options": "retain-uids"}], "options"),
+    ],
+)  # fmt: skip
+def test_a_step_value_of_the_wrong_type_is_refused_by_name(steps: Any, named: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_dict(_table({"kind": "local"}, steps=steps))
+    message = str(info.value)
+    assert named in message and "\n" not in message, message
+    for internal in ("dictionary update", "unpack", "could not convert", "{}: '"):
+        assert internal not in message, message

@@ -39,6 +39,7 @@ from dicomstation.deid.pixels import load_pixel_rules
 from dicomstation.deid.table import Option
 from dicomstation.errors import ConfigError, DeidentificationError
 from dicomstation.pipeline.step import StepContext, register_step
+from dicomstation.pipeline.table_check import check_value
 from dicomstation.settings import Settings
 
 __all__ = ["DeidStep"]
@@ -130,10 +131,23 @@ class DeidStep:
         return table
 
 
+_TYPES: dict[str, Any] = {
+    "key_file": str,
+    "settings_file": str,
+    "options": list[str],
+    "keep": list[str],
+    "pixel_rules": str,
+    "allow_burned_in": bool,
+}
+
+
 def _factory(name: str, table: Mapping[str, Any]) -> DeidStep:
     unknown = set(table) - _FIELDS
     if unknown:
         raise ConfigError(f"step {name!r}: unknown field(s) {sorted(unknown)}")
+    for key, kind in _TYPES.items():
+        if key in table:
+            check_value(table[key], kind, f"step {name!r}.{key}")
     return DeidStep(
         name,
         key_file=str(table.get("key_file", "")),

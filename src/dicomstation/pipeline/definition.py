@@ -87,6 +87,14 @@ class Pipeline:
         doubles = sorted({n for n in names if names.count(n) > 1})
         if doubles:
             raise ConfigError(f"pipeline {self.name!r}: step names must be unique: {doubles}")
+        for n, step in enumerate(self.steps):
+            what = getattr(step, "what", None) if step.kind == "send" else None
+            earlier = {s.kind for s in self.steps[:n]}
+            if what is not None and what != "item" and what not in earlier:
+                raise ConfigError(
+                    f"step {step.name!r}: what = {what!r} sends what a {what!r} step made, and "
+                    f"none comes before it (earlier: {sorted(earlier) or 'none'}; or 'item')"
+                )
 
     # -- reading ---------------------------------------------------------------------
     @classmethod

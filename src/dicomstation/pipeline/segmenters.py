@@ -25,6 +25,7 @@ from dicomstation import processing as proc
 from dicomstation.errors import ConfigError, ExportError, ProcessingError
 from dicomstation.export.seg import PALETTE, Algorithm
 from dicomstation.export.terms import Term, term
+from dicomstation.pipeline.table_check import check_value
 
 __all__ = [
     "SegmentDescription",
@@ -132,6 +133,8 @@ def make_segmenter(name: str, params: Mapping[str, Any]) -> Segmenter:
         return factory(params)
     except (TypeError, ValueError, KeyError, ExportError) as exc:
         raise ConfigError(f"segmenter {name!r}: bad parameters {dict(params)}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"segmenter {name!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,35 @@ def _seeds(raw: Sequence[Any], patient: bool) -> tuple[proc.Seed, ...]:
     return tuple(proc.Seed(float(s[0]), float(s[1]), float(s[2]), patient) for s in raw)
 
 
+#: The threshold segmenter's parameters and their TOML types (``threshold`` is required).
+_THRESHOLD_PARAMS: dict[str, Any] = {
+    "threshold": list[float],
+    "seeds": list[list[float]],
+    "seeds_mm": list[list[float]],
+    "largest": bool,
+    "fill_holes": bool,
+    "smooth_mm": float | None,
+    "label": str,
+    "term": str,
+    "color": list[int],
+}
+
+
+def _checked_params(params: Mapping[str, Any], types: Mapping[str, Any], required: str) -> None:
+    """ConfigError naming the parameter: unknown, missing or of the wrong type."""
+    unknown = sorted(set(params) - set(types))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {unknown}; known: {sorted(types)}")
+    if required not in params:
+        raise ConfigError(f"params.{required} is required")
+    for key, value in params.items():
+        check_value(value, types[key], f"params.{key}")
+
+
 def _threshold(params: Mapping[str, Any]) -> Segmenter:
+    _checked_params(params, _THRESHOLD_PARAMS, "threshold")
+    if len(params["threshold"]) != 2:
+        raise ConfigError(f"params.threshold must be [low, high], not {params['threshold']!r}")
     low, high = (float(v) for v in params["threshold"])
     color = params.get("color")
     return ThresholdSegmenter(

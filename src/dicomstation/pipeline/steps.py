@@ -21,6 +21,7 @@ from dicomstation.pipeline.model import WorkItem
 from dicomstation.pipeline.segmenters import make_segmenter
 from dicomstation.pipeline.selection import SeriesSelector
 from dicomstation.pipeline.step import StepContext, register_step
+from dicomstation.pipeline.table_check import check_value
 
 __all__ = ["CleanupStep", "ExportStep", "FetchStep", "LoadStep", "SegmentStep", "SendStep"]
 
@@ -322,6 +323,12 @@ def _export(name: str, table: Mapping[str, Any]) -> ExportStep:
     return ExportStep(name, tuple(str(k) for k in kinds), options, params)
 
 
+def _table(name: str, table: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = table.get(key, {})
+    check_value(value, Mapping[str, Any], f"step {name!r}.{key}")
+    return dict(value)
+
+
 def _checked(name: str, table: Mapping[str, Any], allowed: set[str]) -> Mapping[str, Any]:
     unknown = set(table) - allowed
     if unknown:
@@ -339,7 +346,7 @@ register_step(
     lambda n, t: SegmentStep(
         n,
         str(_checked(n, t, {"segmenter", "params"}).get("segmenter", "threshold")),
-        dict(t.get("params", {})),
+        dict(_table(n, t, "params")),
     ),
 )
 register_step("export", _export)
