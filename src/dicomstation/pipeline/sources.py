@@ -85,6 +85,10 @@ class QuerySource:
     limit: int | None = None
     per_series: bool = False
 
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"source limit must be 1 or more, not {self.limit}")
+
     def items(self, open_node: NodeOpener) -> Iterator[WorkItem]:
         """Query the server."""
         refs = open_node(self.server).find(_query(self.level, self.filters, self.limit))
@@ -204,6 +208,15 @@ class ItemsSource:
         return {"kind": "items", "items": [item.key for item in self.work]}
 
 
+def _item(key: str, where: str) -> WorkItem:
+    """The work item of a key ``STUDY`` or ``STUDY/SERIES,...``, its UIDs checked."""
+    item = WorkItem.from_key(key)
+    for uid in (item.study_uid, *item.series_uids):
+        if not uid or len(uid) > 64 or not all(c.isdigit() or c == "." for c in uid):
+            raise ConfigError(f"{where}: {uid!r} (in {key!r}) is not a DICOM UID")
+    return item
+
+
 def source_from_table(table: Mapping[str, Any], base: Path | None = None) -> Source:
     """Build a source from the pipeline file's ``[source]`` table (paths relative to ``base``)."""
     kind = str(table.get("kind", "")).lower()
@@ -231,7 +244,8 @@ def source_from_table(table: Mapping[str, Any], base: Path | None = None) -> Sou
                 path=(base / path) if base and not path.is_absolute() else path,
             )
         if kind == "items":
-            return ItemsSource(tuple(WorkItem.from_key(str(k)) for k in rest["items"]))
+            check_value(rest.get("items"), list[str], f"{where}.items")
+            return ItemsSource(tuple(_item(str(k), f"{where}.items") for k in rest["items"]))
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"source ({kind}): bad or missing field {exc}") from None
     raise ConfigError(f"unknown source kind {kind!r}: query, manifest, local or items")
