@@ -87,6 +87,11 @@ SEGMENT = [{"kind": "load"}, {"kind": "segment", "params": {"threshold": [100, 3
                                                           "what": 5}], "what"),
         ([*SEGMENT, {"kind": "send", "server": "pacs", "what": "export"}], "export"),
         ([{"kind": "deid", "key_file": "/k", "options": "retain-uids"}], "options"),
+        ([{"kind": "load"}, {"kind": "segment", "segmenter": "grow_from_seeds"}], "seeds"),
+        ([{"kind": "load"}, {"kind": "segment", "segmenter": "grow_from_seeds",
+                             "params": {"seeds": [[1, 2, 3]]}}], "seeds"),
+        ([{"kind": "load"}, {"kind": "segment", "segmenter": "grow_from_seeds",
+                             "params": {"seeds": [[1, 2, 3, 1]], "patient": "yes"}}], "patient"),
     ],
 )  # fmt: skip
 def test_a_step_value_of_the_wrong_type_is_refused_by_name(steps: Any, named: str) -> None:

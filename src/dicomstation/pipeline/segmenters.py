@@ -281,7 +281,18 @@ def _threshold(params: Mapping[str, Any]) -> Segmenter:
     )
 
 
+#: grow_from_seeds: seeds are [slice, row, column, label] (mm with ``patient = true``).
+_GROW_PARAMS: dict[str, Any] = {
+    "seeds": list[list[float]],
+    "patient": bool,
+    "labels": Mapping[str, Mapping[str, str]],
+}
+
+
 def _grow(params: Mapping[str, Any]) -> Segmenter:
+    _checked_params(params, _GROW_PARAMS, "seeds")
+    if any(len(s) != 4 for s in params["seeds"]):
+        raise ConfigError("params.seeds must be [slice, row, column, label] each")
     patient = bool(params.get("patient", False))
     seeds = tuple(
         (proc.Seed(float(s[0]), float(s[1]), float(s[2]), patient), int(s[3]))
