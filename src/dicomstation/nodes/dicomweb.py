@@ -40,6 +40,7 @@ from dicomstation.nodes.qido import (
 )
 from dicomstation.nodes.retrieve_plan import RetrievePlanner
 from dicomstation.nodes.stow import StowSender, batches, outgoing
+from dicomstation.nodes.url_paths import checked_path
 from dicomstation.nodes.wado import (
     DICOM_ACCEPTS,
     AcceptNegotiator,
@@ -143,6 +144,8 @@ class DicomWebNode(TypedFinds):
         accept: str = "application/dicom+json",
     ) -> httpx.Response:
         """GET with retries; an open streamed response with a 2xx status (caller closes it)."""
+
+        checked_path(path, server=self.name, operation=operation, uid=uid)
 
         def attempt() -> httpx.Response:
             query = "?" + encode_query(params) if params else ""
@@ -307,6 +310,7 @@ class DicomWebNode(TypedFinds):
             str(int(f)) for f in frames
         )
         accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+        checked_path(path, server=self.name, operation="WADO-RS frames", uid=sop_uid)
         try:
             with self.client.stream(
                 "GET", f"{self.url}/{path}", headers={"Accept": accept}

@@ -51,6 +51,7 @@ from dicomstation.nodes.http_errors import check_status, is_retryable, translate
 from dicomstation.nodes.http_limits import too_large
 from dicomstation.nodes.multipart import Part
 from dicomstation.nodes.staging import Gathered, InlineBatch, StagedFile, StagingWriter
+from dicomstation.nodes.url_paths import checked_path
 from dicomstation.nodes.wado_parts import (
     DICOM_ACCEPTS,
     AcceptNegotiator,
@@ -203,6 +204,7 @@ class WadoFetcher:
 
     # -- one request ------------------------------------------------------------------
     def _request(self, target: Target) -> None:
+        checked_path(target.path, server=self.server, operation="WADO-RS", uid=target.uid)
         while True:
             accept = self.negotiator.current
             try:

@@ -34,6 +34,7 @@ from dicomstation.config import DicomWebServer, ServerConfig
 from dicomstation.errors import ConfigError, DicomStationError, ProcessingError, RemoteStatusError
 from dicomstation.nodes.base import CancelToken
 from dicomstation.nodes.http_decoding import MAX_BODY, AnswerTooLargeError
+from dicomstation.nodes.url_paths import checked_path
 from dicomstation.pipeline.definition import Pipeline
 from dicomstation.pipeline.executor import Executor
 from dicomstation.pipeline.model import StepState, TaskManifest, TaskResult, WorkItem
@@ -199,9 +200,14 @@ class UpsClient:
                 operation="UPS-RS",
             ) from None
 
+    def _url(self, uid: str, tail: str = "") -> str:
+        """The URL of workitem ``uid`` (a UID from the worklist's own answer: checked)."""
+        path = checked_path(f"workitems/{uid}{tail}", server=self.name, operation="UPS-RS")
+        return f"{self.root}/{path}"
+
     def workitem(self, uid: str) -> dict[str, Any]:
         """One workitem's dataset (DICOM JSON)."""
-        answer = self._get(f"{self.root}/workitems/{uid}", f"retrieve workitem {uid}")
+        answer = self._get(self._url(uid), f"retrieve workitem {uid}")
         self._check(answer, f"retrieve workitem {uid}")
         found: list[dict[str, Any]] = answer.json()
         return found[0]
@@ -219,7 +225,7 @@ class UpsClient:
         body = [{"00081195": _el("UI", txn), "00741000": _el("CS", state)}]
         params = {"lease": f"{lease:g}"} if lease else {}
         return self.http.put(
-            f"{self.root}/workitems/{uid}/state",
+            self._url(uid, "/state"),
             params=params,
             content=json.dumps(body),
             headers=_JSON,
@@ -229,7 +235,7 @@ class UpsClient:
         """Update the claimed workitem (this renews the lease)."""
         params = {"transaction": claim.transaction} | ({"lease": f"{lease:g}"} if lease else {})
         answer = self.http.post(
-            f"{self.root}/workitems/{claim.uid}",
+            self._url(claim.uid),
             params=params,
             content=json.dumps([dict(changes)]),
             headers=_JSON,
