@@ -112,3 +112,14 @@ def test_every_command_prints_its_warnings_as_warnings(
     assert any("patient geometry" in line for line in warned), lines
     assert not [line for line in lines if "Warning:" in line or ".py:" in line], lines
     assert "\x1b" not in done.stderr
+
+
+def test_a_servers_warnings_are_never_hidden(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ui` and `listen` run for days: their later warnings must show, not only be counted."""
+    total = warning_printer.SHOWN + 20
+    with printed_warnings(keep_filters=True), warnings.catch_warnings():
+        warnings.simplefilter("default")  # what a command's filters usually are
+        for index in range(total):
+            warnings.warn(f"association {index}: odd PDU", stacklevel=1)
+    lines = _lines(capsys.readouterr().err)
+    assert lines == [f"warning association {n}: odd PDU" for n in range(total)], lines[-3:]

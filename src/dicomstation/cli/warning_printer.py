@@ -36,8 +36,9 @@ TEXT_LIMIT = 300
 class WarningPrinter:
     """A ``warnings.showwarning`` replacement printing to ``console`` (thread-safe)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, bounded: bool = True) -> None:
         self.console = console
+        self.bounded = bounded  # False: print every warning the filters let through, keep none
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()  # the SHOWN first texts
         self._hidden = 0  # warnings not printed because their text came after the SHOWN first
@@ -53,6 +54,9 @@ class WarningPrinter:
     ) -> None:
         """Print ``message`` if its text is new (the signature of ``warnings.showwarning``)."""
         text = printable(str(message), TEXT_LIMIT, ascii_only=False)
+        if not self.bounded:  # the filters decide what repeats; nothing is kept
+            self._print(text)
+            return
         with self._lock:
             if text in self._counts:
                 self._counts[text] += 1
@@ -87,9 +91,11 @@ def printed_warnings(console: Console, *, keep_filters: bool = False) -> Iterato
 
     For a command's whole run, in the CLI process only; the warnings filters and
     ``showwarning`` are restored when the block ends, however it ends. Every warning
-    is shown (repeats counted) unless ``keep_filters``: then the filters decide.
+    is shown (repeats counted, the first :data:`SHOWN` texts) unless ``keep_filters``:
+    then the filters decide, and each warning they let through is printed (a server
+    running for days keeps showing its warnings; nothing is kept in memory).
     """
-    printer = WarningPrinter(console)
+    printer = WarningPrinter(console, bounded=not keep_filters)
     with warnings.catch_warnings():
         if not keep_filters:
             warnings.simplefilter("always")
