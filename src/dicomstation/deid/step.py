@@ -44,7 +44,16 @@ from dicomstation.settings import Settings
 
 __all__ = ["DeidStep"]
 
-_FIELDS = {"key_file", "settings_file", "options", "keep", "pixel_rules", "allow_burned_in"}
+#: The step's fields and their TOML types.
+_TYPES: dict[str, Any] = {
+    "key_file": str,
+    "settings_file": str,
+    "options": list[str],
+    "keep": list[str],
+    "pixel_rules": str,
+    "allow_burned_in": bool,
+}
+_FIELDS = frozenset(_TYPES)
 
 
 @dataclass(frozen=True)
@@ -129,16 +138,6 @@ class DeidStep:
             if value:
                 table[key] = list(value) if isinstance(value, tuple) else value
         return table
-
-
-_TYPES: dict[str, Any] = {
-    "key_file": str,
-    "settings_file": str,
-    "options": list[str],
-    "keep": list[str],
-    "pixel_rules": str,
-    "allow_burned_in": bool,
-}
 
 
 def _factory(name: str, table: Mapping[str, Any]) -> DeidStep:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from dicomstation.volumes.fastdataset import read_header
 if TYPE_CHECKING:
     from dicomstation.database import Database
     from dicomstation.models import TransferReport
+    from dicomstation.processing.stats import SegmentStatistics
     from dicomstation.volumes import LoadedVolume
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "projection_pixel_area",
     "require_frame_of_reference",
     "unplaced_image",
+    "with_areas",
     "write_datasets",
 ]
 
@@ -260,6 +262,20 @@ def projection_pixel_area(loaded: LoadedVolume) -> float | None:
     except (OSError, pydicom.errors.InvalidDicomError):
         return None
     return pixel_area_mm2(ds) if _unplaced(ds) else None
+
+
+def with_areas(
+    statistics: Sequence[SegmentStatistics], source: SourceSeries
+) -> tuple[SegmentStatistics, ...]:
+    """``statistics`` with ``area_mm2`` set on a projection image that gives its pixel size."""
+    image = unplaced_image(source)
+    pixel = pixel_area_mm2(image) if image is not None else None
+    if pixel is None:
+        return tuple(statistics)
+    return tuple(
+        s if s.area_mm2 is not None else replace(s, area_mm2=s.voxel_count * pixel)
+        for s in statistics
+    )
 
 
 def pixel_area_mm2(image: Dataset) -> float | None:

@@ -244,7 +244,8 @@ def _encode(
     options: ExportOptions,
     workers: int,
 ) -> hd.seg.Segmentation:
-    source_images, pixel_array = _sources_and_pixels(source, pixels)
+    image = unplaced_image(source)
+    source_images, pixel_array = _sources_and_pixels(source, pixels, image)
     try:
         seg = segmentation_class()(
             source_images=source_images,
@@ -268,7 +269,7 @@ def _encode(
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ExportError(f"cannot build SEG for series {source.series_uid}: {exc}") from exc
     _complete_pixel_measures(seg, pixels)
-    if unplaced_image(source) is not None and "PatientOrientation" not in seg:
+    if image is not None and "PatientOrientation" not in seg:
         # Type 2C without a plane orientation: the image's own (empty when it has none)
         seg.PatientOrientation = source.first.get("PatientOrientation") or ""
     apply_options(seg, options)
@@ -276,10 +277,9 @@ def _encode(
 
 
 def _sources_and_pixels(
-    source: SourceSeries, pixels: hd.Volume
+    source: SourceSeries, pixels: hd.Volume, image: Dataset | None
 ) -> tuple[list[Dataset], hd.Volume | npt.NDArray[Any]]:
-    """highdicom's ``source_images`` and ``pixel_array`` for ``pixels`` over ``source``."""
-    image = unplaced_image(source)
+    """highdicom's ``source_images`` and ``pixel_array`` (``image``: a projection image)."""
     if image is not None:  # a projection image: the mask must be on its own pixel grid
         on_grid = pixels.spatial_shape == source.volume.spatial_shape and np.allclose(
             pixels.affine, source.volume.affine

@@ -25,8 +25,8 @@ from dicomstation.export.common import (
     SourceSeries,
     apply_options,
     new_uid,
-    pixel_area_mm2,
     unplaced_image,
+    with_areas,
 )
 from dicomstation.processing.stats import SegmentStatistics
 
@@ -53,8 +53,7 @@ def _size(stat: SegmentStatistics, image: Dataset | None) -> list[tuple[Code, fl
     """Volume (mL) of a placed segment; Area (mm2) on a projection image with a pixel size."""
     if image is None:
         return [(codes.SCT.Volume, stat.volume_ml, MILLILITER)]
-    pixel = pixel_area_mm2(image)
-    area = stat.area_mm2 if stat.area_mm2 is not None else pixel and stat.voxel_count * pixel
+    area = stat.area_mm2  # set by with_areas when the image gives its pixel size
     return [] if area is None else [(codes.SCT.Area, area, SQUARE_MILLIMETER)]
 
 
@@ -206,6 +205,7 @@ def build_sr(
     if not statistics:
         raise ExportError("a measurement report needs at least one segment's statistics")
     unit = intensity_unit(source.modality)
+    image = unplaced_image(source)  # a projection image: planar groups
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -216,7 +216,7 @@ def build_sr(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=_PROCEDURES.get(source.modality, codes.cid100.ImagingProcedure),
         imaging_measurements=[
-            _group(seg, s, unit, options, unplaced_image(source)) for s in statistics
+            _group(seg, s, unit, options, image) for s in with_areas(statistics, source)
         ],
     )
     try:

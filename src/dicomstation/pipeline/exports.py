@@ -265,17 +265,13 @@ def export_results(
 
 
 def _statistics(request: ExportInput) -> tuple[SegmentStatistics, ...]:
-    from dicomstation.export.common import pixel_area_mm2, unplaced_image
+    from dicomstation.export.common import with_areas
     from dicomstation.processing import segment_statistics
 
     segmentation = request.segmentation
     assert segmentation is not None
     stats = segment_statistics(request.source.volume, segmentation.masks(), segmentation.names())
-    image = unplaced_image(request.source)  # a projection image: areas, not volumes
-    pixel = pixel_area_mm2(image) if image is not None else None
-    if pixel is None:
-        return stats
-    return tuple(replace(s, area_mm2=s.voxel_count * pixel) for s in stats)
+    return with_areas(stats, request.source)  # a projection image: areas, not volumes
 
 
 def _import(

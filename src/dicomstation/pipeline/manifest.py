@@ -31,7 +31,7 @@ from typing import Any
 
 from dicomstation.errors import ConfigError
 
-__all__ = ["ManifestRow", "read_manifest"]
+__all__ = ["ManifestRow", "checked_uid", "read_manifest"]
 
 _STUDY_KEYS = frozenset({"studyinstanceuid", "studyuid", "study", "0020000d"})
 _SERIES_KEYS = frozenset({"seriesinstanceuid", "seriesuid", "series", "0020000e"})
@@ -70,7 +70,8 @@ def _key(name: object) -> str:
     return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
-def _uid(value: str, where: str) -> str:
+def checked_uid(value: str, where: str) -> str:
+    """``value`` if it is a UID (digits and dots, 1..64 characters), else ConfigError."""
     if not value or len(value) > 64 or not all(c.isdigit() or c == "." for c in value):
         raise ConfigError(f"{where}: {value!r} is not a DICOM UID")
     return value
@@ -82,9 +83,9 @@ def _row(values: Mapping[str, Any], where: str) -> ManifestRow:
     for name, value in values.items():
         key, text = _key(name), str(value or "").strip()
         if key in _STUDY_KEYS and text and not study:
-            study = _uid(text, where)
+            study = checked_uid(text, where)
         elif key in _SERIES_KEYS and text and not series:
-            series = _uid(text, where)
+            series = checked_uid(text, where)
     if not (study or series):
         raise ConfigError(f"{where}: no StudyInstanceUID or SeriesInstanceUID")
     return ManifestRow(study, series, where)
@@ -137,7 +138,7 @@ def _tcia_rows(path: Path, lines: list[str]) -> list[ManifestRow]:
     if start is None:
         raise ConfigError(f"{path}: a TCIA manifest needs a ListOfSeriesToDownload= line")
     return [
-        ManifestRow("", _uid(line.strip(), f"{path}:{number}"), f"{path}:{number}")
+        ManifestRow("", checked_uid(line.strip(), f"{path}:{number}"), f"{path}:{number}")
         for number, line in enumerate(lines[start + 1 :], start=start + 2)
         if line.strip()
     ]

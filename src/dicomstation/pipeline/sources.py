@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from dicomstation.errors import ConfigError, NotFoundError
 from dicomstation.models import Level, Query, SeriesRef, StudyRef
 from dicomstation.pipeline.exports import UID_ROOT
-from dicomstation.pipeline.manifest import ManifestRow, read_manifest
+from dicomstation.pipeline.manifest import ManifestRow, checked_uid, read_manifest
 from dicomstation.pipeline.model import WorkItem
 from dicomstation.pipeline.table_check import build, check_value
 
@@ -212,8 +212,7 @@ def _item(key: str, where: str) -> WorkItem:
     """The work item of a key ``STUDY`` or ``STUDY/SERIES,...``, its UIDs checked."""
     item = WorkItem.from_key(key)
     for uid in (item.study_uid, *item.series_uids):
-        if not uid or len(uid) > 64 or not all(c.isdigit() or c == "." for c in uid):
-            raise ConfigError(f"{where}: {uid!r} (in {key!r}) is not a DICOM UID")
+        checked_uid(uid, f"{where} ({key!r})")
     return item
 
 

@@ -323,7 +323,7 @@ def _export(name: str, table: Mapping[str, Any]) -> ExportStep:
     return ExportStep(name, tuple(str(k) for k in kinds), options, params)
 
 
-def _table(name: str, table: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _table(name: str, table: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = table.get(key, {})
     check_value(value, Mapping[str, Any], f"step {name!r}.{key}")
     return dict(value)
@@ -346,7 +346,7 @@ register_step(
     lambda n, t: SegmentStep(
         n,
         str(_checked(n, t, {"segmenter", "params"}).get("segmenter", "threshold")),
-        dict(_table(n, t, "params")),
+        _table(n, t, "params"),
     ),
 )
 register_step("export", _export)
